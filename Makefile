@@ -1,0 +1,45 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test install lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# The app and its runtime dependencies (reinstalled when pyproject.toml changes).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# The test dependencies on top.
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/signage demo
+
+# Finds a Chromium (SIGNAGE_CHROMIUM, the PATH, or Playwright's own); installs Debian's when
+# none is found and we may; then runs the whole suite. Browser tests are never skipped in CI.
+test: $(VENV)/.installed-test
+	@CHROMIUM="$$(scripts/ensure-chromium.sh)" && \
+	  SIGNAGE_CHROMIUM="$$CHROMIUM" $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check signage tests bench
+	$(BIN)/ruff format --check signage tests bench
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format signage tests bench
+	$(BIN)/ruff check --fix signage tests bench
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/relay.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

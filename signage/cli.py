@@ -1,0 +1,341 @@
+"""The `signage` command: demo, serve, sim, check, init-db and displays."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+import click
+import httpx
+
+from signage import __version__
+
+logger = logging.getLogger(__name__)
+
+
+def _configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs every request URL at INFO; ours carry no secrets, but they are noise.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _app(**overrides: Any):
+    from signage import create_app
+
+    return create_app(overrides or None)
+
+
+def _default_public_url(host: str, port: int) -> str:
+    """The address `serve` listens on, as a kiosk elsewhere on the network would reach it."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn() or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+@click.group()
+@click.version_option(__version__, prog_name="signage")
+def main() -> None:
+    """Self-hosted wayfinding displays, live from Density's occupancy sensors."""
+
+
+# -- serve -------------------------------------------------------------------------------------
+def run_gunicorn(host: str, port: int, max_kiosks: int, env: dict[str, str] | None = None) -> None:
+    """Serve the app with gunicorn: one gthread worker holds every feed and kiosk socket."""
+    from gunicorn.app.base import BaseApplication
+
+    if env:
+        os.environ.update(env)
+
+    class _Server(BaseApplication):
+        def load_config(self) -> None:
+            options = {
+                "bind": f"{host}:{port}",
+                # The feeds and the hub live in memory: one worker, threads for every kiosk
+                # socket (each holds a handler thread) plus headroom for plain HTTP.
+                "workers": 1,
+                "worker_class": "gthread",
+                "threads": max_kiosks + 64,
+                "worker_connections": max_kiosks + 64,
+                "timeout": 60,
+                "graceful_timeout": 10,
+                "keepalive": 5,
+                "preload_app": False,  # threads started before a fork would not survive it
+                "accesslog": None,
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            from signage import create_app
+
+            return create_app()
+
+    _Server().run()
+
+
+def _raise_file_limit(wanted: int) -> None:
+    """Each kiosk socket is a file descriptor: raise the soft limit towards what we need."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = min(hard, max(soft, wanted))
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        if target < wanted:
+            click.echo(f"warning: open-file limit {target} is below the {wanted} kiosks need", err=True)
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--server",
+    type=click.Choice(["gunicorn", "waitress"]),
+    default="gunicorn",
+    show_default=True,
+    help="waitress serves without WebSockets: kiosks use the HTTP fallback.",
+)
+def serve(host: str, port: int, server: str) -> None:
+    """Serve kiosks and the admin console."""
+    from signage import config as settings
+
+    os.environ.setdefault("SIGNAGE_PUBLIC_URL", _default_public_url(host, port))
+    values = settings.load(os.path.join(os.getcwd(), "instance"))
+    _configure_logging(values["SIGNAGE_LOG_LEVEL"])
+    max_kiosks = values["SIGNAGE_MAX_KIOSKS"]
+    _raise_file_limit(max_kiosks * 2 + 256)
+    click.echo(f"signage {__version__} serving on http://{host}:{port} ({server})")
+    if server == "waitress":
+        import waitress
+
+        waitress.serve(_app(), host=host, port=port, threads=16)
+    else:
+        run_gunicorn(host, port, max_kiosks)
+
+
+# -- sim ---------------------------------------------------------------------------------------
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option(
+    "--scenario", type=click.Choice(["quiet", "day"]), default="day", show_default=True
+)
+@click.option("--speed", default=1.0, show_default=True, type=float, help="Speed-up of the day.")
+def sim(host: str, port: int, seed: int, scenario: str, speed: float) -> None:
+    """Run the built-in Density simulator alone (point any Density client at it)."""
+    from signage.sim.server import run_forever
+
+    _configure_logging()
+    run_forever(host=host, port=port, seed=seed, scenario=scenario, speed=speed)
+
+
+# -- demo --------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--speed", default=30.0, show_default=True, type=float, help="Simulated day speed-up.")
+@click.option("--instance", default="instance/demo", show_default=True, help="Demo data folder.")
+def demo(host: str, port: int, speed: float, instance: str) -> None:
+    """The whole product on the built-in simulator: no Density account needed."""
+    from signage.sim import SimSettings
+
+    _configure_logging()
+    sim_port = _free_port()
+    sim_proc = subprocess.Popen(
+        [sys.executable, "-m", "signage", "sim", "--port", str(sim_port), "--speed", str(speed)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        sim_url = f"http://127.0.0.1:{sim_port}"
+        if not _wait_for(f"{sim_url}/version", 30):
+            raise click.ClickException("the simulator did not start")
+        defaults = SimSettings()
+        os.makedirs(instance, exist_ok=True)
+        public_url = _default_public_url(host, port)
+        env = {
+            "DENSITY_API_URL": sim_url,
+            "DENSITY_CLIENT_ID": defaults.client_id,
+            "DENSITY_CLIENT_SECRET": defaults.client_secret,
+            "DENSITY_API_TOKEN": defaults.static_token,
+            "SIGNAGE_DATABASE": os.path.abspath(os.path.join(instance, "signage.sqlite3")),
+            "SIGNAGE_PUBLIC_URL": public_url,
+        }
+        os.environ.update(env)
+        app = _app()
+        svc = app.extensions["signage"]
+        state = httpx.get(f"{sim_url}/_sim/state", timeout=5).json()
+        floor_displays: dict[str, str] = {}
+        for display_id, floor_id in sorted(state["displays"].items()):
+            floor_displays.setdefault(floor_id, display_id)
+        existing = {d.floor_id for d in svc.store.list_displays()}
+        for floor in svc.directory.floors():
+            if floor.id not in existing:
+                svc.store.add_display(
+                    f"Lobby – {floor.name}", floor.id, floor_displays.get(floor.id)
+                )
+        click.echo("")
+        click.echo(f"signage demo: Density simulator at {sim_url}")
+        for display in svc.store.list_displays():
+            click.echo(f"  kiosk  {display.name:<24} {svc.kiosk_url(display)}")
+        click.echo(f"  server {public_url}/")
+        click.echo("Press Ctrl+C to stop.\n")
+        svc.close()
+        run_gunicorn(host, port, 200)
+    finally:
+        sim_proc.terminate()
+        try:
+            sim_proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            sim_proc.kill()
+
+
+# -- check -------------------------------------------------------------------------------------
+@main.command()
+@click.option("--display-id", default=None, help="Also exchange a display-scoped token for it.")
+def check(display_id: str | None) -> None:
+    """Validate Density credentials: reach the API, get tokens, list the floors."""
+    from signage import config as settings
+    from signage.density.client import DensityClient
+    from signage.density.errors import AuthError, DensityError, RateLimited, Unavailable
+
+    values = settings.load(os.path.join(os.getcwd(), "instance"))
+    url = values["DENSITY_API_URL"]
+    has_token = bool(values["DENSITY_API_TOKEN"])
+    has_oauth = bool(values["DENSITY_CLIENT_ID"] and values["DENSITY_CLIENT_SECRET"])
+    click.echo(f"Density API: {url}")
+    if not (has_token or has_oauth):
+        raise click.ClickException(
+            "no credentials: set DENSITY_API_TOKEN, or DENSITY_CLIENT_ID and DENSITY_CLIENT_SECRET"
+        )
+    if display_id and not has_oauth:
+        raise click.ClickException(
+            "--display-id needs DENSITY_CLIENT_ID and DENSITY_CLIENT_SECRET (display tokens"
+            " come from client credentials)"
+        )
+
+    def step(label: str, action):
+        try:
+            result = action()
+        except AuthError as exc:
+            raise click.ClickException(f"{label}: refused by Density ({exc}). Check the credentials.")
+        except RateLimited as exc:
+            raise click.ClickException(f"{label}: rate limited by Density ({exc}). Try again shortly.")
+        except Unavailable as exc:
+            raise click.ClickException(f"{label}: Density unreachable ({exc}). Check DENSITY_API_URL and the network.")
+        except DensityError as exc:
+            raise click.ClickException(f"{label}: unexpected answer from Density ({exc}).")
+        click.echo(f"  ok  {label}")
+        return result
+
+    with DensityClient(
+        url,
+        api_token=values["DENSITY_API_TOKEN"] or None,
+        client_id=values["DENSITY_CLIENT_ID"] or None,
+        client_secret=values["DENSITY_CLIENT_SECRET"] or None,
+    ) as client:
+        step("version", client.version)
+        step("organisation token", client.org_token)
+        step("hello-world", client.hello_world)
+        if display_id:
+            step(f"display token for {display_id}", lambda: client.display_token(display_id))
+        spaces = step("spaces", client.spaces)
+    floors = [s for s in spaces if s.space_type == "floor"]
+    click.echo(f"{len(floors)} floor(s):")
+    for floor in floors:
+        rooms = sum(1 for s in spaces if s.parent_id == floor.id)
+        click.echo(f"  {floor.id}  {floor.name}  ({rooms} spaces)")
+
+
+# -- init-db -----------------------------------------------------------------------------------
+@main.command("init-db")
+def init_db() -> None:
+    """Create the database or bring its schema up to date."""
+    app = _app()
+    svc = app.extensions["signage"]
+    version = svc.store.migrate()
+    click.echo(f"database {svc.store.path} at schema version {version}")
+
+
+# -- displays ----------------------------------------------------------------------------------
+@main.group()
+def displays() -> None:
+    """Add and list displays."""
+
+
+def _display_json(svc, display) -> dict[str, Any]:
+    return {
+        "id": display.id,
+        "name": display.name,
+        "floor_id": display.floor_id,
+        "density_display_id": display.density_display_id,
+        "kiosk_url": svc.kiosk_url(display),
+        "socket_url": svc.socket_url(display),
+        "state_url": svc.state_url(display),
+    }
+
+
+@displays.command("add")
+@click.option("--name", required=True)
+@click.option("--floor", "floor_id", required=True, help="Density floor id (spc_…).")
+@click.option("--density-display-id", default=None, help="Density display id, for its token.")
+@click.option("--json", "as_json", is_flag=True, help="Print the display as JSON.")
+def displays_add(name: str, floor_id: str, density_display_id: str | None, as_json: bool) -> None:
+    """Add a display for a floor."""
+    from signage.store import StoreError
+
+    svc = _app().extensions["signage"]
+    try:
+        display = svc.store.add_display(name, floor_id, density_display_id)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(_display_json(svc, display)))
+    else:
+        click.echo(f"display {display.id} added: {svc.kiosk_url(display)}")
+
+
+@displays.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the displays as JSON.")
+def displays_list(as_json: bool) -> None:
+    """List displays with their kiosk URLs."""
+    svc = _app().extensions["signage"]
+    rows = [_display_json(svc, d) for d in svc.store.list_displays()]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for row in rows:
+        click.echo(f"{row['id']:>4}  {row['name']:<24} {row['floor_id']:<20} {row['kiosk_url']}")

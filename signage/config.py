@@ -1,0 +1,220 @@
+"""Settings: defaults, then an instance config file, then the environment, then test overrides.
+
+Every setting the app reads is declared once in SETTINGS, with its type and a description; the
+README's settings table is checked against this list by a test, so a new setting cannot ship
+undocumented.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+DENSITY_PRODUCTION_URL = "https://api.density.io"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name (also its environment variable), type, default and meaning."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    secret: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # Density credentials: the names a Density user already knows.
+    Setting("DENSITY_API_URL", str, DENSITY_PRODUCTION_URL, "Base URL of Density's API."),
+    Setting("DENSITY_CLIENT_ID", str, "", "OAuth client id (for display-scoped tokens)."),
+    Setting(
+        "DENSITY_CLIENT_SECRET", str, "", "OAuth client secret. Never leaves the server.", True
+    ),
+    Setting(
+        "DENSITY_API_TOKEN",
+        str,
+        "",
+        "Static API token (`tok_…`) for organisation calls; OAuth is used when unset.",
+        True,
+    ),
+    # The app's own settings.
+    Setting(
+        "SIGNAGE_DATABASE",
+        str,
+        "",
+        "SQLite file for displays and settings (default: `instance/signage.sqlite3`).",
+    ),
+    Setting(
+        "SIGNAGE_SECRET_KEY",
+        str,
+        "",
+        "Signs session cookies. Generated and kept in the instance folder when unset.",
+        True,
+    ),
+    Setting(
+        "SIGNAGE_PUBLIC_URL",
+        str,
+        "",
+        "URL kiosks reach the server at (default: the address `serve` listens on).",
+    ),
+    Setting(
+        "SIGNAGE_ALLOWED_ORIGINS",
+        str,
+        "",
+        "Extra origins (comma-separated) allowed to open kiosk sockets.",
+    ),
+    Setting("SIGNAGE_LOG_LEVEL", str, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
+    # Upstream budget and timeouts.
+    Setting(
+        "SIGNAGE_UPSTREAM_RATE",
+        float,
+        12.0,
+        "Requests per second to Density for the whole process (Density allows 15).",
+    ),
+    Setting(
+        "SIGNAGE_UPSTREAM_BURST",
+        int,
+        50,
+        "Burst allowance of the upstream rate limiter (Density allows 100).",
+    ),
+    Setting("SIGNAGE_HTTP_TIMEOUT", float, 10.0, "Timeout in seconds for each call to Density."),
+    # Floor feed intervals (seconds). Settings so that tests run in seconds, not minutes.
+    Setting("SIGNAGE_PING_INTERVAL", float, 10.0, "Ping the upstream socket this often."),
+    Setting("SIGNAGE_PING_TIMEOUT", float, 5.0, "An upstream ping unanswered this long is dead."),
+    Setting(
+        "SIGNAGE_SILENCE_TIMEOUT",
+        float,
+        90.0,
+        "No upstream message for this long counts as a dead socket (Density refreshes each minute).",
+    ),
+    Setting(
+        "SIGNAGE_SNAPSHOT_WAIT",
+        float,
+        3.0,
+        "Wait this long for a `refresh` after connecting before taking a REST snapshot.",
+    ),
+    Setting("SIGNAGE_POLL_INTERVAL", float, 15.0, "Presence-health poll period while on fallback."),
+    Setting(
+        "SIGNAGE_STALE_AFTER",
+        float,
+        120.0,
+        "Nothing heard from Density for this long: the floor is stale, rooms unknown.",
+    ),
+    Setting("SIGNAGE_BACKOFF_BASE", float, 1.0, "First reconnect delay for the upstream socket."),
+    Setting("SIGNAGE_BACKOFF_MAX", float, 60.0, "Longest reconnect delay for the upstream socket."),
+    Setting(
+        "SIGNAGE_SENSOR_HEALTH_INTERVAL",
+        float,
+        300.0,
+        "Refresh per-sensor health from Density this often.",
+    ),
+    Setting(
+        "SIGNAGE_FEED_LINGER",
+        float,
+        60.0,
+        "Keep a floor's feed running this long after its last kiosk leaves.",
+    ),
+    # Kiosk sockets.
+    Setting(
+        "SIGNAGE_HEARTBEAT_INTERVAL", float, 15.0, "Server heartbeat to kiosks, in seconds."
+    ),
+    Setting(
+        "SIGNAGE_KIOSK_PING_INTERVAL",
+        float,
+        25.0,
+        "WebSocket ping to kiosks, keeps proxies from cutting idle sockets.",
+    ),
+    Setting("SIGNAGE_KIOSK_QUEUE", int, 64, "Messages queued per kiosk before it is evicted."),
+    Setting(
+        "SIGNAGE_KIOSK_SEND_TIMEOUT",
+        float,
+        5.0,
+        "A send to a kiosk stuck this long is cut.",
+    ),
+    Setting(
+        "SIGNAGE_KIOSK_MAX_MESSAGE",
+        int,
+        4096,
+        "Largest message a kiosk may send, in bytes.",
+    ),
+    Setting(
+        "SIGNAGE_KIOSK_MAX_RATE",
+        float,
+        5.0,
+        "Messages per second a kiosk may send on average before it is closed.",
+    ),
+    Setting(
+        "SIGNAGE_MAX_KIOSKS",
+        int,
+        1200,
+        "Kiosk sockets one server process is sized for (threads and connections).",
+    ),
+)
+
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+CONFIG_FILE_NAME = "signage.toml"
+
+
+def _coerce(setting: Setting, value: Any) -> Any:
+    """Turn a value from a file or the environment into the setting's type, or say why not."""
+    if setting.type is bool:
+        if isinstance(value, bool):
+            return value
+        return str(value).strip().lower() in {"1", "true", "yes", "on"}
+    try:
+        return setting.type(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{setting.name}: expected {setting.type.__name__}, got {value!r}") from exc
+
+
+def defaults() -> dict[str, Any]:
+    """Every setting at its default."""
+    return {s.name: s.default for s in SETTINGS}
+
+
+def load(
+    instance_path: str | os.PathLike[str],
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Layer defaults, `<instance>/signage.toml` (or `SIGNAGE_CONFIG`), the environment, overrides."""
+    environ = os.environ if environ is None else environ
+    values = defaults()
+
+    file = Path(environ.get("SIGNAGE_CONFIG") or Path(instance_path) / CONFIG_FILE_NAME)
+    if file.is_file():
+        with file.open("rb") as fh:
+            from_file = tomllib.load(fh)
+        for key, value in from_file.items():
+            setting = SETTINGS_BY_NAME.get(key.upper())
+            if setting is None:
+                logger.warning("config file %s: unknown setting %s ignored", file, key)
+                continue
+            values[setting.name] = _coerce(setting, value)
+
+    for setting in SETTINGS:
+        if setting.name in environ:
+            values[setting.name] = _coerce(setting, environ[setting.name])
+
+    for key, value in (overrides or {}).items():
+        setting = SETTINGS_BY_NAME.get(key)
+        values[key] = _coerce(setting, value) if setting else value
+
+    if not values["SIGNAGE_DATABASE"]:
+        values["SIGNAGE_DATABASE"] = str(Path(instance_path) / "signage.sqlite3")
+    return values
+
+
+def allowed_origins(config: Mapping[str, Any]) -> set[str]:
+    """Origins allowed to open kiosk sockets besides the server's own address."""
+    extra = {o.strip().rstrip("/") for o in config.get("SIGNAGE_ALLOWED_ORIGINS", "").split(",")}
+    public = config.get("SIGNAGE_PUBLIC_URL", "").rstrip("/")
+    return {o for o in extra | {public} if o}

@@ -1,0 +1,152 @@
+"""The app's shared objects, built once per app and kept in `app.extensions["signage"]`.
+
+No thread starts here: a floor feed starts when its first kiosk arrives, so building the app
+(in tests, in the CLI, before gunicorn forks) costs nothing but opening the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from flask import Flask, current_app
+
+from signage import config as settings
+from signage.density.client import DensityClient
+from signage.density.ratelimit import RateLimiter
+from signage.feeds import FeedManager, FeedSettings, SpaceDirectory
+from signage.hub import Hub
+from signage.store import Display, Store
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Services:
+    """Everything a request handler or a CLI command needs, in one place."""
+
+    config: dict[str, Any]
+    store: Store
+    client: DensityClient
+    directory: SpaceDirectory
+    hub: Hub
+    feeds: FeedManager
+    epoch: str
+    state: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- URLs a display is reached at ------------------------------------------------------
+    def public_url(self) -> str:
+        return (self.config.get("SIGNAGE_PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/")
+
+    def kiosk_url(self, display: Display) -> str:
+        """The page a screen opens; carries the display's revocable credential."""
+        return f"{self.public_url()}/kiosk/{self.store.credential(display)}"
+
+    def socket_url(self, display: Display) -> str:
+        """The kiosk socket; works on its own (the URL authenticates)."""
+        parts = urlsplit(self.public_url())
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return f"{scheme}://{parts.netloc}{parts.path}/ws/kiosk/{self.store.credential(display)}"
+
+    def state_url(self, display: Display) -> str:
+        """The HTTP fallback: the same state as JSON."""
+        return f"{self.public_url()}/api/kiosk/{self.store.credential(display)}/state"
+
+    def token_display_for_floor(self, floor_id: str) -> str | None:
+        """The Density display id whose token a floor's feed uses (None: organisation token)."""
+        for display in self.store.list_displays(floor_id):
+            if display.density_display_id:
+                return display.density_display_id
+        return None
+
+    def close(self) -> None:
+        """Stop feeds and threads, close the client (tests and shutdown)."""
+        self.feeds.stop()
+        self.hub.stop()
+        self.client.close()
+        self.store.close()
+
+
+def services() -> Services:
+    """The current app's services."""
+    return current_app.extensions["signage"]
+
+
+def _secret_key(instance_path: Path, configured: str) -> str:
+    """The configured secret key, else one generated once and kept in the instance folder."""
+    if configured:
+        return configured
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def build_services(config: dict[str, Any], instance_path: Path) -> Services:
+    """Create the store, client, directory, hub and feed manager from settings."""
+    secret = _secret_key(instance_path, config["SIGNAGE_SECRET_KEY"])
+    config["SIGNAGE_SECRET_KEY"] = secret
+    store = Store(config["SIGNAGE_DATABASE"], secret)
+    store.migrate()
+    limiter = RateLimiter(rate=config["SIGNAGE_UPSTREAM_RATE"], burst=config["SIGNAGE_UPSTREAM_BURST"])
+    client = DensityClient(
+        config["DENSITY_API_URL"],
+        api_token=config["DENSITY_API_TOKEN"] or None,
+        client_id=config["DENSITY_CLIENT_ID"] or None,
+        client_secret=config["DENSITY_CLIENT_SECRET"] or None,
+        limiter=limiter,
+        timeout=httpx.Timeout(config["SIGNAGE_HTTP_TIMEOUT"], connect=min(5.0, config["SIGNAGE_HTTP_TIMEOUT"])),
+    )
+    hub = Hub(queue_size=config["SIGNAGE_KIOSK_QUEUE"], send_timeout=config["SIGNAGE_KIOSK_SEND_TIMEOUT"])
+    directory = SpaceDirectory(client)
+    epoch = secrets.token_hex(4)
+    svc_holder: dict[str, Services] = {}
+    feeds = FeedManager(
+        client,
+        directory,
+        FeedSettings.from_config(config),
+        hub.publish,
+        lambda floor_id: svc_holder["svc"].token_display_for_floor(floor_id),
+        epoch,
+    )
+    svc = Services(config, store, client, directory, hub, feeds, epoch)
+    svc_holder["svc"] = svc
+    return svc
+
+
+def init_app(app: Flask, test_config: dict[str, Any] | None) -> None:
+    """Layer the settings onto the app, build its services and register its routes."""
+    app.template_folder = str(PROJECT_ROOT / "templates")
+    app.static_folder = str(PROJECT_ROOT / "static")
+    config = settings.load(app.instance_path, overrides=test_config)
+    app.config.update(config)
+    app.testing = bool(config.get("TESTING", False))
+    svc = build_services(config, Path(app.instance_path))
+    app.config["SIGNAGE_SECRET_KEY"] = config["SIGNAGE_SECRET_KEY"]
+    app.config["SECRET_KEY"] = config["SIGNAGE_SECRET_KEY"]
+    app.config["SOCK_SERVER_OPTIONS"] = {
+        "ping_interval": config["SIGNAGE_KIOSK_PING_INTERVAL"],
+        "max_message_size": config["SIGNAGE_KIOSK_MAX_MESSAGE"],
+    }
+    app.extensions["signage"] = svc
+    logging.getLogger("signage").setLevel(config["SIGNAGE_LOG_LEVEL"].upper())
+
+    from signage.web import kiosk, sockets
+
+    app.register_blueprint(kiosk.bp)
+    sockets.init_app(app)

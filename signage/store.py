@@ -1,0 +1,204 @@
+"""SQLite storage: schema migrations, displays and their revocable kiosk credentials.
+
+One connection per thread (SQLite connections must not cross threads), WAL mode so kiosk
+reads never wait on an admin's write, and every multi-row change in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Each entry moves the schema one version forward; applied in order, never edited once shipped.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE displays (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        floor_id TEXT NOT NULL,
+        density_display_id TEXT,
+        key_generation INTEGER NOT NULL DEFAULT 1,
+        settings TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX displays_floor ON displays (floor_id);
+    """,
+)
+
+
+class StoreError(Exception):
+    """A request the store cannot carry out (unknown display, invalid value)."""
+
+
+@dataclass(frozen=True)
+class Display:
+    """A screen (or several showing the same thing) configured for one floor."""
+
+    id: int
+    name: str
+    floor_id: str
+    density_display_id: str | None
+    key_generation: int
+    settings: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Store:
+    """The app's database: open, migrate, and read and write displays."""
+
+    def __init__(self, path: str, secret_key: str) -> None:
+        self.path = path
+        self._secret = secret_key.encode()
+        self._local = threading.local()
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+    # -- connection life cycle -------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode keeps every acknowledged commit through a process crash.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; rolled back whole if anything in it fails."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def migrate(self) -> int:
+        """Apply pending migrations; return the schema version now in force."""
+        with self.transaction() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+                logger.info("database migrated to schema version %d", number)
+            return len(MIGRATIONS) if version < len(MIGRATIONS) else version
+
+    # -- displays ---------------------------------------------------------------------------
+    @staticmethod
+    def _display(row: sqlite3.Row) -> Display:
+        return Display(
+            id=row["id"],
+            name=row["name"],
+            floor_id=row["floor_id"],
+            density_display_id=row["density_display_id"],
+            key_generation=row["key_generation"],
+            settings=json.loads(row["settings"] or "{}"),
+        )
+
+    def add_display(
+        self,
+        name: str,
+        floor_id: str,
+        density_display_id: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> Display:
+        """Create a display for a floor."""
+        name, floor_id = name.strip(), floor_id.strip()
+        if not name:
+            raise StoreError("a display needs a name")
+        if not floor_id:
+            raise StoreError("a display needs a floor id")
+        now = _now()
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO displays (name, floor_id, density_display_id, settings,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, floor_id, density_display_id or None, json.dumps(settings or {}), now, now),
+            )
+            row = conn.execute("SELECT * FROM displays WHERE id = ?", (cur.lastrowid,)).fetchone()
+        return self._display(row)
+
+    def get_display(self, display_id: int) -> Display | None:
+        """The display with this id, or None."""
+        row = self._conn().execute("SELECT * FROM displays WHERE id = ?", (display_id,)).fetchone()
+        return self._display(row) if row else None
+
+    def list_displays(self, floor_id: str | None = None) -> list[Display]:
+        """Every display, or those of one floor, in id order."""
+        if floor_id is None:
+            rows = self._conn().execute("SELECT * FROM displays ORDER BY id").fetchall()
+        else:
+            rows = (
+                self._conn()
+                .execute("SELECT * FROM displays WHERE floor_id = ? ORDER BY id", (floor_id,))
+                .fetchall()
+            )
+        return [self._display(r) for r in rows]
+
+    def remove_display(self, display_id: int) -> bool:
+        """Delete a display; True when one was deleted."""
+        with self.transaction() as conn:
+            cur = conn.execute("DELETE FROM displays WHERE id = ?", (display_id,))
+        return cur.rowcount > 0
+
+    def revoke_display(self, display_id: int) -> Display:
+        """Invalidate the display's credential; a new one replaces it."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE displays SET key_generation = key_generation + 1, updated_at = ?"
+                " WHERE id = ?",
+                (_now(), display_id),
+            )
+            if cur.rowcount == 0:
+                raise StoreError(f"no display {display_id}")
+            row = conn.execute("SELECT * FROM displays WHERE id = ?", (display_id,)).fetchone()
+        return self._display(row)
+
+    # -- credentials ------------------------------------------------------------------------
+    # A kiosk credential is "<id>.<hmac(secret, id:generation)>": nothing secret is stored, an
+    # admin can show the URL again at any time, and bumping the generation revokes it.
+    def credential(self, display: Display) -> str:
+        """The display's current kiosk credential (goes in its kiosk and socket URLs)."""
+        mac = hmac.new(
+            self._secret, f"display:{display.id}:{display.key_generation}".encode(), hashlib.sha256
+        ).hexdigest()[:32]
+        return f"{display.id}.{mac}"
+
+    def display_for_credential(self, credential: str) -> Display | None:
+        """The display a credential belongs to, if it is current; None otherwise."""
+        head, _, _mac = credential.partition(".")
+        if not head.isdigit() or len(credential) > 64:
+            return None
+        display = self.get_display(int(head))
+        if display is None:
+            return None
+        return display if hmac.compare_digest(self.credential(display), credential) else None

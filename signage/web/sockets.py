@@ -1,0 +1,176 @@
+"""The kiosk socket (flask-sock): snapshot on join, then changes, heartbeats, eviction.
+
+One handler thread per kiosk is the only thread that sends on its socket. It sleeps on one
+event that wakes it for three reasons: the hub queued a message, the kiosk sent something
+(simple-websocket's reader thread sets the same event), or the hub asked it to close. It never
+blocks without a timeout, so it notices a departed kiosk within a heartbeat interval at worst.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, request
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from signage import config as settings
+from signage.hub import CLOSE_POLICY, CLOSE_UNAUTHORIZED, Subscriber
+from signage.services import services
+from signage.store import Display
+
+logger = logging.getLogger(__name__)
+
+sock = Sock()
+
+
+def init_app(app: Flask) -> None:
+    """Register the socket routes and the handshake guard."""
+    sock.init_app(app)
+    app.before_request(_guard_handshake)
+
+
+def _is_upgrade() -> bool:
+    return request.environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+
+
+def _origin_allowed(origin: str | None) -> bool:
+    """No Origin (players, scripts) or our own address or one allowed in settings."""
+    if not origin:
+        return True
+    origin = origin.rstrip("/")
+    if urlsplit(origin).netloc == request.host:
+        return True
+    return origin in settings.allowed_origins(services().config)
+
+
+def _guard_handshake() -> None:
+    """Before any WebSocket handshake: refuse foreign origins, turn compression off."""
+    if not _is_upgrade():
+        return
+    if not _origin_allowed(request.headers.get("Origin")):
+        logger.warning("socket handshake refused: foreign origin %s", request.headers.get("Origin"))
+        abort(403)
+    # Messages are tiny; permessage-deflate would cost ~95 KiB per connection (FINDINGS).
+    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+
+
+def display_public(display: Display) -> dict[str, Any]:
+    """What a kiosk may know of its display (never its credential or Density ids)."""
+    return {"id": display.id, "name": display.name, "settings": display.settings}
+
+
+class _InboundBudget:
+    """A kiosk may send `rate` messages a second on average, `burst` at once."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.at = burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def _abort_socket(ws: Any) -> None:
+    """Cut the TCP connection under a stuck send (the send then raises)."""
+    raw = getattr(ws, "sock", None)
+    if raw is not None:
+        try:
+            raw.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _send(ws: Any, sub: Subscriber, text: str) -> None:
+    sub.sending_since = time.monotonic()
+    try:
+        ws.send(text)
+    finally:
+        sub.sending_since = None
+
+
+def _handle_inbound(sub: Subscriber, raw: str | bytes) -> str | None:
+    """Read a kiosk's message; returns "resync" when it asks for a fresh snapshot."""
+    try:
+        message = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(message, dict):
+        return None
+    kind = message.get("type")
+    if kind in ("hello", "heartbeat"):
+        # Keep only small scalar fields the fleet page shows; a page cannot grow our memory.
+        sub.info = {
+            k: v
+            for k, v in message.items()
+            if isinstance(v, str | int | float | bool) and len(k) < 32 and len(str(v)) < 128
+        }
+        sub.info["received_at"] = time.monotonic()
+    elif kind == "resync":
+        return "resync"
+    return None
+
+
+@sock.route("/ws/kiosk/<credential>")
+def kiosk_socket(ws: Any, credential: str) -> None:
+    """A display's live feed: snapshot, then updates and heartbeats."""
+    svc = services()
+    display = svc.store.display_for_credential(credential)
+    if display is None:
+        ws.close(CLOSE_UNAUTHORIZED, "unknown or revoked display")
+        return
+    config = svc.config
+    heartbeat_every = config["SIGNAGE_HEARTBEAT_INTERVAL"]
+    budget = _InboundBudget(config["SIGNAGE_KIOSK_MAX_RATE"], config["SIGNAGE_KIOSK_MAX_RATE"] * 4)
+    feed = svc.feeds.acquire(display.floor_id)
+    sub = svc.hub.subscribe(display.floor_id, display.id, ws.event)
+    sub.cut = lambda: _abort_socket(ws)
+    logger.info("kiosk of display %s connected", display.id)
+    try:
+        snapshot = feed.snapshot()
+        snapshot["display"] = display_public(display)
+        _send(ws, sub, json.dumps(snapshot, separators=(",", ":")))
+        last_seq, last_sent = snapshot["seq"], time.monotonic()
+        while ws.connected:
+            ws.event.clear()
+            while (raw := ws.receive(timeout=0)) is not None:
+                if not budget.take():
+                    logger.warning("kiosk of display %s closed: too many messages", display.id)
+                    ws.close(CLOSE_POLICY, "too many messages")
+                    return
+                if _handle_inbound(sub, raw) == "resync":
+                    snapshot = feed.snapshot()
+                    snapshot["display"] = display_public(display)
+                    _send(ws, sub, json.dumps(snapshot, separators=(",", ":")))
+                    last_seq, last_sent = snapshot["seq"], time.monotonic()
+            if sub.close_code is not None:
+                ws.close(sub.close_code, sub.close_reason)
+                return
+            while (item := sub.take()) is not None:
+                seq, text = item
+                if seq <= last_seq:
+                    continue  # already in the snapshot this kiosk got
+                _send(ws, sub, text)
+                last_seq, last_sent = seq, time.monotonic()
+            idle = time.monotonic() - last_sent
+            if idle >= heartbeat_every:
+                _send(ws, sub, json.dumps(feed.heartbeat(), separators=(",", ":")))
+                last_sent, idle = time.monotonic(), 0.0
+            ws.event.wait(timeout=max(0.05, heartbeat_every - idle))
+    except (ConnectionClosed, OSError):
+        pass
+    finally:
+        svc.hub.unsubscribe(sub)
+        svc.feeds.release(display.floor_id)
+        logger.info("kiosk of display %s disconnected", display.id)

@@ -1,0 +1,113 @@
+"""Shared fixtures: the simulator and the real server over loopback, and the browser launch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from signage.sim import SimServer, SimSettings
+from tests.helpers import ServerThread
+
+# Intervals shrunk so that failure-and-recovery tests run in seconds, not minutes.
+FAST = {
+    "SIGNAGE_PING_INTERVAL": 1.0,
+    "SIGNAGE_PING_TIMEOUT": 1.0,
+    "SIGNAGE_SILENCE_TIMEOUT": 2.0,
+    "SIGNAGE_SNAPSHOT_WAIT": 0.5,
+    "SIGNAGE_POLL_INTERVAL": 0.5,
+    "SIGNAGE_STALE_AFTER": 4.0,
+    "SIGNAGE_BACKOFF_BASE": 0.2,
+    "SIGNAGE_BACKOFF_MAX": 1.0,
+    "SIGNAGE_FEED_LINGER": 1.0,
+    "SIGNAGE_HEARTBEAT_INTERVAL": 1.0,
+    "SIGNAGE_UPSTREAM_RATE": 50.0,
+    "SIGNAGE_UPSTREAM_BURST": 100,
+}
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    """A fresh simulator (quiet scenario) on a loopback port."""
+    with SimServer(SimSettings(), seed=1) as server:
+        yield server
+
+
+def server_config(sim: SimServer, tmp_path, **overrides) -> dict:
+    """Settings for a test server that talks to `sim`."""
+    settings = SimSettings()
+    config = {
+        "TESTING": True,
+        "DENSITY_API_URL": sim.url,
+        "DENSITY_CLIENT_ID": settings.client_id,
+        "DENSITY_CLIENT_SECRET": settings.client_secret,
+        "DENSITY_API_TOKEN": "",
+        "SIGNAGE_DATABASE": str(tmp_path / "signage.sqlite3"),
+        "SIGNAGE_SECRET_KEY": "test-secret-key",
+        **FAST,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def make_server(sim, tmp_path, monkeypatch) -> Iterator:
+    """Build and start real servers against the simulator; all stopped at the end."""
+    from signage import create_app
+
+    # The instance folder would otherwise be the repository's: keep tests out of it.
+    monkeypatch.setenv("SIGNAGE_CONFIG", str(tmp_path / "none.toml"))
+    started: list[ServerThread] = []
+
+    def factory(**overrides) -> ServerThread:
+        app = create_app(server_config(sim, tmp_path, **overrides))
+        server = ServerThread(app).start()
+        server.svc.config["SIGNAGE_PUBLIC_URL"] = server.url
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server) -> ServerThread:
+    """One real server against the simulator."""
+    return make_server()
+
+
+# -- browser: the system's Chromium through Playwright ------------------------------------------
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def chromium_path() -> str | None:
+    """SIGNAGE_CHROMIUM, else a chromium on the PATH, else Playwright's own (None)."""
+    path = os.environ.get("SIGNAGE_CHROMIUM")
+    if path:
+        return path
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    args = {**browser_type_launch_args, "args": CHROMIUM_ARGS}
+    path = chromium_path()
+    if path:
+        args["executable_path"] = path
+    return args
