@@ -73,6 +73,7 @@ def run_gunicorn(host: str, port: int, max_kiosks: int, env: dict[str, str] | No
                 "keepalive": 5,
                 "preload_app": False,  # threads started before a fork would not survive it
                 "accesslog": None,
+                "post_worker_init": post_worker_init,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
@@ -81,6 +82,26 @@ def run_gunicorn(host: str, port: int, max_kiosks: int, env: dict[str, str] | No
             from signage import create_app
 
             return create_app()
+
+
+    def post_worker_init(worker) -> None:
+        """On SIGTERM, tell kiosks to come back (1012) before gunicorn's graceful stop.
+
+        Without this, gunicorn holds sockets for the graceful timeout and then drops them with
+        no close frame (browsers see 1006), and every screen shows an error at once.
+        """
+        import signal
+
+        previous = signal.getsignal(signal.SIGTERM)
+        app = worker.wsgi
+
+        def on_term(signum, frame):
+            app.extensions["signage"].shutting_down = True
+            app.extensions["signage"].hub.close_all(1012, "server restarting")
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signal.SIGTERM, on_term)
 
     _Server().run()
 

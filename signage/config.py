@@ -66,6 +66,12 @@ SETTINGS: tuple[Setting, ...] = (
         "URL kiosks reach the server at (default: the address `serve` listens on).",
     ),
     Setting(
+        "SIGNAGE_PHONE_URL",
+        str,
+        "",
+        "Base URL phones open from a kiosk's QR code (guest Wi-Fi); default: the public URL.",
+    ),
+    Setting(
         "SIGNAGE_ALLOWED_ORIGINS",
         str,
         "",

@@ -36,7 +36,8 @@ class Subscriber:
     wakeup: threading.Event
     maxlen: int
     id: int = field(default_factory=itertools.count(1).__next__)
-    queue: deque[tuple[int, str]] = field(default_factory=deque)
+    # (seq, text); seq None marks a command for this display (reload, identify), sent as is.
+    queue: deque[tuple[int | None, str]] = field(default_factory=deque)
     close_code: int | None = None
     close_reason: str = ""
     sending_since: float | None = None
@@ -44,7 +45,7 @@ class Subscriber:
     info: dict = field(default_factory=dict)  # last heartbeat from the page
     connected_at: float = field(default_factory=time.monotonic)
 
-    def offer(self, seq: int, text: str) -> bool:
+    def offer(self, seq: int | None, text: str) -> bool:
         """Queue a message; False (and marked for eviction) when the queue is full."""
         if self.close_code is not None:
             return False
@@ -56,7 +57,7 @@ class Subscriber:
         self.wakeup.set()
         return True
 
-    def take(self) -> tuple[int, str] | None:
+    def take(self) -> tuple[int | None, str] | None:
         """The next queued message, or None."""
         try:
             return self.queue.popleft()
@@ -132,6 +133,11 @@ class Hub:
                 self.evictions += 1
                 logger.warning("kiosk of display %s evicted: queue full", sub.display_id)
         return delivered
+
+    def command(self, display_id: int, text: str) -> int:
+        """Queue a command (not part of the floor's sequence) for every socket of a display."""
+        subs = [s for s in self.subscribers() if s.display_id == display_id]
+        return sum(1 for sub in subs if sub.offer(None, text))
 
     def close_display(self, display_id: int, code: int, reason: str) -> int:
         """Close every socket of one display (revoked, reconfigured); returns how many."""

@@ -42,6 +42,7 @@ class Services:
     feeds: FeedManager
     epoch: str
     state: dict[str, Any] = field(default_factory=dict)
+    shutting_down: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- URLs a display is reached at ------------------------------------------------------

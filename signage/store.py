@@ -36,6 +36,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX displays_floor ON displays (floor_id);
     """,
+    # The phone view's read-only link ("take this map with you") is revocable on its own.
+    """
+    ALTER TABLE displays ADD COLUMN phone_key_generation INTEGER NOT NULL DEFAULT 1;
+    """,
 )
 
 
@@ -53,10 +57,17 @@ class Display:
     density_display_id: str | None
     key_generation: int
     settings: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    phone_key_generation: int = 1
+    updated_at: str = ""
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _now_precise() -> str:
+    # Part of the kiosk's ETag: two edits within a second must still differ.
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class Store:
@@ -122,6 +133,8 @@ class Store:
             density_display_id=row["density_display_id"],
             key_generation=row["key_generation"],
             settings=json.loads(row["settings"] or "{}"),
+            phone_key_generation=row["phone_key_generation"],
+            updated_at=row["updated_at"],
         )
 
     def add_display(
@@ -170,6 +183,31 @@ class Store:
             cur = conn.execute("DELETE FROM displays WHERE id = ?", (display_id,))
         return cur.rowcount > 0
 
+    def update_display_settings(self, display_id: int, settings: dict[str, Any]) -> Display:
+        """Replace a display's settings (orientation, theme, filters…)."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE displays SET settings = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(settings), _now_precise(), display_id),
+            )
+            if cur.rowcount == 0:
+                raise StoreError(f"no display {display_id}")
+            row = conn.execute("SELECT * FROM displays WHERE id = ?", (display_id,)).fetchone()
+        return self._display(row)
+
+    def revoke_phone_link(self, display_id: int) -> Display:
+        """Invalidate the display's phone link; a new one replaces it."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE displays SET phone_key_generation = phone_key_generation + 1,"
+                " updated_at = ? WHERE id = ?",
+                (_now_precise(), display_id),
+            )
+            if cur.rowcount == 0:
+                raise StoreError(f"no display {display_id}")
+            row = conn.execute("SELECT * FROM displays WHERE id = ?", (display_id,)).fetchone()
+        return self._display(row)
+
     def revoke_display(self, display_id: int) -> Display:
         """Invalidate the display's credential; a new one replaces it."""
         with self.transaction() as conn:
@@ -184,21 +222,34 @@ class Store:
         return self._display(row)
 
     # -- credentials ------------------------------------------------------------------------
-    # A kiosk credential is "<id>.<hmac(secret, id:generation)>": nothing secret is stored, an
-    # admin can show the URL again at any time, and bumping the generation revokes it.
+    # A credential is "<id>.<hmac(secret, purpose:id:generation)>": nothing secret is stored, an
+    # admin can show the URL again at any time, and bumping the generation revokes it. The
+    # kiosk credential and the phone link differ by purpose, so one never opens the other.
+    def _mac(self, purpose: str, display_id: int, generation: int) -> str:
+        message = f"{purpose}:{display_id}:{generation}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
+
     def credential(self, display: Display) -> str:
         """The display's current kiosk credential (goes in its kiosk and socket URLs)."""
-        mac = hmac.new(
-            self._secret, f"display:{display.id}:{display.key_generation}".encode(), hashlib.sha256
-        ).hexdigest()[:32]
-        return f"{display.id}.{mac}"
+        return f"{display.id}.{self._mac('display', display.id, display.key_generation)}"
 
-    def display_for_credential(self, credential: str) -> Display | None:
-        """The display a credential belongs to, if it is current; None otherwise."""
+    def phone_credential(self, display: Display) -> str:
+        """The display's read-only phone link credential (the QR code)."""
+        return f"{display.id}.{self._mac('phone', display.id, display.phone_key_generation)}"
+
+    def _lookup(self, credential: str, expected: Any) -> Display | None:
         head, _, _mac = credential.partition(".")
         if not head.isdigit() or len(credential) > 64:
             return None
         display = self.get_display(int(head))
         if display is None:
             return None
-        return display if hmac.compare_digest(self.credential(display), credential) else None
+        return display if hmac.compare_digest(expected(display), credential) else None
+
+    def display_for_credential(self, credential: str) -> Display | None:
+        """The display a kiosk credential belongs to, if it is current; None otherwise."""
+        return self._lookup(credential, self.credential)
+
+    def display_for_phone_credential(self, credential: str) -> Display | None:
+        """The display a phone link belongs to, if it is current; None otherwise."""
+        return self._lookup(credential, self.phone_credential)

@@ -57,3 +57,80 @@ class ServerThread:
 
     def socket_url(self, credential: str) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/kiosk/{credential}"
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServeProcess:
+    """`signage serve` in a subprocess (the production stack), stopped by process id."""
+
+    def __init__(self, env: dict[str, str], port: int | None = None, server: str = "gunicorn"):
+        import os
+        import sys
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env, "SIGNAGE_PUBLIC_URL": self.url}
+        self.server = server
+        self.args = [sys.executable, "-m", "signage", "serve", "--host", "127.0.0.1"]
+        self.proc = None
+        self.log_path = None
+
+    def cli(self, *args: str) -> str:
+        """Run another `signage` command with the same settings; returns its stdout."""
+        import subprocess
+        import sys
+
+        done = subprocess.run(
+            [sys.executable, "-m", "signage", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def start(self, log_path=None) -> ServeProcess:
+        import subprocess
+
+        import httpx
+
+        self.log_path = log_path
+        out = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            [*self.args, "--port", str(self.port), "--server", self.server],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT if log_path else subprocess.DEVNULL,
+        )
+
+        def up() -> bool:
+            assert self.proc.poll() is None, "server exited"
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, timeout=30, interval=0.1, message="server up")
+        return self
+
+    def stop(self, sig: int | None = None, timeout: float = 20) -> int | None:
+        import signal
+        import subprocess
+
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(sig or signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=5)

@@ -69,3 +69,24 @@ def test_credentials_depend_on_the_secret_key(tmp_path):
     display = one.add_display("Lobby", "spc_1")
     other = Store(path, "two")
     assert other.display_for_credential(one.credential(display)) is None
+
+
+def test_phone_link_is_separate_and_revocable(store):
+    display = store.add_display("Lobby", "spc_1")
+    phone = store.phone_credential(display)
+    assert phone != store.credential(display)
+    assert store.display_for_phone_credential(phone) == display
+    assert store.display_for_credential(phone) is None  # a phone link never opens the kiosk
+    assert store.display_for_phone_credential(store.credential(display)) is None
+    store.revoke_phone_link(display.id)
+    assert store.display_for_phone_credential(phone) is None
+    assert store.display_for_credential(store.credential(display)) is not None
+
+
+def test_update_settings_changes_updated_at(store):
+    display = store.add_display("Lobby", "spc_1")
+    changed = store.update_display_settings(display.id, {"theme": "dark"})
+    assert changed.settings == {"theme": "dark"}
+    assert changed.updated_at != display.updated_at
+    with pytest.raises(StoreError):
+        store.update_display_settings(999, {})

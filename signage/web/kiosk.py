@@ -10,7 +10,7 @@ from signage import __version__
 from signage.density.errors import DensityError
 from signage.services import services
 from signage.store import Display
-from signage.web.sockets import display_public
+from signage.web.sockets import display_public, kiosk_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def kiosk_page(credential: str) -> str:
     svc = services()
     display = _display_or_404(credential)
     try:
-        snapshot = svc.feeds.touch(display.floor_id).snapshot()
+        snapshot = kiosk_snapshot(svc.feeds.touch(display.floor_id), display)
     except DensityError:
         logger.warning("kiosk page for display %s rendered without data", display.id)
         snapshot = None
@@ -62,14 +62,13 @@ def kiosk_state(credential: str) -> Response:
     svc = services()
     display = _display_or_404(credential)
     try:
-        snapshot = svc.feeds.touch(display.floor_id).snapshot()
+        snapshot = kiosk_snapshot(svc.feeds.touch(display.floor_id), display)
     except DensityError as exc:
         return jsonify(error="density_unavailable", message=str(exc)), 503
-    etag = f'{snapshot["epoch"]}-{snapshot["seq"]}-{snapshot["feed"]}-{display.key_generation}'
+    etag = f'{snapshot["epoch"]}-{snapshot["seq"]}-{snapshot["feed"]}-{display.updated_at}'
     if request.if_none_match.contains(etag):
         response = Response(status=304)
     else:
-        snapshot["display"] = display_public(display)
         response = jsonify(snapshot)
     response.set_etag(etag)
     response.headers["Cache-Control"] = "no-cache"

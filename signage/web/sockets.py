@@ -19,6 +19,7 @@ from flask import Flask, abort, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
+from signage import __version__
 from signage import config as settings
 from signage.hub import CLOSE_POLICY, CLOSE_UNAUTHORIZED, Subscriber
 from signage.services import services
@@ -27,6 +28,9 @@ from signage.store import Display
 logger = logging.getLogger(__name__)
 
 sock = Sock()
+
+# Where the WSGI servers flask-sock supports hand over the raw socket.
+SOCKET_ENVIRON_KEYS = ("werkzeug.socket", "gunicorn.socket", "eventlet.input")
 
 
 def init_app(app: Flask) -> None:
@@ -53,6 +57,12 @@ def _guard_handshake() -> None:
     """Before any WebSocket handshake: refuse foreign origins, turn compression off."""
     if not _is_upgrade():
         return
+    environ = request.environ
+    gevent = environ.get("SERVER_SOFTWARE", "").startswith("gevent")
+    if not gevent and not any(key in environ for key in SOCKET_ENVIRON_KEYS):
+        # waitress (and other servers) cannot hand over the socket: say so instead of a 500;
+        # the kiosk page then uses the HTTP fallback.
+        abort(501, "this server cannot upgrade to WebSocket; use the HTTP fallback")
     if not _origin_allowed(request.headers.get("Origin")):
         logger.warning("socket handshake refused: foreign origin %s", request.headers.get("Origin"))
         abort(403)
@@ -63,6 +73,14 @@ def _guard_handshake() -> None:
 def display_public(display: Display) -> dict[str, Any]:
     """What a kiosk may know of its display (never its credential or Density ids)."""
     return {"id": display.id, "name": display.name, "settings": display.settings}
+
+
+def kiosk_snapshot(feed: Any, display: Display) -> dict[str, Any]:
+    """The floor's snapshot as one display gets it (socket, JSON fallback and first paint)."""
+    snapshot = feed.snapshot()
+    snapshot["display"] = display_public(display)
+    snapshot["version"] = __version__
+    return snapshot
 
 
 class _InboundBudget:
@@ -98,6 +116,13 @@ def _send(ws: Any, sub: Subscriber, text: str) -> None:
         ws.send(text)
     finally:
         sub.sending_since = None
+
+
+def _send_snapshot(ws: Any, sub: Subscriber, feed: Any, display: Display) -> int:
+    """Send the snapshot; return its seq (queued updates up to it are then skipped)."""
+    snapshot = kiosk_snapshot(feed, display)
+    _send(ws, sub, json.dumps(snapshot, separators=(",", ":")))
+    return snapshot["seq"]
 
 
 def _handle_inbound(sub: Subscriber, raw: str | bytes) -> str | None:
@@ -138,10 +163,8 @@ def kiosk_socket(ws: Any, credential: str) -> None:
     sub.cut = lambda: _abort_socket(ws)
     logger.info("kiosk of display %s connected", display.id)
     try:
-        snapshot = feed.snapshot()
-        snapshot["display"] = display_public(display)
-        _send(ws, sub, json.dumps(snapshot, separators=(",", ":")))
-        last_seq, last_sent = snapshot["seq"], time.monotonic()
+        last_seq = _send_snapshot(ws, sub, feed, display)
+        last_sent = time.monotonic()
         while ws.connected:
             ws.event.clear()
             while (raw := ws.receive(timeout=0)) is not None:
@@ -150,22 +173,23 @@ def kiosk_socket(ws: Any, credential: str) -> None:
                     ws.close(CLOSE_POLICY, "too many messages")
                     return
                 if _handle_inbound(sub, raw) == "resync":
-                    snapshot = feed.snapshot()
-                    snapshot["display"] = display_public(display)
-                    _send(ws, sub, json.dumps(snapshot, separators=(",", ":")))
-                    last_seq, last_sent = snapshot["seq"], time.monotonic()
+                    last_seq = _send_snapshot(ws, sub, feed, display)
+                    last_sent = time.monotonic()
             if sub.close_code is not None:
                 ws.close(sub.close_code, sub.close_reason)
                 return
             while (item := sub.take()) is not None:
                 seq, text = item
-                if seq <= last_seq:
+                if seq is not None and seq <= last_seq:
                     continue  # already in the snapshot this kiosk got
                 _send(ws, sub, text)
-                last_seq, last_sent = seq, time.monotonic()
+                last_sent = time.monotonic()
+                last_seq = last_seq if seq is None else seq
             idle = time.monotonic() - last_sent
             if idle >= heartbeat_every:
-                _send(ws, sub, json.dumps(feed.heartbeat(), separators=(",", ":")))
+                heartbeat = feed.heartbeat()
+                heartbeat["version"] = __version__
+                _send(ws, sub, json.dumps(heartbeat, separators=(",", ":")))
                 last_sent, idle = time.monotonic(), 0.0
             ws.event.wait(timeout=max(0.05, heartbeat_every - idle))
     except (ConnectionClosed, OSError):
