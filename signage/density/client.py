@@ -1,0 +1,602 @@
+"""DensityClient: one httpx.Client, one private _request that every call goes through.
+
+_request is the only place that takes a rate-limit slot, picks and attaches the bearer
+token, retries (429 after Retry-After, 5xx/transport errors with jittered backoff, a 401 once
+after renewing the token), counts requests for metrics and turns every httpx failure into a
+DensityError. The public methods only build bodies and parse answers.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import re
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .backoff import Backoff
+from .errors import (
+    AuthError,
+    BadRequest,
+    BadResponse,
+    DensityError,
+    NotFound,
+    RateLimited,
+    Unavailable,
+)
+from .models import (
+    Occupancy,
+    PresenceHealth,
+    SensorHealth,
+    Space,
+    item_list,
+    space_map,
+)
+from .ratelimit import RateLimiter
+from .tokens import ORG_KEY, Token, TokenCache, TokenGrant, parse_token_response
+
+__all__ = ["DEFAULT_TIMEOUT", "PATHS", "DensityClient"]
+
+logger = logging.getLogger(__name__)
+
+# Every route in one place: one public integration names them with an org segment
+# (/v3/{org_id}/analytics/…), which a caller can supply through DensityClient(paths=…).
+PATHS: dict[str, str] = {
+    "hello_world": "/v3/hello-world",
+    "version": "/version",
+    "spaces": "/v3/spaces",
+    "presence_health": "/v3/analytics/presence-health",
+    "presence": "/v3/analytics/presence",
+    "occupancy_current": "/v3/analytics/occupancy/current",
+    "short_term": "/v3/analytics/short-term",
+    "sensor_health": "/v3/sensors/health/current",
+    "ws_floor_presence": "/v3/analytics/ws/floor/{floor_id}/presence",
+    "ws_space_occupancy": "/v3/analytics/ws/space/{space_id}/occupancy",
+    "oauth_token": "/v3/oauth/token",
+    "wayfinding_token": "/v3/wayfinding/token",
+}
+
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+DEFAULT_RETRY_AFTER = 1.0
+MAX_RETRY_AFTER = 300.0  # a bogus header must not park every caller for a day
+MAX_PAGES = 100
+
+# Which credentials a request carries.
+_AUTH_NONE = "none"  # the token endpoints themselves
+_AUTH_ORG = "org"
+_AUTH_DISPLAY = "display"
+
+
+_SECRET_SHAPES = re.compile(
+    r"(?i)\bbearer\s+\S+"
+    r"|\btok_[\w.~+/=-]+"
+    r"|\beyJ[\w.~+/=-]+"
+    r"|(?<=client_secret)[\"':= ]+[^\s\"',&}]+"
+    r"|(?<=access_token)[\"':= ]+[^\s\"',&}]+"
+)
+TOKEN_HISTORY = 64  # recently issued tokens still scrubbed from messages after they are dropped
+
+
+def _space_ids_body(space_ids: Iterable[str] | str | None) -> dict[str, Any]:
+    if space_ids is None:
+        return {}
+    # A bare string would otherwise be sent as a list of its characters.
+    ids = [space_ids] if isinstance(space_ids, str) else list(space_ids)
+    return {"space_ids": ids}
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date); 1 s when absent/bad."""
+    if not value:
+        return DEFAULT_RETRY_AFTER
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return DEFAULT_RETRY_AFTER
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds:  # NaN
+        return DEFAULT_RETRY_AFTER
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+class DensityClient:
+    """Client for Density's public API, safe to share between threads."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_token: str | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        http: httpx.Client | None = None,
+        limiter: RateLimiter | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        max_retries: int = 4,
+        backoff_cap: float = 30.0,
+        token_margin: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        backoff_base: float = 0.5,
+        rng: random.Random | None = None,
+        limiter_timeout: float | None = 120.0,
+        paths: Mapping[str, str] | None = None,
+    ) -> None:
+        self.base_url = str(base_url).rstrip("/")
+        self._base = httpx.URL(self.base_url + "/")
+        self._api_token = api_token or None
+        self._client_id = client_id or None
+        self._client_secret = client_secret or None
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.Client(timeout=self._timeout)
+        self._sleep = sleep
+        self._clock = clock
+        self.limiter = limiter if limiter is not None else RateLimiter(clock=clock, sleep=sleep)
+        self._limiter_timeout = limiter_timeout
+        self.max_retries = max(0, int(max_retries))
+        self.backoff = Backoff(base=backoff_base, cap=backoff_cap, rng=rng)
+        self.paths = {**PATHS, **(paths or {})}
+        self.tokens = TokenCache(self._fetch_token, margin=token_margin, clock=clock)
+        self._stats_lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._retries = 0
+        self._auth_refreshes = 0
+        self._issued: deque[str] = deque(maxlen=TOKEN_HISTORY)
+        self._closed = False
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def configured(self) -> bool:
+        """True when some credential (static token or client id/secret) is configured."""
+        return bool(self._api_token) or self.has_client_credentials
+
+    @property
+    def has_client_credentials(self) -> bool:
+        """True when OAuth/display tokens can be fetched."""
+        return bool(self._client_id and self._client_secret)
+
+    def _url(self, endpoint: str, params: Mapping[str, str] | None = None) -> httpx.URL:
+        path = self.paths[endpoint]
+        if params:
+            path = path.format(**{k: quote(str(v), safe="") for k, v in params.items()})
+        return httpx.URL(self.base_url + path)
+
+    def _redact(self, text: str) -> str:
+        """``text`` with every secret we know, and anything shaped like one, replaced."""
+        with self._stats_lock:
+            issued = list(self._issued)
+        secrets = [self._api_token, self._client_secret, *self.tokens.secrets(), *issued]
+        for secret in secrets:
+            if secret and len(secret) >= 4:
+                text = text.replace(secret, "***")
+        # A server may echo a token this client never held (another process's, a revoked one):
+        # known-secret matching cannot catch those, the shapes can.
+        return _SECRET_SHAPES.sub("***", text)
+
+    def _count(self, endpoint: str, status: str) -> None:
+        with self._stats_lock:
+            self._counts[(endpoint, status)] += 1
+
+    def _server_message(self, response: httpx.Response) -> str:
+        """Density's ``{"code", "message"}`` error text, redacted and short."""
+        try:
+            body = response.json()
+            message = body.get("message") if isinstance(body, dict) else None
+        except ValueError:
+            message = None
+        if not isinstance(message, str) or not message:
+            return ""
+        return ": " + self._redact(message)[:200]
+
+    def _auth(self, auth: str, display_id: str | None) -> tuple[Hashable | None, str | None]:
+        """(token cache key or None for static/no auth, bearer value) for one request."""
+        if auth == _AUTH_NONE:
+            return None, None
+        if auth == _AUTH_DISPLAY and display_id is not None and self.has_client_credentials:
+            if display_id == ORG_KEY:
+                raise ValueError(f"{ORG_KEY!r} is reserved and cannot be a display id")
+            return display_id, self.tokens.get(display_id).access_token
+        # Organisation call, or a display call without client credentials: the org token.
+        if self._api_token:
+            return None, self._api_token
+        if not self.has_client_credentials:
+            # Constructing without credentials is allowed (the app starts unconfigured);
+            # calling Density is not.
+            raise AuthError("no Density credentials configured (api_token or client id/secret)")
+        return ORG_KEY, self.tokens.get(ORG_KEY).access_token
+
+    def _request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        path_params: Mapping[str, str] | None = None,
+        url: httpx.URL | None = None,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        auth: str = _AUTH_ORG,
+        display_id: str | None = None,
+        idempotent: bool = True,
+    ) -> httpx.Response:
+        """Send one logical call: limiter, bearer token, retries, counters, error translation."""
+        if self._closed:
+            raise DensityError("client is closed", endpoint=endpoint)
+        target = url if url is not None else self._url(endpoint, path_params)
+        what = f"{method} {endpoint}"
+        attempt = 0  # retries used for 429/5xx/transport failures
+        refreshed = False  # the one 401 retry after renewing the token
+        while True:
+            self.limiter.acquire(timeout=self._limiter_timeout)
+            key, bearer = self._auth(auth, display_id)
+            headers = {"Accept": "application/json, text/plain, */*"}
+            if bearer is not None:
+                headers["Authorization"] = f"Bearer {bearer}"
+            retry_wait: float | None = None
+            cause: BaseException | None = None
+            try:
+                response = self._http.request(
+                    method,
+                    target,
+                    params=params,
+                    json=json,
+                    data=data,
+                    headers=headers,
+                    timeout=self._timeout,
+                )
+            except httpx.TimeoutException as exc:
+                self._count(endpoint, "timeout")
+                failure: DensityError = Unavailable(
+                    f"{what}: timed out ({type(exc).__name__})", endpoint=endpoint
+                )
+                cause = exc
+            except httpx.TransportError as exc:
+                self._count(endpoint, "transport")
+                failure = Unavailable(
+                    f"{what}: transport error ({type(exc).__name__}: {self._redact(str(exc))})",
+                    endpoint=endpoint,
+                )
+                cause = exc
+            except httpx.HTTPError as exc:  # anything else httpx raises (decoding, streams)
+                self._count(endpoint, "error")
+                raise BadResponse(
+                    f"{what}: {type(exc).__name__}: {self._redact(str(exc))}", endpoint=endpoint
+                ) from exc
+            except httpx.InvalidURL as exc:
+                raise DensityError(f"{what}: invalid URL", endpoint=endpoint) from exc
+            else:
+                status = response.status_code
+                self._count(endpoint, str(status))
+                if 200 <= status < 300:
+                    return response
+                detail = self._server_message(response)
+                if status == 401 and key is not None and not refreshed:
+                    # The cached token died early (revoked, clock skew): renew it once.
+                    refreshed = True
+                    self.tokens.invalidate(key, bearer)
+                    with self._stats_lock:
+                        self._auth_refreshes += 1
+                    logger.info("%s: 401 with a cached token, renewing it once", what)
+                    continue
+                if status in (401, 403):
+                    raise AuthError(
+                        f"{what}: HTTP {status}{detail}", status=status, endpoint=endpoint
+                    )
+                if status == 404:
+                    raise NotFound(f"{what}: HTTP 404{detail}", status=status, endpoint=endpoint)
+                if status in (400, 422):
+                    raise BadRequest(
+                        f"{what}: HTTP {status}{detail}", status=status, endpoint=endpoint
+                    )
+                if status == 429:
+                    retry_after = _retry_after(response.headers.get("Retry-After"))
+                    # Pause the shared limiter: every caller waits, not just this one.
+                    self.limiter.pause_for(retry_after)
+                    if attempt >= self.max_retries:
+                        raise RateLimited(
+                            f"{what}: HTTP 429 after {attempt + 1} attempts",
+                            retry_after=retry_after,
+                            endpoint=endpoint,
+                        )
+                    attempt += 1
+                    self._note_retry(what, "429")
+                    continue  # the limiter holds us until Retry-After has passed
+                if status >= 500:
+                    failure = Unavailable(
+                        f"{what}: HTTP {status}{detail}", status=status, endpoint=endpoint
+                    )
+                    if "Retry-After" in response.headers:
+                        retry_wait = _retry_after(response.headers.get("Retry-After"))
+                else:
+                    raise BadResponse(
+                        f"{what}: unexpected HTTP {status}", status=status, endpoint=endpoint
+                    )
+            # 5xx or a transport failure: retry reads with capped, jittered backoff.
+            if not idempotent or attempt >= self.max_retries:
+                if cause is not None:
+                    raise failure from cause
+                raise failure
+            delay = self.backoff.delay(attempt)
+            if retry_wait is not None:
+                delay = max(delay, retry_wait)
+            attempt += 1
+            self._note_retry(what, failure.message)
+            self._sleep(delay)
+
+    def _note_retry(self, what: str, why: str) -> None:
+        with self._stats_lock:
+            self._retries += 1
+        logger.debug("%s: retrying after %s", what, why)
+
+    def _json(self, response: httpx.Response, endpoint: str) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+            raise BadResponse(f"{endpoint}: body is not valid JSON", endpoint=endpoint) from exc
+
+    # ------------------------------------------------------------------ tokens
+
+    def _fetch_token(self, key: Hashable) -> TokenGrant:
+        """Ask Density for a token for ``key`` (TokenCache calls this, one flight per key)."""
+        if key == ORG_KEY:
+            response = self._request(
+                "POST",
+                "oauth_token",
+                json={
+                    "grant_type": "client_credentials",
+                    "client_id": self._client_id,
+                    "client_secret": self._client_secret,
+                },
+                auth=_AUTH_NONE,
+            )
+            endpoint = "oauth_token"
+        else:
+            response = self._request(
+                "POST",
+                "wayfinding_token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": self._client_id or "",
+                    "client_secret": self._client_secret or "",
+                    "display_id": str(key),
+                },
+                auth=_AUTH_NONE,
+            )
+            endpoint = "wayfinding_token"
+        grant = parse_token_response(self._json(response, endpoint))
+        with self._stats_lock:
+            self._issued.append(grant.access_token)
+        return grant
+
+    def display_token(self, display_id: str) -> Token:
+        """The cached (or a fresh) display-scoped token for ``display_id``."""
+        if not self.has_client_credentials:
+            raise AuthError("display tokens need client_id and client_secret")
+        if display_id == ORG_KEY:
+            raise ValueError(f"{ORG_KEY!r} is reserved and cannot be a display id")
+        return self.tokens.get(display_id)
+
+    def org_token(self) -> str:
+        """The organisation bearer token: the static API token, else the OAuth token."""
+        if self._api_token:
+            return self._api_token
+        if not self.has_client_credentials:
+            raise AuthError("no Density credentials configured (api_token or client id/secret)")
+        return self.tokens.get(ORG_KEY).access_token
+
+    def token_expiry(self, key: str) -> float | None:
+        """Seconds left on the cached token for a display id or "org"; None when none cached."""
+        return self.tokens.expires_in(key)
+
+    # ------------------------------------------------------------------ API calls
+
+    def hello_world(self) -> str:
+        """GET /v3/hello-world: proves the token and the network path work."""
+        return self._request("GET", "hello_world").text.strip()
+
+    def version(self) -> str:
+        """GET /version: the API version string."""
+        return self._request("GET", "version").text.strip()
+
+    def spaces(self, *, counting_mode: str | None = None) -> list[Space]:
+        """Every space of the organisation (a bare list or a paged results/next envelope)."""
+        params = {"counting_mode": counting_mode} if counting_mode else None
+        spaces: list[Space] = []
+        url: httpx.URL | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            response = self._request("GET", "spaces", url=url, params=None if url else params)
+            body = self._json(response, "spaces")
+            if isinstance(body, list):
+                items, next_url = body, None
+            elif isinstance(body, Mapping) and isinstance(body.get("results"), list):
+                items, next_url = body["results"], body.get("next")
+            elif isinstance(body, Mapping) and isinstance(body.get("data"), list):
+                items, next_url = body["data"], body.get("next")
+            else:
+                raise BadResponse(
+                    "spaces: expected a list or a results envelope", endpoint="spaces"
+                )
+            spaces.extend(s for s in map(Space.from_json, items) if s is not None)
+            if not isinstance(next_url, str) or not next_url:
+                return spaces
+            url = self._next_page(next_url)
+            if str(url) in seen:
+                raise BadResponse("spaces: pagination loops", endpoint="spaces")
+            seen.add(str(url))
+        raise BadResponse(f"spaces: more than {MAX_PAGES} pages", endpoint="spaces")
+
+    def _next_page(self, next_url: str) -> httpx.URL:
+        url = self._base.join(next_url)
+        # The bearer token must never be sent to a host the base URL does not name.
+        if (url.scheme, url.host, url.port) != (
+            self._base.scheme,
+            self._base.host,
+            self._base.port,
+        ):
+            raise BadResponse("spaces: next page points at another host", endpoint="spaces")
+        return url
+
+    def presence_health(
+        self, space_ids: Iterable[str] | None = None, *, display_id: str | None = None
+    ) -> dict[str, PresenceHealth]:
+        """Health-aware presence per space (all spaces the token may see when space_ids is None)."""
+        response = self._request(
+            "POST",
+            "presence_health",
+            json=_space_ids_body(space_ids),
+            auth=_AUTH_DISPLAY,
+            display_id=display_id,
+        )
+        payload = space_map(self._json(response, "presence_health"), "presence_health")
+        result: dict[str, PresenceHealth] = {}
+        for space_id, entry in payload.items():
+            parsed = PresenceHealth.from_json(space_id, entry)
+            if parsed is not None:
+                result[space_id] = parsed
+        return result
+
+    def presence(
+        self, space_ids: Iterable[str] | None = None, *, display_id: str | None = None
+    ) -> dict[str, bool]:
+        """Deprecated raw presence per space; cannot tell an empty room from a dead sensor."""
+        response = self._request(
+            "POST",
+            "presence",
+            json=_space_ids_body(space_ids),
+            auth=_AUTH_DISPLAY,
+            display_id=display_id,
+        )
+        payload = space_map(self._json(response, "presence"), "presence")
+        result: dict[str, bool] = {}
+        for space_id, value in payload.items():
+            if isinstance(value, Mapping):
+                value = next((value[k] for k in ("presence", "occupied") if k in value), None)
+            if isinstance(value, bool):
+                result[space_id] = value
+        return result
+
+    def sensor_health(
+        self,
+        *,
+        space_ids: Iterable[str] | None = None,
+        serial_numbers: Iterable[str] | None = None,
+    ) -> list[SensorHealth]:
+        """Current health of sensors, filtered by space ids or serial numbers (not both)."""
+        if space_ids is not None and serial_numbers is not None:
+            raise ValueError("filter sensors by space_ids or serial_numbers, not both")
+        body = _space_ids_body(space_ids)
+        if serial_numbers is not None:
+            serials = [serial_numbers] if isinstance(serial_numbers, str) else list(serial_numbers)
+            body = {"serial_numbers": serials}
+        response = self._request("POST", "sensor_health", json=body)
+        items = item_list(self._json(response, "sensor_health"), "sensor_health")
+        return [s for s in map(SensorHealth.from_json, items) if s is not None]
+
+    def short_term(
+        self, space_ids: Iterable[str] | None, minutes_lookback: int = 0
+    ) -> list[dict[str, Any]]:
+        """Short-term presence history (OA spaces and floors): the entries of "data" as dicts."""
+        if isinstance(minutes_lookback, bool) or not 0 <= int(minutes_lookback) <= 240:
+            raise ValueError("minutes_lookback must be between 0 and 240")
+        body = {**_space_ids_body(space_ids), "minutes_lookback": int(minutes_lookback)}
+        response = self._request("POST", "short_term", json=body)
+        items = item_list(self._json(response, "short_term"), "short_term")
+        return [dict(item) for item in items if isinstance(item, Mapping)]
+
+    def current_occupancy(
+        self, space_ids: Iterable[str] | None = None, *, display_id: str | None = None
+    ) -> dict[str, Occupancy]:
+        """Current head count per space."""
+        response = self._request(
+            "POST",
+            "occupancy_current",
+            json=_space_ids_body(space_ids),
+            auth=_AUTH_DISPLAY,
+            display_id=display_id,
+        )
+        payload = space_map(self._json(response, "occupancy_current"), "occupancy_current")
+        result: dict[str, Occupancy] = {}
+        for space_id, entry in payload.items():
+            parsed = Occupancy.from_json(space_id, entry)
+            if parsed is not None:
+                result[space_id] = parsed
+        return result
+
+    def presence_ws_url(self, floor_id: str, *, display_id: str | None = None) -> str:
+        """A fresh single-use ws_url for the floor's presence socket."""
+        return self._ws_url("ws_floor_presence", {"floor_id": floor_id}, display_id)
+
+    def occupancy_ws_url(self, space_id: str, *, display_id: str | None = None) -> str:
+        """A fresh single-use ws_url for a space's occupancy-count socket."""
+        return self._ws_url("ws_space_occupancy", {"space_id": space_id}, display_id)
+
+    def _ws_url(self, endpoint: str, path_params: Mapping[str, str], display_id: str | None) -> str:
+        response = self._request(
+            "POST",
+            endpoint,
+            path_params=path_params,
+            auth=_AUTH_DISPLAY,
+            display_id=display_id,
+        )
+        body = self._json(response, endpoint)
+        ws_url = body.get("ws_url") if isinstance(body, Mapping) else None
+        if isinstance(ws_url, str) and ws_url.startswith(("ws://", "wss://")):
+            return ws_url
+        raise BadResponse(f"{endpoint}: no ws:// or wss:// ws_url in the answer", endpoint=endpoint)
+
+    # ------------------------------------------------------------------ metrics, life cycle
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of counters: requests by endpoint and status, retries, tokens, limiter."""
+        with self._stats_lock:
+            requests: dict[str, dict[str, int]] = {}
+            for (endpoint, status), count in sorted(self._counts.items()):
+                requests.setdefault(endpoint, {})[status] = count
+            retries, refreshes = self._retries, self._auth_refreshes
+        return {
+            "requests": requests,
+            "retries": retries,
+            "auth_refreshes": refreshes,
+            "tokens": self.tokens.snapshot(),
+            "limiter": self.limiter.snapshot(),
+        }
+
+    def close(self) -> None:
+        """Close the httpx.Client if this client created it (an injected one is left open)."""
+        self._closed = True
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> DensityClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        kind = "api_token" if self._api_token else "client_credentials"
+        return f"DensityClient({self.base_url!r}, auth={kind})"

@@ -1,0 +1,396 @@
+"""Frozen dataclasses built from Density's JSON, tolerant of the shape variants in the notes.
+
+Parsers here never trust the body: a field of the wrong type becomes None (or the entry is
+skipped), and only a body that cannot be read at all raises BadResponse/MalformedFrame.
+Where Density's reference leaves a shape open, the variants accepted are those listed in
+shared/density-api-notes.md; the tests keep a fixture of each.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from .errors import BadResponse, MalformedFrame
+
+__all__ = [
+    "HEALTH_STATES",
+    "MAX_FRAME_BYTES",
+    "Occupancy",
+    "PresenceHealth",
+    "SensorHealth",
+    "Space",
+    "SpaceUpdate",
+    "StreamMessage",
+    "normalise_health",
+    "parse_frame",
+    "parse_timestamp",
+]
+
+logger = logging.getLogger(__name__)
+
+HEALTH_STATES = ("healthy", "degraded", "offline", "unknown")
+UPDATE_TYPES = ("refresh", "live")
+MAX_FRAME_BYTES = 1 << 20
+
+_FLAG_KEYS = ("occupied", "presence")
+_HEALTH_KEYS = ("space_health_status", "health_status", "health")
+_COUNT_KEYS = ("occupancy", "count")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def normalise_health(value: Any) -> str:
+    """One of healthy/degraded/offline/unknown; anything else is "unknown"."""
+    if isinstance(value, str):
+        value = value.strip().lower()
+        if value in HEALTH_STATES:
+            return value
+    return "unknown"
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An aware datetime from ISO 8601 (a trailing Z allowed) or epoch seconds/ms; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return None
+        seconds = value / 1000.0 if abs(value) > 1e11 else float(value)  # epoch ms vs s
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    # Density's timestamps are UTC; a naive one is read as UTC rather than local time.
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    """An int from an int, an integral float or a decimal string; bools and the rest are None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
+        return int(value.strip())
+    return None
+
+
+def _first(obj: Mapping[str, Any], keys: Iterable[str]) -> tuple[bool, Any]:
+    for key in keys:
+        if key in obj:
+            return True, obj[key]
+    return False, None
+
+
+def unwrap(body: Any, keys: Iterable[str] = ("data",)) -> Any:
+    """The payload of a ``{"data": …}`` (or similar) envelope, or the body itself."""
+    if isinstance(body, Mapping):
+        for key in keys:
+            if key in body and isinstance(body[key], Mapping | list):
+                return body[key]
+    return body
+
+
+# ---------------------------------------------------------------------------- REST models
+
+
+@dataclass(frozen=True)
+class Space:
+    """A node of the space hierarchy (campus, building, floor or space)."""
+
+    id: str
+    name: str
+    space_type: str | None = None
+    parent_id: str | None = None
+    children_ids: tuple[str, ...] = ()
+    capacity: int | None = None
+    function: str | None = None
+    time_zone: str | None = None
+    counting_mode: str | None = None
+    labels: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Space | None:
+        """A Space from one entry of /v3/spaces, or None when it has no usable id."""
+        if not isinstance(obj, Mapping):
+            return None
+        space_id = obj.get("id")
+        if not isinstance(space_id, str) or not space_id:
+            return None
+        children = obj.get("children_ids")
+        if not isinstance(children, list):
+            # Some answers embed children objects instead of ids.
+            nested = obj.get("children")
+            children = (
+                [c.get("id") for c in nested if isinstance(c, Mapping)]
+                if isinstance(nested, list)
+                else []
+            )
+        labels: list[str] = []
+        raw_labels = obj.get("labels")
+        if isinstance(raw_labels, list):
+            for label in raw_labels:
+                if isinstance(label, str):
+                    labels.append(label)
+                elif isinstance(label, Mapping) and isinstance(label.get("name"), str):
+                    labels.append(label["name"])
+        capacity = _int(obj.get("capacity"))
+        return cls(
+            id=space_id,
+            name=_str(obj.get("name")) or space_id,
+            space_type=_str(obj.get("space_type")),
+            parent_id=_str(obj.get("parent_id")),
+            children_ids=tuple(c for c in children if isinstance(c, str)),
+            capacity=capacity if capacity is None or capacity >= 0 else None,
+            function=_str(obj.get("function")),
+            time_zone=_str(obj.get("time_zone")),
+            counting_mode=_str(obj.get("counting_mode")),
+            labels=tuple(labels),
+        )
+
+
+@dataclass(frozen=True)
+class PresenceHealth:
+    """Health-aware presence of one space; only "healthy" supports a confident "free"."""
+
+    space_id: str
+    occupied: bool | None
+    health: str
+    timestamp: datetime | None = None
+
+    @classmethod
+    def from_json(cls, space_id: str, obj: Any) -> PresenceHealth | None:
+        """Accepts the flag as occupied/presence and health under any of the three names."""
+        if isinstance(obj, bool):  # the deprecated /presence shape: space_id -> bool
+            return cls(space_id=space_id, occupied=obj, health="unknown")
+        if not isinstance(obj, Mapping):
+            return None
+        _, flag = _first(obj, _FLAG_KEYS)
+        _, health = _first(obj, _HEALTH_KEYS)
+        return cls(
+            space_id=space_id,
+            occupied=flag if isinstance(flag, bool) else None,
+            health=normalise_health(health),
+            timestamp=parse_timestamp(obj.get("timestamp")),
+        )
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """Current head count of one space (None when Density did not give a number)."""
+
+    space_id: str
+    count: int | None
+    timestamp: datetime | None = None
+
+    @classmethod
+    def from_json(cls, space_id: str, obj: Any) -> Occupancy | None:
+        """Accepts {"count": n} / {"occupancy": n} objects or a bare number."""
+        if isinstance(obj, Mapping):
+            _, count = _first(obj, ("count", "occupancy"))
+            return cls(space_id, _int(count), parse_timestamp(obj.get("timestamp")))
+        count = _int(obj)
+        return None if count is None else cls(space_id, count, None)
+
+
+@dataclass(frozen=True)
+class SensorHealth:
+    """Current health of one sensor."""
+
+    serial_number: str
+    health: str
+    space_id: str | None = None
+
+    @classmethod
+    def from_json(cls, obj: Any) -> SensorHealth | None:
+        """A SensorHealth from one sensor entry, or None when it has no serial number."""
+        if not isinstance(obj, Mapping):
+            return None
+        serial = obj.get("serial_number")
+        if not isinstance(serial, str) or not serial:
+            return None
+        _, health = _first(obj, _HEALTH_KEYS)
+        space_id = _str(obj.get("space_id"))
+        if space_id is None and isinstance(obj.get("space_ids"), list):
+            space_id = next((s for s in obj["space_ids"] if isinstance(s, str)), None)
+        return cls(serial_number=serial, health=normalise_health(health), space_id=space_id)
+
+
+def space_map(body: Any, what: str) -> Mapping[str, Any]:
+    """The ``{space_id: …}`` map of an analytics answer, bare or under "data"."""
+    payload = unwrap(body)
+    if not isinstance(payload, Mapping):
+        raise BadResponse(f"{what}: expected a JSON object keyed by space id")
+    return payload
+
+
+def item_list(body: Any, what: str) -> list[Any]:
+    """The list of an answer that is a bare list or one under "data"/"results"."""
+    payload = unwrap(body, ("data", "results"))
+    if not isinstance(payload, list):
+        raise BadResponse(f"{what}: expected a JSON list")
+    return payload
+
+
+# ---------------------------------------------------------------------------- socket frames
+
+
+@dataclass(frozen=True)
+class SpaceUpdate:
+    """One space's state in a socket message (presence for OA, occupancy for entry)."""
+
+    space_id: str
+    counting_mode: str | None
+    presence: bool | None
+    occupancy: int | None
+    health: str
+    timestamp: datetime | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict in Density's own field names."""
+        return {
+            "space_id": self.space_id,
+            "counting_mode": self.counting_mode,
+            "presence": self.presence,
+            "occupancy": self.occupancy,
+            "space_health_status": self.health,
+            "timestamp": self.timestamp.isoformat() if self.timestamp else None,
+        }
+
+
+@dataclass(frozen=True)
+class StreamMessage:
+    """A parsed socket message; ``skipped`` counts space entries dropped as malformed."""
+
+    update_type: str
+    updates: tuple[SpaceUpdate, ...]
+    received_at: float
+    skipped: int = 0
+    by_space: Mapping[str, SpaceUpdate] = field(
+        default_factory=lambda: MappingProxyType({}), repr=False, compare=False
+    )
+
+    @property
+    def is_refresh(self) -> bool:
+        """True for a full snapshot of the floor."""
+        return self.update_type == "refresh"
+
+
+def _space_update(space_id: str, obj: Any) -> SpaceUpdate | None:
+    """One entry of a frame's data map, or None when it is malformed."""
+    if not isinstance(obj, Mapping):
+        return None
+    has_flag, flag = _first(obj, _FLAG_KEYS)
+    has_count, count = _first(obj, _COUNT_KEYS)
+    has_health, health = _first(obj, _HEALTH_KEYS)
+    if not (has_flag or has_count or has_health):
+        return None  # says nothing about the space
+    if has_flag and flag is not None and not isinstance(flag, bool):
+        return None
+    if has_count and count is not None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            return None
+    if has_health and health is not None and not isinstance(health, str):
+        return None
+    mode = obj.get("counting_mode")
+    if mode is not None and not isinstance(mode, str):
+        return None
+    raw_ts = obj.get("timestamp")
+    if raw_ts is not None and (
+        isinstance(raw_ts, bool) or not isinstance(raw_ts, str | int | float)
+    ):
+        return None
+    # A timestamp in a format we do not read costs the timestamp, not the presence reading.
+    timestamp = parse_timestamp(raw_ts)
+    return SpaceUpdate(
+        space_id=space_id,
+        counting_mode=mode,
+        presence=flag if has_flag else None,
+        occupancy=count if has_count else None,
+        health=normalise_health(health),
+        timestamp=timestamp,
+    )
+
+
+def parse_frame(
+    data: str | bytes | bytearray | memoryview,
+    max_bytes: int = MAX_FRAME_BYTES,
+    *,
+    received_at: float = 0.0,
+) -> StreamMessage:
+    """Parse one socket frame; raise MalformedFrame for anything but a valid message.
+
+    Bad entries inside an otherwise valid frame are skipped and counted in ``skipped``.
+    """
+    try:
+        if isinstance(data, bytearray | memoryview):
+            data = bytes(data)
+        if isinstance(data, bytes):
+            if len(data) > max_bytes:
+                raise MalformedFrame(f"frame of {len(data)} bytes exceeds {max_bytes}")
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise MalformedFrame("frame is not UTF-8") from None
+        elif isinstance(data, str):
+            # len() is a lower bound of the UTF-8 size: skip encoding obviously huge frames.
+            if len(data) > max_bytes or len(data.encode("utf-8", "surrogatepass")) > max_bytes:
+                raise MalformedFrame(f"frame exceeds {max_bytes} bytes")
+            text = data
+        else:
+            raise MalformedFrame(f"frame of type {type(data).__name__}")
+        try:
+            body = json.loads(text)
+        except (ValueError, RecursionError):
+            raise MalformedFrame("frame is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise MalformedFrame("frame is not a JSON object")
+        update_type = body.get("update_type")
+        if not isinstance(update_type, str) or update_type not in UPDATE_TYPES:
+            raise MalformedFrame("frame has no known update_type")
+        payload = body.get("data")
+        if not isinstance(payload, dict):
+            raise MalformedFrame("frame data is not an object")
+        updates: list[SpaceUpdate] = []
+        skipped = 0
+        for space_id, entry in payload.items():
+            update = _space_update(space_id, entry) if space_id else None
+            if update is None:
+                skipped += 1
+            else:
+                updates.append(update)
+    except MalformedFrame:
+        raise
+    except Exception as exc:  # a parser bug must not kill the stream: report it as malformed
+        logger.exception("unexpected error parsing a frame")
+        raise MalformedFrame(f"unparseable frame ({type(exc).__name__})") from exc
+    return StreamMessage(
+        update_type=update_type,
+        updates=tuple(updates),
+        received_at=received_at,
+        skipped=skipped,
+        by_space=MappingProxyType({u.space_id: u for u in updates}),
+    )

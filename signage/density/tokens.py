@@ -1,0 +1,240 @@
+"""Access-token cache: one token per key, renewed early, one renewal in flight per key.
+
+Keys are a display id (display-scoped wayfinding tokens) or ``"org"`` (the OAuth
+machine-to-machine token). Fetching a token per call, or letting fifty threads renew at
+once, multiplies token requests by the number of callers and draws 429s (see FINDINGS.md);
+a per-key lock makes the first caller fetch while the others wait for its result.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import BadResponse, DensityError
+
+__all__ = ["ORG_KEY", "Token", "TokenCache", "TokenGrant", "parse_token_response"]
+
+logger = logging.getLogger(__name__)
+
+ORG_KEY = "org"
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """A token endpoint's answer before it is pinned to the local clock."""
+
+    access_token: str = field(repr=False)
+    expires_in: float
+    scope: str | None = None
+    token_type: str = "Bearer"
+
+
+@dataclass(frozen=True)
+class Token:
+    """An access token with its expiry on the monotonic clock; repr never shows the secret."""
+
+    access_token: str = field(repr=False)
+    expires_at: float
+    scope: str | None = None
+    token_type: str = "Bearer"
+    issued_at: float = 0.0
+
+    @property
+    def lifetime(self) -> float:
+        """Seconds between issue and expiry."""
+        return self.expires_at - self.issued_at
+
+    def remaining(self, now: float) -> float:
+        """Seconds left at clock value ``now`` (negative once expired)."""
+        return self.expires_at - now
+
+
+def parse_token_response(body: Any) -> TokenGrant:
+    """Build a TokenGrant from a token endpoint's JSON; expires_in may be a number or a string."""
+    if not isinstance(body, Mapping):
+        raise BadResponse("token response is not a JSON object")
+    access_token = body.get("access_token")
+    if not isinstance(access_token, str) or not access_token:
+        raise BadResponse("token response has no access_token")
+    raw = body.get("expires_in")
+    try:
+        if isinstance(raw, bool):
+            raise TypeError
+        expires_in = float(raw.strip() if isinstance(raw, str) else raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise BadResponse("token response has no numeric expires_in") from None
+    if not math.isfinite(expires_in) or expires_in <= 0:
+        raise BadResponse("token response expires_in is not a positive number")
+    scope = body.get("scope")
+    token_type = body.get("token_type")
+    return TokenGrant(
+        access_token=access_token,
+        expires_in=expires_in,
+        scope=scope if isinstance(scope, str) else None,
+        token_type=token_type if isinstance(token_type, str) and token_type else "Bearer",
+    )
+
+
+class _Slot:
+    """Per-key state; ``lock`` is held for the whole of a fetch (the single flight)."""
+
+    __slots__ = ("lock", "token", "generation", "error", "waiting")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waiting = 0  # callers queued behind a flight (a gauge for metrics and tests)
+        self.token: Token | None = None
+        self.generation = 0  # bumped after every fetch, successful or not
+        self.error: DensityError | None = None  # outcome of the last fetch, if it failed
+
+
+class TokenCache:
+    """Tokens per key, renewed before expiry, with at most one fetch in flight per key."""
+
+    def __init__(
+        self,
+        fetch: Callable[[Hashable], TokenGrant],
+        *,
+        margin: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self.margin = float(margin)
+        self._clock = clock
+        self._slots: dict[Hashable, _Slot] = {}
+        self._slots_lock = threading.Lock()
+        self.fetches: dict[Hashable, int] = {}
+        self.renewals: dict[Hashable, int] = {}
+
+    def renew_margin(self, lifetime: float) -> float:
+        """How long before expiry a token of ``lifetime`` seconds is renewed.
+
+        max(margin, 10% of lifetime) for ordinary lifetimes; for short ones the margin shrinks to
+        a fifth of the lifetime, so a 2 s token is still used for 1.6 s instead of never, and
+        three lifetimes cost at most four token requests.
+        """
+        return max(0.1 * lifetime, min(self.margin, 0.2 * lifetime))
+
+    def _fresh(self, token: Token | None, now: float) -> bool:
+        return token is not None and token.remaining(now) > self.renew_margin(token.lifetime)
+
+    def _slot(self, key: Hashable) -> _Slot:
+        with self._slots_lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = self._slots[key] = _Slot()
+            return slot
+
+    def get(self, key: Hashable) -> Token:
+        """A token for ``key`` with more than its renewal margin left, fetching one if needed."""
+        slot = self._slot(key)
+        token = slot.token
+        if self._fresh(token, self._clock()):
+            return token  # type: ignore[return-value]
+        seen = slot.generation
+        with self._slots_lock:
+            slot.waiting += 1
+        try:
+            slot.lock.acquire()
+        finally:
+            with self._slots_lock:
+                slot.waiting -= 1
+        try:
+            token = slot.token
+            if self._fresh(token, self._clock()):
+                return token  # type: ignore[return-value]
+            if slot.generation != seen and slot.error is not None:
+                # The flight we queued behind failed: share its answer rather than have every
+                # waiter repeat a request that just failed (that would amplify an outage).
+                raise copy.copy(slot.error)
+            return self._renew(key, slot)
+        finally:
+            slot.lock.release()
+
+    def waiting(self, key: Hashable) -> int:
+        """How many callers are queued for ``key``'s token right now."""
+        slot = self._slots.get(key)
+        return 0 if slot is None else slot.waiting
+
+    def _renew(self, key: Hashable, slot: _Slot) -> Token:
+        # Pin the expiry to the moment the request left, so network time eats into our margin
+        # rather than into the token's real life.
+        sent_at = self._clock()
+        try:
+            grant = self._fetch(key)
+        except DensityError as exc:
+            slot.error = exc
+            slot.generation += 1
+            raise
+        except BaseException:
+            slot.generation += 1
+            slot.error = None
+            raise
+        token = Token(
+            access_token=grant.access_token,
+            expires_at=sent_at + grant.expires_in,
+            scope=grant.scope,
+            token_type=grant.token_type,
+            issued_at=sent_at,
+        )
+        replaced = slot.token is not None
+        slot.token = token
+        slot.error = None
+        slot.generation += 1
+        with self._slots_lock:
+            self.fetches[key] = self.fetches.get(key, 0) + 1
+            if replaced:
+                self.renewals[key] = self.renewals.get(key, 0) + 1
+        logger.info(
+            "Density token %s for %s, valid %.0f s",
+            "renewed" if replaced else "issued",
+            key,
+            grant.expires_in,
+        )
+        return token
+
+    def peek(self, key: Hashable) -> Token | None:
+        """The cached token for ``key`` without fetching (may be stale or expired)."""
+        slot = self._slots.get(key)
+        return slot.token if slot is not None else None
+
+    def invalidate(self, key: Hashable, access_token: str | None = None) -> bool:
+        """Drop the cached token (only if it is still ``access_token``, when given)."""
+        slot = self._slots.get(key)
+        if slot is None:
+            return False
+        # Compare-and-drop: when fifty requests get a 401 on the same dead token, the first
+        # drops it and the rest find the renewed one instead of dropping that too.
+        with slot.lock:
+            token = slot.token
+            if token is None or (access_token is not None and token.access_token != access_token):
+                return False
+            slot.token = None
+        logger.info("Density token for %s invalidated", key)
+        return True
+
+    def expires_in(self, key: Hashable) -> float | None:
+        """Seconds left on the cached token for ``key``, or None when none is cached."""
+        token = self.peek(key)
+        return None if token is None else token.remaining(self._clock())
+
+    def secrets(self) -> list[str]:
+        """Access tokens currently cached (for scrubbing error messages, never for logging)."""
+        with self._slots_lock:
+            slots = list(self._slots.values())
+        return [s.token.access_token for s in slots if s.token is not None]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters for metrics: tokens fetched and renewed per key."""
+        with self._slots_lock:
+            return {
+                "fetches": {str(k): v for k, v in self.fetches.items()},
+                "renewals": {str(k): v for k, v in self.renewals.items()},
+            }
