@@ -51,12 +51,9 @@ def main() -> None:
 
 
 # -- serve -------------------------------------------------------------------------------------
-def run_gunicorn(host: str, port: int, max_kiosks: int, env: dict[str, str] | None = None) -> None:
+def run_gunicorn(host: str, port: int, max_kiosks: int, worker_class: str = "gthread") -> None:
     """Serve the app with gunicorn: one gthread worker holds every feed and kiosk socket."""
     from gunicorn.app.base import BaseApplication
-
-    if env:
-        os.environ.update(env)
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
@@ -65,7 +62,7 @@ def run_gunicorn(host: str, port: int, max_kiosks: int, env: dict[str, str] | No
                 # The feeds and the hub live in memory: one worker, threads for every kiosk
                 # socket (each holds a handler thread) plus headroom for plain HTTP.
                 "workers": 1,
-                "worker_class": "gthread",
+                "worker_class": worker_class,
                 "threads": max_kiosks + 64,
                 "worker_connections": max_kiosks + 64,
                 "timeout": 60,
@@ -82,7 +79,6 @@ def run_gunicorn(host: str, port: int, max_kiosks: int, env: dict[str, str] | No
             from signage import create_app
 
             return create_app()
-
 
     def post_worker_init(worker) -> None:
         """On SIGTERM, tell kiosks to come back (1012) before gunicorn's graceful stop.
@@ -116,7 +112,9 @@ def _raise_file_limit(wanted: int) -> None:
         if target > soft:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         if target < wanted:
-            click.echo(f"warning: open-file limit {target} is below the {wanted} kiosks need", err=True)
+            click.echo(
+                f"warning: open-file limit {target} is below the {wanted} kiosks need", err=True
+            )
     except (ImportError, ValueError, OSError):
         pass
 
@@ -146,7 +144,7 @@ def serve(host: str, port: int, server: str) -> None:
 
         waitress.serve(_app(), host=host, port=port, threads=16)
     else:
-        run_gunicorn(host, port, max_kiosks)
+        run_gunicorn(host, port, max_kiosks, values["SIGNAGE_WORKER_CLASS"])
 
 
 # -- sim ---------------------------------------------------------------------------------------
@@ -154,9 +152,7 @@ def serve(host: str, port: int, server: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=int)
 @click.option("--seed", default=1, show_default=True, type=int)
-@click.option(
-    "--scenario", type=click.Choice(["quiet", "day"]), default="day", show_default=True
-)
+@click.option("--scenario", type=click.Choice(["quiet", "day"]), default="day", show_default=True)
 @click.option("--speed", default=1.0, show_default=True, type=float, help="Speed-up of the day.")
 def sim(host: str, port: int, seed: int, scenario: str, speed: float) -> None:
     """Run the built-in Density simulator alone (point any Density client at it)."""
@@ -188,7 +184,9 @@ def _wait_for(url: str, timeout: float) -> bool:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--speed", default=30.0, show_default=True, type=float, help="Simulated day speed-up.")
+@click.option(
+    "--speed", default=30.0, show_default=True, type=float, help="Simulated day speed-up."
+)
 @click.option("--instance", default="instance/demo", show_default=True, help="Demo data folder.")
 def demo(host: str, port: int, speed: float, instance: str) -> None:
     """The whole product on the built-in simulator: no Density account needed."""
@@ -272,13 +270,19 @@ def check(display_id: str | None) -> None:
         try:
             result = action()
         except AuthError as exc:
-            raise click.ClickException(f"{label}: refused by Density ({exc}). Check the credentials.")
+            raise click.ClickException(
+                f"{label}: refused by Density ({exc}). Check the credentials."
+            ) from exc
         except RateLimited as exc:
-            raise click.ClickException(f"{label}: rate limited by Density ({exc}). Try again shortly.")
+            raise click.ClickException(
+                f"{label}: rate limited by Density ({exc}). Try again shortly."
+            ) from exc
         except Unavailable as exc:
-            raise click.ClickException(f"{label}: Density unreachable ({exc}). Check DENSITY_API_URL and the network.")
+            raise click.ClickException(
+                f"{label}: Density unreachable ({exc}). Check DENSITY_API_URL and the network."
+            ) from exc
         except DensityError as exc:
-            raise click.ClickException(f"{label}: unexpected answer from Density ({exc}).")
+            raise click.ClickException(f"{label}: unexpected answer from Density ({exc}).") from exc
         click.echo(f"  ok  {label}")
         return result
 

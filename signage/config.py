@@ -99,7 +99,7 @@ SETTINGS: tuple[Setting, ...] = (
         "SIGNAGE_SILENCE_TIMEOUT",
         float,
         90.0,
-        "No upstream message for this long counts as a dead socket (Density refreshes each minute).",
+        "No upstream message for this long means a dead socket (Density refreshes each minute).",
     ),
     Setting(
         "SIGNAGE_SNAPSHOT_WAIT",
@@ -129,9 +129,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Keep a floor's feed running this long after its last kiosk leaves.",
     ),
     # Kiosk sockets.
-    Setting(
-        "SIGNAGE_HEARTBEAT_INTERVAL", float, 15.0, "Server heartbeat to kiosks, in seconds."
-    ),
+    Setting("SIGNAGE_HEARTBEAT_INTERVAL", float, 15.0, "Server heartbeat to kiosks, in seconds."),
     Setting(
         "SIGNAGE_KIOSK_PING_INTERVAL",
         float,
@@ -158,6 +156,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Messages per second a kiosk may send on average before it is closed.",
     ),
     Setting(
+        "SIGNAGE_WORKER_CLASS",
+        str,
+        "gthread",
+        "gunicorn worker for `serve`: gthread, or gevent (needs the gevent package).",
+    ),
+    Setting(
         "SIGNAGE_MAX_KIOSKS",
         int,
         1200,
@@ -178,7 +182,9 @@ def _coerce(setting: Setting, value: Any) -> Any:
     try:
         return setting.type(value)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{setting.name}: expected {setting.type.__name__}, got {value!r}") from exc
+        raise ValueError(
+            f"{setting.name}: expected {setting.type.__name__}, got {value!r}"
+        ) from exc
 
 
 def defaults() -> dict[str, Any]:
@@ -191,7 +197,7 @@ def load(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Layer defaults, `<instance>/signage.toml` (or `SIGNAGE_CONFIG`), the environment, overrides."""
+    """Layer defaults, `<instance>/signage.toml` (or `SIGNAGE_CONFIG`), environment, overrides."""
     environ = os.environ if environ is None else environ
     values = defaults()
 

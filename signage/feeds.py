@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from signage.density.backoff import Backoff
 from signage.density.client import DensityClient
 from signage.density.errors import DensityError
 from signage.density.models import Space, SpaceUpdate
-from signage.density.backoff import Backoff
 from signage.density.stream import PresenceStream
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,9 @@ class Channel:
 
     def fresh(self, now: float) -> bool:
         """Heard from Density (socket or poll) within `stale_after`."""
-        return self.last_heard is not None and now - self.last_heard <= self.feed.settings.stale_after
+        return (
+            self.last_heard is not None and now - self.last_heard <= self.feed.settings.stale_after
+        )
 
     # -- the loop ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -160,7 +162,9 @@ class Channel:
             except DensityError as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
             except Exception as exc:  # a bug here must not end the floor's feed for good
-                logger.exception("floor %s %s socket failed unexpectedly", self.feed.floor_id, self.kind)
+                logger.exception(
+                    "floor %s %s socket failed unexpectedly", self.feed.floor_id, self.kind
+                )
                 self.last_error = f"{type(exc).__name__}: {exc}"
             finally:
                 self._stream = None
@@ -387,7 +391,12 @@ class FloorFeed:
     def _compute_mode(self, now: float) -> tuple[str, str | None]:
         if any(not c.fresh(now) for c in self.channels):
             never = all(c.last_heard is None for c in self.channels)
-            return "stale", "starting" if never and now - self.started_at < self.settings.stale_after else "unreachable"
+            return (
+                "stale",
+                "starting"
+                if never and now - self.started_at < self.settings.stale_after
+                else "unreachable",
+            )
         if any(c.mode != "live" for c in self.channels):
             return "polling", next((c.last_error for c in self.channels if c.last_error), None)
         return "live", None
@@ -717,7 +726,9 @@ class FeedManager:
         by_space: dict[str, list[tuple[str, str]]] = {}
         for sensor in sensors:
             if sensor.space_id:
-                by_space.setdefault(sensor.space_id, []).append((sensor.serial_number, sensor.health))
+                by_space.setdefault(sensor.space_id, []).append(
+                    (sensor.serial_number, sensor.health)
+                )
         for feed in feeds:
             feed.set_sensor_health(by_space)
 

@@ -1,19 +1,27 @@
-"""Kiosk subscribers: a bounded queue each, fan-out that never blocks, a watchdog for stuck sends.
+"""Kiosk subscribers and the fan-out: one sender thread writes every kiosk socket, never blocking.
 
-The feed thread publishes one serialised message per change; `publish` only appends it to each
-subscriber's queue and wakes that subscriber's handler thread, which alone sends on its socket.
-A kiosk whose queue overflows is evicted; a send stuck longer than the send timeout is cut by
-the watchdog, so one stalled screen never delays the others.
+A floor's update is encoded once as a WebSocket frame (server frames are unmasked, so the bytes
+are the same for every kiosk) and appended to each kiosk's bounded outbox. One sender thread
+writes outboxes with non-blocking sends; a kiosk whose socket buffer is full waits in a selector
+until it drains. So a thousand kiosks cost a thousand cheap `send` calls, not a thousand thread
+wake-ups, and a stalled kiosk delays nobody: its outbox overflows (evicted) or its data stays
+unsent past the send timeout (cut).
+
+Each socket has one writer at a time: the sender, until the kiosk's handler `detach`es it to
+write the close frame itself. (simple-websocket's reader thread also answers pings; that is the
+library's own design.)
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import os
+import selectors
+import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 logger = logging.getLogger(__name__)
@@ -21,48 +29,48 @@ logger = logging.getLogger(__name__)
 # Close codes a kiosk can act on (docs/protocol.md).
 CLOSE_RESTART = 1012  # server restarting: come back (after a jittered delay)
 CLOSE_POLICY = 1008  # sent too much, too fast
-CLOSE_TOO_SLOW = 4001  # queue overflowed: reconnect and take a fresh snapshot
-CLOSE_STALLED = 4002  # a send was stuck longer than the send timeout
-CLOSE_UNAUTHORIZED = 4401  # unknown or revoked credential: back to pairing
+CLOSE_TOO_SLOW = 4001  # outbox overflowed: reconnect and take a fresh snapshot
+CLOSE_STALLED = 4002  # data stayed unsent longer than the send timeout
 CLOSE_RELOAD = 4003  # the display's configuration changed: reconnect for a new snapshot
+CLOSE_UNAUTHORIZED = 4401  # unknown or revoked credential: back to pairing
+
+
+def text_frame(text: str) -> bytes:
+    """One WebSocket text frame, server to client (unmasked, unfragmented; RFC 6455 5.2)."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 1 << 16:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload
 
 
 @dataclass(eq=False)
 class Subscriber:
-    """One kiosk connection: its queue, its wake-up event and why it must go, if it must."""
+    """One kiosk connection: its outbox, its handler's wake-up event, and why it must go."""
 
     floor_id: str
     display_id: int
     wakeup: threading.Event
+    sock: socket.socket | None
     maxlen: int
     id: int = field(default_factory=itertools.count(1).__next__)
-    # (seq, text); seq None marks a command for this display (reload, identify), sent as is.
-    queue: deque[tuple[int | None, str]] = field(default_factory=deque)
+    outbox: deque[bytes] = field(default_factory=deque)
+    last_seq: int = -1  # updates up to here are in the snapshot this kiosk got
+    ready: bool = False  # snapshot queued; before that, updates wait in `early`
+    early: list[tuple[int, bytes]] = field(default_factory=list)
     close_code: int | None = None
     close_reason: str = ""
-    sending_since: float | None = None
-    cut: Callable[[], None] | None = None  # aborts the socket under a stuck send
+    detached: bool = False
+    blocked_since: float | None = None  # when a write first found the socket buffer full
+    last_sent: float = field(default_factory=time.monotonic)
     info: dict = field(default_factory=dict)  # last heartbeat from the page
     connected_at: float = field(default_factory=time.monotonic)
-
-    def offer(self, seq: int | None, text: str) -> bool:
-        """Queue a message; False (and marked for eviction) when the queue is full."""
-        if self.close_code is not None:
-            return False
-        if len(self.queue) >= self.maxlen:
-            self.close_code, self.close_reason = CLOSE_TOO_SLOW, "too slow"
-            self.wakeup.set()
-            return False
-        self.queue.append((seq, text))
-        self.wakeup.set()
-        return True
-
-    def take(self) -> tuple[int | None, str] | None:
-        """The next queued message, or None."""
-        try:
-            return self.queue.popleft()
-        except IndexError:
-            return None
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    _pending: memoryview | None = None  # the unsent rest of a frame (sender thread only)
 
     def close(self, code: int, reason: str) -> None:
         """Ask this kiosk's handler to close its socket with `code`."""
@@ -72,35 +80,67 @@ class Subscriber:
 
 
 class Hub:
-    """Every kiosk subscriber, by floor; fan-out and eviction."""
+    """Every kiosk subscriber, by floor; fan-out, eviction and the sender thread."""
 
     def __init__(self, queue_size: int = 64, send_timeout: float = 5.0) -> None:
         self.queue_size = queue_size
         self.send_timeout = send_timeout
         self._lock = threading.Lock()
         self._by_floor: dict[str, set[Subscriber]] = {}
+        self._dirty: set[Subscriber] = set()
+        self._blocked: set[Subscriber] = set()
         self.evictions = 0
         self.stalled_cuts = 0
         self._stop = threading.Event()
-        self._watchdog: threading.Thread | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        # Handlers unregister their socket on detach, before it can be closed and its fd reused.
+        self._selector_lock = threading.Lock()
+        self._sender: threading.Thread | None = None
 
     # -- membership --------------------------------------------------------------------------
-    def subscribe(self, floor_id: str, display_id: int, wakeup: threading.Event) -> Subscriber:
-        """Register a kiosk; it receives everything published for its floor from now on."""
-        sub = Subscriber(floor_id, display_id, wakeup, self.queue_size)
+    def subscribe(
+        self,
+        floor_id: str,
+        display_id: int,
+        wakeup: threading.Event,
+        sock: socket.socket | None = None,
+    ) -> Subscriber:
+        """Register a kiosk; updates wait until `start` queues its snapshot."""
+        sub = Subscriber(floor_id, display_id, wakeup, sock, self.queue_size)
         with self._lock:
             self._by_floor.setdefault(floor_id, set()).add(sub)
-        self._ensure_watchdog()
+        self._ensure_sender()
         return sub
 
-    def unsubscribe(self, sub: Subscriber) -> None:
-        """Forget a kiosk (idempotent)."""
+    def start(self, sub: Subscriber, snapshot: str, seq: int) -> None:
+        """Queue the kiosk's snapshot first, then any update newer than it."""
+        with self._lock:
+            sub.last_seq = seq
+            self._append(sub, text_frame(snapshot))
+            for early_seq, frame in sub.early:
+                if early_seq > seq:
+                    self._append(sub, frame)
+                    sub.last_seq = early_seq
+            sub.early.clear()
+            sub.ready = True
+        self._wake()
+
+    def detach(self, sub: Subscriber) -> None:
+        """Stop writing to a kiosk (idempotent); its handler may then write the close frame."""
         with self._lock:
             subs = self._by_floor.get(sub.floor_id)
             if subs is not None:
                 subs.discard(sub)
                 if not subs:
                     del self._by_floor[sub.floor_id]
+            self._dirty.discard(sub)
+        with sub.write_lock:  # waits out a send in progress (non-blocking: microseconds)
+            sub.detached = True
+        self._unblock(sub)
 
     def subscribers(self, floor_id: str | None = None) -> list[Subscriber]:
         """A copy of the current subscribers (of one floor, or all)."""
@@ -121,23 +161,58 @@ class Hub:
         with self._lock:
             return {floor: len(subs) for floor, subs in self._by_floor.items()}
 
-    # -- fan-out -----------------------------------------------------------------------------
+    # -- queueing ----------------------------------------------------------------------------
+    def _append(self, sub: Subscriber, frame: bytes) -> bool:
+        """Add a frame to a kiosk's outbox (hub lock held); evict it when the outbox is full."""
+        if sub.close_code is not None or sub.detached:
+            return False
+        if len(sub.outbox) >= sub.maxlen:
+            self.evictions += 1
+            logger.warning("kiosk of display %s evicted: outbox full", sub.display_id)
+            sub.close(CLOSE_TOO_SLOW, "too slow")
+            return False
+        sub.outbox.append(frame)
+        self._dirty.add(sub)
+        return True
+
     def publish(self, floor_id: str, seq: int, text: str) -> int:
-        """Queue a message for every kiosk of a floor; never blocks on a socket."""
+        """Queue an update for every kiosk of a floor; never blocks on a socket."""
+        frame = text_frame(text)
         delivered = 0
-        for sub in self.subscribers(floor_id):
-            if sub.offer(seq, text):
-                delivered += 1
-            elif sub.close_code == CLOSE_TOO_SLOW and sub.close_reason == "too slow":
-                sub.close_reason = "too slow (evicted)"
-                self.evictions += 1
-                logger.warning("kiosk of display %s evicted: queue full", sub.display_id)
+        with self._lock:
+            for sub in self._by_floor.get(floor_id, ()):
+                if not sub.ready:
+                    sub.early.append((seq, frame))
+                elif seq > sub.last_seq and self._append(sub, frame):
+                    sub.last_seq = seq
+                    delivered += 1
+        self._wake()
         return delivered
 
+    def send(self, sub: Subscriber, text: str) -> bool:
+        """Queue one message (a heartbeat, a resync snapshot) for one kiosk."""
+        with self._lock:
+            queued = self._append(sub, text_frame(text))
+        self._wake()
+        return queued
+
+    def resync(self, sub: Subscriber, snapshot: str, seq: int) -> None:
+        """Queue a fresh snapshot; older updates still queued are harmless, newer ones follow."""
+        with self._lock:
+            if self._append(sub, text_frame(snapshot)):
+                sub.last_seq = max(sub.last_seq, seq)
+        self._wake()
+
     def command(self, display_id: int, text: str) -> int:
-        """Queue a command (not part of the floor's sequence) for every socket of a display."""
-        subs = [s for s in self.subscribers() if s.display_id == display_id]
-        return sum(1 for sub in subs if sub.offer(None, text))
+        """Queue a command (outside the floor's sequence) for every socket of a display."""
+        frame = text_frame(text)
+        with self._lock:
+            subs = [
+                s for subs in self._by_floor.values() for s in subs if s.display_id == display_id
+            ]
+            queued = sum(1 for sub in subs if self._append(sub, frame))
+        self._wake()
+        return queued
 
     def close_display(self, display_id: int, code: int, reason: str) -> int:
         """Close every socket of one display (revoked, reconfigured); returns how many."""
@@ -151,38 +226,113 @@ class Hub:
         for sub in self.subscribers():
             sub.close(code, reason)
 
-    # -- stuck sends -------------------------------------------------------------------------
-    def _ensure_watchdog(self) -> None:
+    # -- the sender thread -------------------------------------------------------------------
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except BlockingIOError:
+            pass  # the pipe is full: the sender is awake already
+
+    def _ensure_sender(self) -> None:
         with self._lock:
-            if self._watchdog is not None and self._watchdog.is_alive():
+            if self._sender is not None and self._sender.is_alive():
                 return
             self._stop.clear()
-            self._watchdog = threading.Thread(
-                target=self._watch, name="hub-watchdog", daemon=True
-            )
-            self._watchdog.start()
+            self._sender = threading.Thread(target=self._run, name="hub-sender", daemon=True)
+            self._sender.start()
 
-    def _watch(self) -> None:
-        """Cut any socket whose send has been stuck longer than the send timeout."""
-        interval = max(0.2, self.send_timeout / 4)
-        while not self._stop.wait(interval):
-            now = time.monotonic()
-            for sub in self.subscribers():
-                since = sub.sending_since
-                if since is not None and now - since > self.send_timeout and sub.cut:
-                    self.stalled_cuts += 1
-                    logger.warning(
-                        "kiosk of display %s cut: send stuck %.1fs", sub.display_id, now - since
-                    )
-                    sub.close(CLOSE_STALLED, "send stuck")
-                    cut, sub.cut = sub.cut, None
+    def _run(self) -> None:
+        check_every = max(0.05, self.send_timeout / 4)
+        while not self._stop.is_set():
+            try:
+                for key, _ in self._selector.select(timeout=check_every):
+                    if key.data is None:
+                        try:
+                            while os.read(self._wake_r, 4096):
+                                pass
+                        except BlockingIOError:
+                            pass
+                    else:
+                        self._flush(key.data)
+                with self._lock:
+                    dirty, self._dirty = self._dirty, set()
+                for sub in dirty:
+                    self._flush(sub)
+                self._cut_stuck()
+            except Exception:  # the sender must outlive any one kiosk's misfortune
+                logger.exception("hub sender error")
+
+    def _flush(self, sub: Subscriber) -> None:
+        """Write as much of the kiosk's outbox as its socket takes now."""
+        with sub.write_lock:
+            if sub.detached or sub.sock is None:
+                return
+            while True:
+                if sub._pending is None:
                     try:
-                        cut()
-                    except OSError:
-                        pass
+                        sub._pending = memoryview(sub.outbox.popleft())
+                    except IndexError:
+                        break
+                try:
+                    sent = sub.sock.send(sub._pending, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError:
+                    sub.close(CLOSE_STALLED, "send failed")
+                    sub._pending = None
+                    break
+                if sent:
+                    sub.last_sent = time.monotonic()
+                if sent < len(sub._pending):
+                    sub._pending = sub._pending[sent:]
+                    if sub.blocked_since is None:
+                        sub.blocked_since = time.monotonic()
+                    self._block(sub)
+                    return
+                sub._pending = None
+        if sub.blocked_since is not None:
+            self._unblock(sub)
+
+    def _block(self, sub: Subscriber) -> None:
+        with self._selector_lock:
+            if sub not in self._blocked and not sub.detached:
+                self._blocked.add(sub)
+                try:
+                    self._selector.register(sub.sock, selectors.EVENT_WRITE, sub)
+                except (KeyError, ValueError, OSError):
+                    pass
+
+    def _unblock(self, sub: Subscriber) -> None:
+        with self._selector_lock:
+            sub.blocked_since = None
+            if sub in self._blocked:
+                self._blocked.discard(sub)
+                try:
+                    self._selector.unregister(sub.sock)
+                except (KeyError, ValueError, OSError):
+                    pass
+
+    def _cut_stuck(self) -> None:
+        """A kiosk whose data stayed unsent past the send timeout is cut."""
+        now = time.monotonic()
+        for sub in list(self._blocked):
+            if sub.blocked_since is not None and now - sub.blocked_since > self.send_timeout:
+                self.stalled_cuts += 1
+                logger.warning(
+                    "kiosk of display %s cut: nothing sent for %.1fs",
+                    sub.display_id,
+                    now - sub.blocked_since,
+                )
+                self._unblock(sub)
+                sub.close(CLOSE_STALLED, "send stuck")
+                try:  # the close frame could not get through either: end the connection
+                    sub.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
     def stop(self) -> None:
-        """Stop the watchdog thread."""
+        """Stop the sender thread."""
         self._stop.set()
-        if self._watchdog is not None:
-            self._watchdog.join(timeout=2)
+        self._wake()
+        if self._sender is not None:
+            self._sender.join(timeout=2)

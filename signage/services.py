@@ -104,16 +104,22 @@ def build_services(config: dict[str, Any], instance_path: Path) -> Services:
     config["SIGNAGE_SECRET_KEY"] = secret
     store = Store(config["SIGNAGE_DATABASE"], secret)
     store.migrate()
-    limiter = RateLimiter(rate=config["SIGNAGE_UPSTREAM_RATE"], burst=config["SIGNAGE_UPSTREAM_BURST"])
+    limiter = RateLimiter(
+        rate=config["SIGNAGE_UPSTREAM_RATE"], burst=config["SIGNAGE_UPSTREAM_BURST"]
+    )
     client = DensityClient(
         config["DENSITY_API_URL"],
         api_token=config["DENSITY_API_TOKEN"] or None,
         client_id=config["DENSITY_CLIENT_ID"] or None,
         client_secret=config["DENSITY_CLIENT_SECRET"] or None,
         limiter=limiter,
-        timeout=httpx.Timeout(config["SIGNAGE_HTTP_TIMEOUT"], connect=min(5.0, config["SIGNAGE_HTTP_TIMEOUT"])),
+        timeout=httpx.Timeout(
+            config["SIGNAGE_HTTP_TIMEOUT"], connect=min(5.0, config["SIGNAGE_HTTP_TIMEOUT"])
+        ),
     )
-    hub = Hub(queue_size=config["SIGNAGE_KIOSK_QUEUE"], send_timeout=config["SIGNAGE_KIOSK_SEND_TIMEOUT"])
+    hub = Hub(
+        queue_size=config["SIGNAGE_KIOSK_QUEUE"], send_timeout=config["SIGNAGE_KIOSK_SEND_TIMEOUT"]
+    )
     directory = SpaceDirectory(client)
     epoch = secrets.token_hex(4)
     svc_holder: dict[str, Services] = {}

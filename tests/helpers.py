@@ -23,7 +23,9 @@ def wait_until(
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s: {message or condition} (last: {last!r})")
+    raise AssertionError(
+        f"condition not met within {timeout}s: {message or condition} (last: {last!r})"
+    )
 
 
 class ServerThread:
@@ -50,7 +52,9 @@ class ServerThread:
         self._thread.join(timeout=5)
         self.svc.close()
 
-    def add_display(self, floor_id: str, density_display_id: str | None = None, name: str = "Lobby"):
+    def add_display(
+        self, floor_id: str, density_display_id: str | None = None, name: str = "Lobby"
+    ):
         """Create a display and return (display, kiosk credential)."""
         display = self.svc.store.add_display(name, floor_id, density_display_id)
         return display, self.svc.store.credential(display)

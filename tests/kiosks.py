@@ -76,7 +76,11 @@ class Kiosk:
         while not self._stop:
             try:
                 async with connect(
-                    self.url, compression=None, open_timeout=20, ping_interval=None, **connect_kwargs
+                    self.url,
+                    compression=None,
+                    open_timeout=20,
+                    ping_interval=None,
+                    **connect_kwargs,
                 ) as ws:
                     self.connected = True
                     delay = 0.1
@@ -86,7 +90,7 @@ class Kiosk:
                     except ConnectionClosed:
                         pass
                     self.close_codes.append(ws.close_code)
-            except (OSError, asyncio.TimeoutError, ConnectionClosed) as exc:
+            except (TimeoutError, OSError, ConnectionClosed) as exc:
                 self.close_codes.append(getattr(exc, "code", None))
             finally:
                 self.connected = False

@@ -65,6 +65,9 @@ def test_default_app_is_not_in_testing_mode(tmp_path, monkeypatch):
 
 def test_allowed_origins_include_public_url():
     origins = config.allowed_origins(
-        {"SIGNAGE_PUBLIC_URL": "https://signs.example.com/", "SIGNAGE_ALLOWED_ORIGINS": "http://a, http://b/"}
+        {
+            "SIGNAGE_PUBLIC_URL": "https://signs.example.com/",
+            "SIGNAGE_ALLOWED_ORIGINS": "http://a, http://b/",
+        }
     )
     assert origins == {"https://signs.example.com", "http://a", "http://b"}

@@ -1,59 +1,130 @@
-"""The hub: fan-out never blocks, overflow evicts only the slow kiosk, stuck sends are cut."""
+"""The hub: one sender writes every kiosk socket; overflow evicts; data stuck unsent is cut."""
 
 from __future__ import annotations
 
+import socket
 import threading
 
-from signage.hub import CLOSE_STALLED, CLOSE_TOO_SLOW, Hub
+import pytest
+
+from signage.hub import CLOSE_STALLED, CLOSE_TOO_SLOW, Hub, text_frame
 from tests.helpers import wait_until
 
 
-def test_publish_reaches_only_that_floor():
-    hub = Hub(queue_size=4)
-    a = hub.subscribe("f1", 1, threading.Event())
-    b = hub.subscribe("f2", 2, threading.Event())
+@pytest.fixture
+def hub():
+    h = Hub(queue_size=8, send_timeout=0.5)
+    yield h
+    h.stop()
+
+
+def kiosk(hub, floor="f", display=1):
+    """A subscriber on one end of a socketpair; the test reads the other end."""
+    server_end, client_end = socket.socketpair()
+    sub = hub.subscribe(floor, display, threading.Event(), server_end)
+    return sub, client_end
+
+
+def read_frames(sock, count, timeout=5.0):
+    """Read `count` complete frames' payloads (server frames, unmasked)."""
+    sock.settimeout(timeout)
+    buf, out = b"", []
+    while len(out) < count:
+        buf += sock.recv(65536)
+        while len(buf) >= 2:
+            size, offset = buf[1] & 0x7F, 2
+            if size == 126:
+                size, offset = int.from_bytes(buf[2:4], "big"), 4
+            elif size == 127:
+                size, offset = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < offset + size:
+                break
+            out.append(buf[offset : offset + size].decode())
+            buf = buf[offset + size :]
+    return out
+
+
+def test_snapshot_first_then_only_newer_updates(hub):
+    sub, peer = kiosk(hub)
+    hub.publish("f", 5, "early-5")  # before the snapshot: held back
+    hub.publish("f", 6, "early-6")
+    hub.start(sub, "snapshot@5", 5)  # the snapshot already includes seq 5
+    hub.publish("f", 6, "dup-6")  # seq 6 already queued: not again
+    hub.publish("f", 7, "u7")
+    assert read_frames(peer, 3) == ["snapshot@5", "early-6", "u7"]
+
+
+def test_publish_reaches_only_that_floor(hub):
+    a, pa = kiosk(hub, "f1", 1)
+    b, pb = kiosk(hub, "f2", 2)
+    hub.start(a, "s", 0)
+    hub.start(b, "s", 0)
     assert hub.publish("f1", 1, "m1") == 1
-    assert a.take() == (1, "m1") and a.wakeup.is_set()
-    assert b.take() is None
+    assert read_frames(pa, 2) == ["s", "m1"]
+    assert read_frames(pb, 1) == ["s"]
+    pb.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        pb.recv(10)
     assert hub.counts_by_floor() == {"f1": 1, "f2": 1}
-    hub.unsubscribe(a)
-    hub.unsubscribe(a)  # idempotent
+    hub.detach(a)
+    hub.detach(a)  # idempotent
     assert hub.count("f1") == 0
-    hub.stop()
 
 
-def test_overflow_evicts_the_slow_kiosk_and_keeps_the_others():
-    hub = Hub(queue_size=3)
-    slow = hub.subscribe("f", 1, threading.Event())
-    fast = hub.subscribe("f", 2, threading.Event())
-    for seq in range(1, 6):
-        hub.publish("f", seq, f"m{seq}")
-        assert fast.take() == (seq, f"m{seq}")  # the fast one keeps up
-    assert slow.close_code == CLOSE_TOO_SLOW
+def test_stalled_kiosk_is_cut_and_others_get_everything():
+    hub = Hub(queue_size=64, send_timeout=0.5)
+    slow, slow_peer = kiosk(hub, display=1)
+    fast, fast_peer = kiosk(hub, display=2)
+    slow_peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    hub.start(slow, "s", 0)
+    hub.start(fast, "s", 0)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.extend(read_frames(fast_peer, 41)))
+    reader.start()
+    big = "x" * 50_000  # 2 MB in all: more than the slow kiosk's socket buffers hold
+    for seq in range(1, 41):
+        hub.publish("f", seq, f"{seq}:{big}")
+    reader.join(timeout=10)
+    assert len(got) == 41 and got[-1].startswith("40:")
+    wait_until(lambda: slow.close_code == CLOSE_STALLED, timeout=5, message="slow one cut")
     assert fast.close_code is None
-    assert hub.evictions == 1
-    hub.stop()
-
-
-def test_watchdog_cuts_a_stuck_send():
-    hub = Hub(queue_size=3, send_timeout=0.3)
-    sub = hub.subscribe("f", 1, threading.Event())
-    cut = threading.Event()
-    sub.cut = cut.set
-    import time
-
-    sub.sending_since = time.monotonic()
-    wait_until(cut.is_set, timeout=3, message="stuck send cut")
-    assert sub.close_code == CLOSE_STALLED
     assert hub.stalled_cuts == 1
     hub.stop()
 
 
-def test_close_display_reaches_all_its_sockets():
-    hub = Hub()
-    subs = [hub.subscribe("f", 7, threading.Event()) for _ in range(3)]
-    other = hub.subscribe("f", 8, threading.Event())
+def test_outbox_overflow_evicts(hub):
+    sub, _peer = kiosk(hub)
+    hub.start(sub, "s" * 3_000_000, 0)  # blocks the socket: later frames wait in the outbox
+    for seq in range(1, 20):
+        hub.publish("f", seq, "u")
+    assert sub.close_code == CLOSE_TOO_SLOW
+    assert hub.evictions == 1
+
+
+def test_data_stuck_unsent_is_cut_after_the_send_timeout(hub):
+    sub, peer = kiosk(hub)
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    hub.start(sub, "s" * 3_000_000, 0)  # more than any socket buffer takes
+    wait_until(lambda: sub.close_code == CLOSE_STALLED, timeout=5, message="cut")
+    assert hub.stalled_cuts == 1
+
+
+def test_commands_and_close_display_reach_all_its_sockets(hub):
+    subs = [kiosk(hub, display=7) for _ in range(3)]
+    other, other_peer = kiosk(hub, display=8)
+    for sub, _ in subs:
+        hub.start(sub, "s", 0)
+    hub.start(other, "s", 0)
+    assert hub.command(7, '{"type":"reload"}') == 3
+    assert all(read_frames(peer, 2)[1] == '{"type":"reload"}' for _, peer in subs)
     assert hub.close_display(7, 4401, "revoked") == 3
-    assert all(s.close_code == 4401 and s.wakeup.is_set() for s in subs)
+    assert all(s.close_code == 4401 and s.wakeup.is_set() for s, _ in subs)
     assert other.close_code is None
-    hub.stop()
+
+
+def test_text_frame_matches_a_real_websocket_encoder():
+    from wsproto.frame_protocol import FrameProtocol
+
+    for size in (0, 5, 125, 126, 65535, 65536, 70000):
+        text = "é" * (size // 2) + "a" * (size % 2)
+        assert text_frame(text) == FrameProtocol(client=False, extensions=[]).send_data(text, True)

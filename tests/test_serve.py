@@ -44,8 +44,15 @@ def add_displays(proc: ServeProcess, sim) -> list[dict]:
         by_floor.setdefault(floor_id, display_id)
     for floor_id, display_id in sorted(by_floor.items()):
         out = proc.cli(
-            "displays", "add", "--name", f"Lobby {floor_id[-4:]}", "--floor", floor_id,
-            "--density-display-id", display_id, "--json",
+            "displays",
+            "add",
+            "--name",
+            f"Lobby {floor_id[-4:]}",
+            "--floor",
+            floor_id,
+            "--density-display-id",
+            display_id,
+            "--json",
         )
         displays.append(json.loads(out))
     return displays

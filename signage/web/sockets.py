@@ -100,31 +100,6 @@ class _InboundBudget:
         return True
 
 
-def _abort_socket(ws: Any) -> None:
-    """Cut the TCP connection under a stuck send (the send then raises)."""
-    raw = getattr(ws, "sock", None)
-    if raw is not None:
-        try:
-            raw.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-def _send(ws: Any, sub: Subscriber, text: str) -> None:
-    sub.sending_since = time.monotonic()
-    try:
-        ws.send(text)
-    finally:
-        sub.sending_since = None
-
-
-def _send_snapshot(ws: Any, sub: Subscriber, feed: Any, display: Display) -> int:
-    """Send the snapshot; return its seq (queued updates up to it are then skipped)."""
-    snapshot = kiosk_snapshot(feed, display)
-    _send(ws, sub, json.dumps(snapshot, separators=(",", ":")))
-    return snapshot["seq"]
-
-
 def _handle_inbound(sub: Subscriber, raw: str | bytes) -> str | None:
     """Read a kiosk's message; returns "resync" when it asks for a fresh snapshot."""
     try:
@@ -149,7 +124,24 @@ def _handle_inbound(sub: Subscriber, raw: str | bytes) -> str | None:
 
 @sock.route("/ws/kiosk/<credential>")
 def kiosk_socket(ws: Any, credential: str) -> None:
-    """A display's live feed: snapshot, then updates and heartbeats."""
+    """A display's live feed: snapshot, then updates and heartbeats.
+
+    The hub's sender thread writes everything this kiosk receives; this thread reads what the
+    kiosk sends, keeps its heartbeat timer and, at the end, writes the close frame.
+    """
+    try:
+        _serve_kiosk(ws, credential)
+    finally:
+        if getattr(ws, "mode", None) == "werkzeug":
+            # werkzeug's server writes an HTTP response once the handler returns; ending our
+            # side after the close frame keeps it out of the WebSocket stream.
+            try:
+                ws.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+
+def _serve_kiosk(ws: Any, credential: str) -> None:
     svc = services()
     display = svc.store.display_for_credential(credential)
     if display is None:
@@ -159,42 +151,46 @@ def kiosk_socket(ws: Any, credential: str) -> None:
     heartbeat_every = config["SIGNAGE_HEARTBEAT_INTERVAL"]
     budget = _InboundBudget(config["SIGNAGE_KIOSK_MAX_RATE"], config["SIGNAGE_KIOSK_MAX_RATE"] * 4)
     feed = svc.feeds.acquire(display.floor_id)
-    sub = svc.hub.subscribe(display.floor_id, display.id, ws.event)
-    sub.cut = lambda: _abort_socket(ws)
+    sub = svc.hub.subscribe(display.floor_id, display.id, ws.event, ws.sock)
     logger.info("kiosk of display %s connected", display.id)
+    close: tuple[int, str] | None = None
     try:
-        last_seq = _send_snapshot(ws, sub, feed, display)
-        last_sent = time.monotonic()
+        snapshot = kiosk_snapshot(feed, display)
+        svc.hub.start(sub, _dumps(snapshot), snapshot["seq"])
         while ws.connected:
             ws.event.clear()
-            while (raw := ws.receive(timeout=0)) is not None:
+            # input_buffer is simple-websocket's inbound list: checking it spares a receive()
+            # call on wake-ups that brought nothing in.
+            while ws.input_buffer and (raw := ws.receive(timeout=0)) is not None:
                 if not budget.take():
                     logger.warning("kiosk of display %s closed: too many messages", display.id)
-                    ws.close(CLOSE_POLICY, "too many messages")
+                    close = (CLOSE_POLICY, "too many messages")
                     return
                 if _handle_inbound(sub, raw) == "resync":
-                    last_seq = _send_snapshot(ws, sub, feed, display)
-                    last_sent = time.monotonic()
+                    snapshot = kiosk_snapshot(feed, display)
+                    svc.hub.resync(sub, _dumps(snapshot), snapshot["seq"])
             if sub.close_code is not None:
-                ws.close(sub.close_code, sub.close_reason)
+                close = (sub.close_code, sub.close_reason)
                 return
-            while (item := sub.take()) is not None:
-                seq, text = item
-                if seq is not None and seq <= last_seq:
-                    continue  # already in the snapshot this kiosk got
-                _send(ws, sub, text)
-                last_sent = time.monotonic()
-                last_seq = last_seq if seq is None else seq
-            idle = time.monotonic() - last_sent
+            idle = time.monotonic() - sub.last_sent
             if idle >= heartbeat_every:
                 heartbeat = feed.heartbeat()
                 heartbeat["version"] = __version__
-                _send(ws, sub, json.dumps(heartbeat, separators=(",", ":")))
-                last_sent, idle = time.monotonic(), 0.0
+                svc.hub.send(sub, _dumps(heartbeat))
+                idle = 0.0
             ws.event.wait(timeout=max(0.05, heartbeat_every - idle))
     except (ConnectionClosed, OSError):
         pass
     finally:
-        svc.hub.unsubscribe(sub)
+        svc.hub.detach(sub)
         svc.feeds.release(display.floor_id)
+        if close is not None and ws.connected:
+            try:
+                ws.close(*close)
+            except (ConnectionClosed, OSError):
+                pass
         logger.info("kiosk of display %s disconnected", display.id)
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"))
