@@ -319,7 +319,7 @@ async def run(args: argparse.Namespace) -> dict:
             rss_loaded = rss_kib(server.worker_pid())
             ours = await measure_flips(sim, kiosks, room, args.flips)
             calls_after = sim.calls()["calls"]
-            upstream_sockets = sim.sockets_open(floor)
+            upstream_sockets = sim.sockets_open(floor, kind="presence")
             await kiosks.stop()
             server.stop()
 

@@ -1,6 +1,7 @@
 """SQLite storage: schema migrations, displays and their revocable kiosk credentials.
 
-One connection per thread (SQLite connections must not cross threads), WAL mode so kiosk
+Connections come from a small pool, one thread at a time each: a connection per thread would
+mean one per kiosk socket (each holds a server thread), about 100 KiB apiece. WAL mode so kiosk
 reads never wait on an admin's write, and every multi-row change in one transaction.
 """
 
@@ -73,44 +74,69 @@ def _now_precise() -> str:
 class Store:
     """The app's database: open, migrate, and read and write displays."""
 
+    POOL_SIZE = 4  # idle connections kept; more are opened under load and closed after
+
     def __init__(self, path: str, secret_key: str) -> None:
         self.path = path
         self._secret = secret_key.encode()
-        self._local = threading.local()
+        self._idle: list[sqlite3.Connection] = []
+        self._pool_lock = threading.Lock()
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
 
     # -- connection life cycle -------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode keeps every acknowledged commit through a process crash.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = conn
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode keeps every acknowledged commit through a process crash.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
         return conn
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection for this thread's use until the block ends."""
+        with self._pool_lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._open()
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:  # never hand on a connection mid-transaction
+                conn.execute("ROLLBACK")
+            with self._pool_lock:
+                if len(self._idle) < self.POOL_SIZE:
+                    self._idle.append(conn)
+                    conn = None
+            if conn is not None:
+                conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; rolled back whole if anything in it fails."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self.connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        with self.connection() as conn:
+            return conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close the idle connections."""
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
-            self._local.conn = None
 
     def migrate(self) -> int:
         """Apply pending migrations; return the schema version now in force."""
@@ -162,19 +188,15 @@ class Store:
 
     def get_display(self, display_id: int) -> Display | None:
         """The display with this id, or None."""
-        row = self._conn().execute("SELECT * FROM displays WHERE id = ?", (display_id,)).fetchone()
-        return self._display(row) if row else None
+        rows = self._query("SELECT * FROM displays WHERE id = ?", (display_id,))
+        return self._display(rows[0]) if rows else None
 
     def list_displays(self, floor_id: str | None = None) -> list[Display]:
         """Every display, or those of one floor, in id order."""
         if floor_id is None:
-            rows = self._conn().execute("SELECT * FROM displays ORDER BY id").fetchall()
+            rows = self._query("SELECT * FROM displays ORDER BY id")
         else:
-            rows = (
-                self._conn()
-                .execute("SELECT * FROM displays WHERE floor_id = ? ORDER BY id", (floor_id,))
-                .fetchall()
-            )
+            rows = self._query("SELECT * FROM displays WHERE floor_id = ? ORDER BY id", (floor_id,))
         return [self._display(r) for r in rows]
 
     def remove_display(self, display_id: int) -> bool:

@@ -90,3 +90,37 @@ def test_update_settings_changes_updated_at(store):
     assert changed.updated_at != display.updated_at
     with pytest.raises(StoreError):
         store.update_display_settings(999, {})
+
+
+def test_pool_serves_many_threads_and_keeps_few_connections(store):
+    import threading
+
+    display = store.add_display("Lobby", "spc_1")
+    errors: list[BaseException] = []
+
+    def reader():
+        try:
+            for _ in range(50):
+                assert store.display_for_credential(store.credential(display)) == display
+        except BaseException as exc:  # collected: the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert len(store._idle) <= Store.POOL_SIZE
+
+
+def test_failed_transaction_rolls_back_and_pool_stays_usable(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO displays (name, floor_id, created_at, updated_at)"
+                " VALUES ('x', 'f', 'now', 'now')"
+            )
+            raise RuntimeError("crash mid-change")
+    assert store.list_displays() == []
+    assert store.add_display("Lobby", "spc_1").id >= 1
