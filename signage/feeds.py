@@ -310,6 +310,7 @@ class FloorFeed:
         self.seq = seq_start
         self.malformed_frames = 0
         self.stopped = threading.Event()
+        self.has_data = threading.Event()  # set once Density has answered at least once
         self._lock = threading.RLock()
         self.rooms: dict[str, Room] = {s.id: Room(space=s) for s in rooms}
         self.mode = "stale"
@@ -351,6 +352,7 @@ class FloorFeed:
     def apply(self, updates: Iterable[SpaceUpdate], source: str, channel: Channel) -> None:
         """Merge updates; publish the rooms whose public state changed."""
         now = time.monotonic()
+        self.has_data.set()
         with self._lock:
             before_mode = self.mode
             new_mode, reason = self._compute_mode(now)
@@ -453,6 +455,10 @@ class FloorFeed:
         message = self._envelope("update", now)
         message["rooms"] = rooms
         self._publish(self.floor_id, self.seq, json.dumps(message, separators=(",", ":")))
+
+    def wait_for_data(self, timeout: float) -> bool:
+        """Wait (briefly) for the first answer from Density after the feed started."""
+        return self.has_data.wait(timeout)
 
     def snapshot(self) -> dict[str, Any]:
         """Every room and the feed's state now, from memory (no upstream call)."""
@@ -645,10 +651,15 @@ class FeedManager:
             if entry.users == 0:
                 entry.idle_since = time.monotonic()
 
-    def touch(self, floor_id: str) -> FloorFeed:
-        """Use a feed without holding it (an HTTP poll): it lingers from now."""
+    def touch(self, floor_id: str, wait: float = 2.0) -> FloorFeed:
+        """Use a feed without holding it (a page load, an HTTP poll): it lingers from now.
+
+        A request that starts the feed waits up to `wait` seconds for Density's first answer,
+        so a page's first paint shows rooms rather than "unknown" while the feed warms up.
+        """
         feed = self.acquire(floor_id)
         self.release(floor_id)
+        feed.wait_for_data(wait)
         return feed
 
     def get(self, floor_id: str) -> FloorFeed | None:

@@ -270,3 +270,10 @@ def test_feed_stops_after_last_kiosk_leaves(sim, server):
         wait_until(lambda: presence_sockets(sim, floor) == 1, timeout=10)
     wait_until(lambda: presence_sockets(sim, floor) == 0, timeout=10, message="feed stopped")
     assert server.svc.feeds.get(floor) is None
+
+
+def test_first_http_request_waits_for_density_first_answer(sim, server):
+    floor = floors(server)[0]
+    _, cred = server.add_display(floor)
+    state = httpx.get(f"{server.url}/api/kiosk/{cred}/state", timeout=10).json()
+    assert any(room["state"] != "unknown" for room in state["rooms"].values()), state["feed"]
