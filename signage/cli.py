@@ -19,14 +19,15 @@ from signage import __version__
 logger = logging.getLogger(__name__)
 
 
-def _configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+def _configure_logging(values: dict[str, Any] | None = None) -> None:
+    """Log to stderr, as text or JSON, with every configured secret masked."""
+    from signage import config as settings
+    from signage import logs
+
+    values = values or settings.load(os.path.join(os.getcwd(), "instance"))
+    logs.configure(
+        values["SIGNAGE_LOG_LEVEL"], values["SIGNAGE_LOG_FORMAT"], settings.secret_values(values)
     )
-    # httpx logs every request URL at INFO; ours carry no secrets, but they are noise.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _app(**overrides: Any):
@@ -88,8 +89,13 @@ def run_gunicorn(host: str, port: int, max_kiosks: int, worker_class: str = "gth
         """
         import signal
 
+        from signage import config as settings
+        from signage import logs
+
         previous = signal.getsignal(signal.SIGTERM)
         app = worker.wsgi
+        secrets = settings.secret_values(app.extensions["signage"].config)
+        logs.protect_handlers(("gunicorn.error", "gunicorn.access"), secrets)
 
         def on_term(signum, frame):
             app.extensions["signage"].shutting_down = True
@@ -135,7 +141,7 @@ def serve(host: str, port: int, server: str) -> None:
 
     os.environ.setdefault("SIGNAGE_PUBLIC_URL", _default_public_url(host, port))
     values = settings.load(os.path.join(os.getcwd(), "instance"))
-    _configure_logging(values["SIGNAGE_LOG_LEVEL"])
+    _configure_logging(values)
     max_kiosks = values["SIGNAGE_MAX_KIOSKS"]
     _raise_file_limit(max_kiosks * 2 + 256)
     click.echo(f"signage {__version__} serving on http://{host}:{port} ({server})")

@@ -78,6 +78,16 @@ SETTINGS: tuple[Setting, ...] = (
         "Extra origins (comma-separated) allowed to open kiosk sockets.",
     ),
     Setting("SIGNAGE_LOG_LEVEL", str, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
+    Setting(
+        "SIGNAGE_LOG_FORMAT", str, "text", "Log lines as `text` or `json` (one object a line)."
+    ),
+    Setting(
+        "SIGNAGE_METRICS_TOKEN",
+        str,
+        "",
+        "When set, `/metrics` needs `Authorization: Bearer <token>`.",
+        True,
+    ),
     # Upstream budget and timeouts.
     Setting(
         "SIGNAGE_UPSTREAM_RATE",
@@ -230,3 +240,8 @@ def allowed_origins(config: Mapping[str, Any]) -> set[str]:
     extra = {o.strip().rstrip("/") for o in config.get("SIGNAGE_ALLOWED_ORIGINS", "").split(",")}
     public = config.get("SIGNAGE_PUBLIC_URL", "").rstrip("/")
     return {o for o in extra | {public} if o}
+
+
+def secret_values(config: Mapping[str, Any]) -> list[str]:
+    """The configured values of secret settings, for log redaction."""
+    return [str(config[s.name]) for s in SETTINGS if s.secret and config.get(s.name)]

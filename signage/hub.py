@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,9 @@ class Hub:
         # Handlers unregister their socket on detach, before it can be closed and its fd reused.
         self._selector_lock = threading.Lock()
         self._sender: threading.Thread | None = None
+        # Called with the seconds from a publication to the last kiosk's write (metrics).
+        self.on_fanout: Callable[[float], None] | None = None
+        self._published_at: float | None = None
 
     # -- membership --------------------------------------------------------------------------
     def subscribe(
@@ -180,6 +184,8 @@ class Hub:
         frame = text_frame(text)
         delivered = 0
         with self._lock:
+            if self._published_at is None:
+                self._published_at = time.monotonic()
             for sub in self._by_floor.get(floor_id, ()):
                 if not sub.ready:
                     sub.early.append((seq, frame))
@@ -256,8 +262,11 @@ class Hub:
                         self._flush(key.data)
                 with self._lock:
                     dirty, self._dirty = self._dirty, set()
+                    published_at, self._published_at = self._published_at, None
                 for sub in dirty:
                     self._flush(sub)
+                if published_at is not None and self.on_fanout is not None:
+                    self.on_fanout(time.monotonic() - published_at)
                 self._cut_stuck()
             except Exception:  # the sender must outlive any one kiosk's misfortune
                 logger.exception("hub sender error")

@@ -43,6 +43,8 @@ class Services:
     epoch: str
     state: dict[str, Any] = field(default_factory=dict)
     shutting_down: bool = False
+    ready: bool = False  # set once the app is built; /readyz answers 503 until then
+    metrics_registry: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- URLs a display is reached at ------------------------------------------------------
@@ -133,6 +135,10 @@ def build_services(config: dict[str, Any], instance_path: Path) -> Services:
     )
     svc = Services(config, store, client, directory, hub, feeds, epoch)
     svc_holder["svc"] = svc
+    from signage.metrics import create_registry
+
+    svc.metrics_registry, fanout = create_registry(svc)
+    hub.on_fanout = fanout.observe
     return svc
 
 
@@ -153,7 +159,10 @@ def init_app(app: Flask, test_config: dict[str, Any] | None) -> None:
     app.extensions["signage"] = svc
     logging.getLogger("signage").setLevel(config["SIGNAGE_LOG_LEVEL"].upper())
 
-    from signage.web import kiosk, sockets
+    from signage.web import kiosk, ops, security, sockets
 
     app.register_blueprint(kiosk.bp)
+    app.register_blueprint(ops.bp)
     sockets.init_app(app)
+    security.init_app(app)
+    svc.ready = True

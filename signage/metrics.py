@@ -1,0 +1,117 @@
+"""Prometheus metrics: read from the live objects at scrape time, one registry per app.
+
+Counters that already exist where the work happens (the client's request counts, the hub's
+evictions, the feeds' malformed frames) are read when Prometheus scrapes, rather than mirrored
+into a second set of counters that could drift from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from signage.feeds import FEED_MODES
+
+if TYPE_CHECKING:
+    from signage.services import Services
+
+# Fan-out from an update's publication until the last kiosk's write: milliseconds matter.
+FANOUT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class SignageCollector:
+    """Gauges and counters computed from the services when scraped."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+
+    def collect(self) -> Iterator[Metric]:
+        svc = self.svc
+        kiosks = GaugeMetricFamily(
+            "signage_kiosks_connected", "Kiosk sockets connected, by floor.", labels=["floor"]
+        )
+        for floor, count in sorted(svc.hub.counts_by_floor().items()):
+            kiosks.add_metric([floor], count)
+        yield kiosks
+
+        feeds = [feed.status() for feed in svc.feeds.feeds()]
+        modes = GaugeMetricFamily("signage_feeds", "Floor feeds, by mode.", labels=["mode"])
+        for mode in FEED_MODES:
+            modes.add_metric([mode], sum(1 for f in feeds if f["mode"] == mode))
+        yield modes
+
+        heard = GaugeMetricFamily(
+            "signage_feed_heard_age_seconds",
+            "Seconds since each floor's feed last heard from Density.",
+            labels=["floor"],
+        )
+        for f in feeds:
+            if f["heard_age_s"] is not None:
+                heard.add_metric([f["floor_id"]], f["heard_age_s"])
+        yield heard
+
+        malformed = CounterMetricFamily(
+            "signage_upstream_malformed_frames",
+            "Upstream socket frames skipped as malformed (feeds running now).",
+        )
+        malformed.add_metric([], sum(f["malformed_frames"] for f in feeds))
+        yield malformed
+
+        stats = svc.client.stats
+        requests = CounterMetricFamily(
+            "signage_upstream_requests",
+            "Requests made to Density, by endpoint and status.",
+            labels=["endpoint", "status"],
+        )
+        too_many = 0
+        for endpoint, by_status in stats["requests"].items():
+            for status, count in by_status.items():
+                requests.add_metric([endpoint, str(status)], count)
+                if str(status) == "429":
+                    too_many += count
+        yield requests
+
+        limited = CounterMetricFamily("signage_upstream_429", "Answers of 429 from Density.")
+        limited.add_metric([], too_many)
+        yield limited
+
+        tokens = CounterMetricFamily(
+            "signage_token_requests",
+            "Tokens requested from Density (first issue and renewals), by kind.",
+            labels=["kind"],
+        )
+        fetches = stats["tokens"]["fetches"]
+        tokens.add_metric(["org"], fetches.get("org", 0))
+        tokens.add_metric(["display"], sum(v for k, v in fetches.items() if k != "org"))
+        yield tokens
+
+        renewals = CounterMetricFamily(
+            "signage_token_renewals", "Tokens renewed before they expired."
+        )
+        renewals.add_metric([], sum(stats["tokens"]["renewals"].values()))
+        yield renewals
+
+        evictions = CounterMetricFamily(
+            "signage_kiosk_evictions",
+            "Kiosks disconnected for falling behind, by reason.",
+            labels=["reason"],
+        )
+        evictions.add_metric(["outbox_full"], svc.hub.evictions)
+        evictions.add_metric(["send_stuck"], svc.hub.stalled_cuts)
+        yield evictions
+
+
+def create_registry(svc: Services) -> tuple[CollectorRegistry, Histogram]:
+    """A registry for one app, with its collector and the fan-out latency histogram."""
+    registry = CollectorRegistry()
+    registry.register(SignageCollector(svc))
+    fanout = Histogram(
+        "signage_fanout_seconds",
+        "From an update's publication to its write to the last kiosk of the floor.",
+        buckets=FANOUT_BUCKETS,
+        registry=registry,
+    )
+    return registry, fanout

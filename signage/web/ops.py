@@ -1,0 +1,39 @@
+"""Operations: readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, Response, abort, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from signage.services import services
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Ready to serve kiosks: 503 only while starting or shutting down.
+
+    Feeds on fallback or stale and a briefly unreachable database do not make the server
+    unready: kiosks are better served by a server that says so than by none.
+    """
+    svc = services()
+    if svc.shutting_down or not svc.ready:
+        response = jsonify(status="shutting down" if svc.shutting_down else "starting")
+        response.status_code = 503
+        return response
+    return jsonify(status="ready")
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format; behind a bearer token when SIGNAGE_METRICS_TOKEN is set."""
+    svc = services()
+    token = svc.config.get("SIGNAGE_METRICS_TOKEN") or ""
+    if token:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            abort(401)
+    return Response(generate_latest(svc.metrics_registry), mimetype=CONTENT_TYPE_LATEST)
