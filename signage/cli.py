@@ -52,7 +52,13 @@ def main() -> None:
 
 
 # -- serve -------------------------------------------------------------------------------------
-def run_gunicorn(host: str, port: int, max_kiosks: int, worker_class: str = "gthread") -> None:
+def run_gunicorn(
+    host: str,
+    port: int,
+    max_kiosks: int,
+    worker_class: str = "gthread",
+    app_factory: Any = None,
+) -> None:
     """Serve the app with gunicorn: one gthread worker holds every feed and kiosk socket."""
     from gunicorn.app.base import BaseApplication
 
@@ -79,7 +85,7 @@ def run_gunicorn(host: str, port: int, max_kiosks: int, worker_class: str = "gth
         def load(self):
             from signage import create_app
 
-            return create_app()
+            return (app_factory or create_app)()
 
     def post_worker_init(worker) -> None:
         """On SIGTERM, tell kiosks to come back (1012) before gunicorn's graceful stop.

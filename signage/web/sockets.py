@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 from flask import Flask, abort, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
+from wsproto.events import Pong
 
 from signage import __version__
 from signage import config as settings
@@ -129,16 +131,60 @@ def kiosk_socket(ws: Any, credential: str) -> None:
     The hub's sender thread writes everything this kiosk receives; this thread reads what the
     kiosk sends, keeps its heartbeat timer and, at the end, writes the close frame.
     """
+    prompt_pongs(ws)
     try:
         _serve_kiosk(ws, credential)
     finally:
-        if getattr(ws, "mode", None) == "werkzeug":
-            # werkzeug's server writes an HTTP response once the handler returns; ending our
-            # side after the close frame keeps it out of the WebSocket stream.
-            try:
-                ws.sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+        finish(ws)
+
+
+class _PromptPongs:
+    """simple-websocket's protocol object, with each pong written as soon as it is built.
+
+    simple-websocket collects the replies to a batch of frames and writes them after it has
+    already handed a completed message to the handler, so a handler's reply could overtake a
+    pong that was due first (Autobahn case 5.20). Written here, from the same reader thread,
+    the pong goes out in order.
+    """
+
+    def __init__(self, connection: Any, sock: Any) -> None:
+        self._connection = connection
+        self._sock = sock
+
+    def send(self, event: Any) -> bytes:
+        data = self._connection.send(event)
+        if isinstance(event, Pong):
+            self._sock.sendall(data)
+            return b""
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+
+def prompt_pongs(ws: Any) -> None:
+    """Make a socket answer pings in order with what the handler sends."""
+    if not isinstance(ws.ws, _PromptPongs):
+        ws.ws = _PromptPongs(ws.ws, ws.sock)
+
+
+def finish(ws: Any) -> None:
+    """Let the close handshake complete before the server closes the connection.
+
+    simple-websocket marks the socket closed before its reader thread writes the reply to a
+    kiosk's close frame; returning at once lets the server close the TCP connection first, and
+    the kiosk sees an unclean close. The reader thread ends right after writing it.
+    """
+    reader = getattr(ws, "thread", None)
+    if reader is not None and reader is not threading.current_thread():
+        reader.join(timeout=1.0)
+    if getattr(ws, "mode", None) == "werkzeug":
+        # werkzeug's server writes an HTTP response once the handler returns; ending our
+        # side after the close frame keeps it out of the WebSocket stream.
+        try:
+            ws.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
 
 def _serve_kiosk(ws: Any, credential: str) -> None:
