@@ -130,6 +130,7 @@ class Simulator:
             self._calls: Counter[str] = Counter()
             self._statuses: Counter[str] = Counter()
             self._expired_uses = 0
+            self._rate_limited = 0
             self._opened: Counter[str] = Counter()
             self._event_log: deque[tuple[int, ScenarioEvent]] = deque(maxlen=EVENT_LOG_LENGTH)
             self._states: dict[str, SpaceState] = {}
@@ -305,6 +306,7 @@ class Simulator:
                 return
             wait = self._bucket.take(now, settings.rate_limit, settings.rate_burst)
             if wait > 0:
+                self._rate_limited += 1  # over the real limit, unlike a forced 429
                 retry = str(max(1, math.ceil(wait)))
                 raise ApiError(429, "rate limit exceeded", {"Retry-After": retry})
 
@@ -392,6 +394,7 @@ class Simulator:
                 "calls": dict(sorted(self._calls.items())),
                 "status": dict(sorted(self._statuses.items())),
                 "expired_token_uses": self._expired_uses,
+                "rate_limited": self._rate_limited,
                 "sockets_open": dict(open_now),
                 "sockets_opened": dict(self._opened),
             }
