@@ -72,7 +72,7 @@ class SoakKiosk:
                             await ws.send(json.dumps({"type": "resync"}))
                         if stop.is_set():
                             return
-            except (OSError, ConnectionClosed, asyncio.TimeoutError):
+            except (TimeoutError, OSError, ConnectionClosed):
                 pass
             if not stop.is_set():
                 self.reconnects += 1
