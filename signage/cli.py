@@ -71,7 +71,8 @@ def run_gunicorn(
                 "workers": 1,
                 "worker_class": worker_class,
                 "threads": max_kiosks + 64,
-                "worker_connections": max_kiosks + 64,
+                # Above the thread count, so idle keep-alive HTTP connections have room too.
+                "worker_connections": max_kiosks + 128,
                 "timeout": 60,
                 "graceful_timeout": 10,
                 "keepalive": 5,
