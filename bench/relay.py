@@ -268,12 +268,17 @@ class Baseline:
         self.proc.wait(timeout=10)
 
 
-async def run(args: argparse.Namespace) -> dict:
+def raise_file_limit(wanted: int = 20000) -> None:
+    """Every kiosk socket is a file descriptor; many systems allow only 1024 by default."""
     try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 20000), hard))
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, wanted), hard))
     except (ValueError, OSError) as exc:
         print(f"could not raise the open-file limit: {exc}", file=sys.stderr)
+
+
+async def run(args: argparse.Namespace) -> dict:
+    raise_file_limit()
     counts = [int(c) for c in args.counts.split(",")]
     results: dict = {
         "machine": f"{platform.node()} {os.cpu_count()} cores, "

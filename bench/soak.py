@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import platform
-import resource
 import statistics
 import sys
 import tempfile
@@ -34,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from relay import SignageServer, rss_kib  # noqa: E402
+from relay import SignageServer, raise_file_limit, rss_kib  # noqa: E402
 
 from signage.sim import SimServer, SimSettings  # noqa: E402
 
@@ -80,11 +79,7 @@ class SoakKiosk:
 
 
 async def run(args: argparse.Namespace) -> dict:
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 20000), hard))
-    except (ValueError, OSError) as exc:
-        print(f"could not raise the open-file limit: {exc}", file=sys.stderr)
+    raise_file_limit()
     result: dict = {
         "machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
         "kiosks": args.kiosks,
@@ -103,8 +98,17 @@ async def run(args: argparse.Namespace) -> dict:
         urls = []
         for floor_id, display_id in sorted(by_floor.items()):
             info = json.loads(
-                server.cli("displays", "add", "--name", f"Soak {floor_id[-4:]}", "--floor",
-                           floor_id, "--density-display-id", display_id, "--json")
+                server.cli(
+                    "displays",
+                    "add",
+                    "--name",
+                    f"Soak {floor_id[-4:]}",
+                    "--floor",
+                    floor_id,
+                    "--density-display-id",
+                    display_id,
+                    "--json",
+                )
             )
             urls.append(info["socket_url"])
         server.start()
@@ -118,8 +122,11 @@ async def run(args: argparse.Namespace) -> dict:
             await asyncio.sleep(min(30, max(1, deadline - time.monotonic())))
             elapsed = (time.monotonic() - started) / 60
             samples.append((round(elapsed, 2), rss_kib(server.worker_pid())))
-            print(f"{elapsed:5.1f} min  worker RSS {samples[-1][1] / 1024:.1f} MiB  "
-                  f"messages {sum(k.messages for k in kiosks)}", flush=True)
+            print(
+                f"{elapsed:5.1f} min  worker RSS {samples[-1][1] / 1024:.1f} MiB  "
+                f"messages {sum(k.messages for k in kiosks)}",
+                flush=True,
+            )
         stop.set()
         for task in tasks:
             task.cancel()
