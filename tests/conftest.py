@@ -30,8 +30,12 @@ FAST = {
 
 @pytest.fixture
 def sim() -> Iterator[SimServer]:
-    """A fresh simulator (quiet scenario) on a loopback port."""
-    with SimServer(SimSettings(), seed=1) as server:
+    """A fresh simulator (quiet scenario) on a loopback port.
+
+    It refreshes every second: the tests' silence timeout is 2 s, and Density's own minute
+    between refreshes would read as a dead socket.
+    """
+    with SimServer(SimSettings(refresh_interval=1.0), seed=1) as server:
         yield server
 
 

@@ -31,9 +31,9 @@ def wait_until(
 class ServerThread:
     """The real signage app on 127.0.0.1, port 0, werkzeug's threaded server, in a thread."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, port: int = 0) -> None:
         self.app = app
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self._server = make_server("127.0.0.1", port, app, threaded=True)
         self.port = self._server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -49,6 +49,7 @@ class ServerThread:
     def stop(self) -> None:
         self.svc.hub.close_all(1012, "test over")
         self._server.shutdown()
+        self._server.server_close()  # a stopped server refuses connections, as a dead one does
         self._thread.join(timeout=5)
         self.svc.close()
 

@@ -1,25 +1,46 @@
-"""Kiosk pages and the HTTP fallback: the same state as the socket, as JSON with an ETag."""
+"""Kiosk pages and the HTTP fallback: the same state as the socket, as JSON with an ETag.
+
+Also the phone view ("take this map with you", its own revocable read-only link), the QR code
+that leads to it, and the kiosk's service worker (network first, the cached shell when the
+server is down, so an unattended screen never shows a browser error page).
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
+from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, render_template, request
+import segno
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from markupsafe import Markup
 
-from signage import __version__
+from signage import __version__, i18n
 from signage.density.errors import DensityError
 from signage.services import services
 from signage.store import Display
+from signage.web import floormap
 from signage.web.sockets import display_public, kiosk_snapshot
 
 logger = logging.getLogger(__name__)
 
 bp = Blueprint("kiosk", __name__)
 
+STATES = ("free", "occupied", "unknown")
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
 
 def _display_or_404(credential: str) -> Display:
     display = services().store.display_for_credential(credential)
     if display is None:
+        abort(404)
+    return display
+
+
+def _phone_display_or_404(credential: str) -> Display:
+    display = services().store.display_for_phone_credential(credential)
+    if display is None or display.settings.get("qr") is False:
         abort(404)
     return display
 
@@ -36,40 +57,212 @@ def healthz() -> Response:
     return jsonify(status="ok", version=__version__)
 
 
-@bp.get("/kiosk/<credential>")
-def kiosk_page(credential: str) -> str:
-    """A display's page: rendered with the current state, kept live by the socket."""
+# -- what the templates need -----------------------------------------------------------------
+def page_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """A display's settings with defaults filled in and unsafe values dropped."""
+    s = dict(settings or {})
+    orientation = s.get("orientation")
+    rotation = s.get("rotation", 0)
+    theme = s.get("theme", "light")
+    brand = s.get("brand_color")
+    logo = s.get("logo_url")
+    return {
+        "orientation": orientation if orientation in ("landscape", "portrait") else "",
+        "rotation": rotation if rotation in (0, 90, 180, 270) else 0,
+        "theme": theme if theme in ("light", "dark", "contrast") else "light",
+        "brand_color": brand if isinstance(brand, str) and _COLOR.match(brand) else "",
+        "logo_url": logo if isinstance(logo, str) and re.match(r"^(https?://|/)", logo) else "",
+        "language": i18n.language(s),
+        "qr": s.get("qr", True) is not False,
+    }
+
+
+def _free_list_filter(settings: dict[str, Any]):
+    functions = settings.get("functions") or None
+    min_capacity = settings.get("min_capacity") or 0
+    hidden = set(settings.get("hidden_rooms") or ())
+
+    def keep(room: dict[str, Any]) -> bool:
+        if room["id"] in hidden:
+            return False
+        if functions and room.get("function") not in functions:
+            return False
+        return (room.get("capacity") or 0) >= min_capacity
+
+    return keep
+
+
+def _room_views(snapshot: dict[str, Any] | None, settings: dict[str, Any], messages, size):
+    """Map tiles and the free list for the first paint (kiosk.js keeps them live)."""
+    if not snapshot:
+        return None, []
+    hidden = set(settings.get("hidden_rooms") or ())
+    rooms = [r for r in snapshot["rooms"].values() if r["id"] not in hidden]
+    plan = floormap.layout(rooms, *size)
+    by_id = {r["id"]: r for r in rooms}
+    for zone in plan["zones"]:
+        zone["label"] = i18n.translate(messages, f"group_{zone['group']}")
+    for tile in plan["tiles"]:
+        room = by_id[tile["id"]]
+        state = room["state"] if room["state"] in STATES else "unknown"
+        tile.update(
+            name=room.get("name") or "",
+            state=state,
+            capacity=room.get("capacity"),
+            label=_state_label(room, state, messages),
+            text=floormap.tile_text(tile, room.get("name") or ""),
+        )
+    keep = _free_list_filter(settings)
+    free = sorted(
+        (r for r in rooms if r["state"] == "free" and keep(r)),
+        key=lambda r: (
+            floormap.GROUP_ORDER.index(floormap.group_of(r.get("function"))),
+            r.get("name") or "",
+            r["id"],
+        ),
+    )
+    return plan, [
+        {**r, "kind": messages.get(f"fn_{r.get('function')}", messages["fn_other"])} for r in free
+    ]
+
+
+def _state_label(room: dict[str, Any], state: str, messages: dict[str, str]) -> str:
+    if state == "unknown" and room.get("reason"):
+        return i18n.translate(messages, f"reason_{room['reason']}")
+    return i18n.translate(messages, f"state_{state}")
+
+
+def _qr_svg(display: Display) -> Markup | None:
+    """The phone link as an inline SVG QR code (our own markup: no untrusted text in it)."""
     svc = services()
-    display = _display_or_404(credential)
+    base = (
+        svc.config.get("SIGNAGE_PHONE_URL")
+        or svc.config.get("SIGNAGE_PUBLIC_URL")
+        or request.host_url
+    ).rstrip("/")
+    url = f"{base}/phone/{svc.store.phone_credential(display)}"
+    qr = segno.make(url, error="m")
+    svg = qr.svg_inline(scale=1, border=2, dark="#000", light="#fff", omitsize=True)
+    svg = svg.replace(
+        "<svg ", '<svg role="img" aria-hidden="true" shape-rendering="crispEdges" ', 1
+    )
+    return Markup(svg)
+
+
+def _snapshot_or_none(display: Display) -> dict[str, Any] | None:
     try:
-        snapshot = kiosk_snapshot(svc.feeds.touch(display.floor_id), display)
+        return kiosk_snapshot(services().feeds.touch(display.floor_id), display)
     except DensityError:
-        logger.warning("kiosk page for display %s rendered without data", display.id)
-        snapshot = None
+        logger.warning("page for display %s rendered without data", display.id)
+        return None
+
+
+def _render(template: str, display: Display, config: dict[str, Any], qr: Markup | None) -> str:
+    snapshot = _snapshot_or_none(display)
+    settings = page_settings(display.settings)
+    messages = i18n.catalogue(settings["language"])
+    orientation = settings["orientation"] or "landscape"
+    size = floormap.DEFAULT_SIZE["phone" if template.endswith("phone.html") else orientation]
+    plan, free = _room_views(snapshot, display.settings, messages, size)
+    config = {
+        **config,
+        "version": __version__,
+        "lang": settings["language"],
+        "settings": display.settings,
+        "display_name": display.name,
+    }
     return render_template(
-        "kiosk/kiosk.html",
+        template,
         display=display_public(display),
+        settings=settings,
+        orientation=orientation,
         snapshot=snapshot,
-        socket_path=f"/ws/kiosk/{credential}",
-        state_path=f"/api/kiosk/{credential}/state",
+        plan=plan,
+        free=free,
+        qr=qr,
+        t=lambda key, **kw: i18n.translate(messages, key, **kw),
+        messages=messages,
+        config=config,
         version=__version__,
     )
 
 
-@bp.get("/api/kiosk/<credential>/state")
-def kiosk_state(credential: str) -> Response:
-    """The display's snapshot as JSON; `If-None-Match` answers 304 while nothing changed."""
-    svc = services()
+@bp.get("/kiosk/<credential>")
+def kiosk_page(credential: str) -> Response:
+    """A display's page: rendered with the current state, kept live by the socket."""
     display = _display_or_404(credential)
+    settings = page_settings(display.settings)
+    config = {
+        "mode": "kiosk",
+        "socket": f"/ws/kiosk/{credential}",
+        "state": f"/api/kiosk/{credential}/state",
+        "heartbeat_s": services().config["SIGNAGE_HEARTBEAT_INTERVAL"],
+        "sw": "/kiosk/sw.js",
+        "storage_key": f"signage:kiosk:{display.id}",
+    }
+    qr = _qr_svg(display) if settings["qr"] else None
+    response = Response(_render("kiosk/kiosk.html", display, config, qr), mimetype="text/html")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/phone/<credential>")
+def phone_page(credential: str) -> Response:
+    """The read-only phone view a kiosk's QR code opens: the same floor, live by polling."""
+    display = _phone_display_or_404(credential)
+    config = {
+        "mode": "phone",
+        "state": f"/api/phone/{credential}/state",
+        "heartbeat_s": services().config["SIGNAGE_HEARTBEAT_INTERVAL"],
+        "storage_key": f"signage:phone:{display.id}",
+    }
+    response = Response(_render("kiosk/phone.html", display, config, None), mimetype="text/html")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _state_response(display: Display, public: bool = False) -> Response:
+    svc = services()
     try:
         snapshot = kiosk_snapshot(svc.feeds.touch(display.floor_id), display)
     except DensityError as exc:
         return jsonify(error="density_unavailable", message=str(exc)), 503
-    etag = f'{snapshot["epoch"]}-{snapshot["seq"]}-{snapshot["feed"]}-{display.updated_at}'
+    if public:
+        # A phone needs the rooms and the display's name and language, nothing else.
+        settings = display.settings or {}
+        snapshot["display"] = {
+            "name": display.name,
+            "settings": {k: settings[k] for k in ("language", "hidden_rooms") if k in settings},
+        }
+    etag = f"{snapshot['epoch']}-{snapshot['seq']}-{snapshot['feed']}-{display.updated_at}"
     if request.if_none_match.contains(etag):
         response = Response(status=304)
     else:
         response = jsonify(snapshot)
     response.set_etag(etag)
     response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/api/kiosk/<credential>/state")
+def kiosk_state(credential: str) -> Response:
+    """The display's snapshot as JSON; `If-None-Match` answers 304 while nothing changed."""
+    return _state_response(_display_or_404(credential))
+
+
+@bp.get("/api/phone/<credential>/state")
+def phone_state(credential: str) -> Response:
+    """The phone view's state: the display's floor, read-only, 404 once the link is revoked."""
+    return _state_response(_phone_display_or_404(credential), public=True)
+
+
+@bp.get("/kiosk/sw.js")
+def service_worker() -> Response:
+    """The kiosk's service worker, served from /kiosk/ so that its scope covers every kiosk page."""
+    path = Path(current_app.static_folder or "") / "kiosk" / "sw.js"
+    body = path.read_text(encoding="utf-8").replace("__SIGNAGE_VERSION__", __version__)
+    response = Response(body, mimetype="text/javascript")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Service-Worker-Allowed"] = "/kiosk/"
     return response

@@ -1,41 +1,1008 @@
-// Minimal live kiosk: snapshot + updates over the socket, reconnecting with jittered backoff.
+// The kiosk page (and the phone view): keeps the server-rendered floor live.
+//
+// Plain JS, no framework, no build step; runs in Chromium on a Raspberry Pi. Every string that
+// comes from the server (room names above all: they come from Density) goes into the page
+// through textContent or setAttribute, never innerHTML. The protocol is docs/protocol.md.
+//
+// Time: room ages (since_s) and the server's heard_age_s are advanced with performance.now(),
+// never with the device clock; the displayed clock follows the server's clock (server_time),
+// since a Raspberry Pi may have no real-time clock. Tests can inject a clock and time zone:
+//   window.__SIGNAGE_TEST_CLOCK__ = {now: "2025-01-15T22:30:00Z", timeZone: "Europe/Berlin"}
+//   window.__SIGNAGE_TEST__ = {noContactS: 3, reloadMinUptimeS: 0, reloadHour: 3, reloadMinute: 0}
+// (or the query parameters clock, tz, no_contact_s), and window.signageKiosk.setClock(iso).
 (function () {
   "use strict";
-  var config = JSON.parse(document.getElementById("kiosk-config").textContent);
-  var root = document.documentElement;
-  var rooms = {};
-  var attempt = 0;
 
-  function render(room) {
-    var el = document.querySelector('[data-space-id="' + CSS.escape(room.id) + '"]');
-    if (!el) {
-      el = document.createElement("li");
-      el.className = "room";
-      el.dataset.spaceId = room.id;
-      el.innerHTML = '<span class="room-name"></span><span class="room-state"></span>';
-      document.getElementById("rooms").appendChild(el);
+  var doc = document;
+  var root = doc.documentElement;
+  var SVGNS = "http://www.w3.org/2000/svg";
+  var STATES = ["free", "occupied", "unknown"];
+  var GROUP_ORDER = ["meet", "focus", "work", "social", "other"];
+  var FUNCTION_GROUP = {
+    meeting_room: "meet", conference_room: "meet", boardroom: "meet", event_space: "meet",
+    phone_booth: "focus", focus_room: "focus", quiet_room: "focus", wellness_room: "focus",
+    library: "focus", desk_neighborhood: "work", open_collaboration_space: "work", desk: "work",
+    lounge: "social", kitchen: "social", cafe: "social", break_room: "social",
+    games_room: "social", reception: "social"
+  };
+  var ZONE_GAP = 14, ROOM_GAP = 8, LABEL_BAND = 34;
+
+  function $(id) { return doc.getElementById(id); }
+  function readJSON(id) {
+    var node = $(id);
+    try { return node ? JSON.parse(node.textContent) : null; } catch (e) { return null; }
+  }
+  function perf() { return performance.now(); }
+
+  var config = readJSON("kiosk-config") || {};
+  var M = readJSON("kiosk-messages") || {};
+  var embedded = readJSON("kiosk-snapshot");
+  var isPhone = config.mode === "phone";
+  var settings = config.settings || {};
+  var params = new URLSearchParams(location.search);
+  var testOpts = window.__SIGNAGE_TEST__ || {};
+  var testClock = window.__SIGNAGE_TEST_CLOCK__ || {};
+  var startedAt = perf();
+
+  function num(v, fallback) { var n = parseFloat(v); return isFinite(n) ? n : fallback; }
+  var HEARTBEAT_S = num(config.heartbeat_s, 15);
+  var NO_CONTACT_S = num(testOpts.noContactS, num(params.get("no_contact_s"), 120));
+  var POLL_S = isPhone ? 5 : 3;
+  var SEND_HEARTBEAT_S = num(testOpts.sendHeartbeatS, 30);
+  var RELOAD_HOUR = num(testOpts.reloadHour, 3);
+  var RELOAD_MINUTE = num(testOpts.reloadMinute, Math.floor(Math.random() * 45));
+  var RELOAD_MIN_UPTIME_S = num(testOpts.reloadMinUptimeS, 3600);
+
+  function t(key, values) {
+    var text = M[key] !== undefined ? M[key] : key;
+    if (values) {
+      Object.keys(values).forEach(function (k) { text = text.split("{" + k + "}").join(String(values[k])); });
     }
-    el.dataset.state = room.state;
-    el.querySelector(".room-name").textContent = room.name;
-    el.querySelector(".room-state").textContent = room.state;
+    return text;
   }
 
-  function apply(msg) {
-    if (msg.feed) root.dataset.feed = msg.feed;
-    document.getElementById("freshness").textContent = msg.feed === "live" ? "live" : msg.feed;
-    Object.keys(msg.rooms || {}).forEach(function (id) { rooms[id] = msg.rooms[id]; render(msg.rooms[id]); });
+  // -- clock: the server's (or a test's), advanced with performance.now() -------------------
+  var clockBase = null;
+  function setClock(value, isTest) {
+    var ms = typeof value === "number" ? value : Date.parse(value);
+    if (!isFinite(ms)) return;
+    clockBase = { wall: ms, at: perf(), test: !!isTest };
   }
+  if (testClock.now !== undefined) setClock(testClock.now, true);
+  else if (params.get("clock")) setClock(params.get("clock"), true);
+  function serverClock(iso) {
+    if (!iso || (clockBase && clockBase.test)) return;
+    setClock(iso, false);
+  }
+  function wallNow() { return clockBase ? clockBase.wall + (perf() - clockBase.at) : Date.now(); }
+
+  var testTz = testClock.timeZone || params.get("tz") || null;
+  var formatters = {};
+  function tz() { return testTz || (model.floor && model.floor.time_zone) || undefined; }
+  function formatter(kind) {
+    var zone = tz() || "local";
+    var key = kind + "|" + zone;
+    if (!formatters[key]) {
+      var opts = kind === "time" ? { hour: "2-digit", minute: "2-digit" }
+        : kind === "date" ? { weekday: "long", day: "numeric", month: "long" }
+        : { hour: "numeric", minute: "numeric", year: "numeric", month: "numeric", day: "numeric", hourCycle: "h23" };
+      if (zone !== "local") opts.timeZone = zone;
+      try { formatters[key] = new Intl.DateTimeFormat(config.lang || "en", opts); }
+      catch (e) { delete opts.timeZone; formatters[key] = new Intl.DateTimeFormat(config.lang || "en", opts); }
+    }
+    return formatters[key];
+  }
+  function fmtTime(ms) { return formatter("time").format(new Date(ms)); }
+  function localParts(ms) {
+    var out = {};
+    formatter("parts").formatToParts(new Date(ms)).forEach(function (p) { out[p.type] = p.value; });
+    return { hour: parseInt(out.hour, 10) % 24, minute: parseInt(out.minute, 10), day: out.year + "-" + out.month + "-" + out.day };
+  }
+
+  // -- the model: what the server last told us ----------------------------------------------
+  var model = {
+    epoch: null, seq: -1, feed: null, feedReason: null, heardAge: null, heardAt: 0,
+    floor: null, display: null, rooms: {}, contactAt: null, contactWall: null, version: null
+  };
+  var link = { socketLive: false, pollOkAt: null, restored: false, unpaired: false, everLive: false };
+  var stats = { messages: 0, applyMs: 0, maxApplyMs: 0, relayouts: 0, resyncs: 0, reloads: 0 };
+
+  function contact(msg) {
+    model.contactAt = perf();
+    if (msg && msg.server_time) serverClock(msg.server_time);
+    model.contactWall = wallNow();
+  }
+
+  function applyRoom(room, at) {
+    if (!room || typeof room.id !== "string") return;
+    room._at = at;
+    model.rooms[room.id] = room;
+  }
+
+  function applyMeta(msg) {
+    if (msg.feed) model.feed = msg.feed;
+    model.feedReason = msg.feed_reason || null;
+    if (msg.heard_age_s !== undefined) { model.heardAge = msg.heard_age_s; model.heardAt = perf(); }
+    if (msg.epoch) model.epoch = msg.epoch;
+    if (typeof msg.seq === "number") model.seq = msg.seq;
+  }
+
+  function applySnapshot(msg) {
+    var at = perf();
+    model.rooms = {};
+    Object.keys(msg.rooms || {}).forEach(function (id) { applyRoom(msg.rooms[id], at); });
+    if (msg.floor) model.floor = msg.floor;
+    if (msg.display) model.display = msg.display;
+    applyMeta(msg);
+    if (roomIdsKey() !== Object.keys(tiles).sort().join(",")) layoutMap(true);
+    renderAll();
+  }
+
+  function roomIdsKey() { return visibleRooms().map(function (r) { return r.id; }).sort().join(","); }
+
+  // -- messages ----------------------------------------------------------------------------
+  function onMessage(data, via) {
+    var t0 = perf();
+    var msg;
+    try { msg = typeof data === "string" ? JSON.parse(data) : data; } catch (e) { return; }
+    if (!msg || typeof msg !== "object") return;
+    stats.messages++;
+    var kind = msg.type;
+    if (kind === "reload") { safeReload("command"); return; }
+    if (kind === "identify") { identify(); return; }
+    if (kind !== "snapshot" && kind !== "update" && kind !== "heartbeat") return;
+    contact(msg);
+    if (via === "poll") link.pollOkAt = perf();
+    if (kind === "snapshot") {
+      applySnapshot(msg);
+      if (via === "socket") {
+        link.socketLive = true;
+        link.everLive = true;
+        failures = 0;
+        stopPolling();
+        sendHeartbeat();
+      }
+      link.restored = false;
+      checkConfig(msg);
+    } else if (kind === "update") {
+      if (msg.epoch !== model.epoch) { resync(); }
+      else if (msg.seq <= model.seq) { /* already have it */ }
+      else {
+        var gap = msg.seq !== model.seq + 1;
+        var at = perf();
+        var changed = Object.keys(msg.rooms || {});
+        var hidden = hiddenSet();
+        var added = changed.some(function (id) { return !tiles[id] && !hidden[id]; });
+        changed.forEach(function (id) { applyRoom(msg.rooms[id], at); });
+        var feedChanged = msg.feed !== model.feed;
+        applyMeta(msg);
+        if (added) { layoutMap(true); renderAll(); }
+        else {
+          changed.forEach(renderTile);
+          renderList();
+          if (feedChanged) renderFreshness();
+        }
+        if (gap) resync();
+      }
+    } else {
+      var missed = msg.epoch !== model.epoch || msg.seq > model.seq;
+      var prevFeed = model.feed;
+      model.feed = msg.feed || model.feed;
+      model.feedReason = msg.feed_reason || null;
+      if (msg.heard_age_s !== undefined) { model.heardAge = msg.heard_age_s; model.heardAt = perf(); }
+      if (missed) resync();
+      if (prevFeed !== model.feed) renderAll();
+    }
+    if (msg.version) checkVersion(msg.version);
+    renderFreshness();
+    scheduleSave();
+    var spent = perf() - t0;
+    stats.applyMs = spent;
+    if (spent > stats.maxApplyMs) stats.maxApplyMs = spent;
+  }
+
+  function stableJSON(v) {
+    if (Array.isArray(v)) return "[" + v.map(stableJSON).join(",") + "]";
+    if (v && typeof v === "object") {
+      return "{" + Object.keys(v).sort().map(function (k) { return JSON.stringify(k) + ":" + stableJSON(v[k]); }).join(",") + "}";
+    }
+    return JSON.stringify(v);
+  }
+
+  function checkConfig(msg) {
+    // The page was rendered with the display's settings: when they change, render it again.
+    if (isPhone || !msg.display) return;
+    if (stableJSON(msg.display.settings || {}) !== stableJSON(settings) ||
+        (config.display_name && msg.display.name !== config.display_name)) {
+      safeReload("settings");
+    }
+  }
+
+  function checkVersion(version) {
+    if (config.version && version !== config.version) safeReload("version");
+  }
+
+  // -- the socket ----------------------------------------------------------------------------
+  var ws = null, failures = 0, reconnectTimer = null, lastMsgAt = 0, lastResync = -1e9;
 
   function connect() {
+    clearTimeout(reconnectTimer);
+    reconnectTimer = null;
+    if (link.unpaired || ws) return;
     var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + config.socket;
-    var ws = new WebSocket(url);
-    ws.onmessage = function (ev) { attempt = 0; apply(JSON.parse(ev.data)); };
-    ws.onclose = function () {
-      root.dataset.feed = "stale";
-      document.getElementById("freshness").textContent = "reconnecting…";
-      var delay = Math.random() * Math.min(5000, 500 * Math.pow(2, attempt++));
-      setTimeout(connect, delay);
+    var sock;
+    try { sock = new WebSocket(url); } catch (e) { onClosed(0); return; }
+    ws = sock;
+    lastMsgAt = perf();
+    sock.onopen = function () { lastMsgAt = perf(); };
+    sock.onmessage = function (ev) {
+      if (ws !== sock) return;
+      lastMsgAt = perf();
+      onMessage(ev.data, "socket");
+    };
+    sock.onclose = function (ev) {
+      if (ws !== sock) return;
+      ws = null;
+      onClosed(ev.code);
     };
   }
-  connect();
+
+  function drop() {
+    // A socket that stopped talking (half-open link, stuck handshake): abandon it and go on.
+    var sock = ws;
+    if (!sock) return;
+    ws = null;
+    sock.onopen = sock.onmessage = sock.onclose = null;
+    try { sock.close(); } catch (e) { /* already gone */ }
+    onClosed(0);
+  }
+
+  function onClosed(code) {
+    link.socketLive = false;
+    if (code === 4401) { unpair(); return; }
+    failures++;
+    var delay;
+    if (code === 1012) delay = 300 + Math.random() * 2700;
+    else if (code === 1008 || code === 1009) delay = 5000 + Math.random() * 5000;
+    else {
+      var cap = Math.min(5000, 250 * Math.pow(2, failures));
+      delay = cap / 2 + Math.random() * cap / 2;
+    }
+    if (failures >= 2) startPolling();
+    reconnectTimer = setTimeout(connect, delay);
+    renderAll();
+  }
+
+  function send(obj) {
+    if (ws && ws.readyState === 1) {
+      try { ws.send(JSON.stringify(obj)); return true; } catch (e) { return false; }
+    }
+    return false;
+  }
+
+  function resync() {
+    if (perf() - lastResync < 1000) return;
+    lastResync = perf();
+    stats.resyncs++;
+    if (!send({ type: "resync" }) && polling) { etag = null; }
+  }
+
+  var lastHeartbeatSent = -1e9;
+  function sendHeartbeat() {
+    lastHeartbeatSent = perf();
+    var msg = {
+      type: "heartbeat",
+      uptime_s: Math.round((perf() - startedAt) / 1000),
+      screen: screen.width + "x" + screen.height,
+      viewport: innerWidth + "x" + innerHeight,
+      version: config.version || "",
+      feed: root.dataset.feed,
+      night: root.dataset.night === "on"
+    };
+    if (performance.memory) msg.heap = Math.round(performance.memory.usedJSHeapSize / 104857.6) / 10;
+    send(msg);
+  }
+
+  // -- the HTTP fallback ---------------------------------------------------------------------
+  var polling = false, pollTimer = null, etag = null;
+  function startPolling() {
+    if (polling || link.unpaired) return;
+    polling = true;
+    poll();
+  }
+  function stopPolling() {
+    polling = false;
+    clearTimeout(pollTimer);
+    link.pollOkAt = null;
+  }
+  function poll() {
+    clearTimeout(pollTimer);
+    var headers = etag ? { "If-None-Match": etag } : {};
+    fetch(config.state, { headers: headers, cache: "no-store", credentials: "omit" })
+      .then(function (res) {
+        if (res.status === 304) { link.pollOkAt = perf(); contact(null); return null; }
+        if (res.status === 404) { unpair(); return null; }
+        if (!res.ok) throw new Error("status " + res.status);
+        etag = res.headers.get("ETag");
+        return res.json();
+      })
+      .then(function (msg) { if (msg) onMessage(msg, "poll"); })
+      .catch(function () { /* counted as no contact; keep trying */ })
+      .then(function () {
+        renderFreshness();
+        if (polling) pollTimer = setTimeout(poll, POLL_S * 1000 * (0.8 + Math.random() * 0.4));
+      });
+  }
+
+  // -- what the screen shows -----------------------------------------------------------------
+  function linkUp() {
+    if (link.unpaired || link.restored) return false;
+    if (link.socketLive) return true;
+    return link.pollOkAt !== null && perf() - link.pollOkAt < POLL_S * 2500;
+  }
+  function sinceContactS() { return model.contactAt === null ? Infinity : (perf() - model.contactAt) / 1000; }
+  function noContact() { return sinceContactS() >= NO_CONTACT_S; }
+
+  function pageFeed() {
+    if (!linkUp() || model.feed === "stale" || noContact() || !model.feed) return "stale";
+    if (model.feed === "polling" || (!link.socketLive && !isPhone)) return "polling";
+    return "live";
+  }
+
+  function heardWall() {
+    if (model.heardAge === null || model.heardAge === undefined || model.contactWall === null) return null;
+    return wallNow() - model.heardAge * 1000 - (perf() - model.heardAt);
+  }
+
+  function hiddenSet() {
+    var h = {};
+    (settings.hidden_rooms || []).forEach(function (id) { h[id] = true; });
+    return h;
+  }
+  function visibleRooms() {
+    var hidden = hiddenSet();
+    return Object.keys(model.rooms).filter(function (id) { return !hidden[id]; })
+      .map(function (id) { return model.rooms[id]; });
+  }
+
+  function view(room) {
+    if (noContact()) {
+      var last = room.state === "free" || room.state === "occupied" ? room.state : room.last_known;
+      return { state: "unknown", reason: "no_contact", last: last, at: model.contactWall };
+    }
+    var state = STATES.indexOf(room.state) >= 0 ? room.state : "unknown";
+    if (state !== "unknown") return { state: state, reason: null };
+    var reason = room.reason || "no_data";
+    return { state: state, reason: reason, last: reason === "stale" ? room.last_known : null, at: heardWall() };
+  }
+
+  function stateLabel(v) {
+    return v.state === "unknown" ? t("reason_" + v.reason) : t("state_" + v.state);
+  }
+
+  // -- the floor map -------------------------------------------------------------------------
+  var map = $("map");
+  var tiles = {};
+  var plan = null;
+
+  function groupOf(fn) { return FUNCTION_GROUP[fn] || "other"; }
+  function weight(room) { var c = room.capacity || 1; return Math.sqrt(Math.max(c, 1)) + 0.6; }
+  function worst(row, side) {
+    var total = 0, i;
+    for (i = 0; i < row.length; i++) total += row[i];
+    var biggest = Math.max.apply(null, row), smallest = Math.min.apply(null, row);
+    return Math.max(biggest * side * side / (total * total), total * total / (side * side * smallest));
+  }
+  function squarify(values, rect) {
+    var total = 0, i;
+    for (i = 0; i < values.length; i++) total += values[i];
+    if (total <= 0 || rect.w <= 0 || rect.h <= 0) return values.map(function () { return { x: rect.x, y: rect.y, w: 0, h: 0 }; });
+    var scale = rect.w * rect.h / total;
+    var areas = values.map(function (v) { return v * scale; });
+    var out = [], x = rect.x, y = rect.y, w = rect.w, h = rect.h, row = [];
+    i = 0;
+    while (i < areas.length || row.length) {
+      var side = Math.min(w, h);
+      if (i < areas.length && (!row.length || worst(row.concat([areas[i]]), side) <= worst(row, side))) {
+        row.push(areas[i]);
+        i++;
+        continue;
+      }
+      var rowTotal = 0, j;
+      for (j = 0; j < row.length; j++) rowTotal += row[j];
+      if (w >= h) {
+        var colW = rowTotal / h, cy = y;
+        for (j = 0; j < row.length; j++) { var ch = row[j] / colW; out.push({ x: x, y: cy, w: colW, h: ch }); cy += ch; }
+        x += colW; w -= colW;
+      } else {
+        var rowH = rowTotal / w, cx = x;
+        for (j = 0; j < row.length; j++) { var cw = row[j] / rowH; out.push({ x: cx, y: y, w: cw, h: rowH }); cx += cw; }
+        y += rowH; h -= rowH;
+      }
+      row = [];
+    }
+    return out;
+  }
+  function r1(v) { return Math.floor(v * 10 + 0.5) / 10; }
+  function cmp(a, b) { return a < b ? -1 : a > b ? 1 : 0; }
+
+  function layout(rooms, width, height) {
+    var groups = {};
+    rooms.forEach(function (room) { var g = groupOf(room.function); (groups[g] = groups[g] || []).push(room); });
+    var ordered = [];
+    GROUP_ORDER.forEach(function (name, index) {
+      var members = groups[name];
+      if (!members) return;
+      members = members.slice().sort(function (a, b) {
+        return (weight(b) - weight(a)) || cmp(a.name || "", b.name || "") || cmp(a.id, b.id);
+      });
+      var total = 0;
+      members.forEach(function (r) { total += weight(r); });
+      ordered.push({ total: total, index: index, name: name, members: members });
+    });
+    ordered.sort(function (a, b) { return (b.total - a.total) || (a.index - b.index); });
+    var half = ZONE_GAP / 2;
+    var zoneRects = squarify(ordered.map(function (g) { return g.total; }),
+      { x: -half, y: -half, w: width + ZONE_GAP, h: height + ZONE_GAP });
+    var zones = [], out = [];
+    ordered.forEach(function (grp, k) {
+      var zr = zoneRects[k];
+      var zone = { x: zr.x + half, y: zr.y + half, w: zr.w - ZONE_GAP, h: zr.h - ZONE_GAP };
+      zones.push({ group: grp.name, x: r1(zone.x), y: r1(zone.y), w: r1(zone.w), h: r1(zone.h) });
+      var g = ROOM_GAP / 2;
+      var inner = { x: zone.x, y: zone.y + LABEL_BAND, w: zone.w, h: zone.h - LABEL_BAND };
+      var padded = { x: inner.x + 10 - g, y: inner.y - g, w: inner.w - 20 + ROOM_GAP, h: inner.h - 10 + ROOM_GAP };
+      var cells = squarify(grp.members.map(weight), padded);
+      grp.members.forEach(function (room, n) {
+        var c = cells[n];
+        out.push({
+          id: room.id, group: grp.name,
+          x: r1(c.x + g), y: r1(c.y + g), w: r1(Math.max(0, c.w - ROOM_GAP)), h: r1(Math.max(0, c.h - ROOM_GAP))
+        });
+      });
+    });
+    return { width: width, height: height, zones: zones, tiles: out };
+  }
+
+  function tileText(tile, name) {
+    var w = tile.w, h = tile.h;
+    var pad = Math.min(18, Math.max(6, Math.min(w, h) * 0.09));
+    var nameFs = Math.max(11, Math.min(h * 0.3, 58, (w - 2 * pad) / (0.6 * Math.max(name.length, 3))));
+    var stateFs = Math.max(10, Math.min(nameFs * 0.62, 30, h * 0.2));
+    var nameY = tile.y + pad + nameFs * 0.92;
+    var stateY = nameY + stateFs * 0.45 + stateFs * 1.05;
+    var seats = h - (stateY - tile.y) > stateFs * 2.6 && w > stateFs * 4;
+    return {
+      pad: r1(pad), nameFs: r1(nameFs), stateFs: r1(stateFs), nameY: r1(nameY), stateY: r1(stateY),
+      noteY: r1(stateY + stateFs * 1.25), noteFs: r1(stateFs * 0.72),
+      seatsY: seats ? r1(tile.y + h - pad) : 0, icon: r1(stateFs * 1.15)
+    };
+  }
+
+  function svgEl(tag, attrs, parent) {
+    var node = doc.createElementNS(SVGNS, tag);
+    Object.keys(attrs).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+  function bindTile(g) {
+    var ref = {
+      g: g, id: g.getAttribute("data-space-id"),
+      name: g.querySelector(".tile-name"), icon: g.querySelector(".tile-icon"),
+      label: g.querySelector(".tile-state"), note: g.querySelector(".tile-note"),
+      state: g.getAttribute("data-state"), labelText: null, noteText: null
+    };
+    var bg = g.querySelector(".tile-bg");
+    ref.x = num(bg.getAttribute("x"), 0);
+    ref.pad = num(ref.name.getAttribute("x"), 0) - ref.x;
+    ref.w = num(bg.getAttribute("width"), 0);
+    ref.h = num(bg.getAttribute("height"), 0);
+    ref.labelText = ref.label.textContent;
+    tiles[ref.id] = ref;
+    return ref;
+  }
+
+  function fitText(ref) {
+    // Shrink a name that the character-width estimate let run past its tile.
+    fit(ref, ref.name, num(ref.name.getAttribute("font-size"), 12));
+    fitLabel(ref);
+  }
+  // Measuring text forces a layout: do it once per frame, after the state is on the page.
+  var fitQueue = [], fitList_ = false, fitFrame = 0;
+  function scheduleFit(ref) {
+    if (ref) fitQueue.push(ref); else fitList_ = true;
+    if (!fitFrame) fitFrame = requestAnimationFrame(runFits);
+  }
+  function runFits() {
+    fitFrame = 0;
+    var queue = fitQueue;
+    fitQueue = [];
+    for (var i = 0; i < queue.length; i++) if (tiles[queue[i].id] === queue[i]) fitLabel(queue[i]);
+    if (fitList_) { fitList_ = false; fitList(); }
+  }
+  function fitLabel(ref) {
+    fit(ref, ref.label, num(ref.label.getAttribute("data-fs"), 12));
+  }
+  function fit(ref, node, baseFs) {
+    if (!node.getComputedTextLength || !ref.w) return;
+    node.setAttribute("font-size", baseFs);
+    var room = ref.x + ref.w - ref.pad - num(node.getAttribute("x"), 0);
+    var len = node.getComputedTextLength();
+    if (len > room && len > 0) node.setAttribute("font-size", r1(Math.max(7, baseFs * room / len)));
+  }
+
+  function mapTarget() {
+    var box = $("map-box");
+    if (!box || isPhone) return plan ? { w: plan.width, h: plan.height } : { w: 1000, h: 1250 };
+    var bw = box.clientWidth, bh = box.clientHeight;
+    if (!bw || !bh) return null;
+    var aspect = bw / bh;
+    return aspect >= 1 ? { w: Math.round(1000 * aspect), h: 1000 } : { w: 1000, h: Math.round(1000 / aspect) };
+  }
+
+  function layoutMap(force) {
+    if (!map) return;
+    var target = mapTarget();
+    if (!target) return;
+    if (!force && plan && Math.abs(plan.width / plan.height - target.w / target.h) < 0.04 * (target.w / target.h)) return;
+    stats.relayouts++;
+    plan = layout(visibleRooms(), target.w, target.h);
+    map.setAttribute("viewBox", "0 0 " + target.w + " " + target.h);
+    var zonesG = $("map-zones"), roomsG = $("map-rooms");
+    clear(zonesG);
+    clear(roomsG);
+    tiles = {};
+    plan.zones.forEach(function (z) {
+      var g = svgEl("g", { "class": "zone", "data-group": z.group }, zonesG);
+      svgEl("rect", { "class": "zone-bg", x: z.x, y: z.y, width: z.w, height: z.h, rx: 16 }, g);
+      svgEl("text", { "class": "zone-label", x: r1(z.x + 14), y: r1(z.y + 24) }, g).textContent = t("group_" + z.group);
+    });
+    var frag = doc.createDocumentFragment();
+    plan.tiles.forEach(function (tile) {
+      var room = model.rooms[tile.id];
+      var name = room.name || "";
+      var tx = tileText(tile, name);
+      var g = svgEl("g", { "class": "tile", "data-space-id": tile.id, "data-state": "unknown" }, frag);
+      svgEl("rect", { "class": "tile-bg", x: tile.x, y: tile.y, width: tile.w, height: tile.h, rx: 10 }, g);
+      svgEl("rect", { "class": "tile-pattern", x: tile.x, y: tile.y, width: tile.w, height: tile.h, rx: 10 }, g);
+      svgEl("text", { "class": "tile-name", x: r1(tile.x + tx.pad), y: tx.nameY, "font-size": tx.nameFs }, g).textContent = name;
+      svgEl("use", {
+        "class": "tile-icon", href: "#i-unknown", x: r1(tile.x + tx.pad), y: r1(tx.stateY - tx.icon * 0.86),
+        width: tx.icon, height: tx.icon
+      }, g);
+      svgEl("text", {
+        "class": "tile-state", x: r1(tile.x + tx.pad + tx.icon * 1.3), y: tx.stateY, "font-size": tx.stateFs, "data-fs": tx.stateFs
+      }, g);
+      svgEl("text", { "class": "tile-note", x: r1(tile.x + tx.pad), y: tx.noteY, "font-size": tx.noteFs }, g);
+      if (tx.seatsY) {
+        svgEl("text", { "class": "tile-seats", x: r1(tile.x + tx.pad), y: tx.seatsY, "font-size": tx.noteFs }, g)
+          .textContent = seatsLabel(room.capacity);
+      }
+      var ref = bindTile(g);
+      ref.state = null;
+    });
+    roomsG.appendChild(frag);
+    Object.keys(tiles).forEach(function (id) { renderTile(id); fitText(tiles[id]); });
+  }
+
+  function bindServerList() {
+    if (!list) return;
+    var nodes = list.querySelectorAll(".free-item");
+    for (var i = 0; i < nodes.length; i++) {
+      var item = bindItem(nodes[i]);
+      item.nameText = item.name.textContent;
+      items[nodes[i].getAttribute("data-space-id")] = item;
+    }
+  }
+
+  function bindServerMap() {
+    if (!map) return;
+    var vb = (map.getAttribute("viewBox") || "").split(/\s+/);
+    var nodes = map.querySelectorAll("#map-rooms .tile");
+    if (!nodes.length) return;
+    plan = { width: num(vb[2], 1500), height: num(vb[3], 1000) };
+    for (var i = 0; i < nodes.length; i++) bindTile(nodes[i]);
+  }
+
+  function renderTile(id) {
+    var ref = tiles[id];
+    var room = model.rooms[id];
+    if (!ref || !room) return;
+    var v = view(room);
+    if (ref.state !== v.state) {
+      ref.state = v.state;
+      ref.g.setAttribute("data-state", v.state);
+      ref.icon.setAttribute("href", "#i-" + v.state);
+    }
+    var label = stateLabel(v);
+    if (ref.labelText !== label) { ref.labelText = label; ref.label.textContent = label; scheduleFit(ref); }
+    var note = "";
+    if (v.last && v.at && ref.h > 110 && ref.w > 120) note = t("last_known", { state: t("state_" + v.last), time: fmtTime(v.at) });
+    if (ref.noteText !== note) { ref.noteText = note; ref.note.textContent = note; }
+  }
+
+  // -- the free list ---------------------------------------------------------------------------
+  var list = $("free-list");
+  var items = {};
+  var listOrder = "", lastFitOrder = null;
+
+  function listFilter() {
+    var fns = settings.functions && settings.functions.length ? settings.functions : null;
+    var minCap = settings.min_capacity || 0;
+    return function (room) {
+      if (fns && fns.indexOf(room.function) < 0) return false;
+      return (room.capacity || 0) >= minCap;
+    };
+  }
+
+  function kindLabel(fn) { return M["fn_" + fn] !== undefined ? M["fn_" + fn] : t("fn_other"); }
+  function seatsLabel(n) { return n === 1 ? t("seats_one") : t("seats", { n: n || "–" }); }
+
+  function freeFor(room) {
+    if (room.since_s === null || room.since_s === undefined) return "";
+    var s = room.since_s + (perf() - room._at) / 1000;
+    var min = Math.floor(s / 60);
+    if (min < 1) return t("free_just_now");
+    if (min < 60) return t("free_for_min", { n: min });
+    var h = Math.floor(min / 60);
+    if (h >= 5) return t("free_for_long", { h: h });
+    return t("free_for_h", { h: h, m: min % 60 });
+  }
+
+  function makeItem(id) {
+    var li = doc.createElement("li");
+    li.className = "free-item";
+    li.setAttribute("data-space-id", id);
+    li.setAttribute("data-state", "free");
+    var icon = doc.createElementNS(SVGNS, "svg");
+    icon.setAttribute("class", "free-icon");
+    icon.setAttribute("aria-hidden", "true");
+    icon.setAttribute("viewBox", "0 0 24 24");
+    svgEl("use", { href: "#i-free" }, icon);
+    li.appendChild(icon);
+    ["free-name", "free-meta", "free-since"].forEach(function (cls) {
+      var span = doc.createElement("span");
+      span.className = cls;
+      li.appendChild(span);
+    });
+    return li;
+  }
+
+  function bindItem(li) {
+    return { li: li, name: li.querySelector(".free-name"), meta: li.querySelector(".free-meta"), since: li.querySelector(".free-since"), sinceText: null, metaText: null, nameText: null };
+  }
+
+  function renderList() {
+    if (!list) return;
+    var keep = listFilter();
+    var free = visibleRooms().filter(function (r) { return view(r).state === "free" && keep(r); });
+    free.sort(function (a, b) {
+      return (GROUP_ORDER.indexOf(groupOf(a.function)) - GROUP_ORDER.indexOf(groupOf(b.function))) ||
+        cmp(a.name || "", b.name || "") || cmp(a.id, b.id);
+    });
+    var seen = {};
+    free.forEach(function (room) {
+      seen[room.id] = true;
+      var item = items[room.id];
+      if (!item) { item = items[room.id] = bindItem(makeItem(room.id)); }
+      var name = room.name || "";
+      if (item.nameText !== name) { item.nameText = name; item.name.textContent = name; }
+      var meta = kindLabel(room.function) + " · " + seatsLabel(room.capacity);
+      if (item.metaText !== meta) { item.metaText = meta; item.meta.textContent = meta; }
+      var since = freeFor(room);
+      if (item.sinceText !== since) { item.sinceText = since; item.since.textContent = since; }
+    });
+    Object.keys(items).forEach(function (id) {
+      if (!seen[id]) { if (items[id].li.parentNode) items[id].li.parentNode.removeChild(items[id].li); delete items[id]; }
+    });
+    var order = free.map(function (r) { return r.id; }).join(",");
+    if (order !== listOrder || list.children.length !== free.length) {
+      listOrder = order;
+      free.forEach(function (room) { list.appendChild(items[room.id].li); });
+    }
+    var count = $("free-count");
+    var hasData = Object.keys(model.rooms).length > 0;
+    var countText = !hasData ? t("no_data") : free.length === 1 ? t("free_count_one") : t("free_count", { n: free.length });
+    if (count && count.textContent !== countText) count.textContent = countText;
+    var empty = $("free-empty");
+    if (empty) empty.hidden = !hasData || free.length > 0;
+    if (order !== lastFitOrder) { lastFitOrder = order; scheduleFit(null); }
+  }
+
+  function fitList() {
+    // On a kiosk nobody scrolls: show what fits and say how many more the map has.
+    var more = $("free-more");
+    if (isPhone || !more || !list) return;
+    var box = $("free-box");
+    var children = list.children, hiddenCount = 0, i;
+    for (i = 0; i < children.length; i++) children[i].hidden = false;
+    more.hidden = true;
+    var limit = box.clientHeight;
+    if (list.scrollHeight <= limit) return;
+    var moreH = Math.max(more.offsetHeight, 40);
+    for (i = 0; i < children.length; i++) {
+      var li = children[i];
+      if (li.offsetTop + li.offsetHeight > limit - moreH - 8) { li.hidden = true; hiddenCount++; }
+    }
+    if (hiddenCount) { more.hidden = false; more.textContent = t("more_on_map", { n: hiddenCount }); }
+  }
+
+  function tickList() {
+    Object.keys(items).forEach(function (id) {
+      var item = items[id], room = model.rooms[id];
+      if (!room) return;
+      var since = freeFor(room);
+      if (item.sinceText !== since) { item.sinceText = since; item.since.textContent = since; }
+    });
+  }
+
+  // -- freshness, clock, night ---------------------------------------------------------------
+  var freshText = $("freshness-text");
+  var lastFreshText = null;
+
+  function freshness(feed) {
+    if (link.unpaired) return t(isPhone ? "phone_revoked" : "unpaired");
+    if (model.contactAt === null && !Object.keys(model.rooms).length) return t("feed_connecting");
+    var contactTime = model.contactWall ? fmtTime(model.contactWall) : "–";
+    if (noContact()) return t("feed_no_contact", { time: contactTime });
+    if (!linkUp()) return t("feed_reconnecting", { time: contactTime });
+    if (feed === "stale") {
+      if (model.feedReason === "starting") return t("feed_connecting");
+      var heard = heardWall();
+      return t("feed_upstream", { time: heard ? fmtTime(heard) : contactTime });
+    }
+    if (feed === "polling") {
+      var age = model.heardAge === null || model.heardAge === undefined ? sinceContactS()
+        : model.heardAge + (perf() - model.heardAt) / 1000;
+      age = Math.max(0, Math.round(age));
+      return age < 120 ? t("feed_updated_s", { n: age }) : t("feed_updated_min", { n: Math.round(age / 60) });
+    }
+    return t("feed_live");
+  }
+
+  var wasNoContact = false;
+  function renderFreshness() {
+    var feed = pageFeed();
+    if (root.dataset.feed !== feed) root.dataset.feed = feed;
+    var text = freshness(feed);
+    if (freshText && text !== lastFreshText) { lastFreshText = text; freshText.textContent = text; }
+    var nc = noContact();
+    if (nc !== wasNoContact) { wasNoContact = nc; Object.keys(tiles).forEach(renderTile); renderList(); }
+  }
+
+  function renderAll() {
+    Object.keys(tiles).forEach(renderTile);
+    renderList();
+    renderFreshness();
+    var floorName = $("floor-name");
+    if (floorName && model.floor && model.floor.name && floorName.textContent !== model.floor.name) floorName.textContent = model.floor.name;
+  }
+
+  var clockTime = $("clock-time"), clockDate = $("clock-date"), nightClock = $("night-clock");
+  var lastClock = "", lastDate = "";
+  function parseHM(s) {
+    var m = /^(\d{1,2}):(\d{2})$/.exec(s || "");
+    return m ? parseInt(m[1], 10) * 60 + parseInt(m[2], 10) : null;
+  }
+  function isNight(parts) {
+    var night = settings.night;
+    if (!night || isPhone) return false;
+    var start = parseHM(night.start), end = parseHM(night.end);
+    if (start === null || end === null || start === end) return false;
+    var m = parts.hour * 60 + parts.minute;
+    return start < end ? m >= start && m < end : m >= start || m < end;
+  }
+
+  var shift = { x: 0, y: 0, at: -1e9 };
+  function tickClock() {
+    var now = wallNow();
+    var time = fmtTime(now);
+    if (time !== lastClock) {
+      lastClock = time;
+      if (clockTime) clockTime.textContent = time;
+      if (nightClock) nightClock.textContent = time;
+    }
+    var date = formatter("date").format(new Date(now));
+    if (date !== lastDate) { lastDate = date; if (clockDate) clockDate.textContent = date; }
+    var parts = localParts(now);
+    var night = isNight(parts) ? "on" : "off";
+    if (root.dataset.night !== night) root.dataset.night = night;
+    // A slow pixel shift against burn-in: a step of a few pixels each minute (night clock)
+    // or every ten minutes (the day layout).
+    var every = night === "on" ? 60e3 : 600e3;
+    if (perf() - shift.at > every) {
+      shift.at = perf();
+      var span = night === "on" ? 60 : 3;
+      shift.x = Math.max(-span, Math.min(span, shift.x + Math.round((Math.random() - 0.5) * span)));
+      shift.y = Math.max(-span, Math.min(span, shift.y + Math.round((Math.random() - 0.5) * span)));
+      root.style.setProperty("--shift-x", shift.x + "px");
+      root.style.setProperty("--shift-y", shift.y + "px");
+    }
+    return parts;
+  }
+
+  // -- self-healing ----------------------------------------------------------------------------
+  var reloading = false;
+  function safeReload(why) {
+    // Only reload when the server answers the page: a reload into a dead server would show a
+    // browser error page (the service worker covers that, but only in a secure context).
+    if (reloading) return;
+    reloading = true;
+    stats.reloads++;
+    var delay = why === "version" ? Math.random() * 2000 : 0;
+    setTimeout(function () {
+      fetch(location.href, { cache: "no-store", credentials: "omit" })
+        .then(function (res) {
+          if (!res.ok) throw new Error("status " + res.status);
+          save();
+          location.reload();
+        })
+        .catch(function () { reloading = false; });
+    }, delay);
+  }
+
+  var nightlyKey = (config.storage_key || "signage") + ":nightly";
+  function nightlyReload(parts) {
+    if (isPhone || reloading) return;
+    if (parts.hour !== RELOAD_HOUR || parts.minute < RELOAD_MINUTE) return;
+    if ((perf() - startedAt) / 1000 < RELOAD_MIN_UPTIME_S) return;
+    try {
+      if (localStorage.getItem(nightlyKey) === parts.day) return;
+      localStorage.setItem(nightlyKey, parts.day);
+    } catch (e) { return; }
+    safeReload("nightly");
+  }
+
+  var identifyTimer = null;
+  function identify() {
+    var box = $("identify");
+    if (!box) return;
+    box.hidden = false;
+    root.dataset.identify = "on";
+    clearTimeout(identifyTimer);
+    identifyTimer = setTimeout(function () { box.hidden = true; root.dataset.identify = "off"; }, 8000);
+  }
+
+  function unpair() {
+    link.unpaired = true;
+    link.socketLive = false;
+    stopPolling();
+    clearTimeout(reconnectTimer);
+    if (ws) { var s = ws; ws = null; s.onclose = null; try { s.close(); } catch (e) { /* gone */ } }
+    root.dataset.paired = "no";
+    var box = $("unpaired");
+    if (box) box.hidden = false;
+    renderFreshness();
+  }
+
+  // -- localStorage: never blank after a reload ------------------------------------------------
+  var saveTimer = null;
+  function scheduleSave() {
+    if (saveTimer) return;
+    saveTimer = setTimeout(function () { saveTimer = null; save(); }, 3000);
+  }
+  function save() {
+    if (!config.storage_key || !Object.keys(model.rooms).length || model.contactAt === null) return;
+    var now = perf();
+    var rooms = {};
+    Object.keys(model.rooms).forEach(function (id) {
+      var r = model.rooms[id], copy = {};
+      Object.keys(r).forEach(function (k) { if (k !== "_at") copy[k] = r[k]; });
+      if (typeof r.since_s === "number") copy.since_s = r.since_s + (model.contactAt - r._at) / 1000;
+      rooms[id] = copy;
+    });
+    var data = {
+      type: "snapshot", epoch: model.epoch, seq: model.seq, feed: model.feed, feed_reason: model.feedReason,
+      heard_age_s: model.heardAge === null ? null : model.heardAge + (model.contactAt - model.heardAt) / 1000,
+      floor: model.floor, display: model.display, rooms: rooms,
+      server_time: new Date(model.contactWall).toISOString(),
+      saved_at: Date.now() - (now - model.contactAt)
+    };
+    try { localStorage.setItem(config.storage_key, JSON.stringify(data)); } catch (e) { /* full or off */ }
+  }
+  function load() {
+    try { return JSON.parse(localStorage.getItem(config.storage_key) || "null"); } catch (e) { return null; }
+  }
+
+  // -- start -----------------------------------------------------------------------------------
+  function applyLook() {
+    if (settings.brand_color && /^#[0-9a-fA-F]{6}$/.test(settings.brand_color)) {
+      root.style.setProperty("--brand", settings.brand_color);
+    }
+    if (!settings.orientation && !isPhone) {
+      var rot = parseInt(root.dataset.rotation || "0", 10);
+      var w = rot === 90 || rot === 270 ? innerHeight : innerWidth;
+      var h = rot === 90 || rot === 270 ? innerWidth : innerHeight;
+      var o = w >= h ? "landscape" : "portrait";
+      if (root.dataset.orientation !== o) root.dataset.orientation = o;
+    }
+  }
+
+  function start() {
+    applyLook();
+    var fromCache = root.dataset.shell === "cache";
+    var stored = isPhone ? null : load();
+    var initial = embedded;
+    var restored = fromCache;
+    if (stored && stored.rooms && (!embedded || fromCache || Date.parse(stored.server_time) > Date.parse(embedded.server_time))) {
+      initial = stored;
+      restored = true;
+    }
+    bindServerMap();
+    bindServerList();
+    if (initial) {
+      model.floor = initial.floor || null;
+      model.display = initial.display || null;
+      var at = perf();
+      Object.keys(initial.rooms || {}).forEach(function (id) { applyRoom(initial.rooms[id], at); });
+      applyMeta(initial);
+      if (restored) {
+        // How long ago we last heard from the server, by the device clock (all there is
+        // across a reload); a clock that went backwards counts as too long ago.
+        var ago = initial.saved_at ? (Date.now() - initial.saved_at) / 1000 : Infinity;
+        if (!(ago >= 0)) ago = Infinity;
+        model.contactAt = isFinite(ago) ? perf() - ago * 1000 : -1e12;
+        setClock(Date.parse(initial.server_time) + (isFinite(ago) ? ago * 1000 : 0), false);
+        if (testClock.now !== undefined) setClock(testClock.now, true);
+        model.contactWall = Date.parse(initial.server_time);
+        model.epoch = null; // the next snapshot replaces everything
+      } else {
+        contact(initial);
+        if (isPhone) link.pollOkAt = perf();
+      }
+    }
+    link.restored = restored;
+    var ids = roomIdsKey();
+    var have = Object.keys(tiles).sort().join(",");
+    layoutMap(ids !== have);
+    Object.keys(tiles).forEach(function (id) { renderTile(id); fitText(tiles[id]); });
+    renderAll();
+    tickClock();
+
+    if (isPhone) startPolling();
+    else {
+      connect();
+      registerServiceWorker();
+    }
+    setInterval(tick, 1000);
+    var resizeTimer = null;
+    addEventListener("resize", function () {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(function () { applyLook(); layoutMap(false); scheduleFit(null); }, 200);
+    });
+    addEventListener("pagehide", save);
+  }
+
+  function tick() {
+    var parts = tickClock();
+    if (ws && ws.readyState === 1 && perf() - lastMsgAt > (3 * HEARTBEAT_S + 1) * 1000) drop();
+    else if (ws && ws.readyState === 0 && perf() - lastMsgAt > 8000) drop();
+    if (!isPhone && link.socketLive && perf() - lastHeartbeatSent > SEND_HEARTBEAT_S * 1000) sendHeartbeat();
+    renderFreshness();
+    tickList();
+    nightlyReload(parts);
+  }
+
+  function registerServiceWorker() {
+    if (!config.sw || !("serviceWorker" in navigator) || !window.isSecureContext) return;
+    navigator.serviceWorker.register(config.sw, { scope: "/kiosk/" }).catch(function () { /* optional */ });
+  }
+
+  window.signageKiosk = {
+    layout: layout,
+    setClock: function (v) { setClock(v, true); tick(); },
+    apply: function (msg) { onMessage(msg, "test"); },
+    stats: stats,
+    state: function () {
+      return {
+        feed: root.dataset.feed, serverFeed: model.feed, epoch: model.epoch, seq: model.seq,
+        socketLive: link.socketLive, polling: polling, restored: link.restored,
+        sinceContactS: sinceContactS(), rooms: Object.keys(model.rooms).length, failures: failures
+      };
+    }
+  };
+
+  start();
 })();
