@@ -1,4 +1,4 @@
-"""The `signage` command: demo, serve, sim, check, init-db and displays."""
+"""The `signage` command: demo, serve, sim, check, init-db, displays and admin."""
 
 from __future__ import annotations
 
@@ -244,6 +244,8 @@ def demo(host: str, port: int, speed: float, instance: str) -> None:
         for display in svc.store.list_displays():
             click.echo(f"  kiosk  {display.name:<24} {svc.kiosk_url(display)}")
         click.echo(f"  server {public_url}/")
+        admin_name, admin_password = _demo_admin(svc)
+        click.echo(f"  admin  {public_url}/admin/  user {admin_name}  password {admin_password}")
         click.echo("Press Ctrl+C to stop.\n")
         svc.close()
         run_gunicorn(host, port, 200)
@@ -253,6 +255,22 @@ def demo(host: str, port: int, speed: float, instance: str) -> None:
             sim_proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             sim_proc.kill()
+
+
+def _demo_admin(svc) -> tuple[str, str]:
+    """The demo's admin account, with a fresh password each run (printed, demo data only)."""
+    import secrets
+
+    from signage import auth
+
+    name = "demo"
+    password = secrets.token_urlsafe(12)
+    existing = svc.store.admin_by_username(name)
+    if existing is None:
+        svc.store.add_admin(name, auth.hash_password(password), "owner")
+    else:
+        svc.store.set_admin_password(existing.id, auth.hash_password(password), sign_out=True)
+    return name, password
 
 
 # -- check -------------------------------------------------------------------------------------
@@ -331,7 +349,7 @@ def init_db() -> None:
 # -- displays ----------------------------------------------------------------------------------
 @main.group()
 def displays() -> None:
-    """Add and list displays."""
+    """Add, list, pair, revoke and remove displays."""
 
 
 def _display_json(svc, display) -> dict[str, Any]:
@@ -377,3 +395,208 @@ def displays_list(as_json: bool) -> None:
         return
     for row in rows:
         click.echo(f"{row['id']:>4}  {row['name']:<24} {row['floor_id']:<20} {row['kiosk_url']}")
+
+
+@displays.command("remove")
+@click.argument("display_id", type=int)
+def displays_remove(display_id: int) -> None:
+    """Delete a display (its screens lose their credential)."""
+    svc = _app().extensions["signage"]
+    if not svc.store.remove_display(display_id):
+        raise click.ClickException(f"no display {display_id}")
+    click.echo(f"display {display_id} removed")
+
+
+@displays.command("revoke")
+@click.argument("display_id", type=int)
+def displays_revoke(display_id: int) -> None:
+    """Issue a new credential for a display; screens holding the old one return to pairing."""
+    from signage.store import StoreError
+
+    svc = _app().extensions["signage"]
+    try:
+        display = svc.store.revoke_display(display_id)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"display {display_id} revoked; its new kiosk URL: {svc.kiosk_url(display)}")
+
+
+@displays.command("pair")
+@click.argument("code")
+@click.argument("display_id", type=int)
+def displays_pair(code: str, display_id: int) -> None:
+    """Give the screen showing CODE the display DISPLAY_ID."""
+    from signage.web.pairing import PairingRefused, claim_code
+
+    svc = _app().extensions["signage"]
+    if svc.store.get_display(display_id) is None:
+        raise click.ClickException(f"no display {display_id}")
+    try:
+        display = claim_code(svc, code, display_id)
+    except PairingRefused as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"paired: the screen becomes display {display.id} ({display.name}) within seconds")
+
+
+# -- admin -------------------------------------------------------------------------------------
+@main.group()
+def admin() -> None:
+    """Admin console accounts and API tokens."""
+
+
+def _read_password(password_stdin: bool) -> str:
+    """A new password: the first line of stdin (scripts), else prompted twice (people)."""
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@admin.command("create")
+@click.argument("username")
+@click.option(
+    "--role",
+    type=click.Choice(["owner", "admin"]),
+    default=None,
+    help="Default: owner for the first admin, admin after.",
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def admin_create(username: str, role: str | None, password_stdin: bool) -> None:
+    """Create an admin account (the first one is the owner)."""
+    import re
+
+    from signage import auth
+    from signage.store import StoreError
+
+    if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", username):
+        raise click.ClickException("a username has 1-64 letters, digits or _ . @ -")
+    svc = _app().extensions["signage"]
+    password = _read_password(password_stdin)
+    try:
+        created = svc.store.add_admin(username, auth.hash_password(password), role)
+    except (auth.PasswordError, StoreError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"admin {created.username} created ({created.role})")
+
+
+@admin.command("password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def admin_password(username: str, password_stdin: bool) -> None:
+    """Set an admin's password (signs out all their sessions)."""
+    from signage import auth
+
+    svc = _app().extensions["signage"]
+    found = svc.store.admin_by_username(username)
+    if found is None:
+        raise click.ClickException(f"no admin {username}")
+    try:
+        svc.store.set_admin_password(
+            found.id, auth.hash_password(_read_password(password_stdin)), sign_out=True
+        )
+    except auth.PasswordError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"password of {found.username} changed")
+
+
+@admin.command("list")
+def admin_list() -> None:
+    """List admin accounts."""
+    svc = _app().extensions["signage"]
+    for a in svc.store.list_admins():
+        click.echo(f"{a.id:>4}  {a.username:<24} {a.role:<6} {a.created_at}")
+
+
+@admin.command("remove")
+@click.argument("username")
+def admin_remove(username: str) -> None:
+    """Remove an admin account (never the last owner)."""
+    from signage.store import StoreError
+
+    svc = _app().extensions["signage"]
+    found = svc.store.admin_by_username(username)
+    if found is None:
+        raise click.ClickException(f"no admin {username}")
+    try:
+        svc.store.remove_admin(found.id)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"admin {found.username} removed")
+
+
+@admin.group("token")
+def admin_token() -> None:
+    """API tokens for automation (Authorization: Bearer …)."""
+
+
+@admin_token.command("create")
+@click.argument("name")
+@click.option("--read-only", is_flag=True, help="The token may read but not change anything.")
+def admin_token_create(name: str, read_only: bool) -> None:
+    """Create an API token and print it (once: only its hash is kept)."""
+    from signage import auth
+    from signage.store import StoreError
+
+    svc = _app().extensions["signage"]
+    token = auth.new_api_token()
+    try:
+        record = svc.store.add_api_token(
+            name, auth.token_hash(token), "viewer" if read_only else "admin"
+        )
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"token {record.id} ({record.name}, {record.role}); shown only now:", err=True)
+    click.echo(token)
+
+
+@admin_token.command("list")
+def admin_token_list() -> None:
+    """List API tokens (never their values)."""
+    svc = _app().extensions["signage"]
+    for t in svc.store.list_api_tokens():
+        click.echo(f"{t.id:>4}  {t.name:<24} {t.role:<6} {t.created_at}")
+
+
+@admin_token.command("revoke")
+@click.argument("token_id", type=int)
+def admin_token_revoke(token_id: int) -> None:
+    """Delete an API token."""
+    svc = _app().extensions["signage"]
+    if not svc.store.remove_api_token(token_id):
+        raise click.ClickException(f"no token {token_id}")
+    click.echo(f"token {token_id} revoked")
+
+
+# -- backup and restore ------------------------------------------------------------------------
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+def backup(file: str) -> None:
+    """Write a consistent copy of the database and the floor plans to FILE (a .tar.gz)."""
+    from signage import config as settings
+    from signage.backup import BackupError, create_backup
+
+    values = settings.load(os.path.join(os.getcwd(), "instance"))
+    try:
+        manifest = create_backup(values, file)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"backup written to {file} ({len(manifest['plans'])} plan file(s))")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def restore(file: str, yes: bool) -> None:
+    """Replace the database and floor plans with those in FILE. Stop the server first."""
+    from signage import config as settings
+    from signage.backup import BackupError, restore_backup
+
+    values = settings.load(os.path.join(os.getcwd(), "instance"))
+    if not yes:
+        click.confirm(
+            f"Replace {values['SIGNAGE_DATABASE']} and its plans with the backup?", abort=True
+        )
+    try:
+        manifest = restore_backup(values, file)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"restored the backup of {manifest.get('created_at', '?')}; start the server again")

@@ -72,6 +72,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Base URL phones open from a kiosk's QR code (guest Wi-Fi); default: the public URL.",
     ),
     Setting(
+        "SIGNAGE_PROXY_COUNT",
+        int,
+        0,
+        "Reverse proxies in front (nginx: 1): trust that many X-Forwarded-For/Proto/Host.",
+    ),
+    Setting(
         "SIGNAGE_ALLOWED_ORIGINS",
         str,
         "",
@@ -80,6 +86,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SIGNAGE_LOG_LEVEL", str, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
     Setting(
         "SIGNAGE_LOG_FORMAT", str, "text", "Log lines as `text` or `json` (one object a line)."
+    ),
+    Setting(
+        "SIGNAGE_PLANS_DIR",
+        str,
+        "",
+        "Folder for uploaded floor plans (default: `plans/` beside the database).",
+    ),
+    Setting(
+        "SIGNAGE_PLAN_MAX_BYTES",
+        int,
+        5_000_000,
+        "Largest floor plan upload accepted, in bytes.",
     ),
     Setting(
         "SIGNAGE_METRICS_TOKEN",

@@ -150,6 +150,13 @@ def init_app(app: Flask, test_config: dict[str, Any] | None) -> None:
     app.config.update(config)
     app.testing = bool(config.get("TESTING", False))
     svc = build_services(config, Path(app.instance_path))
+    if config["SIGNAGE_PROXY_COUNT"] > 0:
+        # Behind nginx: the client's address (pairing and login limits), scheme (Secure
+        # cookies) and host (the socket origin check) come from the proxy's headers.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = config["SIGNAGE_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.config["SIGNAGE_SECRET_KEY"] = config["SIGNAGE_SECRET_KEY"]
     app.config["SECRET_KEY"] = config["SIGNAGE_SECRET_KEY"]
     app.config["SOCK_SERVER_OPTIONS"] = {
@@ -159,10 +166,15 @@ def init_app(app: Flask, test_config: dict[str, Any] | None) -> None:
     app.extensions["signage"] = svc
     logging.getLogger("signage").setLevel(config["SIGNAGE_LOG_LEVEL"].upper())
 
-    from signage.web import kiosk, ops, security, sockets
+    from signage import auth
+    from signage.web import admin, api, kiosk, ops, pairing, security, sockets
 
     app.register_blueprint(kiosk.bp)
     app.register_blueprint(ops.bp)
+    auth.init_app(app)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pairing.bp)
     sockets.init_app(app)
     security.init_app(app)
     svc.ready = True

@@ -41,6 +41,56 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE displays ADD COLUMN phone_key_generation INTEGER NOT NULL DEFAULT 1;
     """,
+    # Admin console accounts. session_generation is in every session cookie: bumping it (new
+    # password, account removed) signs out every browser at once.
+    """
+    CREATE TABLE admins (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('owner', 'admin')),
+        session_generation INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL
+    );
+    """,
+    # API tokens for automation: only a hash is kept, the token is shown once.
+    """
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
+        created_at TEXT NOT NULL,
+        last_used_at TEXT
+    );
+    """,
+    # Pairing codes live here (not in memory) so that `signage displays pair` in another process
+    # can claim them. Times are Unix seconds: they are compared across processes.
+    """
+    CREATE TABLE pairing_codes (
+        id INTEGER PRIMARY KEY,
+        code TEXT NOT NULL UNIQUE,
+        secret_hash TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        display_id INTEGER REFERENCES displays (id) ON DELETE CASCADE,
+        claimed_at REAL,
+        client_ip TEXT
+    );
+    CREATE INDEX pairing_codes_expiry ON pairing_codes (expires_at);
+    """,
+    # One floor plan per floor; the row is written only after the file is renamed into place.
+    """
+    CREATE TABLE plans (
+        floor_id TEXT PRIMARY KEY,
+        filename TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        uploaded_at TEXT NOT NULL,
+        uploaded_by TEXT
+    );
+    """,
 )
 
 
@@ -275,3 +325,309 @@ class Store:
     def display_for_phone_credential(self, credential: str) -> Display | None:
         """The display a phone link belongs to, if it is current; None otherwise."""
         return self._lookup(credential, self.phone_credential)
+
+    # -- displays: edits from the admin console -------------------------------------------------
+    def update_display(
+        self,
+        display_id: int,
+        name: str,
+        floor_id: str,
+        density_display_id: str | None,
+        settings: dict[str, Any],
+    ) -> Display:
+        """Replace every editable field of a display in one transaction."""
+        name, floor_id = name.strip(), floor_id.strip()
+        if not name:
+            raise StoreError("a display needs a name")
+        if not floor_id:
+            raise StoreError("a display needs a floor id")
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE displays SET name = ?, floor_id = ?, density_display_id = ?,"
+                " settings = ?, updated_at = ? WHERE id = ?",
+                (
+                    name,
+                    floor_id,
+                    density_display_id or None,
+                    json.dumps(settings),
+                    _now_precise(),
+                    display_id,
+                ),
+            )
+            if cur.rowcount == 0:
+                raise StoreError(f"no display {display_id}")
+            row = conn.execute("SELECT * FROM displays WHERE id = ?", (display_id,)).fetchone()
+        return self._display(row)
+
+    # -- admins -------------------------------------------------------------------------------
+    @staticmethod
+    def _admin(row: sqlite3.Row) -> Admin:
+        return Admin(
+            id=row["id"],
+            username=row["username"],
+            password_hash=row["password_hash"],
+            role=row["role"],
+            session_generation=row["session_generation"],
+            created_at=row["created_at"],
+        )
+
+    def add_admin(self, username: str, password_hash: str, role: str | None = None) -> Admin:
+        """Create an admin; the first one is the owner unless a role is given."""
+        username = username.strip()
+        if not username:
+            raise StoreError("an admin needs a username")
+        with self.transaction() as conn:
+            if role is None:
+                first = conn.execute("SELECT COUNT(*) FROM admins").fetchone()[0] == 0
+                role = "owner" if first else "admin"
+            if role not in ("owner", "admin"):
+                raise StoreError(f"unknown role {role!r}")
+            try:
+                cur = conn.execute(
+                    "INSERT INTO admins (username, password_hash, role, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (username, password_hash, role, _now()),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"an admin named {username!r} exists already") from exc
+            row = conn.execute("SELECT * FROM admins WHERE id = ?", (cur.lastrowid,)).fetchone()
+        return self._admin(row)
+
+    def get_admin(self, admin_id: int) -> Admin | None:
+        """The admin with this id, or None."""
+        rows = self._query("SELECT * FROM admins WHERE id = ?", (admin_id,))
+        return self._admin(rows[0]) if rows else None
+
+    def admin_by_username(self, username: str) -> Admin | None:
+        """The admin with this username (case-insensitive), or None."""
+        rows = self._query("SELECT * FROM admins WHERE username = ?", (username.strip(),))
+        return self._admin(rows[0]) if rows else None
+
+    def list_admins(self) -> list[Admin]:
+        """Every admin, in id order."""
+        return [self._admin(r) for r in self._query("SELECT * FROM admins ORDER BY id")]
+
+    def set_admin_password(self, admin_id: int, password_hash: str, *, sign_out: bool) -> Admin:
+        """Store a new password hash; `sign_out` ends every session of this admin."""
+        bump = 1 if sign_out else 0
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE admins SET password_hash = ?,"
+                " session_generation = session_generation + ? WHERE id = ?",
+                (password_hash, bump, admin_id),
+            )
+            if cur.rowcount == 0:
+                raise StoreError(f"no admin {admin_id}")
+            row = conn.execute("SELECT * FROM admins WHERE id = ?", (admin_id,)).fetchone()
+        return self._admin(row)
+
+    def remove_admin(self, admin_id: int) -> bool:
+        """Delete an admin, never the last owner; True when one was deleted."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT role FROM admins WHERE id = ?", (admin_id,)).fetchone()
+            if row is None:
+                return False
+            if row["role"] == "owner":
+                owners = conn.execute(
+                    "SELECT COUNT(*) FROM admins WHERE role = 'owner'"
+                ).fetchone()[0]
+                if owners <= 1:
+                    raise StoreError("the last owner cannot be removed")
+            conn.execute("DELETE FROM admins WHERE id = ?", (admin_id,))
+        return True
+
+    # -- API tokens ---------------------------------------------------------------------------
+    def add_api_token(self, name: str, token_hash: str, role: str = "admin") -> ApiToken:
+        """Record a new API token by its hash."""
+        name = name.strip()
+        if not name:
+            raise StoreError("a token needs a name")
+        if role not in ("admin", "viewer"):
+            raise StoreError(f"unknown token role {role!r}")
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO api_tokens (name, token_hash, role, created_at) VALUES (?, ?, ?, ?)",
+                (name, token_hash, role, _now()),
+            )
+            row = conn.execute("SELECT * FROM api_tokens WHERE id = ?", (cur.lastrowid,)).fetchone()
+        return ApiToken(row["id"], row["name"], row["role"], row["created_at"])
+
+    def api_token_by_hash(self, token_hash: str) -> ApiToken | None:
+        """The token with this hash, or None."""
+        rows = self._query("SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,))
+        if not rows:
+            return None
+        row = rows[0]
+        return ApiToken(row["id"], row["name"], row["role"], row["created_at"])
+
+    def list_api_tokens(self) -> list[ApiToken]:
+        """Every API token (never its value)."""
+        rows = self._query("SELECT * FROM api_tokens ORDER BY id")
+        return [ApiToken(r["id"], r["name"], r["role"], r["created_at"]) for r in rows]
+
+    def remove_api_token(self, token_id: int) -> bool:
+        """Delete an API token; True when one was deleted."""
+        with self.transaction() as conn:
+            cur = conn.execute("DELETE FROM api_tokens WHERE id = ?", (token_id,))
+        return cur.rowcount > 0
+
+    # -- pairing codes ------------------------------------------------------------------------
+    @staticmethod
+    def _pairing(row: sqlite3.Row) -> PairingCode:
+        return PairingCode(
+            id=row["id"],
+            code=row["code"],
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+            display_id=row["display_id"],
+            claimed_at=row["claimed_at"],
+        )
+
+    def add_pairing_code(
+        self, code: str, secret_hash: str, now: float, ttl: float, client_ip: str | None
+    ) -> PairingCode | None:
+        """Record a new code (expired ones are purged first); None when the code is taken."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM pairing_codes WHERE expires_at < ?", (now,))
+            try:
+                cur = conn.execute(
+                    "INSERT INTO pairing_codes (code, secret_hash, created_at, expires_at,"
+                    " client_ip) VALUES (?, ?, ?, ?, ?)",
+                    (code, secret_hash, now, now + ttl, client_ip),
+                )
+            except sqlite3.IntegrityError:
+                return None
+            row = conn.execute(
+                "SELECT * FROM pairing_codes WHERE id = ?", (cur.lastrowid,)
+            ).fetchone()
+        return self._pairing(row)
+
+    def pairing_by_secret(self, secret_hash: str) -> PairingCode | None:
+        """The pairing a kiosk's private secret belongs to, expired or not."""
+        rows = self._query("SELECT * FROM pairing_codes WHERE secret_hash = ?", (secret_hash,))
+        return self._pairing(rows[0]) if rows else None
+
+    def pending_pairing_count(self, now: float) -> int:
+        """Unexpired, unclaimed codes (a bound on what anonymous callers can make us keep)."""
+        rows = self._query(
+            "SELECT COUNT(*) FROM pairing_codes WHERE expires_at >= ? AND display_id IS NULL",
+            (now,),
+        )
+        return rows[0][0]
+
+    def claim_pairing_code(self, code: str, display_id: int, now: float) -> Display | None:
+        """Give an unexpired, unclaimed code to a display; None when no such code (or display)."""
+        with self.transaction() as conn:
+            display = conn.execute("SELECT * FROM displays WHERE id = ?", (display_id,)).fetchone()
+            if display is None:
+                return None
+            cur = conn.execute(
+                "UPDATE pairing_codes SET display_id = ?, claimed_at = ?"
+                " WHERE code = ? AND display_id IS NULL AND expires_at >= ?",
+                (display_id, now, code, now),
+            )
+            if cur.rowcount != 1:
+                return None
+        return self._display(display)
+
+    def delete_pairing(self, pairing_id: int) -> None:
+        """Forget a pairing (its kiosk has its credential)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM pairing_codes WHERE id = ?", (pairing_id,))
+
+    # -- floor plans --------------------------------------------------------------------------
+    @staticmethod
+    def _plan(row: sqlite3.Row) -> Plan:
+        return Plan(
+            floor_id=row["floor_id"],
+            filename=row["filename"],
+            content_type=row["content_type"],
+            size=row["size"],
+            sha256=row["sha256"],
+            uploaded_at=row["uploaded_at"],
+            uploaded_by=row["uploaded_by"],
+        )
+
+    def get_plan(self, floor_id: str) -> Plan | None:
+        """The floor's plan record, or None."""
+        rows = self._query("SELECT * FROM plans WHERE floor_id = ?", (floor_id,))
+        return self._plan(rows[0]) if rows else None
+
+    def list_plans(self) -> list[Plan]:
+        """Every floor plan record."""
+        return [self._plan(r) for r in self._query("SELECT * FROM plans ORDER BY floor_id")]
+
+    def put_plan(self, plan: Plan) -> Plan | None:
+        """Record a floor's plan (the file is in place already); returns the one it replaced."""
+        with self.transaction() as conn:
+            old = conn.execute(
+                "SELECT * FROM plans WHERE floor_id = ?", (plan.floor_id,)
+            ).fetchone()
+            conn.execute(
+                "INSERT OR REPLACE INTO plans (floor_id, filename, content_type, size, sha256,"
+                " uploaded_at, uploaded_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    plan.floor_id,
+                    plan.filename,
+                    plan.content_type,
+                    plan.size,
+                    plan.sha256,
+                    plan.uploaded_at,
+                    plan.uploaded_by,
+                ),
+            )
+        return self._plan(old) if old is not None else None
+
+    def remove_plan(self, floor_id: str) -> Plan | None:
+        """Forget a floor's plan; returns the record removed (its file is the caller's)."""
+        with self.transaction() as conn:
+            old = conn.execute("SELECT * FROM plans WHERE floor_id = ?", (floor_id,)).fetchone()
+            conn.execute("DELETE FROM plans WHERE floor_id = ?", (floor_id,))
+        return self._plan(old) if old is not None else None
+
+
+@dataclass(frozen=True)
+class Admin:
+    """A person who may use the admin console."""
+
+    id: int
+    username: str
+    password_hash: str = field(repr=False)
+    role: str
+    session_generation: int
+    created_at: str
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """An automation token (its value is never stored)."""
+
+    id: int
+    name: str
+    role: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class PairingCode:
+    """A short code a kiosk shows until an admin gives it a display."""
+
+    id: int
+    code: str
+    created_at: float
+    expires_at: float
+    display_id: int | None
+    claimed_at: float | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A floor's plan file, as recorded once it is in place."""
+
+    floor_id: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    uploaded_at: str
+    uploaded_by: str | None = None

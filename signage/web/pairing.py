@@ -1,0 +1,205 @@
+"""Pairing: a screen with no credential shows a short code; an admin gives it a display.
+
+The screen opens /pair: it gets a code to show (8 characters from an alphabet without look-alike
+characters, about 40 bits, single use, 10 minutes) and, in an HttpOnly cookie, a private secret
+that is never shown. It polls /pair/status with that cookie; once an admin has claimed the code
+(console, API or `signage displays pair`), the answer carries the display's kiosk URL and the
+page goes there. Codes live in the database so that another process can claim them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, render_template, request
+
+from signage import auth
+from signage.services import Services, services
+from signage.store import Display
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("pairing", __name__)
+
+ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read off a screen across a room
+CODE_LENGTH = 8  # 31 ** 8 ≈ 2 ** 39.6
+CODE_TTL_S = 600.0
+COOKIE = "signage_pair"
+POLL_INTERVAL_S = 2
+
+# Codes a single address may create per window (a screen makes one per 10 minutes at most).
+CREATE_PER_IP = 20
+CREATE_WINDOW_S = 600.0
+MAX_PENDING = 2000  # unclaimed codes kept at once, whoever asks
+# Failed claims (wrong or expired code) per admin and per address: guessing 40 bits needs
+# billions of tries, and this allows a handful of typos per quarter hour.
+CLAIM_FAILURES = 10
+CLAIM_WINDOW_S = 900.0
+
+
+class PairingRefused(Exception):
+    """A claim that cannot be carried out, with a message for people and an HTTP status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def new_code() -> str:
+    """A random code from the unambiguous alphabet."""
+    return "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def normalise_code(text: str) -> str:
+    """What an admin typed, as stored: upper case, without spaces or dashes."""
+    return "".join(c for c in text.upper() if c not in " -\t")
+
+
+def display_code(code: str) -> str:
+    """ABCD-EFGH: easier to read aloud and type."""
+    return f"{code[:4]}-{code[4:]}"
+
+
+def _secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def claim(svc: Services, code_text: str, display_id: int | None, who: str) -> Display:
+    """Give a code to a display; limited per caller so that codes cannot be guessed."""
+    by_who = auth.limiter("pair-claim-who", CLAIM_FAILURES, CLAIM_WINDOW_S)
+    by_ip = auth.limiter("pair-claim-ip", CLAIM_FAILURES * 3, CLAIM_WINDOW_S)
+    ip = auth.client_ip()
+    if by_who.blocked(who) or by_ip.blocked(ip):
+        raise PairingRefused("Too many wrong codes. Wait a few minutes and try again.", 429)
+    if display_id is None or svc.store.get_display(display_id) is None:
+        raise PairingRefused("Choose the display this screen should become.", 400)
+    return claim_code(
+        svc, code_text, display_id, on_failure=lambda: (by_who.hit(who), by_ip.hit(ip))
+    )
+
+
+def claim_code(svc: Services, code_text: str, display_id: int, on_failure: Any = None) -> Display:
+    """Claim without a rate limit (the CLI: whoever runs it has the database already)."""
+    code = normalise_code(code_text)
+    display = None
+    if len(code) == CODE_LENGTH and all(c in ALPHABET for c in code):
+        display = svc.store.claim_pairing_code(code, display_id, time.time())
+    if display is None:
+        if on_failure is not None:
+            on_failure()
+        raise PairingRefused("No screen shows that code (or it expired). Check it and retry.")
+    logger.info("pairing code claimed for display %s", display.id)
+    return display
+
+
+def _new_pairing() -> tuple[str, str, float] | Response:
+    """Create a code and its secret, or the reason why not (429/503)."""
+    svc = services()
+    ip = auth.client_ip()
+    if not auth.limiter("pair-create", CREATE_PER_IP, CREATE_WINDOW_S).hit(ip):
+        return Response(
+            render_template("pairing/busy.html"), status=429, headers={"Retry-After": "60"}
+        )
+    now = time.time()
+    if svc.store.pending_pairing_count(now) >= MAX_PENDING:
+        return Response(
+            render_template("pairing/busy.html"), status=503, headers={"Retry-After": "60"}
+        )
+    secret = secrets.token_urlsafe(32)
+    for _ in range(5):
+        code = new_code()
+        pairing = svc.store.add_pairing_code(code, _secret_hash(secret), now, CODE_TTL_S, ip)
+        if pairing is not None:
+            return code, secret, pairing.expires_at
+    return Response("could not make a code", status=503)
+
+
+def _current_pairing(svc: Services):
+    secret = request.cookies.get(COOKIE, "")
+    if not secret or len(secret) > 128:
+        return None
+    return svc.store.pairing_by_secret(_secret_hash(secret))
+
+
+@bp.get("/pair")
+def pair_page() -> Response:
+    """A screen without a credential: show a code, wait for an admin to claim it."""
+    svc = services()
+    pairing = _current_pairing(svc)
+    secret = None
+    # A reload keeps its code while it is valid and unclaimed (no new code per refresh).
+    if pairing is not None and pairing.display_id is None and pairing.expires_at > time.time():
+        code, expires_at = pairing.code, pairing.expires_at
+    else:
+        made = _new_pairing()
+        if isinstance(made, Response):
+            return made
+        code, secret, expires_at = made
+    body = render_template(
+        "pairing/pair.html",
+        code=display_code(code),
+        expires_in=max(0, int(expires_at - time.time())),
+        poll_s=POLL_INTERVAL_S,
+        server=svc.public_url(),
+    )
+    response = Response(body, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    if secret is not None:
+        response.set_cookie(
+            COOKIE,
+            secret,
+            max_age=int(CODE_TTL_S) + 60,
+            path="/pair",
+            httponly=True,
+            samesite="Strict",
+            secure=request.is_secure or svc.public_url().startswith("https://"),
+        )
+    return response
+
+
+@bp.get("/pair/status")
+def pair_status() -> Response:
+    """The polling screen's answer: waiting, expired, or paired with its kiosk URL."""
+    svc = services()
+    pairing = _current_pairing(svc)
+    if pairing is None:
+        response = jsonify(state="unknown")
+    elif pairing.display_id is not None:
+        display = svc.store.get_display(pairing.display_id)
+        if display is None:  # deleted in between
+            response = jsonify(state="expired")
+        else:
+            credential = svc.store.credential(display)
+            svc.store.delete_pairing(pairing.id)
+            logger.info("paired screen handed the credential of display %s", display.id)
+            response = jsonify(
+                state="paired",
+                kiosk_path=f"/kiosk/{credential}",
+                kiosk_url=svc.kiosk_url(display),
+            )
+            response.delete_cookie(COOKIE, path="/pair")
+    elif pairing.expires_at < time.time():
+        response = jsonify(state="expired")
+    else:
+        response = jsonify(state="waiting", expires_in=int(pairing.expires_at - time.time()))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/kiosk/<credential>/plan")
+def kiosk_plan(credential: str) -> Response:
+    """The floor plan of a display's floor, for its screens (the kiosk credential is the key)."""
+    from signage.web.admin import plan_response
+
+    svc = services()
+    display = svc.store.display_for_credential(credential)
+    if display is None:
+        abort(404)
+    plan = svc.store.get_plan(display.floor_id)
+    if plan is None:
+        abort(404)
+    return plan_response(plan)
