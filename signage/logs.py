@@ -17,6 +17,8 @@ from typing import IO
 _PATTERNS = (
     # /kiosk/12.<mac>, /ws/kiosk/12.<mac>, /api/kiosk/12.<mac>/state, /phone/12.<mac>
     (re.compile(r"((?:kiosk|phone)/\d+\.)[0-9a-f]{6,}"), r"\1***"),
+    # The same credentials anywhere else (a cookie, a header): "<id>.<32 hex digits>".
+    (re.compile(r"\b(\d+\.)[0-9a-f]{32}\b"), r"\1***"),
     (re.compile(r"(?i)\b(bearer\s+)[^\s\"',]+"), r"\1***"),
     (re.compile(r"\btok_[A-Za-z0-9_\-]{4,}"), "tok_***"),
     (re.compile(r"\beyJ[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]+)*"), "eyJ***"),

@@ -84,6 +84,7 @@ def test_security_headers(sim, server):
     [
         ('"GET /ws/kiosk/12.0123456789abcdef0123456789abcdef HTTP/1.1" 101', "0123456789abcdef"),
         ("GET /api/kiosk/3.deadbeefdeadbeef/state", "deadbeefdeadbeef"),
+        ("Set-Cookie: signage_display=4." + "ab12" * 8 + "; HttpOnly", "ab12ab12"),
         ("Authorization: Bearer abc.def-ghi", "abc.def-ghi"),
         ("token tok_live_123456 refused", "tok_live_123456"),
         ("jwt eyJhbGciOi.eyJzdWIi.c2lnbmF0dXJl expired", "eyJhbGciOi"),
@@ -191,3 +192,22 @@ def test_canary_secret_and_density_tokens_never_leave_the_server(tmp_path, monke
     assert any(cred in raw_logs.getvalue() for cred in creds)
     for cred in creds:  # ...and the filter masked every one on the way out
         assert cred not in stream.getvalue()
+
+
+def test_healthz_is_readable_cross_origin_and_never_cached(server):
+    answer = httpx.get(f"{server.url}/healthz")
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_behind_a_proxy_the_forwarded_host_is_our_own_origin(sim, make_server):
+    server = make_server(SIGNAGE_PROXY_COUNT=1)
+    _, cred = server.add_display(first_floor(server))
+    headers = {"X-Forwarded-Host": "signs.example.com", "X-Forwarded-Proto": "https"}
+    with connect(
+        server.socket_url(cred),
+        open_timeout=5,
+        origin="https://signs.example.com",
+        additional_headers=headers,
+    ) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "snapshot"

@@ -277,3 +277,25 @@ def test_first_http_request_waits_for_density_first_answer(sim, server):
     _, cred = server.add_display(floor)
     state = httpx.get(f"{server.url}/api/kiosk/{cred}/state", timeout=10).json()
     assert any(room["state"] != "unknown" for room in state["rooms"].values()), state["feed"]
+
+
+def test_revoke_from_another_process_reaches_open_sockets(sim, server):
+    display, cred = server.add_display(floors(server)[0])
+    with connect(server.socket_url(cred), open_timeout=5) as ws:
+        ws.recv(timeout=5)
+        # As `signage displays revoke` does: straight in the database, not through the hub.
+        server.svc.store.revoke_display(display.id)
+        with pytest.raises(ConnectionClosed):
+            while True:
+                ws.recv(timeout=5)
+        assert ws.close_code == 4401
+
+
+def test_root_sends_a_new_screen_to_pairing_and_a_paired_one_to_its_display(sim, server):
+    display, cred = server.add_display(floors(server)[0])
+    with httpx.Client(base_url=server.url) as browser:
+        assert browser.get("/").headers["location"].endswith("/pair")
+        assert browser.get(f"/kiosk/{cred}").status_code == 200
+        assert browser.get("/").headers["location"].endswith(f"/kiosk/{cred}")
+        server.svc.store.revoke_display(display.id)
+        assert browser.get("/").headers["location"].endswith("/pair")

@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import segno
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from markupsafe import Markup
 
 from signage import __version__, i18n
@@ -45,16 +55,30 @@ def _phone_display_or_404(credential: str) -> Display:
     return display
 
 
+# A screen remembers which display it was paired as, so the Pi kit (which reopens the server's
+# root after every reboot) lands on its display again, or on pairing once it is revoked.
+PAIRED_COOKIE = "signage_display"
+
+
 @bp.get("/")
-def index() -> str:
-    """The server's front page: what this is and where the screens go."""
-    return render_template("kiosk/index.html", version=__version__)
+def index() -> Response:
+    """A screen's way in: its display when it was paired on this browser, else pairing."""
+    credential = request.cookies.get(PAIRED_COOKIE, "")
+    if credential and services().store.display_for_credential(credential) is not None:
+        return redirect(url_for("kiosk.kiosk_page", credential=credential))
+    response = redirect(url_for("pairing.pair_page"))
+    if credential:
+        response.delete_cookie(PAIRED_COOKIE)
+    return response
 
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """The process answers."""
-    return jsonify(status="ok", version=__version__)
+    """The process answers (readable cross-origin: the Pi's local waiting page asks)."""
+    response = jsonify(status="ok", version=__version__)
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # -- what the templates need -----------------------------------------------------------------
@@ -203,6 +227,14 @@ def kiosk_page(credential: str) -> Response:
     qr = _qr_svg(display) if settings["qr"] else None
     response = Response(_render("kiosk/kiosk.html", display, config, qr), mimetype="text/html")
     response.headers["Cache-Control"] = "no-cache"
+    response.set_cookie(
+        PAIRED_COOKIE,
+        credential,
+        max_age=400 * 24 * 3600,
+        httponly=True,
+        samesite="Lax",
+        secure=request.is_secure,
+    )
     return response
 
 

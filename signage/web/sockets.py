@@ -203,6 +203,7 @@ def _serve_kiosk(ws: Any, credential: str) -> None:
     try:
         snapshot = kiosk_snapshot(feed, display)
         svc.hub.start(sub, _dumps(snapshot), snapshot["seq"])
+        checked_at = time.monotonic()
         while ws.connected:
             ws.event.clear()
             # input_buffer is simple-websocket's inbound list: checking it spares a receive()
@@ -218,7 +219,14 @@ def _serve_kiosk(ws: Any, credential: str) -> None:
             if sub.close_code is not None:
                 close = (sub.close_code, sub.close_reason)
                 return
-            idle = time.monotonic() - sub.last_sent
+            now = time.monotonic()
+            if now - checked_at >= heartbeat_every:
+                # A revoke or delete from another process (the CLI) reaches open sockets here.
+                checked_at = now
+                if svc.store.display_for_credential(credential) is None:
+                    close = (CLOSE_UNAUTHORIZED, "display revoked")
+                    return
+            idle = now - sub.last_sent
             if idle >= heartbeat_every:
                 heartbeat = feed.heartbeat()
                 heartbeat["version"] = __version__

@@ -875,6 +875,9 @@
     var box = $("unpaired");
     if (box) box.hidden = false;
     renderFreshness();
+    // The server answered (it refused the credential): hand the screen back to pairing so
+    // it shows a new code instead of waiting for someone to come and reload it.
+    if (!isPhone) setTimeout(function () { location.assign("/pair"); }, 5000);
   }
 
   // -- localStorage: never blank after a reload ------------------------------------------------
