@@ -255,43 +255,29 @@ class Store:
             cur = conn.execute("DELETE FROM displays WHERE id = ?", (display_id,))
         return cur.rowcount > 0
 
-    def update_display_settings(self, display_id: int, settings: dict[str, Any]) -> Display:
-        """Replace a display's settings (orientation, theme, filters…)."""
+    def _update_display(self, display_id: int, assignments: str, params: tuple = ()) -> Display:
+        """Apply `SET assignments` (updated_at too) to one display and return it."""
         with self.transaction() as conn:
             cur = conn.execute(
-                "UPDATE displays SET settings = ?, updated_at = ? WHERE id = ?",
-                (json.dumps(settings), _now_precise(), display_id),
+                f"UPDATE displays SET {assignments}, updated_at = ? WHERE id = ?",
+                (*params, _now_precise(), display_id),
             )
             if cur.rowcount == 0:
                 raise StoreError(f"no display {display_id}")
             row = conn.execute("SELECT * FROM displays WHERE id = ?", (display_id,)).fetchone()
         return self._display(row)
+
+    def update_display_settings(self, display_id: int, settings: dict[str, Any]) -> Display:
+        """Replace a display's settings (orientation, theme, filters…)."""
+        return self._update_display(display_id, "settings = ?", (json.dumps(settings),))
 
     def revoke_phone_link(self, display_id: int) -> Display:
         """Invalidate the display's phone link; a new one replaces it."""
-        with self.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE displays SET phone_key_generation = phone_key_generation + 1,"
-                " updated_at = ? WHERE id = ?",
-                (_now_precise(), display_id),
-            )
-            if cur.rowcount == 0:
-                raise StoreError(f"no display {display_id}")
-            row = conn.execute("SELECT * FROM displays WHERE id = ?", (display_id,)).fetchone()
-        return self._display(row)
+        return self._update_display(display_id, "phone_key_generation = phone_key_generation + 1")
 
     def revoke_display(self, display_id: int) -> Display:
         """Invalidate the display's credential; a new one replaces it."""
-        with self.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE displays SET key_generation = key_generation + 1, updated_at = ?"
-                " WHERE id = ?",
-                (_now(), display_id),
-            )
-            if cur.rowcount == 0:
-                raise StoreError(f"no display {display_id}")
-            row = conn.execute("SELECT * FROM displays WHERE id = ?", (display_id,)).fetchone()
-        return self._display(row)
+        return self._update_display(display_id, "key_generation = key_generation + 1")
 
     # -- credentials ------------------------------------------------------------------------
     # A credential is "<id>.<hmac(secret, purpose:id:generation)>": nothing secret is stored, an
