@@ -327,23 +327,11 @@ class Store:
             raise StoreError("a display needs a name")
         if not floor_id:
             raise StoreError("a display needs a floor id")
-        with self.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE displays SET name = ?, floor_id = ?, density_display_id = ?,"
-                " settings = ?, updated_at = ? WHERE id = ?",
-                (
-                    name,
-                    floor_id,
-                    density_display_id or None,
-                    json.dumps(settings),
-                    _now_precise(),
-                    display_id,
-                ),
-            )
-            if cur.rowcount == 0:
-                raise StoreError(f"no display {display_id}")
-            row = conn.execute("SELECT * FROM displays WHERE id = ?", (display_id,)).fetchone()
-        return self._display(row)
+        return self._update_display(
+            display_id,
+            "name = ?, floor_id = ?, density_display_id = ?, settings = ?",
+            (name, floor_id, density_display_id or None, json.dumps(settings)),
+        )
 
     # -- admins -------------------------------------------------------------------------------
     @staticmethod
