@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 # The test dependencies on top.
 # kosoku (the Autobahn cases) declares Python 3.12+, yet its wheel works on 3.11.
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,scale]'
 	$(BIN)/pip install --quiet --ignore-requires-python kosoku==0.1.0
 	touch $@
 

@@ -91,6 +91,36 @@ MIGRATIONS: tuple[str, ...] = (
         uploaded_by TEXT
     );
     """,
+    # What an admin draws over a floor's plan: room outlines, doors, the corridor graph. One JSON
+    # document per floor (signage/layout.py checks it); version counts saves, so two editors
+    # cannot overwrite each other unnoticed.
+    """
+    CREATE TABLE layouts (
+        floor_id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT
+    );
+    """,
+    # Messages pushed to screens: to one display, a floor or all; "emergency" takes the screen.
+    # Times are Unix seconds, compared across processes.
+    """
+    CREATE TABLE announcements (
+        id INTEGER PRIMARY KEY,
+        scope TEXT NOT NULL CHECK (scope IN ('display', 'floor', 'all')),
+        target TEXT,
+        kind TEXT NOT NULL CHECK (kind IN ('message', 'emergency')),
+        title TEXT NOT NULL,
+        body TEXT NOT NULL DEFAULT '',
+        starts_at REAL NOT NULL,
+        ends_at REAL NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT,
+        cancelled_at REAL
+    );
+    CREATE INDEX announcements_end ON announcements (ends_at);
+    """,
 )
 
 
@@ -559,6 +589,127 @@ class Store:
             conn.execute("DELETE FROM plans WHERE floor_id = ?", (floor_id,))
         return self._plan(old) if old is not None else None
 
+    # -- floor layouts ------------------------------------------------------------------------
+    @staticmethod
+    def _layout(row: sqlite3.Row) -> Layout:
+        return Layout(
+            floor_id=row["floor_id"],
+            version=row["version"],
+            data=json.loads(row["data"]),
+            updated_at=row["updated_at"],
+            updated_by=row["updated_by"],
+        )
+
+    def get_layout(self, floor_id: str) -> Layout | None:
+        """The floor's layout (outlines, doors, corridors), or None."""
+        rows = self._query("SELECT * FROM layouts WHERE floor_id = ?", (floor_id,))
+        return self._layout(rows[0]) if rows else None
+
+    def put_layout(
+        self,
+        floor_id: str,
+        data: dict[str, Any],
+        updated_by: str | None = None,
+        expected_version: int | None = None,
+    ) -> Layout:
+        """Save a floor's layout (already checked); refuse if saved since `expected_version`.
+
+        `expected_version` is the version the editor loaded (0 for "there was none"); None skips
+        the check.
+        """
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT version FROM layouts WHERE floor_id = ?", (floor_id,)
+            ).fetchone()
+            current = row["version"] if row is not None else 0
+            if expected_version is not None and expected_version != current:
+                raise StoreError(
+                    f"the layout was changed by someone else (version {current}, you had"
+                    f" {expected_version}); reload to see it"
+                )
+            conn.execute(
+                "INSERT OR REPLACE INTO layouts (floor_id, version, data, updated_at, updated_by)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    floor_id,
+                    current + 1,
+                    json.dumps(data, separators=(",", ":")),
+                    _now(),
+                    updated_by,
+                ),
+            )
+            saved = conn.execute("SELECT * FROM layouts WHERE floor_id = ?", (floor_id,)).fetchone()
+        return self._layout(saved)
+
+    def remove_layout(self, floor_id: str) -> bool:
+        """Forget a floor's layout; True if there was one."""
+        with self.transaction() as conn:
+            return conn.execute("DELETE FROM layouts WHERE floor_id = ?", (floor_id,)).rowcount > 0
+
+    # -- announcements ------------------------------------------------------------------------
+    @staticmethod
+    def _announcement(row: sqlite3.Row) -> Announcement:
+        return Announcement(**{k: row[k] for k in row.keys()})
+
+    def add_announcement(
+        self,
+        *,
+        scope: str,
+        target: str | None,
+        kind: str,
+        title: str,
+        body: str,
+        starts_at: float,
+        ends_at: float,
+        created_by: str | None = None,
+    ) -> Announcement:
+        """Record an announcement (checked by the caller); returns it with its id."""
+        if scope not in ("display", "floor", "all") or kind not in ("message", "emergency"):
+            raise StoreError("unknown announcement scope or kind")
+        if (scope == "all") != (target is None):
+            raise StoreError("an announcement to one display or floor needs its target")
+        if ends_at <= starts_at:
+            raise StoreError("an announcement must end after it starts")
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO announcements (scope, target, kind, title, body, starts_at, ends_at,"
+                " created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (scope, target, kind, title, body, starts_at, ends_at, _now(), created_by),
+            )
+            row = conn.execute(
+                "SELECT * FROM announcements WHERE id = ?", (cur.lastrowid,)
+            ).fetchone()
+        return self._announcement(row)
+
+    def get_announcement(self, announcement_id: int) -> Announcement | None:
+        rows = self._query("SELECT * FROM announcements WHERE id = ?", (announcement_id,))
+        return self._announcement(rows[0]) if rows else None
+
+    def list_announcements(self, current_at: float | None = None) -> list[Announcement]:
+        """All announcements, newest first; with `current_at`, only those not ended or cancelled
+        by then (including ones that start later)."""
+        if current_at is None:
+            rows = self._query("SELECT * FROM announcements ORDER BY id DESC")
+        else:
+            rows = self._query(
+                "SELECT * FROM announcements WHERE cancelled_at IS NULL AND ends_at > ?"
+                " ORDER BY id DESC",
+                (current_at,),
+            )
+        return [self._announcement(r) for r in rows]
+
+    def cancel_announcement(self, announcement_id: int, at: float) -> Announcement | None:
+        """End an announcement now; returns it, or None if there is no such announcement."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE announcements SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL",
+                (at, announcement_id),
+            )
+            row = conn.execute(
+                "SELECT * FROM announcements WHERE id = ?", (announcement_id,)
+            ).fetchone()
+        return self._announcement(row) if row is not None else None
+
 
 @dataclass(frozen=True)
 class Admin:
@@ -605,3 +756,36 @@ class Plan:
     sha256: str
     uploaded_at: str
     uploaded_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What an admin drew over a floor: see signage/layout.py for the document's shape."""
+
+    floor_id: str
+    version: int
+    data: dict[str, Any] = field(compare=False, hash=False)
+    updated_at: str = ""
+    updated_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """A message on screens, to one display (target = its id), a floor (target = floor id) or
+    all; "emergency" takes the whole screen. Times are Unix seconds."""
+
+    id: int
+    scope: str
+    target: str | None
+    kind: str
+    title: str
+    body: str
+    starts_at: float
+    ends_at: float
+    created_at: str
+    created_by: str | None
+    cancelled_at: float | None
+
+    def current(self, now: float) -> bool:
+        """Showing at `now`."""
+        return self.cancelled_at is None and self.starts_at <= now < self.ends_at

@@ -148,6 +148,8 @@
     if (!msg || typeof msg !== "object") return;
     stats.messages++;
     var kind = msg.type;
+    // Other scripts on the page (announcements, other floors) read the same messages.
+    try { doc.dispatchEvent(new CustomEvent("signage:message", { detail: msg })); } catch (e) { /* a listener's fault */ }
     if (kind === "reload") { safeReload("command"); return; }
     if (kind === "identify") { identify(); return; }
     if (kind !== "snapshot" && kind !== "update" && kind !== "heartbeat") return;
