@@ -329,6 +329,49 @@ def plan_file(config: dict, plan: Plan) -> Path:
     return plans_dir(config) / Path(plan.filename).name
 
 
+def read_plan(config: dict, plan: Plan) -> bytes | None:
+    """A recorded plan's bytes, or None when its file is missing (logged).
+
+    Every reader goes through here (admin console, kiosks, phones, backup), so where plans are
+    kept can change in one place.
+    """
+    try:
+        return plan_file(config, plan).read_bytes()
+    except FileNotFoundError:
+        logger.error("plan file of floor %s is missing", plan.floor_id)
+        return None
+
+
+_LENGTH = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(px)?\s*$")
+
+
+def plan_dimensions(data: bytes, content_type: str) -> tuple[float, float] | None:
+    """The plan's own coordinate space: pixels for PNG/JPEG, the viewBox (or width and height)
+    for SVG. The floor editor draws in these units, and kiosks scale them to their screen."""
+    try:
+        if content_type == CONTENT_TYPES["png"]:
+            w, h = _png_size(data)
+            return float(w), float(h)
+        if content_type == CONTENT_TYPES["jpg"]:
+            w, h = _jpeg_size(data)
+            return float(w), float(h)
+        root = _parse_guarded(data)
+    except PlanError:
+        return None
+    box = (root.get("viewBox") or "").replace(",", " ").split()
+    if len(box) == 4:
+        try:
+            w, h = float(box[2]), float(box[3])
+        except ValueError:
+            w = h = 0.0
+        if w > 0 and h > 0:
+            return w, h
+    width, height = _LENGTH.match(root.get("width") or ""), _LENGTH.match(root.get("height") or "")
+    if width and height and float(width.group(1)) > 0 and float(height.group(1)) > 0:
+        return float(width.group(1)), float(height.group(1))
+    return None
+
+
 def _unlink_quietly(path: Path) -> None:
     try:
         path.unlink()

@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -845,18 +846,15 @@ def admin_delete(admin_id: int) -> Response:
 # -- floor plans -----------------------------------------------------------------------------------
 def plan_response(plan_record: Any) -> Response:
     """A plan file with the strictest policy: opened on its own, it runs and fetches nothing."""
-    svc = services()
-    path = plans.plan_file(svc.config, plan_record)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        logger.error("plan file of floor %s is missing", plan_record.floor_id)
+    data = plans.read_plan(services().config, plan_record)
+    if data is None:
         abort(404)
     response = Response(data, mimetype=plan_record.content_type)
     response.headers["Content-Security-Policy"] = plans.PLAN_CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-cache"
-    response.headers["Content-Disposition"] = f'inline; filename="plan.{path.suffix[1:]}"'
+    suffix = Path(plan_record.filename).suffix[1:]
+    response.headers["Content-Disposition"] = f'inline; filename="plan.{suffix}"'
     response.set_etag(plan_record.sha256)
     return response.make_conditional(request)
 
