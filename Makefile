@@ -27,10 +27,12 @@ demo: $(VENV)/.installed
 	$(BIN)/signage demo
 
 # Finds a Chromium (SIGNAGE_CHROMIUM, the PATH, or Playwright's own); installs Debian's when
-# none is found and we may; then runs the whole suite. Browser tests are never skipped in CI.
+# none is found and we may; likewise PostgreSQL and Redis, which the tests start themselves;
+# then runs the whole suite. Browser and PostgreSQL tests are never skipped in CI.
 test: $(VENV)/.installed-test
 	@CHROMIUM="$$(scripts/ensure-chromium.sh)" && \
-	  SIGNAGE_CHROMIUM="$$CHROMIUM" $(BIN)/pytest $(PYTEST_ARGS)
+	  PG_BIN="$$(scripts/ensure-services.sh)" && \
+	  SIGNAGE_CHROMIUM="$$CHROMIUM" SIGNAGE_PG_BIN="$$PG_BIN" $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check signage tests bench

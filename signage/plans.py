@@ -9,6 +9,9 @@ rewrites external URLs to same-origin paths, and even those should not be fetche
 Files are written to a temporary file, fsynced and renamed into place, and recorded in the
 database only after the rename: a crash leaves either the old plan or the new one, never a torn
 file, and the database never names a file that is not there.
+
+With PostgreSQL (several hosts share one database, not one disk) the plan's bytes live in the
+database instead, written in the same transaction as its record.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ import struct
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from signage.db import is_postgres
 from signage.store import Plan, Store
 
 logger = logging.getLogger(__name__)
@@ -237,6 +241,9 @@ def plans_dir(config: dict) -> Path:
     configured = config.get("SIGNAGE_PLANS_DIR") or ""
     if configured:
         return Path(configured)
+    if is_postgres(config["SIGNAGE_DATABASE"]):
+        # Never a path made from a URL (it holds a password): plans are in the database then.
+        raise ValueError("with PostgreSQL, plans are kept in the database: there is no folder")
     return Path(config["SIGNAGE_DATABASE"]).resolve().parent / "plans"
 
 
@@ -266,6 +273,12 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 def sweep(store: Store, config: dict, min_age: float = ORPHAN_AGE_S) -> int:
     """Remove what a crash can leave: temporary files, and plan files no record names."""
+    if store.plans_in_database:
+        # Bytes and record are written in one transaction: nothing young to spare.
+        removed = store.sweep_plan_data()
+        if removed:
+            logger.info("removed %d leftover plan file(s) from the database", removed)
+        return removed
     folder = plans_dir(config)
     if not folder.is_dir():
         return 0
@@ -296,9 +309,6 @@ def store_plan(
     digest = hashlib.sha256(clean.data).hexdigest()
     safe_floor = re.sub(r"[^A-Za-z0-9_-]", "_", floor_id)
     filename = f"{safe_floor}-{digest[:16]}.{clean.ext}"
-    folder = plans_dir(config)
-    sweep(store, config)
-    atomic_write(folder / filename, clean.data)
     plan = Plan(
         floor_id=floor_id,
         filename=filename,
@@ -308,9 +318,17 @@ def store_plan(
         uploaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
         uploaded_by=uploaded_by,
     )
-    old = store.put_plan(plan)
-    if old is not None and old.filename != filename:
-        _unlink_quietly(folder / old.filename)
+    if store.plans_in_database:
+        # One transaction writes the bytes and the record, and drops the replaced plan's bytes.
+        store.put_plan(plan, clean.data)
+        plan = replace(plan, storage=store)
+    else:
+        folder = plans_dir(config)
+        sweep(store, config)
+        atomic_write(folder / filename, clean.data)
+        old = store.put_plan(plan)
+        if old is not None and old.filename != filename:
+            _unlink_quietly(folder / old.filename)
     logger.info("floor %s plan stored (%s, %d bytes)", floor_id, clean.ext, len(clean.data))
     return plan
 
@@ -320,7 +338,8 @@ def delete_plan(store: Store, config: dict, floor_id: str) -> bool:
     old = store.remove_plan(floor_id)
     if old is None:
         return False
-    _unlink_quietly(plans_dir(config) / old.filename)
+    if not store.plans_in_database:  # in the database, the bytes went with the record
+        _unlink_quietly(plans_dir(config) / old.filename)
     return True
 
 
@@ -333,8 +352,13 @@ def read_plan(config: dict, plan: Plan) -> bytes | None:
     """A recorded plan's bytes, or None when its file is missing (logged).
 
     Every reader goes through here (admin console, kiosks, phones, backup), so where plans are
-    kept can change in one place.
+    kept can change in one place: a file on disk, or the database a PostgreSQL store keeps.
     """
+    if plan.storage is not None:
+        data = plan.storage.plan_data(plan.filename)
+        if data is None:
+            logger.error("plan data of floor %s is missing from the database", plan.floor_id)
+        return data
     try:
         return plan_file(config, plan).read_bytes()
     except FileNotFoundError:

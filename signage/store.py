@@ -1,8 +1,11 @@
-"""SQLite storage: schema migrations, displays and their revocable kiosk credentials.
+"""The app's database: schema migrations, displays and their revocable kiosk credentials,
+admins, tokens, pairing codes, plans, layouts and announcements.
 
-Connections come from a small pool, one thread at a time each: a connection per thread would
-mean one per kiosk socket (each holds a server thread), about 100 KiB apiece. WAL mode so kiosk
-reads never wait on an admin's write, and every multi-row change in one transaction.
+The same tables, migrations and methods on SQLite (an embedded file, the default) and on
+PostgreSQL (SIGNAGE_DATABASE=postgresql://…, for several processes or hosts); signage/db.py holds
+what differs. Every multi-row change runs in one transaction. On SQLite a write transaction locks
+the database (BEGIN IMMEDIATE); on PostgreSQL the methods that read before they write lock the
+rows they read (SELECT … FOR UPDATE), so both give the same answers to concurrent callers.
 """
 
 from __future__ import annotations
@@ -11,14 +14,13 @@ import hashlib
 import hmac
 import json
 import logging
-import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
+
+from signage.db import StoreError, StoreUnavailable, open_backend
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +126,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-class StoreError(Exception):
-    """A request the store cannot carry out (unknown display, invalid value)."""
+__all__ = ["MIGRATIONS", "Store", "StoreError", "StoreUnavailable"]
 
 
 @dataclass(frozen=True)
@@ -151,87 +152,56 @@ def _now_precise() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+def _has_nul(*values: str | None) -> bool:
+    """PostgreSQL cannot keep NUL in text: no stored value has one, on either backend."""
+    return any(v is not None and "\x00" in v for v in values)
+
+
+def _check_text(*values: str | None) -> None:
+    if _has_nul(*values):
+        raise StoreError("text may not contain NUL characters")
+
+
 class Store:
     """The app's database: open, migrate, and read and write displays."""
 
-    POOL_SIZE = 4  # idle connections kept; more are opened under load and closed after
-
     def __init__(self, path: str, secret_key: str) -> None:
-        self.path = path
+        self._db = open_backend(path)
+        self.path = self._db.path  # a PostgreSQL URL without its password
+        self.backend = self._db.name  # "sqlite" or "postgresql"
+        # On PostgreSQL plan files live in the database, where every host can read them.
+        self.plans_in_database = self.backend == "postgresql"
         self._secret = secret_key.encode()
-        self._idle: list[sqlite3.Connection] = []
-        self._pool_lock = threading.Lock()
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._for_update = self._db.for_update
 
     # -- connection life cycle -------------------------------------------------------------
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=5.0, isolation_level=None, check_same_thread=False
-        )
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode keeps every acknowledged commit through a process crash.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        return conn
-
     @contextmanager
-    def connection(self) -> Iterator[sqlite3.Connection]:
+    def connection(self) -> Iterator[Any]:
         """A connection for this thread's use until the block ends."""
-        with self._pool_lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._open()
-        try:
+        with self._db.connection() as conn:
             yield conn
-        finally:
-            if conn.in_transaction:  # never hand on a connection mid-transaction
-                conn.execute("ROLLBACK")
-            with self._pool_lock:
-                if len(self._idle) < self.POOL_SIZE:
-                    self._idle.append(conn)
-                    conn = None
-            if conn is not None:
-                conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Any]:
         """One write transaction; rolled back whole if anything in it fails."""
-        with self.connection() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._db.transaction() as conn:
+            yield conn
 
-    def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, params: tuple = ()) -> list[Any]:
         with self.connection() as conn:
             return conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
-        """Close the idle connections."""
-        with self._pool_lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        """Close the idle connections (the store opens new ones if used again)."""
+        self._db.close()
 
     def migrate(self) -> int:
         """Apply pending migrations; return the schema version now in force."""
-        with self.transaction() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
-                logger.info("database migrated to schema version %d", number)
-            return len(MIGRATIONS) if version < len(MIGRATIONS) else version
+        return self._db.migrate(MIGRATIONS)
 
     # -- displays ---------------------------------------------------------------------------
     @staticmethod
-    def _display(row: sqlite3.Row) -> Display:
+    def _display(row: Any) -> Display:
         return Display(
             id=row["id"],
             name=row["name"],
@@ -256,14 +226,16 @@ class Store:
             raise StoreError("a display needs a name")
         if not floor_id:
             raise StoreError("a display needs a floor id")
+        _check_text(name, floor_id, density_display_id)
         now = _now()
         with self.transaction() as conn:
-            cur = conn.execute(
+            new_id = self._db.insert(
+                conn,
                 "INSERT INTO displays (name, floor_id, density_display_id, settings,"
                 " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (name, floor_id, density_display_id or None, json.dumps(settings or {}), now, now),
             )
-            row = conn.execute("SELECT * FROM displays WHERE id = ?", (cur.lastrowid,)).fetchone()
+            row = conn.execute("SELECT * FROM displays WHERE id = ?", (new_id,)).fetchone()
         return self._display(row)
 
     def get_display(self, display_id: int) -> Display | None:
@@ -275,6 +247,8 @@ class Store:
         """Every display, or those of one floor, in id order."""
         if floor_id is None:
             rows = self._query("SELECT * FROM displays ORDER BY id")
+        elif _has_nul(floor_id):
+            rows = []
         else:
             rows = self._query("SELECT * FROM displays WHERE floor_id = ? ORDER BY id", (floor_id,))
         return [self._display(r) for r in rows]
@@ -327,7 +301,8 @@ class Store:
 
     def _lookup(self, credential: str, expected: Any) -> Display | None:
         head, _, _mac = credential.partition(".")
-        if not head.isdigit() or len(credential) > 64:
+        # ASCII digits only ("²" is a digit to isdigit()), and few enough for a 64-bit id.
+        if not (head.isascii() and head.isdigit()) or len(head) > 18 or len(credential) > 64:
             return None
         display = self.get_display(int(head))
         if display is None:
@@ -357,6 +332,7 @@ class Store:
             raise StoreError("a display needs a name")
         if not floor_id:
             raise StoreError("a display needs a floor id")
+        _check_text(name, floor_id, density_display_id)
         return self._update_display(
             display_id,
             "name = ?, floor_id = ?, density_display_id = ?, settings = ?",
@@ -365,7 +341,7 @@ class Store:
 
     # -- admins -------------------------------------------------------------------------------
     @staticmethod
-    def _admin(row: sqlite3.Row) -> Admin:
+    def _admin(row: Any) -> Admin:
         return Admin(
             id=row["id"],
             username=row["username"],
@@ -380,6 +356,7 @@ class Store:
         username = username.strip()
         if not username:
             raise StoreError("an admin needs a username")
+        _check_text(username, password_hash)
         with self.transaction() as conn:
             if role is None:
                 first = conn.execute("SELECT COUNT(*) FROM admins").fetchone()[0] == 0
@@ -387,14 +364,15 @@ class Store:
             if role not in ("owner", "admin"):
                 raise StoreError(f"unknown role {role!r}")
             try:
-                cur = conn.execute(
+                new_id = self._db.insert(
+                    conn,
                     "INSERT INTO admins (username, password_hash, role, created_at)"
                     " VALUES (?, ?, ?, ?)",
                     (username, password_hash, role, _now()),
                 )
-            except sqlite3.IntegrityError as exc:
+            except self._db.integrity_errors as exc:
                 raise StoreError(f"an admin named {username!r} exists already") from exc
-            row = conn.execute("SELECT * FROM admins WHERE id = ?", (cur.lastrowid,)).fetchone()
+            row = conn.execute("SELECT * FROM admins WHERE id = ?", (new_id,)).fetchone()
         return self._admin(row)
 
     def get_admin(self, admin_id: int) -> Admin | None:
@@ -404,7 +382,12 @@ class Store:
 
     def admin_by_username(self, username: str) -> Admin | None:
         """The admin with this username (case-insensitive), or None."""
-        rows = self._query("SELECT * FROM admins WHERE username = ?", (username.strip(),))
+        if _has_nul(username):
+            return None
+        # lower() on both sides: SQLite's column is NOCASE, PostgreSQL's unique index is lower().
+        rows = self._query(
+            "SELECT * FROM admins WHERE lower(username) = lower(?)", (username.strip(),)
+        )
         return self._admin(rows[0]) if rows else None
 
     def list_admins(self) -> list[Admin]:
@@ -428,14 +411,16 @@ class Store:
     def remove_admin(self, admin_id: int) -> bool:
         """Delete an admin, never the last owner; True when one was deleted."""
         with self.transaction() as conn:
+            # Owners are locked first and in id order: two removals at once cannot both see
+            # another owner left, and cannot deadlock on each other.
+            owners = conn.execute(
+                f"SELECT id FROM admins WHERE role = 'owner' ORDER BY id{self._for_update}"
+            ).fetchall()
             row = conn.execute("SELECT role FROM admins WHERE id = ?", (admin_id,)).fetchone()
             if row is None:
                 return False
             if row["role"] == "owner":
-                owners = conn.execute(
-                    "SELECT COUNT(*) FROM admins WHERE role = 'owner'"
-                ).fetchone()[0]
-                if owners <= 1:
+                if len(owners) <= 1:
                     raise StoreError("the last owner cannot be removed")
             conn.execute("DELETE FROM admins WHERE id = ?", (admin_id,))
         return True
@@ -448,16 +433,20 @@ class Store:
             raise StoreError("a token needs a name")
         if role not in ("admin", "viewer"):
             raise StoreError(f"unknown token role {role!r}")
+        _check_text(name, token_hash)
         with self.transaction() as conn:
-            cur = conn.execute(
+            new_id = self._db.insert(
+                conn,
                 "INSERT INTO api_tokens (name, token_hash, role, created_at) VALUES (?, ?, ?, ?)",
                 (name, token_hash, role, _now()),
             )
-            row = conn.execute("SELECT * FROM api_tokens WHERE id = ?", (cur.lastrowid,)).fetchone()
+            row = conn.execute("SELECT * FROM api_tokens WHERE id = ?", (new_id,)).fetchone()
         return ApiToken(row["id"], row["name"], row["role"], row["created_at"])
 
     def api_token_by_hash(self, token_hash: str) -> ApiToken | None:
         """The token with this hash, or None."""
+        if _has_nul(token_hash):
+            return None
         rows = self._query("SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,))
         if not rows:
             return None
@@ -477,7 +466,7 @@ class Store:
 
     # -- pairing codes ------------------------------------------------------------------------
     @staticmethod
-    def _pairing(row: sqlite3.Row) -> PairingCode:
+    def _pairing(row: Any) -> PairingCode:
         return PairingCode(
             id=row["id"],
             code=row["code"],
@@ -491,23 +480,25 @@ class Store:
         self, code: str, secret_hash: str, now: float, ttl: float, client_ip: str | None
     ) -> PairingCode | None:
         """Record a new code (expired ones are purged first); None when the code is taken."""
+        _check_text(code, secret_hash, client_ip)
         with self.transaction() as conn:
             conn.execute("DELETE FROM pairing_codes WHERE expires_at < ?", (now,))
-            try:
-                cur = conn.execute(
-                    "INSERT INTO pairing_codes (code, secret_hash, created_at, expires_at,"
-                    " client_ip) VALUES (?, ?, ?, ?, ?)",
-                    (code, secret_hash, now, now + ttl, client_ip),
-                )
-            except sqlite3.IntegrityError:
+            # DO NOTHING rather than catching the error: PostgreSQL would abort the transaction.
+            new_id = self._db.insert(
+                conn,
+                "INSERT INTO pairing_codes (code, secret_hash, created_at, expires_at,"
+                " client_ip) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (code, secret_hash, now, now + ttl, client_ip),
+            )
+            if new_id is None:
                 return None
-            row = conn.execute(
-                "SELECT * FROM pairing_codes WHERE id = ?", (cur.lastrowid,)
-            ).fetchone()
+            row = conn.execute("SELECT * FROM pairing_codes WHERE id = ?", (new_id,)).fetchone()
         return self._pairing(row)
 
     def pairing_by_secret(self, secret_hash: str) -> PairingCode | None:
         """The pairing a kiosk's private secret belongs to, expired or not."""
+        if _has_nul(secret_hash):
+            return None
         rows = self._query("SELECT * FROM pairing_codes WHERE secret_hash = ?", (secret_hash,))
         return self._pairing(rows[0]) if rows else None
 
@@ -521,8 +512,15 @@ class Store:
 
     def claim_pairing_code(self, code: str, display_id: int, now: float) -> Display | None:
         """Give an unexpired, unclaimed code to a display; None when no such code (or display)."""
+        if _has_nul(code):
+            return None
         with self.transaction() as conn:
-            display = conn.execute("SELECT * FROM displays WHERE id = ?", (display_id,)).fetchone()
+            # Locked so it cannot be deleted before the code points at it. Of two claims of one
+            # code, the second's UPDATE finds display_id set (PostgreSQL re-reads the row it
+            # waited for) and changes nothing.
+            display = conn.execute(
+                f"SELECT * FROM displays WHERE id = ?{self._for_update}", (display_id,)
+            ).fetchone()
             if display is None:
                 return None
             cur = conn.execute(
@@ -540,8 +538,7 @@ class Store:
             conn.execute("DELETE FROM pairing_codes WHERE id = ?", (pairing_id,))
 
     # -- floor plans --------------------------------------------------------------------------
-    @staticmethod
-    def _plan(row: sqlite3.Row) -> Plan:
+    def _plan(self, row: Any) -> Plan:
         return Plan(
             floor_id=row["floor_id"],
             filename=row["filename"],
@@ -550,26 +547,48 @@ class Store:
             sha256=row["sha256"],
             uploaded_at=row["uploaded_at"],
             uploaded_by=row["uploaded_by"],
+            storage=self if self.plans_in_database else None,
         )
 
     def get_plan(self, floor_id: str) -> Plan | None:
         """The floor's plan record, or None."""
+        if _has_nul(floor_id):
+            return None
         rows = self._query("SELECT * FROM plans WHERE floor_id = ?", (floor_id,))
         return self._plan(rows[0]) if rows else None
 
     def list_plans(self) -> list[Plan]:
-        """Every floor plan record."""
-        return [self._plan(r) for r in self._query("SELECT * FROM plans ORDER BY floor_id")]
+        """Every floor plan record, by floor id."""
+        rows = self._query("SELECT * FROM plans")
+        # Sorted here: PostgreSQL's ORDER BY on text follows the database's locale.
+        return sorted((self._plan(r) for r in rows), key=lambda p: p.floor_id)
 
-    def put_plan(self, plan: Plan) -> Plan | None:
-        """Record a floor's plan (the file is in place already); returns the one it replaced."""
+    def put_plan(self, plan: Plan, data: bytes | None = None) -> Plan | None:
+        """Record a floor's plan; returns the one it replaced.
+
+        On SQLite the file is in place already and `data` is not used; on PostgreSQL `data` is
+        the file, written in the same transaction (and the replaced plan's file removed).
+        """
+        if self.plans_in_database and data is None:
+            raise StoreError("the plan's data is needed: plans are kept in the database")
+        _check_text(plan.floor_id, plan.filename, plan.content_type, plan.uploaded_by)
         with self.transaction() as conn:
             old = conn.execute(
-                "SELECT * FROM plans WHERE floor_id = ?", (plan.floor_id,)
+                f"SELECT * FROM plans WHERE floor_id = ?{self._for_update}", (plan.floor_id,)
             ).fetchone()
+            if self.plans_in_database:
+                conn.execute(
+                    "INSERT INTO plan_files (filename, data) VALUES (?, ?)"
+                    " ON CONFLICT (filename) DO UPDATE SET data = excluded.data",
+                    (plan.filename, data),
+                )
             conn.execute(
-                "INSERT OR REPLACE INTO plans (floor_id, filename, content_type, size, sha256,"
-                " uploaded_at, uploaded_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO plans (floor_id, filename, content_type, size, sha256,"
+                " uploaded_at, uploaded_by) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (floor_id) DO UPDATE SET filename = excluded.filename,"
+                " content_type = excluded.content_type, size = excluded.size,"
+                " sha256 = excluded.sha256, uploaded_at = excluded.uploaded_at,"
+                " uploaded_by = excluded.uploaded_by",
                 (
                     plan.floor_id,
                     plan.filename,
@@ -580,18 +599,51 @@ class Store:
                     plan.uploaded_by,
                 ),
             )
+            if self.plans_in_database and old is not None and old["filename"] != plan.filename:
+                self._drop_plan_file(conn, old["filename"])
         return self._plan(old) if old is not None else None
 
     def remove_plan(self, floor_id: str) -> Plan | None:
-        """Forget a floor's plan; returns the record removed (its file is the caller's)."""
+        """Forget a floor's plan; returns the record removed (on SQLite its file is the
+        caller's; on PostgreSQL it goes with the record)."""
         with self.transaction() as conn:
-            old = conn.execute("SELECT * FROM plans WHERE floor_id = ?", (floor_id,)).fetchone()
+            old = conn.execute(
+                f"SELECT * FROM plans WHERE floor_id = ?{self._for_update}", (floor_id,)
+            ).fetchone()
             conn.execute("DELETE FROM plans WHERE floor_id = ?", (floor_id,))
+            if self.plans_in_database and old is not None:
+                self._drop_plan_file(conn, old["filename"])
         return self._plan(old) if old is not None else None
+
+    def _drop_plan_file(self, conn: Any, filename: str) -> None:
+        # Another floor may name the same file only if it has the same name, which includes
+        # the floor: so in practice never, but checking costs nothing.
+        conn.execute(
+            "DELETE FROM plan_files WHERE filename = ?"
+            " AND NOT EXISTS (SELECT 1 FROM plans WHERE plans.filename = plan_files.filename)",
+            (filename,),
+        )
+
+    def plan_data(self, filename: str) -> bytes | None:
+        """A plan file's bytes kept in the database (PostgreSQL), or None."""
+        if not self.plans_in_database or _has_nul(filename):
+            return None
+        rows = self._query("SELECT data FROM plan_files WHERE filename = ?", (filename,))
+        return bytes(rows[0]["data"]) if rows else None
+
+    def sweep_plan_data(self) -> int:
+        """Remove plan files in the database that no plan record names; how many."""
+        if not self.plans_in_database:
+            return 0
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "DELETE FROM plan_files WHERE filename NOT IN (SELECT filename FROM plans)"
+            )
+        return max(cur.rowcount, 0)
 
     # -- floor layouts ------------------------------------------------------------------------
     @staticmethod
-    def _layout(row: sqlite3.Row) -> Layout:
+    def _layout(row: Any) -> Layout:
         return Layout(
             floor_id=row["floor_id"],
             version=row["version"],
@@ -602,6 +654,8 @@ class Store:
 
     def get_layout(self, floor_id: str) -> Layout | None:
         """The floor's layout (outlines, doors, corridors), or None."""
+        if _has_nul(floor_id):
+            return None
         rows = self._query("SELECT * FROM layouts WHERE floor_id = ?", (floor_id,))
         return self._layout(rows[0]) if rows else None
 
@@ -617,27 +671,34 @@ class Store:
         `expected_version` is the version the editor loaded (0 for "there was none"); None skips
         the check.
         """
+        _check_text(floor_id, updated_by)
+        document = json.dumps(data, separators=(",", ":"))
+        conflict = (
+            "the layout was changed by someone else (version {}, you had {}); reload to see it"
+        )
         with self.transaction() as conn:
             row = conn.execute(
-                "SELECT version FROM layouts WHERE floor_id = ?", (floor_id,)
+                f"SELECT version FROM layouts WHERE floor_id = ?{self._for_update}", (floor_id,)
             ).fetchone()
             current = row["version"] if row is not None else 0
             if expected_version is not None and expected_version != current:
-                raise StoreError(
-                    f"the layout was changed by someone else (version {current}, you had"
-                    f" {expected_version}); reload to see it"
+                raise StoreError(conflict.format(current, expected_version))
+            if row is not None:
+                conn.execute(
+                    "UPDATE layouts SET version = ?, data = ?, updated_at = ?, updated_by = ?"
+                    " WHERE floor_id = ?",
+                    (current + 1, document, _now(), updated_by, floor_id),
                 )
-            conn.execute(
-                "INSERT OR REPLACE INTO layouts (floor_id, version, data, updated_at, updated_by)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (
-                    floor_id,
-                    current + 1,
-                    json.dumps(data, separators=(",", ":")),
-                    _now(),
-                    updated_by,
-                ),
-            )
+            else:
+                # No row to lock: of two first saves at once, the second's INSERT fails here.
+                try:
+                    conn.execute(
+                        "INSERT INTO layouts (floor_id, version, data, updated_at, updated_by)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (floor_id, 1, document, _now(), updated_by),
+                    )
+                except self._db.integrity_errors as exc:
+                    raise StoreError(conflict.format(1, expected_version or 0)) from exc
             saved = conn.execute("SELECT * FROM layouts WHERE floor_id = ?", (floor_id,)).fetchone()
         return self._layout(saved)
 
@@ -648,7 +709,7 @@ class Store:
 
     # -- announcements ------------------------------------------------------------------------
     @staticmethod
-    def _announcement(row: sqlite3.Row) -> Announcement:
+    def _announcement(row: Any) -> Announcement:
         return Announcement(**{k: row[k] for k in row.keys()})
 
     def add_announcement(
@@ -670,15 +731,15 @@ class Store:
             raise StoreError("an announcement to one display or floor needs its target")
         if ends_at <= starts_at:
             raise StoreError("an announcement must end after it starts")
+        _check_text(target, title, body, created_by)
         with self.transaction() as conn:
-            cur = conn.execute(
+            new_id = self._db.insert(
+                conn,
                 "INSERT INTO announcements (scope, target, kind, title, body, starts_at, ends_at,"
                 " created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (scope, target, kind, title, body, starts_at, ends_at, _now(), created_by),
             )
-            row = conn.execute(
-                "SELECT * FROM announcements WHERE id = ?", (cur.lastrowid,)
-            ).fetchone()
+            row = conn.execute("SELECT * FROM announcements WHERE id = ?", (new_id,)).fetchone()
         return self._announcement(row)
 
     def get_announcement(self, announcement_id: int) -> Announcement | None:
@@ -756,6 +817,8 @@ class Plan:
     sha256: str
     uploaded_at: str
     uploaded_by: str | None = None
+    # The store that keeps the file's bytes (PostgreSQL), None when it is a file on disk.
+    storage: Store | None = field(default=None, compare=False, hash=False, repr=False)
 
 
 @dataclass(frozen=True)
