@@ -1,0 +1,810 @@
+// The floor editor: room outlines, doors, corridors and "you are here" over a floor's plan.
+// The drawing is kept as the very document the server checks (signage/layout.py) and is saved
+// with the version it was loaded at, so two admins never overwrite each other unnoticed.
+// Every string from the server enters the page through textContent or setAttribute.
+(function () {
+  "use strict";
+  var SVGNS = "http://www.w3.org/2000/svg";
+  var config = JSON.parse(document.getElementById("editor-config").textContent);
+  var svg = document.getElementById("canvas");
+  var root = document.getElementById("editor");
+  var POLL_MS = 5000;
+  var HISTORY = 100;
+
+  var HINTS = {
+    select: "Click an outline, door, corridor node, segment or marker to select it; drag its " +
+      "points to move them. Delete removes the selection (a point, a door or the whole room).",
+    room: "Click the corners of a room one by one (Backspace takes back the last). Click the " +
+      "first point again (or press Enter) to close the outline, then choose its Density space. " +
+      "Escape discards the outline.",
+    door: "Select a room (here, in the list or with Select), then click where its door is. " +
+      "Routes on the kiosks end at the door.",
+    corridor: "Click to add corridor points; each click joins the previous one. Click an " +
+      "existing point to join it. Escape ends the chain. Select a point to mark it as stairs or lift.",
+    here: "Choose a display, then click where its screen stands. Kiosks draw routes from there."
+  };
+
+  var state = {
+    version: 0,
+    layout: null,
+    plan: null,
+    spaces: [],
+    spacesKnown: true,
+    displays: [],
+    savedHere: {},
+    tool: "select",
+    selection: null,   // {type: "room", id, vertex?, door?} | {type: "node", id} | {type: "edge", index} | {type: "here", id}
+    draft: [],         // the outline being drawn
+    pending: null,     // a closed outline waiting for its space
+    chain: null,       // the corridor node the next click joins
+    history: [],
+    dirty: false,
+    live: {},
+    drag: null,
+    saving: false
+  };
+
+  function $(id) { return document.getElementById(id); }
+
+  function make(tag, attrs, parent) {
+    var node = document.createElementNS(SVGNS, tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+
+  function html(tag, text, cls) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = text;
+    if (cls) node.className = cls;
+    return node;
+  }
+
+  function status(message, kind) {
+    var box = $("editor-status");
+    box.textContent = message || "";
+    box.dataset.kind = kind || "info";
+    box.setAttribute("role", kind === "error" ? "alert" : "status");
+  }
+
+  // -- the model ---------------------------------------------------------------------------------
+  function spaceName(id) {
+    for (var i = 0; i < state.spaces.length; i++) {
+      if (state.spaces[i].id === id) return state.spaces[i].name || id;
+    }
+    return id;
+  }
+
+  function isGone(id) {
+    if (!state.spacesKnown) return false;
+    return !state.spaces.some(function (s) { return s.id === id; });
+  }
+
+  function snapshot() {
+    var heres = {};
+    state.displays.forEach(function (d) { heres[d.id] = d.here; });
+    return JSON.stringify({ layout: state.layout, heres: heres });
+  }
+
+  // Called before every change: what Undo goes back to.
+  function remember() {
+    state.history.push(snapshot());
+    if (state.history.length > HISTORY) state.history.shift();
+    state.dirty = true;
+  }
+
+  function undo() {
+    var last = state.history.pop();
+    if (!last) return;
+    var saved = JSON.parse(last);
+    state.layout = saved.layout;
+    state.displays.forEach(function (d) { d.here = saved.heres[d.id] || null; });
+    state.selection = null;
+    state.draft = [];
+    state.chain = null;
+    hidePending();
+    state.dirty = true;
+    syncFields();
+    status("Undone.");
+    render();
+  }
+
+  function nodeById(id) {
+    var nodes = state.layout.nodes;
+    for (var i = 0; i < nodes.length; i++) if (nodes[i].id === id) return nodes[i];
+    return null;
+  }
+
+  function nextNodeId() {
+    var max = 0;
+    state.layout.nodes.forEach(function (n) {
+      var m = /^n(\d+)$/.exec(n.id);
+      if (m) max = Math.max(max, parseInt(m[1], 10));
+    });
+    return "n" + (max + 1);
+  }
+
+  function addEdge(a, b) {
+    if (a === b) return;
+    var exists = state.layout.edges.some(function (e) {
+      return (e[0] === a && e[1] === b) || (e[0] === b && e[1] === a);
+    });
+    if (!exists) state.layout.edges.push([a, b]);
+  }
+
+  function centroid(points) {
+    var x = 0, y = 0;
+    points.forEach(function (p) { x += p[0]; y += p[1]; });
+    return [x / points.length, y / points.length];
+  }
+
+  function inside(point, outline) {
+    var hit = false;
+    for (var i = 0, j = outline.length - 1; i < outline.length; j = i++) {
+      var a = outline[i], b = outline[j];
+      if ((a[1] > point[1]) !== (b[1] > point[1]) &&
+          point[0] < (b[0] - a[0]) * (point[1] - a[1]) / (b[1] - a[1]) + a[0]) hit = !hit;
+    }
+    return hit;
+  }
+
+  // -- coordinates -------------------------------------------------------------------------------
+  function unitsPerPixel() {
+    var ctm = svg.getScreenCTM();
+    return ctm && ctm.a ? 1 / ctm.a : 1;
+  }
+
+  function toPoint(evt) {
+    var ctm = svg.getScreenCTM();
+    var pt = svg.createSVGPoint();
+    pt.x = evt.clientX;
+    pt.y = evt.clientY;
+    var p = pt.matrixTransform(ctm.inverse());
+    var w = state.layout.width, h = state.layout.height;
+    return [
+      Math.round(Math.min(w, Math.max(0, p.x)) * 10) / 10,
+      Math.round(Math.min(h, Math.max(0, p.y)) * 10) / 10
+    ];
+  }
+
+  function near(a, b, px) {
+    var k = unitsPerPixel();
+    return Math.hypot(a[0] - b[0], a[1] - b[1]) <= px * k;
+  }
+
+  // -- drawing -----------------------------------------------------------------------------------
+  function render() {
+    if (!state.layout) return;
+    var L = state.layout;
+    var k = unitsPerPixel();
+    while (svg.firstChild) svg.removeChild(svg.firstChild);
+    svg.setAttribute("viewBox", "0 0 " + L.width + " " + L.height);
+
+    var defs = make("defs", {}, svg);
+    var step = Math.max(10, Math.round(Math.max(L.width, L.height) / 40));
+    var pattern = make("pattern", { id: "grid", width: step, height: step, patternUnits: "userSpaceOnUse" }, defs);
+    make("path", { d: "M " + step + " 0 L 0 0 0 " + step, "class": "grid-line" }, pattern);
+    make("rect", { x: 0, y: 0, width: L.width, height: L.height, "class": "backdrop" }, svg);
+    if (state.plan && state.plan.url) {
+      make("image", {
+        href: state.plan.url, x: 0, y: 0, width: L.width, height: L.height,
+        preserveAspectRatio: "xMidYMid meet", "class": "plan-image"
+      }, svg);
+    } else {
+      make("rect", { x: 0, y: 0, width: L.width, height: L.height, fill: "url(#grid)", "class": "grid" }, svg);
+    }
+
+    var showLive = $("live").checked;
+    var roomsLayer = make("g", { "class": "rooms" }, svg);
+    Object.keys(L.rooms).forEach(function (sid) {
+      var room = L.rooms[sid];
+      var sel = state.selection && state.selection.type === "room" && state.selection.id === sid;
+      var live = state.live[sid] && state.live[sid].state;
+      var g = make("g", {
+        "class": "room-shape" + (sel ? " selected" : "") + (isGone(sid) ? " gone" : ""),
+        "data-space-id": sid,
+        "data-state": showLive && live ? live : "none"
+      }, roomsLayer);
+      make("polygon", {
+        points: room.outline.map(function (p) { return p[0] + "," + p[1]; }).join(" "),
+        "data-role": "room", "data-room": sid
+      }, g);
+      var c = centroid(room.outline);
+      var label = make("text", { x: c[0], y: c[1], "font-size": 14 * k, "class": "room-label" }, g);
+      label.textContent = spaceName(sid) + (isGone(sid) ? " (not on this floor)" : "");
+      if (room.door) {
+        make("circle", {
+          cx: room.door[0], cy: room.door[1], r: 6 * k, "class": "door",
+          "data-role": "door", "data-room": sid
+        }, g);
+      }
+    });
+
+    var corridors = make("g", { "class": "corridors" }, svg);
+    L.edges.forEach(function (e, i) {
+      var a = nodeById(e[0]), b = nodeById(e[1]);
+      if (!a || !b) return;
+      var sel = state.selection && state.selection.type === "edge" && state.selection.index === i;
+      make("line", {
+        x1: a.x, y1: a.y, x2: b.x, y2: b.y, "class": "edge" + (sel ? " selected" : ""),
+        "data-role": "edge", "data-edge": i
+      }, corridors);
+    });
+    L.nodes.forEach(function (n) {
+      var sel = state.selection && state.selection.type === "node" && state.selection.id === n.id;
+      var g = make("g", { "class": "node kind-" + n.kind + (sel ? " selected" : "") + (state.chain === n.id ? " chain" : "") }, corridors);
+      make("circle", { cx: n.x, cy: n.y, r: (n.kind === "corridor" ? 5 : 9) * k, "data-role": "node", "data-node": n.id }, g);
+      if (n.kind !== "corridor") {
+        var t = make("text", { x: n.x, y: n.y, "font-size": 11 * k, "class": "node-label" }, g);
+        t.textContent = n.kind === "stairs" ? "S" : "L";
+      }
+    });
+
+    var heres = make("g", { "class": "heres" }, svg);
+    state.displays.forEach(function (d) {
+      if (!d.here) return;
+      var sel = state.selection && state.selection.type === "here" && state.selection.id === d.id;
+      var g = make("g", { "class": "here-marker" + (sel ? " selected" : ""), "data-display-id": d.id }, heres);
+      make("circle", { cx: d.here[0], cy: d.here[1], r: 8 * k, "data-role": "here", "data-display": d.id }, g);
+      var t = make("text", { x: d.here[0] + 12 * k, y: d.here[1], "font-size": 13 * k, "class": "here-label" }, g);
+      t.textContent = "You are here: " + d.name;
+    });
+
+    // Handles of the selected room: its corners can be dragged.
+    if (state.selection && state.selection.type === "room" && L.rooms[state.selection.id]) {
+      var handles = make("g", { "class": "handles" }, svg);
+      L.rooms[state.selection.id].outline.forEach(function (p, i) {
+        make("rect", {
+          x: p[0] - 5 * k, y: p[1] - 5 * k, width: 10 * k, height: 10 * k,
+          "class": "vertex" + (state.selection.vertex === i ? " selected" : ""),
+          "data-role": "vertex", "data-room": state.selection.id, "data-index": i
+        }, handles);
+      });
+    }
+
+    var outline = state.draft.length ? state.draft : (state.pending || []);
+    if (outline.length) {
+      var draft = make("g", { "class": "draft" }, svg);
+      make(state.pending ? "polygon" : "polyline", {
+        points: outline.map(function (p) { return p[0] + "," + p[1]; }).join(" ")
+      }, draft);
+      outline.forEach(function (p, i) {
+        make("circle", { cx: p[0], cy: p[1], r: (i === 0 ? 8 : 5) * k, "class": i === 0 ? "start" : "" }, draft);
+      });
+    }
+    renderSide();
+  }
+
+  function renderSide() {
+    var L = state.layout;
+    var list = $("room-list");
+    while (list.firstChild) list.removeChild(list.firstChild);
+    var drawn = L.rooms;
+    state.spaces.forEach(function (s) {
+      var li = html("li", null, "room-item" + (drawn[s.id] ? " drawn" : ""));
+      li.dataset.spaceId = s.id;
+      var name = html(drawn[s.id] ? "button" : "span", s.name || s.id, drawn[s.id] ? "link-button" : "");
+      if (drawn[s.id]) {
+        name.type = "button";
+        name.addEventListener("click", function () { select({ type: "room", id: s.id }); });
+      }
+      li.appendChild(name);
+      var live = state.live[s.id] && state.live[s.id].state;
+      if (live) {
+        var dot = html("span", live, "state state-" + live);
+        li.appendChild(dot);
+      }
+      var tag = drawn[s.id] ? (drawn[s.id].door ? "drawn" : "drawn, no door") : "not drawn";
+      li.appendChild(html("span", tag, "room-status"));
+      list.appendChild(li);
+    });
+    Object.keys(drawn).forEach(function (sid) {
+      if (!isGone(sid)) return;
+      var li = html("li", null, "room-item gone");
+      li.dataset.spaceId = sid;
+      li.appendChild(html("span", sid));
+      li.appendChild(html("span", "not a room of this floor any more: delete it", "room-status"));
+      var del = html("button", "Delete", "danger small");
+      del.type = "button";
+      del.addEventListener("click", function () {
+        remember();
+        delete state.layout.rooms[sid];
+        state.selection = null;
+        render();
+      });
+      li.appendChild(del);
+      list.appendChild(li);
+    });
+    if (!state.spaces.length && !Object.keys(drawn).length) {
+      list.appendChild(html("li", "No rooms known for this floor.", "muted"));
+    }
+
+    var dl = $("display-list");
+    while (dl.firstChild) dl.removeChild(dl.firstChild);
+    state.displays.forEach(function (d) {
+      var li = html("li", null, "display-item");
+      li.dataset.displayId = d.id;
+      li.appendChild(html("span", d.name));
+      var changed = JSON.stringify(d.here) !== JSON.stringify(state.savedHere[d.id]);
+      li.appendChild(html("span", (d.here ? "placed" : "not placed") + (changed ? " (unsaved)" : ""), "room-status"));
+      dl.appendChild(li);
+    });
+    if (!state.displays.length) dl.appendChild(html("li", "No display is on this floor yet.", "muted"));
+
+    var sel = state.selection;
+    var panel = $("selection-panel");
+    panel.hidden = !sel;
+    $("node-kind").hidden = !(sel && sel.type === "node");
+    var text = "";
+    if (sel && sel.type === "room") {
+      text = "Room " + spaceName(sel.id) +
+        (sel.vertex !== undefined ? ", corner " + (sel.vertex + 1) : sel.door ? ", its door" : "");
+    } else if (sel && sel.type === "node") {
+      var n = nodeById(sel.id);
+      text = "Corridor point " + sel.id + (n ? " (" + n.kind + ")" : "");
+    } else if (sel && sel.type === "edge") {
+      text = "Corridor segment";
+    } else if (sel && sel.type === "here") {
+      text = "You are here: " + displayById(sel.id).name;
+    }
+    $("selection-text").textContent = text;
+    $("delete").disabled = !sel;
+    $("undo").disabled = !state.history.length;
+
+    var metres = L.metres_across;
+    var hint = "";
+    if (metres) {
+      hint = "1 unit is " + (metres / L.width).toFixed(3) + " m; the floor is " +
+        metres.toFixed(1) + " m × " + (metres * L.height / L.width).toFixed(1) + " m.";
+    } else {
+      hint = "Without it, kiosks show routes without distances.";
+    }
+    $("scale-hint").textContent = hint;
+  }
+
+  // The form fields show the model (after loading and after Undo).
+  function syncFields() {
+    $("metres").value = state.layout.metres_across || "";
+    $("layout-width").value = state.layout.width;
+    $("layout-height").value = state.layout.height;
+  }
+
+  function displayById(id) {
+    for (var i = 0; i < state.displays.length; i++) if (state.displays[i].id === id) return state.displays[i];
+    return { name: String(id) };
+  }
+
+  function select(sel) {
+    state.selection = sel;
+    render();
+  }
+
+  function updateLive() {
+    var showLive = $("live").checked;
+    Array.prototype.forEach.call(svg.querySelectorAll("g.room-shape"), function (g) {
+      var live = state.live[g.getAttribute("data-space-id")];
+      g.setAttribute("data-state", showLive && live && live.state ? live.state : "none");
+    });
+  }
+
+  // -- tools -------------------------------------------------------------------------------------
+  function setTool(tool) {
+    if (!HINTS[tool]) return;
+    if (state.tool === "room" && tool !== "room") state.draft = [];
+    state.tool = tool;
+    state.chain = null;
+    Array.prototype.forEach.call(document.querySelectorAll(".tool"), function (b) {
+      b.setAttribute("aria-pressed", b.dataset.tool === tool ? "true" : "false");
+    });
+    root.dataset.tool = tool;
+    $("tool-hint").textContent = HINTS[tool];
+    $("here-panel").hidden = tool !== "here";
+    render();
+  }
+
+  function closeDraft() {
+    if (state.draft.length < 3) {
+      status("An outline needs at least three corners.", "error");
+      return;
+    }
+    var free = state.spaces.filter(function (s) { return !state.layout.rooms[s.id]; });
+    if (!free.length) {
+      status(state.spacesKnown
+        ? "Every room of this floor already has an outline: delete one to draw it again."
+        : "The floor's rooms could not be loaded from Density, so new outlines cannot be assigned now.", "error");
+      state.draft = [];
+      render();
+      return;
+    }
+    state.pending = state.draft;
+    state.draft = [];
+    var selectBox = $("assign-space");
+    while (selectBox.firstChild) selectBox.removeChild(selectBox.firstChild);
+    free.forEach(function (s) {
+      var opt = html("option", (s.name || s.id) + (s.function ? " · " + s.function.replace(/_/g, " ") : ""));
+      opt.value = s.id;
+      selectBox.appendChild(opt);
+    });
+    $("assign-panel").hidden = false;
+    selectBox.focus();
+    status("Choose which room this outline is.");
+    render();
+  }
+
+  function hidePending() {
+    state.pending = null;
+    $("assign-panel").hidden = true;
+  }
+
+  function assign() {
+    var sid = $("assign-space").value;
+    if (!state.pending || !sid) return;
+    remember();
+    state.layout.rooms[sid] = { outline: state.pending, door: null };
+    hidePending();
+    state.selection = { type: "room", id: sid };
+    status("Outline assigned to " + spaceName(sid) + ". Add its door with the Door tool.");
+    render();
+  }
+
+  function deleteSelection() {
+    var sel = state.selection;
+    if (!sel) return;
+    var L = state.layout;
+    remember();
+    if (sel.type === "room" && L.rooms[sel.id]) {
+      var room = L.rooms[sel.id];
+      if (sel.door) {
+        room.door = null;
+        state.selection = { type: "room", id: sel.id };
+      } else if (sel.vertex !== undefined && room.outline.length > 3) {
+        room.outline.splice(sel.vertex, 1);
+        state.selection = { type: "room", id: sel.id };
+      } else {
+        delete L.rooms[sel.id];
+        state.selection = null;
+      }
+    } else if (sel.type === "node") {
+      L.nodes = L.nodes.filter(function (n) { return n.id !== sel.id; });
+      L.edges = L.edges.filter(function (e) { return e[0] !== sel.id && e[1] !== sel.id; });
+      if (state.chain === sel.id) state.chain = null;
+      state.selection = null;
+    } else if (sel.type === "edge") {
+      L.edges.splice(sel.index, 1);
+      state.selection = null;
+    } else if (sel.type === "here") {
+      displayById(sel.id).here = null;
+      state.selection = null;
+    }
+    render();
+  }
+
+  function roomAt(point) {
+    var found = null;
+    Object.keys(state.layout.rooms).forEach(function (sid) {
+      if (!found && inside(point, state.layout.rooms[sid].outline)) found = sid;
+    });
+    return found;
+  }
+
+  function onPointerDown(evt) {
+    if (evt.button !== 0 || !state.layout || state.saving) return;
+    var p = toPoint(evt);
+    var target = evt.target.closest ? evt.target.closest("[data-role]") : null;
+    var role = target ? target.getAttribute("data-role") : null;
+    var L = state.layout;
+    evt.preventDefault();
+
+    if (state.tool === "select") {
+      if (role === "vertex") {
+        var rid = target.getAttribute("data-room"), index = parseInt(target.getAttribute("data-index"), 10);
+        state.selection = { type: "room", id: rid, vertex: index };
+        state.drag = { kind: "vertex", room: rid, index: index, moved: false };
+      } else if (role === "door") {
+        state.selection = { type: "room", id: target.getAttribute("data-room"), door: true };
+        state.drag = { kind: "door", room: target.getAttribute("data-room"), moved: false };
+      } else if (role === "node") {
+        state.selection = { type: "node", id: target.getAttribute("data-node") };
+        state.drag = { kind: "node", id: target.getAttribute("data-node"), moved: false };
+      } else if (role === "here") {
+        var did = parseInt(target.getAttribute("data-display"), 10);
+        state.selection = { type: "here", id: did };
+        state.drag = { kind: "here", id: did, moved: false };
+      } else if (role === "edge") {
+        state.selection = { type: "edge", index: parseInt(target.getAttribute("data-edge"), 10) };
+      } else if (role === "room") {
+        state.selection = { type: "room", id: target.getAttribute("data-room") };
+      } else {
+        state.selection = null;
+      }
+      if (state.drag) svg.setPointerCapture(evt.pointerId);
+      render();
+      return;
+    }
+
+    if (state.tool === "room") {
+      if (state.pending) {
+        status("Choose the outline's room first (or discard it).", "error");
+        return;
+      }
+      if (state.draft.length >= 3 && near(p, state.draft[0], 12)) {
+        closeDraft();
+        return;
+      }
+      state.draft.push(p);
+      render();
+      return;
+    }
+
+    if (state.tool === "door") {
+      var sid = state.selection && state.selection.type === "room" ? state.selection.id : roomAt(p);
+      if (role === "room") sid = target.getAttribute("data-room");
+      if (!sid || !L.rooms[sid]) {
+        status("Select a room first: click inside its outline or its name in the list.", "error");
+        return;
+      }
+      remember();
+      L.rooms[sid].door = p;
+      state.selection = { type: "room", id: sid, door: true };
+      status("Door of " + spaceName(sid) + " placed.");
+      render();
+      return;
+    }
+
+    if (state.tool === "corridor") {
+      remember();
+      var id;
+      if (role === "node") {
+        id = target.getAttribute("data-node");
+      } else {
+        id = nextNodeId();
+        L.nodes.push({ id: id, x: p[0], y: p[1], kind: "corridor" });
+      }
+      if (state.chain) addEdge(state.chain, id);
+      state.chain = id;
+      state.selection = { type: "node", id: id };
+      render();
+      return;
+    }
+
+    if (state.tool === "here") {
+      var value = $("here-display").value;
+      if (!value) {
+        status("No display is on this floor: create one first (Displays).", "error");
+        return;
+      }
+      remember();
+      var d = displayById(parseInt(value, 10));
+      d.here = p;
+      state.selection = { type: "here", id: d.id };
+      status("“You are here” of " + d.name + " placed: save to send it to its screens.");
+      render();
+    }
+  }
+
+  function onPointerMove(evt) {
+    var drag = state.drag;
+    if (!drag) return;
+    var p = toPoint(evt);
+    if (!drag.moved) {
+      remember();
+      drag.moved = true;
+    }
+    var L = state.layout;
+    if (drag.kind === "vertex" && L.rooms[drag.room]) L.rooms[drag.room].outline[drag.index] = p;
+    else if (drag.kind === "door" && L.rooms[drag.room]) L.rooms[drag.room].door = p;
+    else if (drag.kind === "node") {
+      var n = nodeById(drag.id);
+      if (n) { n.x = p[0]; n.y = p[1]; }
+    } else if (drag.kind === "here") displayById(drag.id).here = p;
+    render();
+  }
+
+  function onPointerUp(evt) {
+    if (state.drag && svg.hasPointerCapture(evt.pointerId)) svg.releasePointerCapture(evt.pointerId);
+    state.drag = null;
+  }
+
+  function onKey(evt) {
+    var tag = evt.target && evt.target.tagName;
+    var typing = tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA";
+    if ((evt.ctrlKey || evt.metaKey) && evt.key.toLowerCase() === "z" && !typing) {
+      evt.preventDefault();
+      undo();
+    } else if (evt.key === "Escape") {
+      if (state.draft.length) state.draft = [];
+      else if (state.chain) state.chain = null;
+      else state.selection = null;
+      render();
+    } else if (evt.key === "Enter" && state.tool === "room" && state.draft.length && !typing) {
+      evt.preventDefault();
+      closeDraft();
+    } else if (evt.key === "Backspace" && state.draft.length && !typing) {
+      evt.preventDefault();  // while drawing, take back the last corner
+      state.draft.pop();
+      render();
+    } else if ((evt.key === "Delete" || evt.key === "Backspace") && !typing) {
+      evt.preventDefault();
+      deleteSelection();
+    }
+  }
+
+  // -- server ------------------------------------------------------------------------------------
+  function send(method, url, body) {
+    var opts = { method: method, credentials: "same-origin", cache: "no-store", headers: {} };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.headers["X-CSRF-Token"] = config.csrf_token;
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(url, opts).then(function (r) {
+      var json = (r.headers.get("Content-Type") || "").indexOf("application/json") === 0;
+      return (json ? r.json() : Promise.resolve(null)).then(function (data) {
+        var message = data && typeof data.message === "string" ? data.message : "";
+        if (!r.ok && !message) {
+          message = r.status === 401 || r.status === 403
+            ? "The session or form token has expired: sign in again in another tab, then save."
+            : "The server answered " + r.status + ".";
+        }
+        return { ok: r.ok, status: r.status, data: data, message: message };
+      });
+    }, function () {
+      return { ok: false, status: 0, data: null, message: "The server cannot be reached." };
+    });
+  }
+
+  function load() {
+    return send("GET", config.data_url).then(function (res) {
+      if (!res.ok) {
+        status("Could not load the floor: " + res.message, "error");
+        return false;
+      }
+      var data = res.data;
+      state.version = data.version;
+      state.layout = data.layout;
+      state.layout.rooms = state.layout.rooms || {};
+      state.layout.nodes = state.layout.nodes || [];
+      state.layout.edges = state.layout.edges || [];
+      state.plan = data.plan;
+      state.spaces = data.spaces || [];
+      state.spacesKnown = !data.error;
+      state.displays = data.displays || [];
+      state.savedHere = {};
+      state.displays.forEach(function (d) { state.savedHere[d.id] = d.here; });
+      state.history = [];
+      state.dirty = false;
+
+      var warnings = $("editor-warnings");
+      while (warnings.firstChild) warnings.removeChild(warnings.firstChild);
+      (data.error ? [data.error] : []).concat(data.warnings || []).forEach(function (w) {
+        warnings.appendChild(html("li", w));
+      });
+      $("size-fields").hidden = !!state.plan;
+      syncFields();
+      var choose = $("here-display");
+      while (choose.firstChild) choose.removeChild(choose.firstChild);
+      state.displays.forEach(function (d) {
+        var opt = html("option", d.name);
+        opt.value = String(d.id);
+        choose.appendChild(opt);
+      });
+      root.dataset.loading = "false";
+      root.dataset.version = String(state.version);
+      render();
+      return true;
+    });
+  }
+
+  function save() {
+    if (state.saving || !state.layout) return;
+    if (state.draft.length || state.pending) {
+      status("Finish or discard the outline you are drawing first.", "error");
+      return;
+    }
+    state.saving = true;
+    $("save").disabled = true;
+    status("Saving…");
+    send("PUT", config.data_url, { version: state.version, layout: state.layout }).then(function (res) {
+      if (!res.ok) {
+        var prefix = res.status === 409 ? "Not saved (someone else saved first): " : "Not saved: ";
+        status(prefix + res.message, "error");
+        return false;
+      }
+      state.version = res.data.version;
+      root.dataset.version = String(state.version);
+      var changed = state.displays.filter(function (d) {
+        return JSON.stringify(d.here) !== JSON.stringify(state.savedHere[d.id]);
+      });
+      var failed = [];
+      // One display after another: each answer names its own problem.
+      return changed.reduce(function (chain, d) {
+        return chain.then(function () {
+          return send("POST", config.here_url.replace("{id}", String(d.id)), { here: d.here })
+            .then(function (r) {
+              if (r.ok) state.savedHere[d.id] = r.data.here;
+              else failed.push(d.name + ": " + r.message);
+            });
+        });
+      }, Promise.resolve()).then(function () {
+        if (failed.length) {
+          status("Layout saved (version " + state.version + "), but not every “you are here”: " + failed.join("; "), "error");
+          return true;
+        }
+        // Show what is stored now (rounded as the server keeps it, warnings brought up to date).
+        var saved = "Saved (version " + state.version + "). Screens of this floor reload to show it.";
+        return load().then(function (ok) { if (ok) status(saved, "ok"); });
+      });
+    }).then(function () {
+      state.saving = false;
+      $("save").disabled = false;
+      render();
+    });
+  }
+
+  function poll() {
+    send("GET", config.states_url).then(function (res) {
+      if (res.ok && res.data && res.data.rooms) {
+        state.live = res.data.rooms;
+        updateLive();
+        if (!state.drag) renderSide();
+      }
+      setTimeout(poll, POLL_MS);
+    });
+  }
+
+  // -- wiring ------------------------------------------------------------------------------------
+  Array.prototype.forEach.call(document.querySelectorAll(".tool"), function (b) {
+    b.addEventListener("click", function () { setTool(b.dataset.tool); });
+  });
+  Array.prototype.forEach.call(document.querySelectorAll("#node-kind [data-kind]"), function (b) {
+    b.addEventListener("click", function () {
+      var sel = state.selection;
+      var n = sel && sel.type === "node" ? nodeById(sel.id) : null;
+      if (!n) return;
+      remember();
+      n.kind = b.dataset.kind;
+      render();
+    });
+  });
+  $("undo").addEventListener("click", undo);
+  $("delete").addEventListener("click", deleteSelection);
+  $("save").addEventListener("click", save);
+  $("assign-ok").addEventListener("click", assign);
+  $("assign-cancel").addEventListener("click", function () {
+    hidePending();
+    status("Outline discarded.");
+    render();
+  });
+  $("live").addEventListener("change", function () { updateLive(); });
+  $("metres").addEventListener("change", function () {
+    var v = $("metres").value.trim();
+    remember();
+    state.layout.metres_across = v === "" ? null : Number(v);
+    render();
+  });
+  ["width", "height"].forEach(function (side) {
+    $("layout-" + side).addEventListener("change", function () {
+      var v = Number($("layout-" + side).value);
+      if (!(v >= 1)) return;
+      remember();
+      state.layout[side] = v;
+      render();
+    });
+  });
+  svg.addEventListener("pointerdown", onPointerDown);
+  svg.addEventListener("pointermove", onPointerMove);
+  svg.addEventListener("pointerup", onPointerUp);
+  svg.addEventListener("pointercancel", onPointerUp);
+  document.addEventListener("keydown", onKey);
+  window.addEventListener("resize", function () { if (!state.drag) render(); });
+  window.addEventListener("beforeunload", function (evt) {
+    if (state.dirty) {
+      evt.preventDefault();
+      evt.returnValue = "";
+    }
+  });
+
+  $("tool-hint").textContent = HINTS.select;
+  root.dataset.tool = "select";
+  load().then(poll);
+})();
