@@ -220,6 +220,19 @@ class Hub:
         self._wake()
         return queued
 
+    def notify(self, floor_id: str, text: str) -> int:
+        """Queue a message outside the floor's sequence for every kiosk of a floor.
+
+        Only kiosks whose snapshot is queued: one that is still joining gets the same news in
+        its snapshot, and nothing may overtake that.
+        """
+        frame = text_frame(text)
+        with self._lock:
+            subs = [s for s in self._by_floor.get(floor_id, ()) if s.ready]
+            queued = sum(1 for sub in subs if self._append(sub, frame))
+        self._wake()
+        return queued
+
     def close_display(self, display_id: int, code: int, reason: str) -> int:
         """Close every socket of one display (revoked, reconfigured); returns how many."""
         subs = [s for s in self.subscribers() if s.display_id == display_id]

@@ -1,0 +1,283 @@
+"""Free now on other floors: a floor's siblings in its building, and what is free on each.
+
+While a kiosk of floor A is connected, the server holds the feeds of A's sibling floors through
+the same `FeedManager.acquire/release` every kiosk uses, so a floor's upstream socket is opened
+once however many displays show it or list it as "other". From those feeds it keeps a small
+summary per floor: the rooms free now by group (meet, focus, work, social, other) and the feed's
+mode. Counts come only from rooms the feed itself calls free (unoccupied, healthy, fresh); a floor
+whose feed is stale, not running yet or has no room it can vouch for is "unknown", never a count.
+
+When a summary changes, the kiosks of every floor that lists it get a `floors` message (at most
+about one a second per floor), carrying the envelope of their own floor so its `seq` and `feed`
+read like a heartbeat's. The kiosk snapshot carries the same list, so a kiosk that (re)connects
+starts right.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from signage.density.errors import DensityError
+from signage.density.models import Space
+from signage.feeds import FeedManager, FloorFeed, SpaceDirectory
+from signage.hub import Hub
+
+logger = logging.getLogger(__name__)
+
+# At most one push per changed floor per this many seconds: a busy floor flipping rooms every
+# few hundred milliseconds costs its sibling kiosks one message a second, not one per flip.
+DEBOUNCE_S = 1.0
+# Summaries are also re-derived this often, in case a change reached no listener.
+SWEEP_S = 10.0
+
+
+def summarise(
+    floor: Space,
+    feed: FloorFeed | None,
+    groups: Sequence[str],
+    group_of: Callable[[str | None], str],
+) -> dict[str, Any]:
+    """One floor's line in the panel: free rooms by group when the feed can vouch for them."""
+    entry: dict[str, Any] = {
+        "id": floor.id,
+        "name": floor.name,
+        "feed": "stale",
+        "state": "unknown",
+        "free": None,
+        "free_total": None,
+    }
+    if feed is None:
+        return entry
+    snapshot = feed.snapshot()
+    entry["feed"] = snapshot["feed"]
+    if snapshot["feed"] == "stale":
+        return entry
+    rooms = snapshot["rooms"].values()
+    if not any(r["state"] in ("free", "occupied") for r in rooms):
+        return entry  # live, but not one room it can vouch for: a zero would be a guess
+    free = dict.fromkeys(groups, 0)
+    for room in rooms:
+        if room["state"] == "free":
+            group = group_of(room.get("function"))
+            free[group if group in free else groups[-1]] += 1
+    entry.update(state="known", free=free, free_total=sum(free.values()))
+    return entry
+
+
+class OtherFloors:
+    """Holds sibling floors' feeds for kiosks, summarises them and pushes changes to kiosks."""
+
+    def __init__(
+        self,
+        directory: SpaceDirectory,
+        feeds: FeedManager,
+        hub: Hub,
+        groups: Sequence[str],
+        group_of: Callable[[str | None], str],
+        debounce: float = DEBOUNCE_S,
+        sweep: float = SWEEP_S,
+    ) -> None:
+        self.directory = directory
+        self.feeds = feeds
+        self.hub = hub
+        self.groups = tuple(groups)
+        self.group_of = group_of
+        self.debounce = debounce
+        self.sweep = sweep
+        self.pushes = 0  # floors messages queued (tests and metrics)
+        self._lock = threading.Lock()
+        self._summaries: dict[str, dict[str, Any]] = {}  # what kiosks were last told
+        self._dirty: set[str] = set()
+        self._pushed_at: dict[str, float] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- the building's floors -----------------------------------------------------------------
+    def siblings(self, floor_id: str) -> list[Space]:
+        """The other floors of the floor's building, in the building's order; [] when unknown."""
+        try:
+            spaces = {s.id: s for s in self.directory.all()}
+        except DensityError:
+            return []
+        floor = spaces.get(floor_id)
+        if floor is None:
+            return []
+        building = _building_of(floor, spaces)
+        if building is None:
+            return []
+        floors = [
+            s
+            for s in spaces.values()
+            if s.space_type == "floor" and s.id != floor_id and _building_of(s, spaces) == building
+        ]
+        order = {sid: i for i, sid in enumerate(spaces[building].children_ids)}
+        return sorted(floors, key=lambda f: (order.get(f.id, len(order)), f.name, f.id))
+
+    # -- holding sibling feeds for a connected kiosk -------------------------------------------
+    def hold(self, floor_id: str) -> list[str]:
+        """Acquire the sibling floors' feeds for one kiosk; pass the result to `release`."""
+        held: list[str] = []
+        for floor in self.siblings(floor_id):
+            try:
+                self.feeds.acquire(floor.id)
+            except DensityError as exc:
+                logger.info("floor %s not held for its siblings: %s", floor.id, exc)
+                continue
+            held.append(floor.id)
+        if held:
+            self._ensure_worker()
+        return held
+
+    def release(self, floor_ids: Iterable[str]) -> None:
+        """Release what `hold` acquired (they linger like any feed)."""
+        for floor_id in floor_ids:
+            self.feeds.release(floor_id)
+
+    def touch(self, floor_id: str) -> None:
+        """Keep the sibling feeds warm for a kiosk on the HTTP fallback (they linger from now)."""
+        self.release(self.hold(floor_id))
+
+    # -- the panel -----------------------------------------------------------------------------
+    def panel(self, floor_id: str) -> list[dict[str, Any]] | None:
+        """The summaries a kiosk of this floor shows; None when its building has one floor."""
+        floors = self.siblings(floor_id)
+        if not floors:
+            return None
+        out = []
+        for floor in floors:
+            with self._lock:
+                known = self._summaries.get(floor.id)
+            if known is None:
+                # First sight of this floor: nobody has been told anything about it yet.
+                known = self._summary(floor)
+                with self._lock:
+                    known = self._summaries.setdefault(floor.id, known)
+            out.append(known)
+        return out
+
+    def catch_up(self, floor_id: str, sub: Any, shown: list[dict[str, Any]] | None) -> None:
+        """Send a kiosk that just joined the panel when it changed after its snapshot was built."""
+        current = self.panel(floor_id)
+        if current is None or current == shown:
+            return
+        self._send(floor_id, current, lambda text: self.hub.send(sub, text))
+
+    def _summary(self, floor: Space) -> dict[str, Any]:
+        return summarise(floor, self.feeds.get(floor.id), self.groups, self.group_of)
+
+    # -- changes: the feed manager's listener, a worker that debounces and pushes -------------
+    def on_publish(self, floor_id: str) -> None:
+        """A floor's feed published something (called under that feed's lock: only mark it)."""
+        with self._lock:
+            if floor_id not in self._summaries:
+                return  # no kiosk lists this floor
+            self._dirty.add(floor_id)
+        self._wake.set()
+
+    def _ensure_worker(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="other-floors", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        next_sweep = time.monotonic() + self.sweep
+        wait = self.sweep
+        while not self._stop.is_set():
+            self._wake.wait(timeout=wait)
+            self._wake.clear()
+            try:
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + self.sweep
+                    self._forget_unlisted()
+                    with self._lock:
+                        self._dirty.update(self._summaries)
+                wait = min(self._refresh_due(now), max(0.0, next_sweep - now))
+            except Exception:  # the panel must not end for good because of one bad summary
+                logger.exception("other floors: refresh failed")
+                wait = self.debounce
+
+    def _refresh_due(self, now: float) -> float:
+        """Re-summarise the dirty floors whose debounce has passed; seconds until the next."""
+        with self._lock:
+            due = [f for f in self._dirty if now - self._pushed_at.get(f, -1e9) >= self.debounce]
+            self._dirty.difference_update(due)
+        changed: set[str] = set()
+        for floor_id in due:
+            floor = self.directory.get(floor_id)
+            if floor is None:
+                continue
+            summary = self._summary(floor)
+            with self._lock:
+                if self._summaries.get(floor_id) != summary:
+                    self._summaries[floor_id] = summary
+                    self._pushed_at[floor_id] = now
+                    changed.add(floor_id)
+        if changed:
+            self._push(changed)
+        with self._lock:
+            waits = [self._pushed_at.get(f, now) + self.debounce - now for f in self._dirty]
+        return max(0.01, min(waits)) if waits else self.sweep
+
+    def _push(self, changed: set[str]) -> None:
+        """One floors message per listing floor that has kiosks, whatever number changed."""
+        targets: set[str] = set()
+        for floor_id in changed:
+            targets.update(s.id for s in self.siblings(floor_id))
+        for target in targets:
+            if self.hub.count(target) == 0:
+                continue
+            panel = self.panel(target)
+            if panel is not None:
+                self._send(target, panel, lambda text, t=target: self.hub.notify(t, text))
+
+    def _send(self, floor_id: str, panel: list[dict[str, Any]], send: Callable[[str], Any]) -> None:
+        feed = self.feeds.get(floor_id)
+        if feed is None:
+            return
+        feed.send_in_order("floors", {"other_floors": panel}, send)
+        self.pushes += 1
+
+    def _forget_unlisted(self) -> None:
+        """Drop summaries no connected kiosk lists (their feeds linger out on their own)."""
+        listed: set[str] = set()
+        for floor_id in self.hub.counts_by_floor():
+            listed.update(s.id for s in self.siblings(floor_id))
+        with self._lock:
+            for floor_id in set(self._summaries) - listed:
+                del self._summaries[floor_id]
+                self._pushed_at.pop(floor_id, None)
+                self._dirty.discard(floor_id)
+
+    def stop(self) -> None:
+        """Stop the worker thread."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+
+
+def _building_of(space: Space, spaces: dict[str, Space]) -> str | None:
+    """The id of a space's nearest building ancestor, else of its parent (a floor's own group)."""
+    node, seen = spaces.get(space.parent_id or ""), 0
+    while node is not None and seen < 16:
+        if node.space_type == "building":
+            return node.id
+        node, seen = spaces.get(node.parent_id or ""), seen + 1
+    return space.parent_id if space.parent_id in spaces else None
+
+
+def tag(panel: list[dict[str, Any]] | None) -> str:
+    """A short digest of a panel, for the HTTP fallback's ETag."""
+    text = json.dumps(panel, sort_keys=True, separators=(",", ":"))
+    return format(zlib.crc32(text.encode()), "08x")
