@@ -420,3 +420,55 @@ def test_no_inline_script_and_room_names_are_text(floor, contexts):
     )
     assert page.locator("img[src=x]").count() == 0
     assert page.evaluate("window.__pwned") is None
+
+
+def test_a_logo_on_another_site_is_shown_and_only_its_origin_is_allowed(floor, contexts):
+    """The CSP names the logo's origin for that page alone: the logo loads, nothing else may."""
+    import http.server
+    import threading
+
+    png = (  # a 1x1 PNG
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00"
+        b"\x00\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa7"
+        b"5\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82"
+    )
+    referers: list[str | None] = []
+
+    class Logo(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            referers.append(self.headers.get("Referer"))
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(png)))
+            self.end_headers()
+            self.wfile.write(png)
+
+        def log_message(self, *args):
+            pass
+
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Logo)
+    thread = threading.Thread(target=other.serve_forever, daemon=True)
+    thread.start()
+    try:
+        origin = f"http://127.0.0.1:{other.server_address[1]}"
+        floor.settings(logo_url=f"{origin}/brand/logo.png")
+        answer = floor.server.app.test_client().get(f"/kiosk/{floor.cred}")
+        policy = answer.headers["Content-Security-Policy"]
+        assert f"img-src 'self' data: {origin};" in policy
+        assert "script-src 'self';" in policy  # nothing else widened
+        page = open_kiosk(contexts, floor.url)
+        page.wait_for_function(
+            "() => { const i = document.querySelector('img.logo');"
+            " return i && i.complete && i.naturalWidth === 1; }",
+            timeout=10_000,
+        )
+        assert referers and all(r is None for r in referers)  # the credential never leaves
+        assert page.errors == []
+        # Another display's page names no other site.
+        _, cred = floor.server.add_display(floor.id, name="Plain")
+        plain = floor.server.app.test_client().get(f"/kiosk/{cred}")
+        assert origin not in plain.headers["Content-Security-Policy"]
+    finally:
+        other.shutdown()
+        other.server_close()
+        thread.join(timeout=5)

@@ -7,6 +7,7 @@ server is down, so an unattended screen never shows a browser error page).
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from pathlib import Path
@@ -26,11 +27,16 @@ from flask import (
 )
 from markupsafe import Markup
 
-from signage import __version__, i18n
+from signage import __version__, i18n, plans
+from signage.announcements import etag_part as announcement_tag
+from signage.building import tag as floors_tag
 from signage.density.errors import DensityError
+from signage.layout import LayoutError, check_point
 from signage.services import services
-from signage.store import Display
+from signage.store import Display, Plan
+from signage.wayfinding import kiosk_wayfinding
 from signage.web import floormap
+from signage.web.security import content_security_policy, image_origin
 from signage.web.sockets import display_public, kiosk_snapshot
 
 logger = logging.getLogger(__name__)
@@ -39,6 +45,7 @@ bp = Blueprint("kiosk", __name__)
 
 STATES = ("free", "occupied", "unknown")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_SPACE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # as signage/layout.py accepts them
 
 
 def _display_or_404(credential: str) -> Display:
@@ -156,8 +163,8 @@ def _state_label(room: dict[str, Any], state: str, messages: dict[str, str]) -> 
     return i18n.translate(messages, f"state_{state}")
 
 
-def _qr_svg(display: Display) -> Markup | None:
-    """The phone link as an inline SVG QR code (our own markup: no untrusted text in it)."""
+def _phone_link(display: Display, room: str | None = None) -> str:
+    """The phone view's address as a phone on the guest Wi-Fi reaches it (the QR code's text)."""
     svc = services()
     base = (
         svc.config.get("SIGNAGE_PHONE_URL")
@@ -165,12 +172,61 @@ def _qr_svg(display: Display) -> Markup | None:
         or request.host_url
     ).rstrip("/")
     url = f"{base}/phone/{svc.store.phone_credential(display)}"
-    qr = segno.make(url, error="m")
+    return f"{url}?room={room}" if room else url
+
+
+def _qr_svg(display: Display) -> Markup | None:
+    """The phone link as an inline SVG QR code (our own markup: no untrusted text in it)."""
+    qr = segno.make(_phone_link(display), error="m")
     svg = qr.svg_inline(scale=1, border=2, dark="#000", light="#fff", omitsize=True)
     svg = svg.replace(
         "<svg ", '<svg role="img" aria-hidden="true" shape-rendering="crispEdges" ', 1
     )
     return Markup(svg)
+
+
+def _plan_size(record: Plan, fallback: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The plan's own size, remembered by its hash: parsing a large SVG on every page is waste."""
+    sizes = current_app.extensions.setdefault("signage.plan_sizes", {})
+    if record.sha256 not in sizes:
+        data = plans.read_plan(services().config, record)
+        if data is None:
+            return None
+        if len(sizes) >= 64:
+            sizes.clear()
+        sizes[record.sha256] = plans.plan_dimensions(data, record.content_type)
+    return sizes[record.sha256] or fallback
+
+
+def _plan_and_wayfinding(display: Display, plan_url: str) -> tuple[dict | None, dict | None]:
+    """The floor's plan (address and own size) and the routes from the display's "you are here"."""
+    svc = services()
+    layout = svc.store.get_layout(display.floor_id)
+    plan = None
+    record = svc.store.get_plan(display.floor_id)
+    if record is not None:
+        # An SVG that states no size: the editor drew over it in the layout's units.
+        drawn = (layout.data["width"], layout.data["height"]) if layout is not None else None
+        size = _plan_size(record, drawn)
+        if size is not None:
+            plan = {"url": plan_url, "width": size[0], "height": size[1]}
+    if layout is None:
+        return plan, None
+    here = (display.settings or {}).get("here")
+    if here is not None:
+        try:
+            here = check_point(here, layout.data, "you are here")
+        except LayoutError as exc:
+            # A point left outside a layout that was redrawn smaller: show no routes rather
+            # than routes from somewhere the screen is not.
+            logger.warning("display %s: %s", display.id, exc)
+            here = None
+    try:
+        return plan, kiosk_wayfinding(layout.data, here, layout.version)
+    except Exception:
+        # A screen never goes blank over its map: without routes it shows the schematic.
+        logger.exception("wayfinding for display %s failed", display.id)
+        return plan, None
 
 
 def _snapshot_or_none(display: Display) -> dict[str, Any] | None:
@@ -181,8 +237,11 @@ def _snapshot_or_none(display: Display) -> dict[str, Any] | None:
         return None
 
 
-def _render(template: str, display: Display, config: dict[str, Any], qr: Markup | None) -> str:
+def _render(
+    template: str, display: Display, config: dict[str, Any], qr: Markup | None, plan_url: str
+) -> str:
     snapshot = _snapshot_or_none(display)
+    floor_plan, wayfinding = _plan_and_wayfinding(display, plan_url)
     settings = page_settings(display.settings)
     messages = i18n.catalogue(settings["language"])
     orientation = settings["orientation"] or "landscape"
@@ -194,6 +253,8 @@ def _render(template: str, display: Display, config: dict[str, Any], qr: Markup 
         "lang": settings["language"],
         "settings": display.settings,
         "display_name": display.name,
+        "plan": floor_plan,
+        "wayfinding": wayfinding,
     }
     return render_template(
         template,
@@ -204,6 +265,8 @@ def _render(template: str, display: Display, config: dict[str, Any], qr: Markup 
         plan=plan,
         free=free,
         qr=qr,
+        floor_plan=floor_plan,
+        plan_map=bool(wayfinding and wayfinding.get("rooms")),
         t=lambda key, **kw: i18n.translate(messages, key, **kw),
         messages=messages,
         config=config,
@@ -223,10 +286,14 @@ def kiosk_page(credential: str) -> Response:
         "heartbeat_s": services().config["SIGNAGE_HEARTBEAT_INTERVAL"],
         "sw": "/kiosk/sw.js",
         "storage_key": f"signage:kiosk:{display.id}",
+        "qr": f"/kiosk/{credential}/qr.svg" if settings["qr"] else None,
+        "idle_s": 15,
     }
     qr = _qr_svg(display) if settings["qr"] else None
-    response = Response(_render("kiosk/kiosk.html", display, config, qr), mimetype="text/html")
+    body = _render("kiosk/kiosk.html", display, config, qr, f"/kiosk/{credential}/plan")
+    response = Response(body, mimetype="text/html")
     response.headers["Cache-Control"] = "no-cache"
+    _allow_logo(response, settings.get("logo_url"))
     response.set_cookie(
         PAIRED_COOKIE,
         credential,
@@ -248,14 +315,64 @@ def phone_page(credential: str) -> Response:
         "heartbeat_s": services().config["SIGNAGE_HEARTBEAT_INTERVAL"],
         "storage_key": f"signage:phone:{display.id}",
     }
-    response = Response(_render("kiosk/phone.html", display, config, None), mimetype="text/html")
+    body = _render("kiosk/phone.html", display, config, None, f"/phone/{credential}/plan")
+    response = Response(body, mimetype="text/html")
     response.headers["Cache-Control"] = "no-cache"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _allow_logo(response: Response, logo_url: str | None) -> None:
+    """A logo on another site is the one image a page may load from elsewhere: name its origin
+    in this page's policy (no Referer is sent, so the site never sees the credential)."""
+    origin = image_origin(logo_url) if logo_url else None
+    if origin:
+        response.headers["Content-Security-Policy"] = content_security_policy(
+            request.host, (origin,)
+        )
+
+
+@bp.get("/phone/<credential>/plan")
+def phone_plan(credential: str) -> Response:
+    """The floor plan for the phone view (the kiosk's own is served by pairing.kiosk_plan)."""
+    from signage.web.admin import plan_response  # admin imports this package's blueprints
+
+    display = _phone_display_or_404(credential)
+    record = services().store.get_plan(display.floor_id)
+    if record is None:
+        abort(404)
+    return plan_response(record)
+
+
+@bp.get("/kiosk/<credential>/qr.svg")
+def kiosk_qr(credential: str) -> Response:
+    """The phone link's QR code as an SVG file; `?room=SID` opens the phone on that room."""
+    display = _display_or_404(credential)
+    if display.settings.get("qr") is False:
+        abort(404)
+    room = request.args.get("room")
+    if room is not None and not _SPACE_ID.match(room):
+        return Response(
+            "room must be a space id (letters, digits and _ . : -, at most 64)\n",
+            status=400,
+            mimetype="text/plain",
+        )
+    buffer = io.BytesIO()
+    segno.make(_phone_link(display, room), error="m").save(
+        buffer, kind="svg", scale=1, border=2, dark="#000", light="#fff", xmldecl=False
+    )
+    response = Response(buffer.getvalue(), mimetype="image/svg+xml")
+    response.headers["Content-Security-Policy"] = plans.PLAN_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-cache"
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 
 def _state_response(display: Display, public: bool = False) -> Response:
     svc = services()
+    if not public and svc.building:
+        svc.building.touch(display.floor_id)  # a polling kiosk keeps the other floors' feeds too
     try:
         snapshot = kiosk_snapshot(svc.feeds.touch(display.floor_id), display)
     except DensityError as exc:
@@ -268,6 +385,8 @@ def _state_response(display: Display, public: bool = False) -> Response:
             "settings": {k: settings[k] for k in ("language", "hidden_rooms") if k in settings},
         }
     etag = f"{snapshot['epoch']}-{snapshot['seq']}-{snapshot['feed']}-{display.updated_at}"
+    etag += f"-{floors_tag(snapshot.get('other_floors'))}"  # the other floors change on their own
+    etag += f"-{announcement_tag(snapshot.get('announcements'))}"  # so do announcements
     if request.if_none_match.contains(etag):
         response = Response(status=304)
     else:

@@ -8,7 +8,8 @@
 // never with the device clock; the displayed clock follows the server's clock (server_time),
 // since a Raspberry Pi may have no real-time clock. Tests can inject a clock and time zone:
 //   window.__SIGNAGE_TEST_CLOCK__ = {now: "2025-01-15T22:30:00Z", timeZone: "Europe/Berlin"}
-//   window.__SIGNAGE_TEST__ = {noContactS: 3, reloadMinUptimeS: 0, reloadHour: 3, reloadMinute: 0}
+//   window.__SIGNAGE_TEST__ = {noContactS: 3, reloadMinUptimeS: 0, reloadHour: 3, reloadMinute: 0,
+//                              idleS: 1.5}
 // (or the query parameters clock, tz, no_contact_s), and window.signageKiosk.setClock(iso).
 (function () {
   "use strict";
@@ -174,13 +175,14 @@
         var at = perf();
         var changed = Object.keys(msg.rooms || {});
         var hidden = hiddenSet();
-        var added = changed.some(function (id) { return !tiles[id] && !hidden[id]; });
+        var added = changed.some(function (id) { return !hidden[id] && (planMap ? !model.rooms[id] : !tiles[id]); });
         changed.forEach(function (id) { applyRoom(msg.rooms[id], at); });
         var feedChanged = msg.feed !== model.feed;
         applyMeta(msg);
         if (added) { layoutMap(true); renderAll(); }
         else {
           changed.forEach(renderTile);
+          changed.forEach(renderShape);
           renderList();
           if (feedChanged) renderFreshness();
         }
@@ -664,7 +666,7 @@
     icon.setAttribute("viewBox", "0 0 24 24");
     svgEl("use", { href: "#i-free" }, icon);
     li.appendChild(icon);
-    ["free-name", "free-meta", "free-since"].forEach(function (cls) {
+    ["free-name", "free-meta", "free-since", "free-distance"].forEach(function (cls) {
       var span = doc.createElement("span");
       span.className = cls;
       li.appendChild(span);
@@ -673,7 +675,9 @@
   }
 
   function bindItem(li) {
-    return { li: li, name: li.querySelector(".free-name"), meta: li.querySelector(".free-meta"), since: li.querySelector(".free-since"), sinceText: null, metaText: null, nameText: null };
+    var dist = li.querySelector(".free-distance");
+    if (!dist) { dist = doc.createElement("span"); dist.className = "free-distance"; li.appendChild(dist); }
+    return { li: li, name: li.querySelector(".free-name"), meta: li.querySelector(".free-meta"), since: li.querySelector(".free-since"), dist: dist, distText: "", sinceText: null, metaText: null, nameText: null };
   }
 
   function renderList() {
@@ -684,6 +688,20 @@
       return (GROUP_ORDER.indexOf(groupOf(a.function)) - GROUP_ORDER.indexOf(groupOf(b.function))) ||
         cmp(a.name || "", b.name || "") || cmp(a.id, b.id);
     });
+    // With a "you are here", nearest first by walking distance; rooms without a route after.
+    var ranked = !!routesFrom();
+    if (ranked) {
+      var pos = {};
+      free.forEach(function (r, i) { pos[r.id] = i; });
+      free.sort(function (a, b) {
+        var ra = routeOf(a.id), rb = routeOf(b.id);
+        if (ra && rb) return (ra.units - rb.units) || (pos[a.id] - pos[b.id]);
+        if (ra || rb) return ra ? -1 : 1;
+        return pos[a.id] - pos[b.id];
+      });
+    }
+    idleTarget = null;
+    for (var f = 0; f < free.length && ranked; f++) { if (routeOf(free[f].id)) { idleTarget = free[f].id; break; } }
     var seen = {};
     free.forEach(function (room) {
       seen[room.id] = true;
@@ -695,6 +713,9 @@
       if (item.metaText !== meta) { item.metaText = meta; item.meta.textContent = meta; }
       var since = freeFor(room);
       if (item.sinceText !== since) { item.sinceText = since; item.since.textContent = since; }
+      // No walking distances while the page cannot vouch for the state (no routes then either).
+      var dist = ranked && pageFeed() !== "stale" ? distanceText(routeOf(room.id)) : "";
+      if (item.distText !== dist) { item.distText = dist; item.dist.textContent = dist; }
     });
     Object.keys(items).forEach(function (id) {
       if (!seen[id]) { if (items[id].li.parentNode) items[id].li.parentNode.removeChild(items[id].li); delete items[id]; }
@@ -710,7 +731,12 @@
     if (count && count.textContent !== countText) count.textContent = countText;
     var empty = $("free-empty");
     if (empty) empty.hidden = !hasData || free.length > 0;
+    var note = $("free-note");
+    var approx = ranked && WF.approximate && free.some(function (r) { return routeOf(r.id); });
+    if (note && note.hidden === approx) { note.hidden = !approx; scheduleFit(null); }
+    if (ranked !== list.classList.contains("ranked")) list.classList.toggle("ranked", ranked);
     if (order !== lastFitOrder) { lastFitOrder = order; scheduleFit(null); }
+    renderRoute();
   }
 
   function fitList() {
@@ -721,7 +747,9 @@
     var children = list.children, hiddenCount = 0, i;
     for (i = 0; i < children.length; i++) children[i].hidden = false;
     more.hidden = true;
-    var limit = box.clientHeight;
+    // The straight-line note stays under the list: keep room for it.
+    var note = $("free-note");
+    var limit = box.clientHeight - (note && !note.hidden ? note.offsetHeight + 12 : 0);
     if (list.scrollHeight <= limit) return;
     var moreH = Math.max(more.offsetHeight, 40);
     for (i = 0; i < children.length; i++) {
@@ -738,6 +766,279 @@
       var since = freeFor(room);
       if (item.sinceText !== since) { item.sinceText = since; item.since.textContent = since; }
     });
+  }
+
+  // -- the plan map and wayfinding -------------------------------------------------------------
+  // With a layout that outlines rooms, the map is the floor's own plan with those outlines
+  // coloured by state. Routes come from the server (signage/wayfinding.py, in kiosk-config);
+  // the page only chooses which one to draw, and never one to a room that is not free now.
+  var WF = config.wayfinding || null;
+  var planMap = $("plan-map");
+  var mapCard = $("map-card");
+  var IDLE_S = num(testOpts.idleS, num(config.idle_s, 15));
+  var shapes = {};
+  var shapesKey = null;
+  var unitPx = 1;
+  var selected = null, idleTimer = null, routeKey = null, idleTarget = null, cardKey = null;
+
+  function routesFrom() {
+    // The routes the free list may rank by: only with a "you are here" on the layout.
+    return WF && WF.here && WF.routes && Object.keys(WF.routes).length ? WF.routes : null;
+  }
+  function routeOf(id) { var r = routesFrom(); return r && r[id] && r[id].points && r[id].points.length >= 2 ? r[id] : null; }
+  function fmtMetres(m) { return m < 20 ? Math.max(1, Math.round(m)) : Math.round(m / 5) * 5; }
+  function distanceText(route) {
+    if (!route || route.m === null || route.m === undefined) return "";
+    var min = Math.max(1, Math.round((route.s || route.m / 1.2) / 60));
+    return t("distance", { m: fmtMetres(route.m), min: min });
+  }
+  function pts(list) { return list.map(function (p) { return r1(p[0]) + "," + r1(p[1]); }).join(" "); }
+
+  function shapeIds() {
+    if (!planMap || !WF) return [];
+    var hidden = hiddenSet();
+    return Object.keys(WF.rooms || {}).filter(function (id) { return model.rooms[id] && !hidden[id]; }).sort();
+  }
+
+  function measureScale() {
+    var box = $("map-box");
+    if (!box || !WF) return 1;
+    var bw = box.clientWidth, bh = box.clientHeight;
+    if (!bw || !bh) return unitPx;
+    return Math.min(bw / WF.width, bh / WF.height);
+  }
+  // Sizes on the plan are asked for in screen pixels (readable across a lobby at 1080p and
+  // scaled with the screen) and turned into plan units, whatever the plan's own size.
+  function pxBase() { return isPhone ? 0.42 : Math.max(0.5, Math.min(innerWidth, innerHeight) / 1080); }
+  function px(n) { return n * pxBase() / unitPx; }
+
+  function buildPlanMap() {
+    if (!planMap || !WF) return;
+    if (isPhone) { var pbox = $("map-box"); if (pbox) pbox.style.aspectRatio = WF.width + " / " + WF.height; }
+    unitPx = measureScale();
+    var roomsG = $("plan-rooms");
+    clear(roomsG);
+    shapes = {};
+    var ids = shapeIds();
+    shapesKey = ids.join(",");
+    ids.forEach(function (id) {
+      var geo = WF.rooms[id], room = model.rooms[id];
+      var g = svgEl("g", { "class": "room-shape", "data-space-id": id, "data-state": "unknown" }, roomsG);
+      var points = pts(geo.outline);
+      svgEl("polygon", { "class": "shape-bg", points: points, "stroke-width": r1(px(3)) }, g);
+      svgEl("polygon", { "class": "shape-pattern", points: points }, g);
+      var ref = { id: id, g: g, state: null, label: svgEl("g", { "class": "shape-label" }, g) };
+      ref.icon = svgEl("use", { "class": "shape-icon", href: "#i-unknown" }, ref.label);
+      ref.name = svgEl("text", { "class": "shape-name" }, ref.label);
+      ref.name.textContent = room.name || "";
+      shapes[id] = ref;
+      placeLabel(ref, geo);
+    });
+    drawHere();
+    routeKey = null;
+    renderShapes();
+  }
+
+  function placeLabel(ref, geo) {
+    var xs = geo.outline.map(function (p) { return p[0]; }), ys = geo.outline.map(function (p) { return p[1]; });
+    var w = Math.max.apply(null, xs) - Math.min.apply(null, xs), h = Math.max.apply(null, ys) - Math.min.apply(null, ys);
+    var c = geo.center || [(Math.max.apply(null, xs) + Math.min.apply(null, xs)) / 2, (Math.max.apply(null, ys) + Math.min.apply(null, ys)) / 2];
+    var name = ref.name.textContent;
+    var fs = Math.min(px(44), h * 0.34, 0.8 * w / (0.58 * Math.max(name.length, 2) + 1.35));
+    var showName = fs >= px(isPhone ? 22 : 14);
+    var icon = showName ? fs * 1.05 : Math.min(px(34), Math.min(w, h) * 0.55);
+    var gap = showName ? fs * 0.3 : 0;
+    if (showName) ref.name.removeAttribute("display"); else ref.name.setAttribute("display", "none");
+    ref.name.setAttribute("font-size", r1(fs));
+    var len = 0;
+    if (showName) {
+      len = fs * 0.58 * name.length;
+      try { len = ref.name.getComputedTextLength() || len; } catch (e) { /* not laid out */ }
+      if (len > 0.86 * w - icon - gap) {
+        var k = Math.max(0.5, (0.86 * w - icon - gap) / len);
+        fs *= k; len *= k; icon = fs * 1.05; gap = fs * 0.3;
+        ref.name.setAttribute("font-size", r1(fs));
+      }
+    }
+    var x0 = c[0] - (icon + gap + len) / 2;
+    ref.icon.setAttribute("x", r1(x0));
+    ref.icon.setAttribute("y", r1(c[1] - icon / 2));
+    ref.icon.setAttribute("width", r1(icon));
+    ref.icon.setAttribute("height", r1(icon));
+    ref.name.setAttribute("x", r1(x0 + icon + gap));
+    ref.name.setAttribute("y", r1(c[1] + fs * 0.36));
+  }
+
+  function drawHere() {
+    var layer = $("plan-here");
+    if (!layer) return;
+    clear(layer);
+    if (!WF.here) return;
+    var x = WF.here[0], y = WF.here[1];
+    var g = svgEl("g", { id: "you-are-here", "class": "here" }, layer);
+    svgEl("circle", { "class": "here-halo", cx: x, cy: y, r: r1(px(26)) }, g);
+    svgEl("circle", { "class": "here-dot", cx: x, cy: y, r: r1(px(12)), "stroke-width": r1(px(4)) }, g);
+    var fs = px(isPhone ? 30 : 24);
+    var pill = svgEl("rect", { "class": "here-pill", rx: r1(fs * 0.5) }, g);
+    var label = svgEl("text", { "class": "here-label", "font-size": r1(fs) }, g);
+    label.textContent = t("you_are_here");
+    var len = fs * 0.6 * label.textContent.length;
+    try { len = label.getComputedTextLength() || len; } catch (e) { /* not laid out */ }
+    var pw = len + fs * 1.2, ph = fs * 1.6;
+    var above = y - px(34) - ph >= 0;
+    var py = above ? y - px(34) - ph : y + px(34);
+    var pxl = Math.max(0, Math.min(WF.width - pw, x - pw / 2));
+    pill.setAttribute("x", r1(pxl)); pill.setAttribute("y", r1(py));
+    pill.setAttribute("width", r1(pw)); pill.setAttribute("height", r1(ph));
+    label.setAttribute("x", r1(pxl + fs * 0.6));
+    label.setAttribute("y", r1(py + ph / 2 + fs * 0.36));
+  }
+
+  function renderShape(id) {
+    var ref = shapes[id], room = model.rooms[id];
+    if (!ref || !room) return;
+    var v = view(room);
+    if (ref.state !== v.state) {
+      ref.state = v.state;
+      ref.g.setAttribute("data-state", v.state);
+      ref.icon.setAttribute("href", "#i-" + v.state);
+    }
+    var name = room.name || "";
+    if (ref.name.textContent !== name) { ref.name.textContent = name; placeLabel(ref, WF.rooms[id]); }
+  }
+  function renderShapes() {
+    if (!planMap) return;
+    if (shapeIds().join(",") !== shapesKey) { buildPlanMap(); return; }
+    Object.keys(shapes).forEach(renderShape);
+    renderRoute();
+  }
+
+  function canRoute(id) {
+    // Honesty: a route only to a room the page would show as free this very moment.
+    var room = model.rooms[id];
+    return !!(room && view(room).state === "free" && pageFeed() !== "stale" && routeOf(id));
+  }
+
+  function renderRoute() {
+    var focus = selected || idleTarget;
+    var drawn = focus && canRoute(focus) ? focus : null;
+    var key = drawn + "|" + focus + "|" + (focus && model.rooms[focus] ? view(model.rooms[focus]).state : "");
+    if (key !== routeKey) {
+      routeKey = key;
+      var layer = $("plan-route");
+      if (layer) {
+        clear(layer);
+        if (drawn) {
+          var p = pts(routeOf(drawn).points);
+          svgEl("polyline", { "class": "route-casing", points: p, "stroke-width": r1(px(16)) }, layer);
+          var line = svgEl("polyline", {
+            id: "route", "class": "route-line", "data-space-id": drawn, points: p,
+            "stroke-width": r1(px(9)), "marker-end": "url(#route-arrow)"
+          }, layer);
+          line.setAttribute("data-selected", selected ? "tap" : "idle");
+        }
+      }
+      Object.keys(shapes).forEach(function (id) {
+        if (id === focus) shapes[id].g.setAttribute("data-selected", "true");
+        else shapes[id].g.removeAttribute("data-selected");
+      });
+      Object.keys(items).forEach(function (id) {
+        if (id === drawn) items[id].li.setAttribute("data-selected", "true");
+        else items[id].li.removeAttribute("data-selected");
+      });
+    }
+    renderCard(focus, drawn);
+  }
+
+  function renderCard(focus, drawn) {
+    if (!mapCard) return;
+    var room = focus && model.rooms[focus];
+    var text = "", state = "";
+    if (room) {
+      var v = view(room);
+      state = v.state;
+      text = drawn ? (distanceText(routeOf(drawn)) || t("state_free"))
+        : v.state === "free" ? (routeOf(focus) ? t("state_free") : t("no_route")) : stateLabel(v);
+    }
+    var key = focus + "|" + state + "|" + text + "|" + (room ? room.name : "");
+    if (key === cardKey) return;
+    cardKey = key;
+    mapCard.hidden = !room;
+    if (!room) return;
+    mapCard.setAttribute("data-state", state);
+    mapCard.querySelector("use").setAttribute("href", "#i-" + state);
+    mapCard.querySelector(".map-card-name").textContent = room.name || "";
+    mapCard.querySelector(".map-card-state").textContent = text;
+  }
+
+  function select(id) {
+    if (!id || !model.rooms[id] || hiddenSet()[id]) { goIdle(); return; }
+    selected = id;
+    restartIdle();
+    swapQR(id);
+    renderRoute();
+  }
+  function goIdle() {
+    clearTimeout(idleTimer);
+    idleTimer = null;
+    selected = null;
+    swapQR(null);
+    renderRoute();
+  }
+  function restartIdle() {
+    // A kiosk in a lobby returns to its resting view (the nearest free room) after a while;
+    // a phone is one person's: it keeps what they chose.
+    if (isPhone || !selected) return;
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(goIdle, IDLE_S * 1000);
+  }
+
+  var qrBox = doc.querySelector("#qr .qr-code");
+  var qrTitle = $("qr-title"), qrHint = $("qr-hint");
+  var qrDefault = { title: qrTitle ? qrTitle.textContent : "", hint: qrHint ? qrHint.textContent : "" };
+  function swapQR(id) {
+    if (!qrBox || !config.qr) return;
+    var inline = qrBox.querySelector("svg");
+    var img = qrBox.querySelector("img.qr-room");
+    if (!id) {
+      if (img) qrBox.removeChild(img);
+      if (inline) inline.removeAttribute("hidden");
+      if (qrTitle) qrTitle.textContent = qrDefault.title;
+      if (qrHint) qrHint.textContent = qrDefault.hint;
+      return;
+    }
+    if (!img) {
+      img = doc.createElement("img");
+      img.className = "qr-room";
+      img.setAttribute("alt", "");
+      qrBox.appendChild(img);
+    }
+    img.setAttribute("src", config.qr + "?room=" + encodeURIComponent(id));
+    img.setAttribute("data-space-id", id);
+    if (inline) inline.setAttribute("hidden", "");
+    var room = model.rooms[id];
+    if (qrTitle) qrTitle.textContent = t("qr_room_title", { name: room && room.name ? room.name : "" });
+    if (qrHint) qrHint.textContent = t("qr_room_hint");
+  }
+
+  function bindTouch() {
+    if (planMap) {
+      planMap.addEventListener("click", function (ev) {
+        var g = ev.target.closest ? ev.target.closest(".room-shape") : null;
+        select(g ? g.getAttribute("data-space-id") : null);
+      });
+    }
+    if (list) {
+      list.addEventListener("click", function (ev) {
+        var li = ev.target.closest ? ev.target.closest(".free-item") : null;
+        if (li) select(li.getAttribute("data-space-id"));
+      });
+    }
+    // Any touch while a room is chosen keeps it chosen a while longer.
+    doc.addEventListener("pointerdown", restartIdle, true);
+    // Panels that other scripts fill (other floors, announcements) change the list's room.
+    var box = $("free-box");
+    if (box && window.ResizeObserver) new ResizeObserver(function () { scheduleFit(null); }).observe(box);
   }
 
   // -- freshness, clock, night ---------------------------------------------------------------
@@ -767,15 +1068,21 @@
   var wasNoContact = false;
   function renderFreshness() {
     var feed = pageFeed();
-    if (root.dataset.feed !== feed) root.dataset.feed = feed;
+    if (root.dataset.feed !== feed) {
+      var wasStale = root.dataset.feed === "stale";
+      root.dataset.feed = feed;
+      if (wasStale !== (feed === "stale") && routesFrom()) renderList();
+    }
     var text = freshness(feed);
     if (freshText && text !== lastFreshText) { lastFreshText = text; freshText.textContent = text; }
     var nc = noContact();
-    if (nc !== wasNoContact) { wasNoContact = nc; Object.keys(tiles).forEach(renderTile); renderList(); }
+    if (nc !== wasNoContact) { wasNoContact = nc; Object.keys(tiles).forEach(renderTile); renderShapes(); renderList(); }
+    renderRoute();
   }
 
   function renderAll() {
     Object.keys(tiles).forEach(renderTile);
+    renderShapes();
     renderList();
     renderFreshness();
     var floorName = $("floor-name");
@@ -937,6 +1244,7 @@
     }
     bindServerMap();
     bindServerList();
+    bindTouch();
     if (initial) {
       model.floor = initial.floor || null;
       model.display = initial.display || null;
@@ -963,8 +1271,16 @@
     var have = Object.keys(tiles).sort().join(",");
     layoutMap(ids !== have);
     Object.keys(tiles).forEach(function (id) { renderTile(id); fitText(tiles[id]); });
+    buildPlanMap();
     renderAll();
     tickClock();
+    var wanted = isPhone ? params.get("room") : null;
+    if (wanted && model.rooms[wanted]) {
+      // Opened from a kiosk's QR code: show that room and the way to it from the kiosk.
+      select(wanted);
+      var panel = $("map-box");
+      if (panel && panel.scrollIntoView) panel.scrollIntoView({ block: "center" });
+    }
 
     if (isPhone) startPolling();
     else {
@@ -975,7 +1291,7 @@
     var resizeTimer = null;
     addEventListener("resize", function () {
       clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(function () { applyLook(); layoutMap(false); scheduleFit(null); }, 200);
+      resizeTimer = setTimeout(function () { applyLook(); layoutMap(false); buildPlanMap(); scheduleFit(null); }, 200);
     });
     addEventListener("pagehide", save);
   }
@@ -999,6 +1315,8 @@
     layout: layout,
     setClock: function (v) { setClock(v, true); tick(); },
     apply: function (msg) { onMessage(msg, "test"); },
+    select: function (id) { select(id); },
+    idle: function () { goIdle(); },
     stats: stats,
     state: function () {
       return {

@@ -1,0 +1,499 @@
+"""The kiosk's plan map and wayfinding in headless Chromium: nearest free room by the corridors,
+routes that follow the simulator, taps, the idle view, the QR handoff and the phone view."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+import segno
+from playwright.sync_api import expect
+
+from signage import plans
+from signage.wayfinding import kiosk_wayfinding
+from tests.helpers import wait_until
+
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+FEED = "document.documentElement.dataset.feed"
+IDLE = "window.__SIGNAGE_TEST__ = {idleS: 1.5};"
+
+# A 1200 x 800 floor, 48 m across. The lobby screen stands at the west end of the main corridor
+# (y = 400). North of it runs a second corridor (y = 320) that joins the main one only at the
+# far east end (x = 1100), so room "north_west", right above the screen, is the nearest in a
+# straight line but a long walk; "south_a", across the main corridor, is the nearest on foot.
+HERE = [150, 400]
+ROOMS = {
+    "north_west": (100, 100, 300, 300, (200, 300)),
+    "north_mid": (500, 100, 700, 300, (600, 300)),
+    "north_east": (800, 100, 1000, 300, (900, 300)),
+    "south_a": (400, 480, 600, 700, (500, 480)),
+    "south_b": (700, 480, 900, 700, (800, 480)),
+    "south_c": (950, 480, 1150, 700, (1050, 480)),
+}
+NODES = [
+    ("m0", 100, 400, "lift"),
+    ("m1", 500, 400, "corridor"),
+    ("m2", 800, 400, "corridor"),
+    ("m3", 1100, 400, "stairs"),
+    ("t3", 1100, 320, "corridor"),
+    ("t2", 900, 320, "corridor"),
+    ("t1", 600, 320, "corridor"),
+    ("t0", 100, 320, "corridor"),
+]
+EDGES = [("m0", "m1"), ("m1", "m2"), ("m2", "m3"), ("m3", "t3"), ("t3", "t2"), ("t2", "t1")]
+EDGES += [("t1", "t0")]
+
+
+def plan_svg() -> bytes:
+    """The floor as an architect's export might draw it: walls and corridors, no states."""
+    walls = "".join(
+        f'<rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" fill="#fbfaf7" '
+        f'stroke="#55504a" stroke-width="6"/>'
+        for x0, y0, x1, y1, _ in ROOMS.values()
+    )
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1200 800" width="1200" height="800">'
+        '<rect width="1200" height="800" fill="#f4f1ea"/>'
+        '<rect x="60" y="380" width="1080" height="40" fill="#e2ddd2"/>'
+        '<rect x="60" y="305" width="1080" height="30" fill="#e2ddd2"/>'
+        '<rect x="1080" y="305" width="40" height="115" fill="#e2ddd2"/>'
+        '<line x1="60" y1="340" x2="1080" y2="340" stroke="#55504a" stroke-width="8"/>'
+        f"{walls}"
+        '<rect x="40" y="40" width="1120" height="720" fill="none" stroke="#2e2a26" '
+        'stroke-width="10"/></svg>'
+    ).encode()
+
+
+class WayFloor:
+    """A floor of the simulator with a plan, a drawn layout and a placed display."""
+
+    def __init__(self, server, sim, outlines: bool = True, here: list | None = HERE):
+        self.server, self.sim = server, sim
+        svc = server.svc
+        floor = svc.directory.floors()[0]
+        self.id = floor.id
+        spaces = [s for s in svc.directory.rooms_of(self.id) if s.counting_mode == "oa"]
+        assert len(spaces) >= len(ROOMS) + 1, "the demo floor has enough open-area rooms"
+        self.names = {s.id: s.name for s in spaces}
+        # Our layout's room names map onto the floor's real Density space ids.
+        self.sid = {key: spaces[i].id for i, key in enumerate(ROOMS)}
+        self.unmapped = spaces[len(ROOMS)].id  # a room the layout does not outline
+        self.all = [s.id for s in spaces]
+        for rid in self.all:
+            sim.world.set_space(rid, presence=False, health="healthy")
+        plans.store_plan(svc.store, svc.config, self.id, plan_svg(), "test")
+        self.layout = svc.store.put_layout(self.id, self.document(outlines))
+        self.display, self.cred = server.add_display(self.id, name="Lobby west")
+        settings = {"here": here} if here is not None else {}
+        svc.store.update_display_settings(self.display.id, settings)
+        wait_until(lambda: self.server_says("free", *self.all), timeout=10, message="all free")
+
+    def document(self, outlines: bool) -> dict:
+        rooms = {}
+        if outlines:
+            for key, (x0, y0, x1, y1, door) in ROOMS.items():
+                outline = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+                rooms[self.sid[key]] = {"outline": outline, "door": list(door)}
+        return {
+            "width": 1200,
+            "height": 800,
+            "metres_across": 48,
+            "rooms": rooms,
+            "nodes": [{"id": n, "x": x, "y": y, "kind": k} for n, x, y, k in NODES],
+            "edges": [list(e) for e in EDGES],
+        }
+
+    def server_says(self, state: str, *rids: str) -> bool:
+        rooms = self.server.svc.feeds.touch(self.id).snapshot()["rooms"]
+        return all(rooms[r]["state"] == state for r in rids)
+
+    def wayfinding(self) -> dict:
+        return kiosk_wayfinding(self.layout.data, HERE, self.layout.version)
+
+    @property
+    def url(self) -> str:
+        return f"{self.server.url}/kiosk/{self.cred}"
+
+    @property
+    def phone_url(self) -> str:
+        return f"{self.server.url}/phone/{self.server.svc.store.phone_credential(self.display)}"
+
+
+@pytest.fixture
+def way(server, sim) -> WayFloor:
+    return WayFloor(server, sim)
+
+
+@pytest.fixture
+def contexts(browser):
+    """Fresh browser contexts (no shared localStorage or service workers), closed at the end."""
+    made = []
+
+    def new(width=1920, height=1080, init: str | None = None):
+        ctx = browser.new_context(viewport={"width": width, "height": height})
+        if init:
+            ctx.add_init_script(init)
+        made.append(ctx)
+        return ctx
+
+    yield new
+    for ctx in made:
+        ctx.close()
+
+
+def open_page(contexts, url, width=1920, height=1080, init=None, wait="live"):
+    page = contexts(width, height, init).new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    page.goto(url)
+    if wait:
+        page.wait_for_function(f"() => {FEED} === {json.dumps(wait)}", timeout=10_000)
+    return page
+
+
+def shape(page, rid):
+    return page.locator(f'#map-box g.room-shape[data-space-id="{rid}"]')
+
+
+def free_order(page) -> list[str]:
+    return page.locator("#free-list li.free-item").evaluate_all(
+        "els => els.map(e => e.dataset.spaceId)"
+    )
+
+
+def shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def straight(a, b) -> float:
+    return math.dist(a, b)
+
+
+# -- server side: config, plan, QR (no browser) ----------------------------------------------
+def page_config(client, url: str) -> dict:
+    html = client.get(url).get_data(as_text=True)
+    found = re.search(r'<script id="kiosk-config" type="application/json">(.*?)</script>', html)
+    assert found, "the page carries its config"
+    return json.loads(found.group(1))
+
+
+def test_page_config_carries_the_plan_and_the_routes(way):
+    client = way.server.app.test_client()
+    config = page_config(client, f"/kiosk/{way.cred}")
+    assert config["plan"] == {"url": f"/kiosk/{way.cred}/plan", "width": 1200.0, "height": 800.0}
+    wf = config["wayfinding"]
+    assert wf == way.wayfinding()
+    assert wf["here"] == HERE and wf["approximate"] is False
+    assert set(wf["rooms"]) == set(way.sid.values())
+    assert set(wf["routes"]) == set(way.sid.values())
+    phone = page_config(client, way.phone_url.replace(way.server.url, ""))
+    assert phone["plan"]["url"].startswith("/phone/") and phone["wayfinding"] == wf
+    # No layout on a floor: no wayfinding, and the page keeps its treemap.
+    way.server.svc.store.remove_layout(way.id)
+    config = page_config(client, f"/kiosk/{way.cred}")
+    assert config["wayfinding"] is None and config["plan"]["width"] == 1200.0
+    assert 'class="tile"' in client.get(f"/kiosk/{way.cred}").get_data(as_text=True)
+
+
+def test_a_here_outside_the_layout_gives_no_routes_and_no_error(way):
+    way.server.svc.store.update_display_settings(way.display.id, {"here": [5000, 5]})
+    config = page_config(way.server.app.test_client(), f"/kiosk/{way.cred}")
+    assert config["wayfinding"]["here"] is None and config["wayfinding"]["routes"] == {}
+
+
+def test_plan_is_served_to_kiosks_and_phones_with_its_strict_policy(way):
+    client = way.server.app.test_client()
+    record = way.server.svc.store.get_plan(way.id)
+    phone_cred = way.server.svc.store.phone_credential(way.display)
+    for url in (f"/kiosk/{way.cred}/plan", f"/phone/{phone_cred}/plan"):
+        got = client.get(url)
+        assert got.status_code == 200 and got.mimetype == "image/svg+xml"
+        assert got.headers["Content-Security-Policy"] == plans.PLAN_CSP
+        assert got.headers["X-Content-Type-Options"] == "nosniff"
+        assert got.headers["ETag"] == f'"{record.sha256}"'
+        assert hashlib.sha256(got.data).hexdigest() == record.sha256
+        again = client.get(url, headers={"If-None-Match": got.headers["ETag"]})
+        assert again.status_code == 304
+    assert client.get("/kiosk/1.deadbeef/plan").status_code == 404
+    assert client.get("/phone/1.deadbeef/plan").status_code == 404
+    assert client.get(f"/phone/{way.cred}/plan").status_code == 404  # kiosk key, phone door
+    way.server.svc.store.revoke_phone_link(way.display.id)
+    assert client.get(f"/phone/{phone_cred}/plan").status_code == 404
+    way.server.svc.store.revoke_display(way.display.id)
+    assert client.get(f"/kiosk/{way.cred}/plan").status_code == 404
+
+
+def _qr_for(text: str) -> bytes:
+    buffer = io.BytesIO()
+    segno.make(text, error="m").save(
+        buffer, kind="svg", scale=1, border=2, dark="#000", light="#fff", xmldecl=False
+    )
+    return buffer.getvalue()
+
+
+def test_qr_endpoint_carries_the_chosen_room(way):
+    client = way.server.app.test_client()
+    rid = way.sid["north_mid"]
+    got = client.get(f"/kiosk/{way.cred}/qr.svg?room={rid}")
+    assert got.status_code == 200 and got.mimetype == "image/svg+xml"
+    assert got.headers["X-Content-Type-Options"] == "nosniff"
+    assert got.headers["Content-Security-Policy"] == plans.PLAN_CSP
+    # The same phone link as the page's own QR code, with the room: the code encodes exactly it.
+    assert got.data == _qr_for(f"{way.phone_url}?room={rid}")
+    plain = client.get(f"/kiosk/{way.cred}/qr.svg")
+    assert plain.data == _qr_for(way.phone_url) and plain.data != got.data
+    bad = client.get(f"/kiosk/{way.cred}/qr.svg?room=%3Cscript%3E")
+    assert bad.status_code == 400 and b"room must be a space id" in bad.data
+    assert b"<script>" not in bad.data
+    assert client.get("/kiosk/1.deadbeef/qr.svg?room=x").status_code == 404
+    way.server.svc.store.update_display_settings(way.display.id, {"here": HERE, "qr": False})
+    assert client.get(f"/kiosk/{way.cred}/qr.svg").status_code == 404
+
+
+# -- the kiosk in Chromium -------------------------------------------------------------------
+@pytest.mark.browser
+def test_nearest_free_room_is_the_nearest_on_foot_and_the_route_follows_the_rooms(way, contexts):
+    wf = way.wayfinding()
+    north_west, south_a, south_b = (way.sid[k] for k in ("north_west", "south_a", "south_b"))
+    # The set-up makes the two measures disagree, or this test would prove nothing.
+    centre = wf["rooms"]
+    assert straight(HERE, centre[north_west]["center"]) < straight(HERE, centre[south_a]["center"])
+    by_route = sorted(wf["routes"], key=lambda sid: wf["routes"][sid]["units"])
+    assert by_route[:2] == [south_a, south_b]
+
+    page = open_page(contexts, way.url)
+    expect(page.locator("svg.plan-map image")).to_have_attribute("href", f"/kiosk/{way.cred}/plan")
+    expect(page.locator("#route")).to_have_attribute("data-space-id", south_a)
+    expect(shape(page, south_a)).to_have_attribute("data-selected", "true")
+    expect(page.locator("#you-are-here")).to_contain_text("You are here")
+    order = free_order(page)
+    # Rooms with a route first, nearest first; a room the layout does not outline after them.
+    assert order[: len(by_route)] == by_route and way.unmapped in order[len(by_route) :]
+    route = wf["routes"][south_a]
+    minutes = max(1, round(route["s"] / 60))
+    expect(page.locator(f'li[data-space-id="{south_a}"] .free-distance')).to_have_text(
+        re.compile(rf"^\d+ m · {minutes} min$")
+    )
+    expect(page.locator("#free-note")).to_be_hidden()  # real corridors: no straight-line note
+    # The route is the server's, point for point, from here to the door.
+    points = page.locator("#route").get_attribute("points").split()
+    assert [[float(v) for v in p.split(",")] for p in points] == route["points"]
+
+    way.sim.world.set_space(south_a, presence=True)
+    expect(shape(page, south_a)).to_have_attribute("data-state", "occupied", timeout=2000)
+    expect(page.locator("#route")).to_have_attribute("data-space-id", south_b, timeout=2000)
+    assert free_order(page)[0] == south_b
+    way.sim.world.set_space(south_b, health="offline")
+    expect(page.locator("#route")).to_have_attribute("data-space-id", by_route[2], timeout=2000)
+    for rid in way.sid.values():
+        way.sim.world.set_space(rid, presence=True)
+    expect(page.locator("#route")).to_have_count(0, timeout=3000)
+    expect(page.locator("#map-box g.room-shape[data-selected]")).to_have_count(0)
+    way.sim.world.set_space(north_west, presence=False)
+    expect(page.locator("#route")).to_have_attribute("data-space-id", north_west, timeout=2000)
+    assert not page.errors
+
+
+@pytest.mark.browser
+def test_the_route_respects_the_display_filter(server, sim, contexts):
+    way = WayFloor(server, sim)
+    south_a = way.sid["south_a"]
+    settings = {"here": HERE, "hidden_rooms": [south_a]}
+    server.svc.store.update_display_settings(way.display.id, settings)
+    page = open_page(contexts, way.url)
+    expect(page.locator("#route")).to_have_attribute("data-space-id", way.sid["south_b"])
+    expect(shape(page, south_a)).to_have_count(0)
+    assert south_a not in free_order(page)
+
+
+@pytest.mark.browser
+def test_a_tap_draws_the_way_to_that_room_and_the_idle_view_returns(way, contexts):
+    page = open_page(contexts, way.url, init=IDLE)
+    south_a, north_mid = way.sid["south_a"], way.sid["north_mid"]
+    expect(page.locator("#route")).to_have_attribute("data-space-id", south_a)
+    expect(page.locator("#qr img.qr-room")).to_have_count(0)
+    shape(page, north_mid).click()
+    expect(page.locator("#route")).to_have_attribute("data-space-id", north_mid)
+    expect(page.locator("#route")).to_have_attribute("data-selected", "tap")
+    expect(page.locator("#map-card .map-card-name")).to_have_text(way.names[north_mid])
+    qr = page.locator("#qr img.qr-room")
+    expect(qr).to_have_attribute("src", f"/kiosk/{way.cred}/qr.svg?room={north_mid}")
+    expect(page.locator("#qr svg")).to_be_hidden()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#qr img.qr-room'); "
+        "return i && i.complete && i.naturalWidth > 0; }"
+    )
+    expect(page.locator("#qr-title")).to_contain_text(way.names[north_mid])
+    # Back to the resting view after the (injected) idle time.
+    expect(page.locator("#route")).to_have_attribute("data-space-id", south_a, timeout=4000)
+    expect(page.locator("#route")).to_have_attribute("data-selected", "idle")
+    expect(page.locator("#qr img.qr-room")).to_have_count(0)
+    expect(page.locator("#qr svg")).to_be_visible()
+    # The free list is a way in too.
+    page.locator(f'#free-list li[data-space-id="{way.sid["south_b"]}"]').click()
+    expect(page.locator("#route")).to_have_attribute("data-space-id", way.sid["south_b"])
+    assert not page.errors
+
+
+@pytest.mark.browser
+def test_tapping_a_room_that_is_not_free_shows_its_state_and_no_route(way, contexts):
+    north_mid, north_east = way.sid["north_mid"], way.sid["north_east"]
+    way.sim.world.set_space(north_mid, presence=True)
+    way.sim.world.set_space(north_east, health="offline")
+    wait_until(lambda: way.server_says("occupied", north_mid), timeout=5)
+    page = open_page(contexts, way.url, init=IDLE)
+    expect(page.locator("#route")).to_have_attribute("data-space-id", way.sid["south_a"])
+    shape(page, north_mid).click()
+    expect(shape(page, north_mid)).to_have_attribute("data-selected", "true")
+    expect(page.locator("#route")).to_have_count(0)
+    expect(page.locator("#map-card")).to_have_attribute("data-state", "occupied")
+    expect(page.locator("#map-card .map-card-state")).to_have_text("In use")
+    shape(page, north_east).click()
+    expect(page.locator("#map-card .map-card-state")).to_have_text("Sensor offline")
+    expect(page.locator("#route")).to_have_count(0)
+    # A room that stops being free while it is chosen loses its route at once.
+    north_west = way.sid["north_west"]
+    shape(page, north_west).click()
+    expect(page.locator("#route")).to_have_attribute("data-space-id", north_west)
+    way.sim.world.set_space(north_west, presence=True)
+    expect(page.locator("#route")).to_have_count(0, timeout=2000)
+    expect(page.locator("#map-card .map-card-state")).to_have_text("In use")
+    assert not page.errors
+
+
+@pytest.mark.browser
+def test_no_contact_with_the_server_means_no_route(way, contexts):
+    page = open_page(contexts, way.url + "?no_contact_s=2")
+    expect(page.locator("#route")).to_have_count(1)
+    way.server.stop()
+    page.wait_for_function(f"() => {FEED} === 'stale'", timeout=5000)
+    expect(page.locator("#route")).to_have_count(0, timeout=1000)
+    # The list keeps its last known rooms (the banner says so) but suggests no walk to them.
+    texts = page.locator("#free-list .free-distance").all_text_contents()
+    assert all(t == "" for t in texts)
+    expect(page.locator('#map-box g.room-shape[data-state="free"]')).to_have_count(0, timeout=5000)
+    assert not page.errors
+
+
+@pytest.mark.browser
+def test_phone_opened_on_a_room_shows_its_way_and_keeps_it_live(way, contexts):
+    north_mid = way.sid["north_mid"]
+    phone = open_page(contexts, f"{way.phone_url}?room={north_mid}", 390, 844)
+    expect(phone.locator("#route")).to_have_attribute("data-space-id", north_mid)
+    expect(phone.locator("#map-card .map-card-name")).to_have_text(way.names[north_mid])
+    expect(phone.locator("svg.plan-map image")).to_have_attribute("href", re.compile("^/phone/"))
+    shot(phone, "wayfinding-phone-390x844")
+    # Opened on a room, the phone scrolls to the map; its list above is ranked from the kiosk.
+    assert phone.evaluate("scrollY") > 0
+    phone.evaluate("scrollTo(0, 0)")
+    shot(phone, "wayfinding-phone-390x844-top")
+    way.sim.world.set_space(north_mid, presence=True)
+    expect(phone.locator("#route")).to_have_count(0, timeout=10_000)
+    expect(phone.locator("#map-card .map-card-state")).to_have_text("In use")
+    way.sim.world.set_space(north_mid, presence=False)
+    expect(phone.locator("#route")).to_have_attribute("data-space-id", north_mid, timeout=10_000)
+    # An unknown room in the address is ignored: the phone shows its nearest free room.
+    other = open_page(contexts, f"{way.phone_url}?room=spc_nope", 390, 844)
+    expect(other.locator("#route")).to_have_attribute("data-space-id", way.sid["south_a"])
+    assert not phone.errors and not other.errors
+
+
+@pytest.mark.browser
+def test_without_outlines_the_treemap_stays(server, sim, contexts):
+    way = WayFloor(server, sim, outlines=False)
+    page = open_page(contexts, way.url)
+    rooms = len(server.svc.directory.rooms_of(way.id))
+    expect(page.locator("#map g.tile")).to_have_count(rooms, timeout=5000)
+    expect(page.locator("svg.plan-map")).to_have_count(0)
+    expect(page.locator("#route")).to_have_count(0)
+    assert not page.errors
+
+
+@pytest.mark.browser
+def test_straight_line_distances_are_said_to_be_so(server, sim, contexts):
+    way = WayFloor(server, sim)
+    document = way.document(True)
+    document["nodes"], document["edges"] = [], []
+    server.svc.store.put_layout(way.id, document)
+    page = open_page(contexts, way.url, init=None)
+    expect(page.locator("#free-note")).to_be_visible()
+    expect(page.locator("#free-note")).to_have_text("Straight-line distances")
+    # In a straight line the room just above the screen is the nearest.
+    expect(page.locator("#route")).to_have_attribute("data-space-id", way.sid["north_west"])
+    assert free_order(page)[0] == way.sid["north_west"]
+    expect(page.locator(".free-distance").first).to_have_text(re.compile(r"^\d+ m · \d+ min$"))
+    assert not page.errors
+
+
+@pytest.mark.browser
+def test_without_a_scale_the_list_is_ranked_without_metres(server, sim, contexts):
+    way = WayFloor(server, sim)
+    document = way.document(True)
+    document["metres_across"] = None
+    server.svc.store.put_layout(way.id, document)
+    page = open_page(contexts, way.url)
+    expect(page.locator("#route")).to_have_attribute("data-space-id", way.sid["south_a"])
+    assert free_order(page)[:2] == [way.sid["south_a"], way.sid["south_b"]]
+    texts = page.locator("#free-list .free-distance").all_text_contents()
+    assert texts and all(t == "" for t in texts)
+    expect(page.locator("#free-note")).to_be_hidden()
+    assert not page.errors
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    "size,theme", [((1920, 1080), "light"), ((1080, 1920), "light"), ((1920, 1080), "dark")]
+)
+def test_screenshots_of_the_plan_map(way, contexts, size, theme):
+    way.sim.world.set_space(way.sid["north_mid"], presence=True)
+    way.sim.world.set_space(way.sid["south_c"], health="offline")
+    settings = {"here": HERE, "theme": theme, "language": "de" if theme == "dark" else "en"}
+    way.server.svc.store.update_display_settings(way.display.id, settings)
+    page = open_page(contexts, way.url, *size)
+    expect(page.locator("#route")).to_have_attribute("data-space-id", way.sid["south_a"])
+    expect(shape(page, way.sid["north_mid"])).to_have_attribute("data-state", "occupied")
+    # Nothing spills out of the screen, and every outlined room lies inside the map box.
+    assert page.evaluate(
+        "() => document.documentElement.scrollHeight <= innerHeight + 1"
+        " && document.documentElement.scrollWidth <= innerWidth + 1"
+    )
+    box = page.locator("#map-box").bounding_box()
+    for rid in way.sid.values():
+        b = shape(page, rid).bounding_box()
+        assert b["x"] >= box["x"] - 1 and b["x"] + b["width"] <= box["x"] + box["width"] + 1
+        assert b["y"] >= box["y"] - 1 and b["y"] + b["height"] <= box["y"] + box["height"] + 1
+    # Room names are large enough to read across a lobby (at least 24 px at 1080p).
+    sizes = page.locator("#map-box .shape-name").evaluate_all(
+        "els => els.filter(e => e.getAttribute('display') !== 'none')"
+        ".map(e => e.getBoundingClientRect().height)"
+    )
+    assert sizes and min(sizes) >= 24
+    shot(page, f"wayfinding-{size[0]}x{size[1]}-{theme}")
+    assert not page.errors
+
+
+@pytest.mark.browser
+def test_room_names_on_the_plan_and_the_card_are_text(way, contexts):
+    page = open_page(contexts, way.url)
+    rid = way.sid["south_a"]
+    evil = '<img src=x onerror="window.__pwned=1">'
+    page.evaluate(
+        """([id, name]) => signageKiosk.apply({type: 'snapshot', epoch: 'x', seq: 999999,
+            feed: 'live', server_time: new Date().toISOString(),
+            rooms: {[id]: {id, name, function: 'meeting_room', capacity: 4, state: 'free',
+                           since_s: 5}}})""",
+        [rid, evil],
+    )
+    expect(shape(page, rid).locator(".shape-name")).to_have_text(evil)
+    expect(page.locator("#map-card .map-card-name")).to_have_text(evil)
+    page.evaluate("id => signageKiosk.select(id)", rid)
+    expect(page.locator("#qr-title")).to_contain_text(evil)
+    assert page.locator("img[src=x]").count() == 0
+    assert page.evaluate("window.__pwned") is None
