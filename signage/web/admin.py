@@ -440,7 +440,10 @@ def apply_display_change(
     )
     closed = svc.hub.close_display(display.id, CLOSE_RELOAD, "display reconfigured")
     logger.info(
-        "display %s reconfigured; %d kiosk socket(s) asked to reconnect", display.id, closed
+        "display %s reconfigured; %d kiosk socket(s) asked to reconnect",
+        display.id,
+        closed,
+        extra={"event": "display", "display_id": display.id, "state": "reconfigured"},
     )
     return updated
 
@@ -449,14 +452,23 @@ def remove_display(svc: Services, display: Display) -> None:
     """Delete a display and close its sockets (its credential no longer opens anything)."""
     svc.store.remove_display(display.id)
     svc.hub.close_display(display.id, CLOSE_UNAUTHORIZED, "display removed")
-    logger.info("display %s removed", display.id)
+    logger.info(
+        "display %s removed",
+        display.id,
+        extra={"event": "display", "display_id": display.id, "state": "removed"},
+    )
 
 
 def revoke_display(svc: Services, display: Display) -> Display:
     """Issue a new credential: screens holding the old one are closed and return to pairing."""
     revoked = svc.store.revoke_display(display.id)
     closed = svc.hub.close_display(display.id, CLOSE_UNAUTHORIZED, "credential revoked")
-    logger.info("display %s credential revoked; %d socket(s) closed", display.id, closed)
+    logger.info(
+        "display %s credential revoked; %d socket(s) closed",
+        display.id,
+        closed,
+        extra={"event": "display", "display_id": display.id, "state": "revoked"},
+    )
     return revoked
 
 
@@ -679,6 +691,8 @@ def fleet_status(svc: Services) -> dict[str, Any]:
                 }
             )
         problems = []
+        # How long no screen has been connected, as the alert watcher saw it (None: up).
+        down_s = svc.alerts.down_for("display", display.id) if svc.alerts else None
         if not screens:
             problems.append("not connected")
         elif all(
@@ -694,6 +708,8 @@ def fleet_status(svc: Services) -> dict[str, Any]:
                 "connected": len(screens),
                 "screens": screens,
                 "problems": problems,
+                "down_s": None if down_s is None else round(down_s),
+                "alerted": bool(svc.alerts and svc.alerts.reported("display", display.id)),
             }
         )
 
@@ -704,6 +720,7 @@ def fleet_status(svc: Services) -> dict[str, Any]:
         token_key = svc.token_display_for_floor(feed.floor_id) or "org"
         expiry = svc.client.token_expiry(token_key)
         problems = []
+        feed_down_s = svc.alerts.down_for("feed", feed.floor_id) if svc.alerts else None
         if status["mode"] != "live":
             problems.append(
                 f"feed {status['mode']}" + (f": {status['reason']}" if status["reason"] else "")
@@ -722,6 +739,8 @@ def fleet_status(svc: Services) -> dict[str, Any]:
                 "kiosks": svc.hub.count(feed.floor_id),
                 "channels": status["channels"],
                 "problems": problems,
+                "down_s": None if feed_down_s is None else round(feed_down_s),
+                "alerted": bool(svc.alerts and svc.alerts.reported("feed", feed.floor_id)),
             }
         )
         for room in list(feed.rooms.values()):
@@ -744,7 +763,9 @@ def fleet_status(svc: Services) -> dict[str, Any]:
             )
 
     def order(item: dict[str, Any]) -> tuple:
-        return (not item["problems"], str(item.get("name") or item.get("floor") or ""))
+        # Problems first, the longest down among them first.
+        down = -(item.get("down_s") or 0)
+        return (not item["problems"], down, str(item.get("name") or item.get("floor") or ""))
 
     return {
         "displays": sorted(displays_out, key=order),

@@ -1,0 +1,191 @@
+"""Console pages for announcements, on the admin blueprint (so its guard applies: sign-in and
+the CSRF token), and the helpers the JSON API's announcement routes share with them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Response, abort, flash, redirect, render_template, request, url_for
+
+from signage import auth
+from signage.announcements import (
+    MAX_BODY,
+    MAX_DURATION_MIN,
+    MAX_TITLE,
+    AnnouncementInvalid,
+    clean_announcement,
+    public,
+)
+from signage.services import Services, services
+from signage.store import Announcement
+from signage.web import admin
+
+logger = logging.getLogger(__name__)
+
+RECENT = 20  # ended and cancelled announcements the console still lists
+
+
+def audiences(svc: Services) -> tuple[list[tuple[str, str]], set[str] | None, str | None]:
+    """The console's choices ("all", "floor:<id>", "display:<id>") with labels, the floors
+    Density lists (None when it cannot be reached) and the reason it could not be."""
+    choices, floor_error = admin.floor_choices(svc)
+    displays = svc.store.list_displays()
+    options = [("all", "All displays")]
+    floors = {c.id: f"{c.building} / {c.name}" if c.building else c.name for c in choices}
+    for display in displays:
+        floors.setdefault(display.floor_id, admin.floor_label(svc, display.floor_id))
+    options += [(f"floor:{fid}", f"Floor: {label}") for fid, label in floors.items()]
+    options += [(f"display:{d.id}", f"Display: {d.name}") for d in displays]
+    known = None if floor_error else {c.id for c in choices}
+    return options, known, floor_error
+
+
+def audience_label(svc: Services, announcement: Announcement) -> str:
+    """Who sees an announcement, for people."""
+    if announcement.scope == "all":
+        return "All displays"
+    if announcement.scope == "floor":
+        return f"Floor: {admin.floor_label(svc, announcement.target or '')}"
+    display = svc.store.get_display(int(announcement.target or 0))
+    return f"Display: {display.name}" if display else f"Display {announcement.target} (deleted)"
+
+
+def listing(svc: Services) -> dict[str, list[dict[str, Any]]]:
+    """Current and scheduled announcements, then the most recent ended or cancelled ones."""
+    now = svc.announcer.clock()
+    current = [
+        public(a, now, audience_label(svc, a)) for a in svc.store.list_announcements(current_at=now)
+    ]
+    showing = {a["id"] for a in current}
+    recent = []
+    for announcement in svc.store.list_announcements():
+        if len(recent) >= RECENT:
+            break
+        if announcement.id not in showing:
+            recent.append(public(announcement, now, audience_label(svc, announcement)))
+    return {"current": current, "recent": recent}
+
+
+def create(svc: Services, data: dict[str, Any], by: str) -> Announcement:
+    """Check and create an announcement; raises AnnouncementInvalid with a message per field."""
+    _, known, _ = audiences(svc)
+    cleaned = clean_announcement(data, svc.store, svc.announcer.clock(), known)
+    return svc.announcer.create(created_by=by, **cleaned)
+
+
+# -- console pages ---------------------------------------------------------------------------------
+def _form_data() -> dict[str, Any]:
+    form = request.form
+    data = {
+        key: form.get(key, "")
+        for key in ("audience", "kind", "title", "body", "duration_minutes", "starts_at")
+    }
+    if form.get("ends_at", "").strip():
+        data["ends_at"] = form["ends_at"]
+        data.pop("duration_minutes")  # an exact end replaces the duration the form defaults to
+    minutes = str(data.get("duration_minutes", "")).strip()
+    if minutes.isdigit() and len(minutes) < 7:
+        data["duration_minutes"] = int(minutes)  # the API takes a number; the form sends text
+    return data
+
+
+@admin.bp.route("/announcements", methods=["GET", "POST"])
+def announcements_page() -> Any:
+    """Push a banner or an emergency to screens; current and recent ones, with cancel."""
+    svc = services()
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {"kind": "message", "audience": "all", "duration_minutes": "60"}
+    if request.method == "POST":
+        values = _form_data()
+        principal = auth.current_principal()
+        try:
+            announcement = create(svc, values, principal.label if principal else "?")
+        except AnnouncementInvalid as exc:
+            errors = exc.errors
+        else:
+            what = "Emergency override" if announcement.kind == "emergency" else "Announcement"
+            flash(f"{what} “{announcement.title}” sent.", "ok")
+            return redirect(url_for("admin.announcements_page"))
+    options, _, floor_error = audiences(svc)
+    body = render_template(
+        "admin/announcements.html",
+        options=options,
+        floor_error=floor_error,
+        errors=errors,
+        values=values,
+        listing=listing(svc),
+        max_title=MAX_TITLE,
+        max_body=MAX_BODY,
+        max_minutes=MAX_DURATION_MIN,
+    )
+    return Response(body, status=400 if errors else 200)
+
+
+@admin.bp.post("/announcements/<int:announcement_id>/cancel")
+def announcement_cancel(announcement_id: int) -> Response:
+    """End an announcement now; its screens drop it within seconds."""
+    svc = services()
+    principal = auth.current_principal()
+    cancelled = svc.announcer.cancel(announcement_id, principal.label if principal else None)
+    if cancelled is None:
+        abort(404)
+    flash(f"“{cancelled.title}” ended.", "ok")
+    return redirect(url_for("admin.announcements_page"))
+
+
+# -- the OpenAPI parts (api.py's document includes them) -------------------------------------------
+def openapi_schemas() -> dict[str, Any]:
+    """The request body of POST /announcements."""
+    time_value = {
+        "oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+        "description": "ISO 8601 with an offset, or Unix seconds",
+    }
+    return {
+        "AnnouncementCreate": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["scope", "title"],
+            "properties": {
+                "scope": {"type": "string", "enum": ["display", "floor", "all"]},
+                "target": {
+                    "type": ["string", "integer", "null"],
+                    "description": "the display id or floor id; none for all",
+                },
+                "kind": {"type": "string", "enum": ["message", "emergency"]},
+                "title": {"type": "string", "minLength": 1, "maxLength": MAX_TITLE},
+                "body": {"type": "string", "maxLength": MAX_BODY},
+                "starts_at": time_value,
+                "ends_at": time_value,
+                "duration_minutes": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_DURATION_MIN,
+                },
+            },
+        }
+    }
+
+
+def openapi_paths(op: Any) -> dict[str, Any]:
+    """The announcement routes, described with api.py's `_op` helper."""
+    cancel = op("End an announcement now")
+    cancel["parameters"] = [
+        {
+            "name": "announcement_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer"},
+        }
+    ]
+    return {
+        "/announcements": {
+            "get": op("Current, scheduled and recent announcements"),
+            "post": op(
+                "Show a banner or an emergency override on screens",
+                body="AnnouncementCreate",
+                ok="201",
+            ),
+        },
+        "/announcements/{announcement_id}/cancel": {"post": cancel},
+    }

@@ -1,0 +1,251 @@
+"""The "down for N minutes" alert: a real webhook receiver on loopback, real kiosk sockets, the
+simulator's fault controls for a floor feed, and the webhook URL kept out of every log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from websockets.sync.client import connect
+
+from signage import config as settings
+from signage.alerts import AlertWatcher
+from tests.admin_helpers import Console, make_admin
+from tests.helpers import free_port, wait_until
+
+CANARY = "hook-s3cr3t-7f1c2a9e"  # the webhook's secret path: must never reach a log line
+
+
+class Receiver:
+    """A webhook receiver in a thread on port 0: records each POST, answers from `statuses`."""
+
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        self.posts: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        self.statuses = list(statuses or [])
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.paths.append(self.path)
+                status = receiver.statuses.pop(0) if receiver.statuses else 204
+                if status < 300:
+                    receiver.posts.append(json.loads(body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass  # the stdlib server would print the secret path to stderr
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/{CANARY}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def events(self, kind: str | None = None) -> list[tuple[str, str, str]]:
+        return [(p["event"], p["kind"], p["id"]) for p in self.posts if kind in (None, p["kind"])]
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.stop()
+
+
+def fast_alerts(receiver: Receiver, after_s: float) -> dict[str, Any]:
+    """Settings for a server whose watcher looks 5 times a second (SIGNAGE_ALERT_AFTER is in
+    minutes and takes fractions)."""
+    return {
+        "SIGNAGE_ALERT_WEBHOOK": receiver.url,
+        "SIGNAGE_ALERT_AFTER": after_s / 60,
+        "SIGNAGE_ALERT_INTERVAL": 0.2,
+    }
+
+
+def checks_after(watcher: AlertWatcher, n: int) -> None:
+    """Wait until the watcher has looked `n` more times."""
+    target = watcher.checks + n
+    wait_until(lambda: watcher.checks >= target, timeout=10, message=f"{n} more checks")
+
+
+def test_a_display_that_disconnects_and_returns_gets_one_down_and_one_recovered(
+    make_server, receiver, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    server = make_server(**fast_alerts(receiver, after_s=1.0))
+    floor = server.svc.directory.floors()[0].id
+    display, cred = server.add_display(floor, name="Lobby west")
+    watcher = server.svc.alerts
+    with connect(server.socket_url(cred), open_timeout=5) as ws:  # starts the watcher too
+        ws.recv(timeout=5)
+        checks_after(watcher, 8)  # connected through more than the threshold: no alert
+        assert receiver.posts == []
+    wait_until(lambda: receiver.posts, timeout=10, message="down report")
+    (down,) = receiver.posts
+    assert down["event"] == "down" and down["kind"] == "display"
+    assert down["id"] == str(display.id) and down["name"] == "Lobby west"
+    assert down["minutes"] == 0 and down["since"].endswith("Z")
+    assert receiver.paths == [f"/{CANARY}"]
+
+    # The fleet page says how long, and puts the down display first.
+    make_admin(server.svc)
+    console = Console(server.app)
+    console.login()
+    page = console.get("/admin/fleet").get_data(as_text=True)
+    assert "down for under 1 min (alert sent)" in page
+    fleet = console.api("GET", "/api/admin/fleet").json
+    assert fleet["displays"][0]["id"] == display.id and fleet["displays"][0]["down_s"] >= 1
+
+    checks_after(watcher, 8)  # still down, looked at again and again: nothing more is sent
+    assert len(receiver.posts) == 1
+    with connect(server.socket_url(cred), open_timeout=5) as ws:
+        ws.recv(timeout=5)
+        wait_until(lambda: len(receiver.posts) == 2, timeout=10, message="recovered report")
+        checks_after(watcher, 5)
+        assert watcher.down_for("display", display.id) is None
+    assert receiver.events() == [
+        ("down", "display", str(display.id)),
+        ("recovered", "display", str(display.id)),
+    ]
+    assert receiver.posts[1]["since"] == down["since"]
+    assert watcher.failed == 0 and watcher.sent == 2
+    logged = caplog.text + "".join(r.getMessage() for r in caplog.records)
+    assert "display" in logged and "down" in logged  # the watcher did log its reports
+    assert CANARY not in logged and receiver.url not in logged
+
+
+def test_a_floor_feed_held_down_by_the_simulator_is_reported_once_each_way(
+    sim, make_server, receiver, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    server = make_server(**fast_alerts(receiver, after_s=1.5))
+    floor = server.svc.directory.floors()[0].id
+    _, cred = server.add_display(floor)
+    watcher = server.svc.alerts
+    with connect(server.socket_url(cred), open_timeout=5) as ws:  # keeps the display up
+        ws.recv(timeout=5)
+        feed = server.svc.feeds.get(floor)
+        wait_until(lambda: feed.status()["mode"] == "live", timeout=10, message="feed live")
+        checks_after(watcher, 3)
+        # A slow start on a busy machine may have been reported already: it must then have
+        # recovered, and it is not counted below.
+        before = receiver.events("feed")
+        assert before in ([], [("down", "feed", floor), ("recovered", "feed", floor)])
+
+        sim.world.set_socket_mode("refuse")
+        sim.world.drop_sockets(floor)
+        wait_until(lambda: feed.status()["mode"] != "live", timeout=10, message="feed down")
+        wait_until(
+            lambda: len(receiver.events("feed")) == len(before) + 1, timeout=10, message="down"
+        )
+        checks_after(watcher, 8)  # held down: no second report
+        assert receiver.events("feed")[len(before) :] == [("down", "feed", floor)]
+
+        sim.world.set_socket_mode("normal")
+        wait_until(lambda: feed.status()["mode"] == "live", timeout=15, message="feed back")
+        wait_until(
+            lambda: len(receiver.events("feed")) == len(before) + 2, timeout=10, message="back"
+        )
+        checks_after(watcher, 5)
+    assert receiver.events("feed")[len(before) :] == [
+        ("down", "feed", floor),
+        ("recovered", "feed", floor),
+    ]
+    report = [p for p in receiver.posts if p["kind"] == "feed"][-1]
+    assert report["name"] and report["minutes"] == 0
+    assert receiver.events("display") == []  # the kiosk stayed connected throughout
+    logged = caplog.text + "".join(r.getMessage() for r in caplog.records)
+    assert CANARY not in logged
+
+
+def test_failed_deliveries_are_retried_and_logged_without_the_url(server, receiver, caplog):
+    caplog.set_level(logging.DEBUG)
+    floor = server.svc.directory.floors()[0].id
+    display = server.svc.store.add_display("Lobby", floor)
+    receiver.statuses = [500, 503]  # then 204
+    watcher = AlertWatcher(
+        server.svc.store,
+        server.svc.hub,
+        server.svc.feeds,
+        webhook=receiver.url,
+        after=0.0,
+        interval=3600,  # no looks of its own: the test looks
+        backoff=(0.05, 0.1),
+    )
+    try:
+        watcher.ensure_started()
+        reports = watcher.check()
+        assert [(r["event"], r["kind"], r["id"]) for r in reports] == [
+            ("down", "display", str(display.id))
+        ]
+        wait_until(lambda: watcher.sent == 1, timeout=5, message="delivered on the third try")
+        assert len(receiver.paths) == 3 and receiver.events() == [
+            ("down", "display", str(display.id))
+        ]
+        assert watcher.check() == []  # already reported
+    finally:
+        watcher.stop()
+
+    # Nobody listening: the failure is logged with its cause, never with the URL.
+    dead = f"http://127.0.0.1:{free_port()}/{CANARY}"
+    watcher = AlertWatcher(
+        server.svc.store,
+        server.svc.hub,
+        server.svc.feeds,
+        webhook=dead,
+        after=0.0,
+        interval=3600,
+        backoff=(0.05, 0.05),
+    )
+    try:
+        watcher.ensure_started()
+        assert watcher.check()
+        wait_until(lambda: watcher.failed == 1, timeout=10, message="given up")
+    finally:
+        watcher.stop()
+    failures = [r.getMessage() for r in caplog.records if "not delivered" in r.getMessage()]
+    assert failures and "ConnectError" in failures[-1]
+    logged = caplog.text + "".join(r.getMessage() for r in caplog.records)
+    assert CANARY not in logged and dead not in logged
+
+
+def test_a_hanging_receiver_blocks_no_check(server, caplog):
+    """A receiver that accepts and never answers holds only the sender thread."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # never accepted: connects succeed, answers never come
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/{CANARY}"
+    floor = server.svc.directory.floors()[0].id
+    server.svc.store.add_display("A", floor)
+    watcher = AlertWatcher(
+        server.svc.store, server.svc.hub, server.svc.feeds, webhook=url, after=0.0, interval=0.05
+    )
+    try:
+        watcher.ensure_started()
+        wait_until(lambda: watcher.checks >= 1 and watcher.reported("display", 1), timeout=5)
+        server.svc.store.add_display("B", floor)
+        # The sender is waiting on the silent receiver (5 s timeout); looks go on meanwhile.
+        checks_after(watcher, 10)
+        assert watcher.reported("display", 2) and watcher.sent == 0
+    finally:
+        listener.close()  # resets the connection the sender waits on
+        watcher.stop()
+
+
+def test_the_webhook_is_a_secret_setting():
+    values = settings.load("/nonexistent", environ={"SIGNAGE_ALERT_WEBHOOK": "https://h/x/tok"})
+    assert "https://h/x/tok" in settings.secret_values(values)
+    assert values["SIGNAGE_ALERT_AFTER"] == 10.0 and values["SIGNAGE_ALERT_INTERVAL"] == 15.0
