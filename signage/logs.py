@@ -69,7 +69,8 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in self._STANDARD and not key.startswith("_"):
-                entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
+                plain = value is None or isinstance(value, str | int | float | bool)
+                entry[key] = value if plain else str(value)
         if record.exc_text:
             entry["exception"] = record.exc_text
         return json.dumps(entry)

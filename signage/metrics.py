@@ -7,8 +7,11 @@ into a second set of counters that could drift from them.
 
 from __future__ import annotations
 
+import itertools
+import threading
+import weakref
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -27,6 +30,30 @@ class SignageCollector:
 
     def __init__(self, svc: Services) -> None:
         self.svc = svc
+        # Malformed frames are counted by each feed, and a feed ends when its last kiosk has
+        # gone: keep each feed's last count, and fold it into a total when the feed is
+        # collected, so the counter never goes down (Prometheus would read that as a reset).
+        self._lock = threading.Lock()
+        self._keys = itertools.count()
+        self._tracked: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._last: dict[int, int] = {}
+        # Keys of feeds collected since: the finalizer only appends (it may run in any thread,
+        # even inside the locked section below), the next scrape folds them into the total.
+        self._gone: list[int] = []
+        self._retired = 0
+
+    def _malformed_total(self, feeds: list[Any]) -> int:
+        """Frames skipped by every feed so far, those stopped since included."""
+        with self._lock:
+            while self._gone:
+                self._retired += self._last.pop(self._gone.pop(), 0)
+            for feed in feeds:
+                key = self._tracked.get(feed)
+                if key is None:
+                    key = self._tracked[feed] = next(self._keys)
+                    weakref.finalize(feed, self._gone.append, key)
+                self._last[key] = feed.malformed_frames
+            return self._retired + sum(list(self._last.values()))
 
     def collect(self) -> Iterator[Metric]:
         svc = self.svc
@@ -55,9 +82,9 @@ class SignageCollector:
 
         malformed = CounterMetricFamily(
             "signage_upstream_malformed_frames",
-            "Upstream socket frames skipped as malformed (feeds running now).",
+            "Upstream socket frames skipped as malformed.",
         )
-        malformed.add_metric([], sum(f["malformed_frames"] for f in feeds))
+        malformed.add_metric([], self._malformed_total(svc.feeds.feeds()))
         yield malformed
 
         stats = svc.client.stats

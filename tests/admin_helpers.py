@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from flask.testing import FlaskClient
-from werkzeug.routing import Rule
+from werkzeug.routing import IntegerConverter, Rule
 
 from signage import auth
 
@@ -79,7 +79,7 @@ def example_url(rule: Rule, display_id: int = 1, floor_id: str = "spc_x") -> str
     for arg in rule.arguments:
         converter = rule._converters[arg]
         name = type(converter).__name__
-        if name == "IntegerConverter":
+        if isinstance(converter, IntegerConverter):  # signage's own IdConverter included
             values[arg] = display_id
         elif name == "AnyConverter":
             values[arg] = sorted(converter.items)[0]  # type: ignore[attr-defined]

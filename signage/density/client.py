@@ -281,6 +281,12 @@ class DensityClient:
                 ) from exc
             except httpx.InvalidURL as exc:
                 raise DensityError(f"{what}: invalid URL", endpoint=endpoint) from exc
+            except RuntimeError as exc:
+                # close() ran between the check above and this call (shutdown while a feed
+                # polls): httpx raises RuntimeError, which would escape a feed thread.
+                if not self._closed:
+                    raise
+                raise DensityError("client is closed", endpoint=endpoint) from exc
             else:
                 status = response.status_code
                 self._count(endpoint, str(status))

@@ -18,7 +18,9 @@ from signage.density.errors import DensityError
 from signage.hub import CLOSE_RELOAD
 from signage.services import Services, services
 from signage.store import Display, StoreError
-from signage.web import admin, pairing
+
+# announcements also puts the console's announcement pages on admin.bp.
+from signage.web import admin, announcements, editor, pairing
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +217,8 @@ def pair() -> Any:
     errors = {}
     if not isinstance(code, str) or not code or len(code) > 32:
         errors["code"] = "the code the screen shows"
-    if isinstance(display_id, bool) or not isinstance(display_id, int):
+    # In range too: an id past 64 bits overflows the database query (a 500 the fuzzing found).
+    if not isinstance(display_id, int) or isinstance(display_id, bool) or abs(display_id) >= 2**63:
         errors["display_id"] = "a display id"
     if errors:
         return _bad_request(errors)
@@ -307,6 +310,80 @@ def floor_plan_delete(floor_id: str) -> Any:
     return "", 204
 
 
+# -- floor layouts (the floor editor's document; see signage/web/editor.py) -----------------------
+@bp.get("/floors/<floor_id>/layout")
+def floor_layout(floor_id: str) -> Any:
+    """The floor's layout, its version (0: none yet), plan, rooms and displays."""
+    try:
+        doc = editor.layout_document(services(), floor_id, f"{API_PREFIX}floors/{floor_id}/plan")
+    except editor.EditorError as exc:
+        return exc.response()
+    return jsonify(doc)
+
+
+@bp.put("/floors/<floor_id>/layout")
+def floor_layout_put(floor_id: str) -> Any:
+    """Save a layout: {"version": the version read, "layout": {...}}; 409 if saved since."""
+    try:
+        version = editor.save_layout(services(), floor_id, _json_object(), _principal().label)
+    except editor.EditorError as exc:
+        return exc.response()
+    return jsonify(version=version)
+
+
+@bp.get("/displays/<int:display_id>/here")
+def display_here(display_id: int) -> Response:
+    """Where the display stands on its floor's layout ("you are here"), or null."""
+    display = _display_or_404(display_id)
+    return jsonify(here=editor.here_of(display), floor_id=display.floor_id)
+
+
+@bp.put("/displays/<int:display_id>/here")
+def display_here_put(display_id: int) -> Any:
+    """Place the display: {"here": [x, y]} in its floor layout's units, or null; it reloads."""
+    svc = services()
+    display = _display_or_404(display_id)
+    try:
+        point = editor.set_here(svc, display, _json_object())
+    except editor.EditorError as exc:
+        return exc.response()
+    return jsonify(here=point, floor_id=display.floor_id)
+
+
+# -- announcements (signage/web/announcements.py) -------------------------------------------------
+@bp.get("/announcements")
+def announcements_list() -> Response:
+    """Showing and scheduled announcements, then recent ended or cancelled ones."""
+    return jsonify(announcements.listing(services()))
+
+
+@bp.post("/announcements")
+def announcements_create() -> Any:
+    """A banner or an emergency override for a display, a floor or all, shown within seconds."""
+    from signage.announcements import AnnouncementInvalid, public
+
+    svc = services()
+    try:
+        created = announcements.create(svc, _json_object(), _principal().label)
+    except AnnouncementInvalid as exc:
+        return _bad_request(exc.errors)
+    label = announcements.audience_label(svc, created)
+    return jsonify(public(created, svc.announcer.clock(), label)), 201
+
+
+@bp.post("/announcements/<int:announcement_id>/cancel")
+def announcement_cancel(announcement_id: int) -> Response:
+    """End an announcement now; its screens drop it within seconds."""
+    from signage.announcements import public
+
+    svc = services()
+    cancelled = svc.announcer.cancel(announcement_id, _principal().label)
+    if cancelled is None:
+        abort(404, f"no announcement {announcement_id}")
+    label = announcements.audience_label(svc, cancelled)
+    return jsonify(public(cancelled, svc.announcer.clock(), label))
+
+
 # -- fleet -----------------------------------------------------------------------------------------
 @bp.get("/fleet")
 def fleet() -> Response:
@@ -359,14 +436,24 @@ def openapi_document() -> dict[str, Any]:
         "brand_color": {"type": "string", "pattern": "^(#[0-9a-fA-F]{6})?$"},
         "logo_url": {"type": "string", "maxLength": admin.MAX_URL},
         "language": {"type": "string", "enum": ["en", "de", "fr"]},
-        "functions": {"type": "array", "items": {"type": "string"}},
-        "min_capacity": {"type": "integer", "minimum": 0},
-        "hidden_rooms": {"type": "array", "items": {"type": "string"}},
+        # Patterns and bounds as clean_display checks them, so the document does not promise
+        # what the API refuses (found by the schemathesis run in tests/test_api_fuzz.py).
+        "functions": {
+            "type": "array",
+            "maxItems": admin.MAX_LIST,
+            "items": {"type": "string", "pattern": admin._FUNCTION.pattern},
+        },
+        "min_capacity": {"type": "integer", "minimum": 0, "maximum": 10000},
+        "hidden_rooms": {
+            "type": "array",
+            "maxItems": admin.MAX_LIST,
+            "items": {"type": "string", "pattern": admin._SPACE_ID.pattern},
+        },
         "night": {
             "type": ["object", "null"],
-            "properties": {
-                "start": {"type": "string", "pattern": "^\\d{2}:\\d{2}$"},
-                "end": {"type": "string", "pattern": "^\\d{2}:\\d{2}$"},
+            "properties": {  # both empty (or none at all): no night hours
+                "start": {"type": "string", "pattern": "^(([01]\\d|2[0-3]):[0-5]\\d)?$"},
+                "end": {"type": "string", "pattern": "^(([01]\\d|2[0-3]):[0-5]\\d)?$"},
             },
         },
         "qr": {"type": "boolean"},
@@ -412,12 +499,14 @@ def openapi_document() -> dict[str, Any]:
                     "name": "floor_id",
                     "in": "path",
                     "required": True,
-                    "schema": {"type": "string"},
+                    "schema": {"type": "string", "pattern": plans._FLOOR_ID.pattern},
                 },
             },
             "schemas": {
                 "DisplayCreate": {**display_input, "required": ["name", "floor_id"]},
                 "DisplayUpdate": display_input,
+                **editor.openapi_schemas(),
+                **announcements.openapi_schemas(),
                 "Pair": {
                     "type": "object",
                     "required": ["code", "display_id"],
@@ -466,6 +555,8 @@ def openapi_document() -> dict[str, Any]:
             },
             "/pair": {"post": _op("Claim a pairing code for a display", body="Pair")},
             "/floors": {"get": _op("Density's floors")},
+            **editor.openapi_paths(_op),
+            **announcements.openapi_paths(_op),
             "/floors/{floor_id}/rooms": {"get": _op("A floor's rooms", params=("floor_id",))},
             "/floors/{floor_id}/plan": {
                 "get": _op("The floor's plan file", params=("floor_id",)),
