@@ -58,8 +58,13 @@ def run_gunicorn(
     max_kiosks: int,
     worker_class: str = "gthread",
     app_factory: Any = None,
+    workers: int = 1,
 ) -> None:
-    """Serve the app with gunicorn: one gthread worker holds every feed and kiosk socket."""
+    """Serve the app with gunicorn: one gthread worker holds every feed and kiosk socket.
+
+    With Redis (`workers` > 1), each worker builds its own services after the fork and the
+    workers share floors, tokens and the rate budget through Redis (signage/cluster.py).
+    """
     from gunicorn.app.base import BaseApplication
 
     class _Server(BaseApplication):
@@ -67,8 +72,9 @@ def run_gunicorn(
             options = {
                 "bind": f"{host}:{port}",
                 # The feeds and the hub live in memory: one worker, threads for every kiosk
-                # socket (each holds a handler thread) plus headroom for plain HTTP.
-                "workers": 1,
+                # socket (each holds a handler thread) plus headroom for plain HTTP. More
+                # workers only with Redis, which makes them one fleet.
+                "workers": workers,
                 "worker_class": worker_class,
                 "threads": max_kiosks + 64,
                 # Above the thread count, so idle keep-alive HTTP connections have room too.
@@ -107,6 +113,9 @@ def run_gunicorn(
         def on_term(signum, frame):
             app.extensions["signage"].shutting_down = True
             app.extensions["signage"].hub.close_all(1012, "server restarting")
+            cluster = app.extensions["signage"].cluster
+            if cluster is not None:  # hand our floors to the fleet now, not at lease expiry
+                cluster.leave()
             if callable(previous):
                 previous(signum, frame)
 
@@ -142,22 +151,42 @@ def _raise_file_limit(wanted: int) -> None:
     show_default=True,
     help="waitress serves without WebSockets: kiosks use the HTTP fallback.",
 )
-def serve(host: str, port: int, server: str) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="gunicorn worker processes; more than one needs SIGNAGE_REDIS_URL.",
+)
+def serve(host: str, port: int, server: str, workers: int) -> None:
     """Serve kiosks and the admin console."""
     from signage import config as settings
 
     os.environ.setdefault("SIGNAGE_PUBLIC_URL", _default_public_url(host, port))
     values = settings.load(os.path.join(os.getcwd(), "instance"))
     _configure_logging(values)
+    if workers > 1 and not values["SIGNAGE_REDIS_URL"]:
+        raise click.UsageError(
+            "--workers above 1 needs SIGNAGE_REDIS_URL: without Redis each worker would open its"
+            " own upstream sockets and kiosks would see different states (docs/scale-out.md)"
+        )
+    if values["SIGNAGE_REDIS_URL"]:
+        from signage.cluster import check_url
+
+        problem = check_url(values["SIGNAGE_REDIS_URL"])
+        if problem is not None:
+            raise click.UsageError(problem)
+    if workers > 1 and server == "waitress":
+        raise click.UsageError("--workers is for gunicorn; waitress serves in one process")
     max_kiosks = values["SIGNAGE_MAX_KIOSKS"]
-    _raise_file_limit(max_kiosks * 2 + 256)
+    _raise_file_limit(max_kiosks * 2 + 256)  # per process: each worker inherits it
     click.echo(f"signage {__version__} serving on http://{host}:{port} ({server})")
     if server == "waitress":
         import waitress
 
         waitress.serve(_app(), host=host, port=port, threads=16)
     else:
-        run_gunicorn(host, port, max_kiosks, values["SIGNAGE_WORKER_CLASS"])
+        run_gunicorn(host, port, max_kiosks, values["SIGNAGE_WORKER_CLASS"], workers=workers)
 
 
 # -- sim ---------------------------------------------------------------------------------------
@@ -589,12 +618,13 @@ def restore(file: str, yes: bool) -> None:
     """Replace the database and floor plans with those in FILE. Stop the server first."""
     from signage import config as settings
     from signage.backup import BackupError, restore_backup
+    from signage.db import redact_url
 
     values = settings.load(os.path.join(os.getcwd(), "instance"))
     if not yes:
-        click.confirm(
-            f"Replace {values['SIGNAGE_DATABASE']} and its plans with the backup?", abort=True
-        )
+        # The URL of a PostgreSQL database may carry its password.
+        target = redact_url(values["SIGNAGE_DATABASE"])
+        click.confirm(f"Replace {target} and its plans with the backup?", abort=True)
     try:
         manifest = restore_backup(values, file)
     except BackupError as exc:

@@ -12,10 +12,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from .errors import RateLimited
 
-__all__ = ["RateLimiter"]
+__all__ = ["RateLimiter", "SharedBudget"]
 
 # Float refill arithmetic can leave a bucket at 0.9999999 tokens: treat that as a full slot,
 # and never sleep less than a tick, so a waiter cannot spin on a clock that does not move.
@@ -23,6 +24,20 @@ _EPSILON = 1e-9
 _MIN_SLEEP = 1e-4
 
 logger = logging.getLogger(__name__)
+
+
+class SharedBudget(Protocol):
+    """A token bucket shared by a fleet of processes (Redis: signage/cluster.py).
+
+    Both methods answer None when the shared store cannot be reached; the limiter then falls
+    back to its own bucket.
+    """
+
+    def take(self, rate: float, burst: int) -> float | None:
+        """Take one slot: 0.0 when taken, else the seconds until one may be free."""
+
+    def pause(self, seconds: float) -> bool | None:
+        """Hold every process's calls for ``seconds`` (a 429's Retry-After)."""
 
 
 class RateLimiter:
@@ -34,6 +49,7 @@ class RateLimiter:
         burst: int = 50,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        shared: SharedBudget | None = None,
     ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be positive and burst at least 1")
@@ -48,6 +64,8 @@ class RateLimiter:
         self.acquired = 0
         self.waited = 0.0
         self.pauses = 0
+        # With a fleet, the budget is the fleet's: Density counts requests per building IP.
+        self.shared = shared
 
     def _refill(self, now: float) -> None:
         # _last may lie in the future after a pause: nothing accrues until then.
@@ -55,8 +73,25 @@ class RateLimiter:
             self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
             self._last = now
 
+    def _take_shared(self) -> float | None:
+        """A slot from the fleet's bucket: 0.0 taken, seconds to wait, None: use our own."""
+        if self.shared is None:
+            return None
+        with self._lock:
+            now = self._clock()
+            if now < self._paused_until:
+                return self._paused_until - now + 1.0 / self.rate
+        wait = self.shared.take(self.rate, self.burst)
+        if wait is not None and wait <= 0:
+            with self._lock:
+                self.acquired += 1
+        return wait
+
     def try_acquire(self) -> bool:
         """Take a slot if one is free right now; never blocks."""
+        shared = self._take_shared()
+        if shared is not None:
+            return shared <= 0
         with self._lock:
             now = self._clock()
             self._refill(now)
@@ -70,6 +105,21 @@ class RateLimiter:
         """Block until a slot is free; raise RateLimited if none frees up within ``timeout``."""
         start = self._clock()
         while True:
+            shared = self._take_shared()
+            if shared is not None:
+                now = self._clock()
+                if shared <= 0:
+                    with self._lock:
+                        self.waited += now - start
+                    return
+                if timeout is not None and (now - start) + shared > timeout:
+                    raise RateLimited(
+                        f"shared rate limiter: no request slot within {timeout:g} s",
+                        retry_after=shared,
+                        status=None,
+                    )
+                self._sleep(max(shared, _MIN_SLEEP))
+                continue
             with self._lock:
                 now = self._clock()
                 self._refill(now)
@@ -106,6 +156,8 @@ class RateLimiter:
             self._tokens = 0.0
             self._last = max(self._last, deadline)
             self.pauses += 1
+        if self.shared is not None:
+            self.shared.pause(deadline - now)  # every process of the fleet, not only this one
         if fresh:
             logger.warning("Density rate limit hit: pausing all calls for %.1f s", deadline - now)
 

@@ -15,11 +15,18 @@ import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import BadResponse, DensityError
 
-__all__ = ["ORG_KEY", "Token", "TokenCache", "TokenGrant", "parse_token_response"]
+__all__ = [
+    "ORG_KEY",
+    "SharedTokens",
+    "Token",
+    "TokenCache",
+    "TokenGrant",
+    "parse_token_response",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +89,35 @@ def parse_token_response(body: Any) -> TokenGrant:
     )
 
 
+class SharedTokens(Protocol):
+    """Tokens kept for a fleet of processes (Redis: signage/cluster.py), so one renews each key.
+
+    Every method answers None when the shared store cannot be reached; the cache then renews
+    on its own, as a single process would.
+    """
+
+    def load(self, key: str) -> tuple[TokenGrant, float] | None:
+        """A peer's token for ``key`` and its seconds left, or None (none, or unreachable)."""
+
+    def lock(self, key: str) -> bool | None:
+        """Take the fleet-wide renewal lock for ``key``: True taken, False held by a peer."""
+
+    def unlock(self, key: str) -> None:
+        """Release the renewal lock taken by ``lock``."""
+
+    def store(self, key: str, grant: TokenGrant, left: float) -> None:
+        """Share a fresh token (``left`` seconds of life) with the fleet."""
+
+    def drop(self, key: str, access_token: str) -> None:
+        """Forget the shared token for ``key`` if it is still ``access_token``."""
+
+
+# How long a caller waits for a peer's renewal before renewing itself (a stuck peer), and how
+# often it looks meanwhile.
+SHARED_WAIT_S = 10.0
+SHARED_POLL_S = 0.05
+
+
 class _Slot:
     """Per-key state; ``lock`` is held for the whole of a fetch (the single flight)."""
 
@@ -112,6 +148,9 @@ class TokenCache:
         self._slots_lock = threading.Lock()
         self.fetches: dict[Hashable, int] = {}
         self.renewals: dict[Hashable, int] = {}
+        self.adopted: dict[Hashable, int] = {}  # tokens taken from the shared store
+        # Set after construction by whoever runs a fleet (signage/services.py); None: alone.
+        self.shared: SharedTokens | None = None
 
     def renew_margin(self, lifetime: float) -> float:
         """How long before expiry a token of ``lifetime`` seconds is renewed.
@@ -154,6 +193,8 @@ class TokenCache:
                 # The flight we queued behind failed: share its answer rather than have every
                 # waiter repeat a request that just failed (that would amplify an outage).
                 raise copy.copy(slot.error)
+            if self.shared is not None:
+                return self._renew_shared(key, slot, self.shared)
             return self._renew(key, slot)
         finally:
             slot.lock.release()
@@ -200,6 +241,62 @@ class TokenCache:
         )
         return token
 
+    def _renew_shared(self, key: Hashable, slot: _Slot, shared: SharedTokens) -> Token:
+        """A peer's fresh token if there is one, else renew under the fleet-wide lock."""
+        name = str(key)
+        waited = 0.0
+        while True:
+            token = self._adopt(key, slot, shared.load(name))
+            if token is not None:
+                return token
+            taken = shared.lock(name)
+            if taken is None:
+                return self._renew(key, slot)  # the shared store is away: renew alone
+            if taken:
+                try:
+                    # A peer may have stored a token between our look and our lock.
+                    token = self._adopt(key, slot, shared.load(name))
+                    if token is not None:
+                        return token
+                    token = self._renew(key, slot)
+                    left = token.remaining(self._clock())
+                    grant = TokenGrant(
+                        token.access_token, token.lifetime, token.scope, token.token_type
+                    )
+                    shared.store(name, grant, left)
+                    return token
+                finally:
+                    shared.unlock(name)
+            if waited >= SHARED_WAIT_S:
+                logger.warning("token renewal for %s held by a peer too long: renewing here", key)
+                return self._renew(key, slot)
+            time.sleep(SHARED_POLL_S)  # a peer is renewing: its token appears in the store
+            waited += SHARED_POLL_S
+
+    def _adopt(
+        self, key: Hashable, slot: _Slot, found: tuple[TokenGrant, float] | None
+    ) -> Token | None:
+        """Take a peer's token when it has more than its renewal margin left."""
+        if found is None:
+            return None
+        grant, left = found
+        if left <= self.renew_margin(grant.expires_in):
+            return None
+        now = self._clock()
+        token = Token(
+            access_token=grant.access_token,
+            expires_at=now + left,
+            scope=grant.scope,
+            token_type=grant.token_type,
+            issued_at=now + left - grant.expires_in,
+        )
+        slot.token = token
+        slot.error = None
+        slot.generation += 1
+        with self._slots_lock:
+            self.adopted[key] = self.adopted.get(key, 0) + 1
+        return token
+
     def peek(self, key: Hashable) -> Token | None:
         """The cached token for ``key`` without fetching (may be stale or expired)."""
         slot = self._slots.get(key)
@@ -217,6 +314,9 @@ class TokenCache:
             if token is None or (access_token is not None and token.access_token != access_token):
                 return False
             slot.token = None
+        if self.shared is not None:
+            # Peers would otherwise adopt the same dead token from the shared store.
+            self.shared.drop(str(key), token.access_token)
         logger.info("Density token for %s invalidated", key)
         return True
 
