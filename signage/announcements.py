@@ -298,6 +298,8 @@ class Announcer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_pool: list[Announcement] | None = None
+        # Called after a change made here (the Redis fleet tells its other processes).
+        self.on_change: Callable[[], Any] | None = None
         self.sends = 0
 
     # -- what a display shows ---------------------------------------------------------------
@@ -346,9 +348,14 @@ class Announcer:
             created_by or "?",
         )
         self.push(force=self._affected(announcement))
+        self._changed()
         self.ensure_started()
         self._wake.set()  # its start or end may be the next boundary
         return announcement
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def cancel(self, announcement_id: int, by: str | None = None) -> Announcement | None:
         """End an announcement at once and take it off its screens; None if there is none."""
@@ -359,6 +366,7 @@ class Announcer:
         if before.cancelled_at is None:
             logger.info("announcement %s cancelled by %s", announcement_id, by or "?")
             self.push(force=self._affected(before))
+            self._changed()
             self._wake.set()
         return cancelled
 

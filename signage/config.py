@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from signage.db import url_passwords
+
 logger = logging.getLogger(__name__)
 
 DENSITY_PRODUCTION_URL = "https://api.density.io"
@@ -50,7 +52,8 @@ SETTINGS: tuple[Setting, ...] = (
         "SIGNAGE_DATABASE",
         str,
         "",
-        "SQLite file for displays and settings (default: `instance/signage.sqlite3`).",
+        "SQLite file for displays and settings (default: `instance/signage.sqlite3`), or a"
+        " `postgresql://user:password@host/db` URL to share them between hosts.",
     ),
     Setting(
         "SIGNAGE_SECRET_KEY",
@@ -195,6 +198,47 @@ SETTINGS: tuple[Setting, ...] = (
         1200,
         "Kiosk sockets one server process is sized for (threads and connections).",
     ),
+    # Fan-out through Redis (signage/cluster.py, docs/scale-out.md).
+    Setting(
+        "SIGNAGE_REDIS_URL",
+        str,
+        "",
+        "`redis://host:6379/0`: run several processes or hosts as one fleet (docs/scale-out.md).",
+        True,
+    ),
+    Setting(
+        "SIGNAGE_LEASE_TTL",
+        float,
+        5.0,
+        "With Redis: a floor's upstream socket moves to another process this long after its"
+        " holder stops renewing.",
+    ),
+    Setting(
+        "SIGNAGE_LEASE_RENEW",
+        float,
+        1.5,
+        "With Redis: renew held leases (and look for free ones) this often, in seconds.",
+    ),
+    # "Down for N minutes" alerts (signage/alerts.py).
+    Setting(
+        "SIGNAGE_ALERT_WEBHOOK",
+        str,
+        "",
+        "URL that gets a JSON POST when a display or floor feed goes down and recovers. Secret.",
+        True,
+    ),
+    Setting(
+        "SIGNAGE_ALERT_AFTER",
+        float,
+        10.0,
+        "Minutes a display has no screen connected (or a feed is not live) before it is down.",
+    ),
+    Setting(
+        "SIGNAGE_ALERT_INTERVAL",
+        float,
+        15.0,
+        "Seconds between two looks for down displays and feeds.",
+    ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -262,4 +306,6 @@ def allowed_origins(config: Mapping[str, Any]) -> set[str]:
 
 def secret_values(config: Mapping[str, Any]) -> list[str]:
     """The configured values of secret settings, for log redaction."""
-    return [str(config[s.name]) for s in SETTINGS if s.secret and config.get(s.name)]
+    values = [str(config[s.name]) for s in SETTINGS if s.secret and config.get(s.name)]
+    # A PostgreSQL URL is not a secret, but the password in it is.
+    return [*values, *url_passwords(str(config.get("SIGNAGE_DATABASE") or ""))]

@@ -308,6 +308,9 @@ class FloorFeed:
         self.token_display_id = token_display_id
         self.epoch = epoch
         self.seq = seq_start
+        # Set when kiosks may hold another process's state (Redis fan-out, signage/cluster.py):
+        # the next update then carries every room, not only those this feed saw change.
+        self.publish_all_next = False
         self.malformed_frames = 0
         self.stopped = threading.Event()
         self.has_data = threading.Event()  # set once Density has answered at least once
@@ -407,7 +410,9 @@ class FloorFeed:
         if mode == self.mode:
             return
         log = logger.warning if mode == "stale" and reason != "starting" else logger.info
-        log("floor %s feed %s -> %s", self.floor_id, self.mode, mode)
+        # Fields as well as words: one structured line per change (SIGNAGE_LOG_FORMAT=json).
+        event = {"event": "feed", "floor_id": self.floor_id, "mode": mode, "previous": self.mode}
+        log("floor %s feed %s -> %s", self.floor_id, self.mode, mode, extra=event)
         self.mode, self.mode_reason = mode, reason
 
     # -- what kiosks receive -----------------------------------------------------------------
@@ -452,6 +457,8 @@ class FloorFeed:
 
     def _publish_update(self, now: float, rooms: dict[str, dict[str, Any]]) -> None:
         self.seq += 1
+        if self.publish_all_next:
+            rooms, self.publish_all_next = self._all_rooms_public(now), False
         message = self._envelope("update", now)
         message["rooms"] = rooms
         self._publish(self.floor_id, self.seq, json.dumps(message, separators=(",", ":")))
@@ -482,6 +489,17 @@ class FloorFeed:
         now = time.monotonic()
         with self._lock:
             return self._envelope("heartbeat", now)
+
+    def send_in_order(self, kind: str, fields: dict[str, Any], send: Callable[[str], Any]) -> None:
+        """Queue a message outside the floor's sequence, in order with its updates.
+
+        The message carries the floor's envelope (seq, feed) like a heartbeat; queueing it under
+        the lock the updates are published under keeps that seq from overtaking an update.
+        """
+        with self._lock:
+            message = self._envelope(kind, time.monotonic())
+            message.update(fields)
+            send(json.dumps(message, separators=(",", ":")))
 
     def status(self) -> dict[str, Any]:
         """For fleet health and metrics."""
@@ -613,8 +631,12 @@ class FeedManager:
         publish: Callable[[str, int, str], Any],
         token_display_for_floor: Callable[[str], str | None],
         epoch: str,
+        feed_factory: Callable[..., Any] | None = None,
     ) -> None:
         self.client = client
+        # Builds a floor's feed with FloorFeed's arguments; Redis fan-out passes its own
+        # (signage/cluster.py: the upstream socket only where this process holds the lease).
+        self.feed_factory = feed_factory or FloorFeed
         self.directory = directory
         self.settings = settings
         self.publish = publish
@@ -626,11 +648,20 @@ class FeedManager:
         self.feeds_started = 0
         self._stop = threading.Event()
         self._housekeeper: threading.Thread | None = None
+        self._sensor_health: threading.Thread | None = None
+        self._closed = False
         self._next_sensor_health = 0.0
+        # Called with a floor id after each of its updates is published, under that floor's
+        # lock: a listener must only take note (signage/building.py marks the floor changed).
+        self.listeners: list[Callable[[str], None]] = []
 
     def acquire(self, floor_id: str) -> FloorFeed:
         """The floor's feed, started if needed; the caller must `release` it."""
         with self._lock:
+            if self._closed:
+                # Shutting down: a late caller (a kiosk mid-handshake) gets a feed that never
+                # starts, so no feed thread outlives stop().
+                return self._new_feed(floor_id)
             entry = self._feeds.get(floor_id)
             if entry is None:
                 entry = _Entry(self._new_feed(floor_id).start())
@@ -676,7 +707,7 @@ class FeedManager:
         rooms = self.directory.rooms_of(floor_id) if floor else []
         if floor is not None and not floor.time_zone:
             floor = _with_time_zone(floor, self.directory.time_zone(floor_id))
-        return FloorFeed(
+        return self.feed_factory(
             floor_id,
             self.client,
             floor,
@@ -690,7 +721,10 @@ class FeedManager:
 
     def _publish_and_count(self, floor_id: str, seq: int, text: str) -> Any:
         self._seq[floor_id] = seq
-        return self.publish(floor_id, seq, text)
+        delivered = self.publish(floor_id, seq, text)
+        for listener in self.listeners:
+            listener(floor_id)
+        return delivered
 
     # -- housekeeping: stale ticks, lingering feeds, sensor health ---------------------------
     def _ensure_housekeeper(self) -> None:
@@ -723,9 +757,24 @@ class FeedManager:
             feed.tick()
         if feeds and now >= self._next_sensor_health:
             self._next_sensor_health = now + self.settings.sensor_health_interval
-            self._refresh_sensor_health(feeds)
+            # On its own thread: a call to Density can take many seconds (429s, retries), and
+            # the ticks above are what turn a silent floor stale on time.
+            if self._sensor_health is None or not self._sensor_health.is_alive():
+                self._sensor_health = threading.Thread(
+                    target=self._refresh_sensor_health,
+                    args=(feeds,),
+                    name="sensor-health",
+                    daemon=True,
+                )
+                self._sensor_health.start()
 
     def _refresh_sensor_health(self, feeds: list[FloorFeed]) -> None:
+        try:
+            self._read_sensor_health(feeds)
+        except Exception:  # its own thread: log, never let it escape
+            logger.exception("sensor health refresh failed")
+
+    def _read_sensor_health(self, feeds: list[FloorFeed]) -> None:
         space_ids = [sid for feed in feeds for sid in feed.rooms]
         if not space_ids:
             return
@@ -747,6 +796,7 @@ class FeedManager:
         """Stop every feed and the housekeeper."""
         self._stop.set()
         with self._lock:
+            self._closed = True
             feeds = [e.feed for e in self._feeds.values()]
             self._feeds.clear()
         for feed in feeds:

@@ -19,6 +19,10 @@ import httpx
 from flask import Flask, current_app
 
 from signage import config as settings
+from signage.alerts import AlertWatcher
+from signage.announcements import Announcer
+from signage.building import OtherFloors
+from signage.db import StoreUnavailable
 from signage.density.client import DensityClient
 from signage.density.ratelimit import RateLimiter
 from signage.feeds import FeedManager, FeedSettings, SpaceDirectory
@@ -41,11 +45,16 @@ class Services:
     hub: Hub
     feeds: FeedManager
     epoch: str
+    building: OtherFloors | None = None  # free now on other floors (signage/building.py)
+    announcer: Announcer | None = None  # banners and emergencies on screens
+    alerts: AlertWatcher | None = None  # "down for N minutes" (signage/alerts.py)
+    cluster: Any = None  # signage.cluster.Cluster when SIGNAGE_REDIS_URL is set
     state: dict[str, Any] = field(default_factory=dict)
     shutting_down: bool = False
     ready: bool = False  # set once the app is built; /readyz answers 503 until then
     metrics_registry: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _token_displays: dict[str, str | None] = field(default_factory=dict, repr=False)
 
     # -- URLs a display is reached at ------------------------------------------------------
     def public_url(self) -> str:
@@ -66,15 +75,29 @@ class Services:
         return f"{self.public_url()}/api/kiosk/{self.store.credential(display)}/state"
 
     def token_display_for_floor(self, floor_id: str) -> str | None:
-        """The Density display id whose token a floor's feed uses (None: organisation token)."""
-        for display in self.store.list_displays(floor_id):
-            if display.density_display_id:
-                return display.density_display_id
-        return None
+        """The Density display id whose token a floor's feed uses (None: organisation token).
+
+        While the database is unreachable the answer last read is used: a feed reconnecting
+        during a PostgreSQL outage must not die for want of it.
+        """
+        try:
+            displays = self.store.list_displays(floor_id)
+        except StoreUnavailable:
+            return self._token_displays.get(floor_id)
+        chosen = next((d.density_display_id for d in displays if d.density_display_id), None)
+        self._token_displays[floor_id] = chosen
+        return chosen
 
     def close(self) -> None:
         """Stop feeds and threads, close the client (tests and shutdown)."""
+        if self.building is not None:
+            self.building.stop()
+        for service in (self.announcer, self.alerts):
+            if service is not None:
+                service.stop()
         self.feeds.stop()
+        if self.cluster is not None:
+            self.cluster.close()
         self.hub.stop()
         self.client.close()
         self.store.close()
@@ -106,8 +129,20 @@ def build_services(config: dict[str, Any], instance_path: Path) -> Services:
     config["SIGNAGE_SECRET_KEY"] = secret
     store = Store(config["SIGNAGE_DATABASE"], secret)
     store.migrate()
+    cluster = None
+    if config["SIGNAGE_REDIS_URL"]:
+        # A fleet: leases, the update stream, tokens and the rate budget go through Redis.
+        try:
+            from signage.cluster import Cluster
+        except ImportError as exc:
+            raise RuntimeError(
+                "SIGNAGE_REDIS_URL needs the redis package: pip install 'signage[scale]'"
+            ) from exc
+        cluster = Cluster.from_config(config)
     limiter = RateLimiter(
-        rate=config["SIGNAGE_UPSTREAM_RATE"], burst=config["SIGNAGE_UPSTREAM_BURST"]
+        rate=config["SIGNAGE_UPSTREAM_RATE"],
+        burst=config["SIGNAGE_UPSTREAM_BURST"],
+        shared=cluster.budget if cluster else None,
     )
     client = DensityClient(
         config["DENSITY_API_URL"],
@@ -119,7 +154,9 @@ def build_services(config: dict[str, Any], instance_path: Path) -> Services:
             config["SIGNAGE_HTTP_TIMEOUT"], connect=min(5.0, config["SIGNAGE_HTTP_TIMEOUT"])
         ),
     )
-    hub = Hub(
+    if cluster is not None:
+        client.tokens.shared = cluster.tokens
+    hub = (cluster.hub_factory if cluster else Hub)(
         queue_size=config["SIGNAGE_KIOSK_QUEUE"], send_timeout=config["SIGNAGE_KIOSK_SEND_TIMEOUT"]
     )
     directory = SpaceDirectory(client)
@@ -132,9 +169,27 @@ def build_services(config: dict[str, Any], instance_path: Path) -> Services:
         hub.publish,
         lambda floor_id: svc_holder["svc"].token_display_for_floor(floor_id),
         epoch,
+        feed_factory=cluster.feed_factory if cluster else None,
     )
     svc = Services(config, store, client, directory, hub, feeds, epoch)
+    svc.cluster = cluster
     svc_holder["svc"] = svc
+    svc.announcer = Announcer(store, hub, epoch)
+    if cluster is not None:  # an announcement made on one process shows on every process's kiosks
+        svc.announcer.on_change = lambda: cluster.nudge("announcements")
+        cluster.on_nudge["announcements"] = svc.announcer.push
+    svc.alerts = AlertWatcher(
+        store,
+        hub,
+        feeds,
+        webhook=config["SIGNAGE_ALERT_WEBHOOK"],
+        after=config["SIGNAGE_ALERT_AFTER"] * 60,
+        interval=config["SIGNAGE_ALERT_INTERVAL"],
+    )
+    from signage.web import floormap  # the kiosk's room groups, injected: building is below web
+
+    svc.building = OtherFloors(directory, feeds, hub, floormap.GROUP_ORDER, floormap.group_of)
+    feeds.listeners.append(svc.building.on_publish)
     from signage.metrics import create_registry
 
     svc.metrics_registry, fanout = create_registry(svc)
@@ -167,8 +222,12 @@ def init_app(app: Flask, test_config: dict[str, Any] | None) -> None:
     logging.getLogger("signage").setLevel(config["SIGNAGE_LOG_LEVEL"].upper())
 
     from signage import auth
-    from signage.web import admin, api, kiosk, ops, pairing, security, sockets
 
+    # editor adds the floor editor's routes to admin.bp, so it is imported before registering.
+    from signage.web import admin, api, editor, kiosk, ops, pairing, security, sockets  # noqa: F401
+
+    # Before any route is added: ids in URLs stop at 64 bits (a longer one is a 404, not a 500).
+    app.url_map.converters["int"] = ops.IdConverter
     app.register_blueprint(kiosk.bp)
     app.register_blueprint(ops.bp)
     auth.init_app(app)
@@ -176,5 +235,23 @@ def init_app(app: Flask, test_config: dict[str, Any] | None) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(pairing.bp)
     sockets.init_app(app)
+    # The alert watcher starts with the first request (threads must start after gunicorn forks).
+    app.before_request(svc.alerts.ensure_started)
     security.init_app(app)
+    app.register_error_handler(StoreUnavailable, _database_unavailable)
     svc.ready = True
+
+
+def _database_unavailable(_exc: StoreUnavailable) -> Any:
+    """PostgreSQL down: a 503 that says so and when to retry, not a 500 (kiosk sockets and
+    feeds keep running on what they have)."""
+    from flask import jsonify, request
+
+    message = "the database cannot be reached right now; try again in a moment"
+    if request.path.startswith("/api/"):
+        response = jsonify(error="database_unavailable", message=message)
+    else:
+        response = current_app.response_class(message, mimetype="text/plain")
+    response.status_code = 503
+    response.headers["Retry-After"] = "5"
+    return response

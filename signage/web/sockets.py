@@ -25,11 +25,13 @@ from signage import __version__
 from signage import config as settings
 from signage.hub import CLOSE_POLICY, CLOSE_UNAUTHORIZED, Subscriber
 from signage.services import services
-from signage.store import Display
+from signage.store import Display, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
 sock = Sock()
+
+CLOSE_TRY_LATER = 1013  # the database is unreachable: come back later (kiosk.js retries)
 
 # Where the WSGI servers flask-sock supports hand over the raw socket.
 SOCKET_ENVIRON_KEYS = ("werkzeug.socket", "gunicorn.socket", "eventlet.input")
@@ -82,6 +84,13 @@ def kiosk_snapshot(feed: Any, display: Display) -> dict[str, Any]:
     snapshot = feed.snapshot()
     snapshot["display"] = display_public(display)
     snapshot["version"] = __version__
+    building = services().building
+    # Free now on other floors of the building (None: a one-floor building, no panel).
+    snapshot["other_floors"] = building.panel(display.floor_id) if building else None
+    announcer = services().announcer
+    # Banners and emergencies showing now: a kiosk that reconnects or reloads shows them at once.
+    if announcer is not None:
+        snapshot.update(announcer.snapshot_part(display))
     return snapshot
 
 
@@ -189,7 +198,11 @@ def finish(ws: Any) -> None:
 
 def _serve_kiosk(ws: Any, credential: str) -> None:
     svc = services()
-    display = svc.store.display_for_credential(credential)
+    try:
+        display = svc.store.display_for_credential(credential)
+    except StoreUnavailable:
+        ws.close(CLOSE_TRY_LATER, "database unavailable")
+        return
     if display is None:
         ws.close(CLOSE_UNAUTHORIZED, "unknown or revoked display")
         return
@@ -197,12 +210,18 @@ def _serve_kiosk(ws: Any, credential: str) -> None:
     heartbeat_every = config["SIGNAGE_HEARTBEAT_INTERVAL"]
     budget = _InboundBudget(config["SIGNAGE_KIOSK_MAX_RATE"], config["SIGNAGE_KIOSK_MAX_RATE"] * 4)
     feed = svc.feeds.acquire(display.floor_id)
+    # The other floors' feeds, for the "free now on other floors" panel: shared and
+    # reference-counted like the kiosk's own, so a floor never has two upstream sockets.
+    siblings = svc.building.hold(display.floor_id) if svc.building else []
     sub = svc.hub.subscribe(display.floor_id, display.id, ws.event, ws.sock)
-    logger.info("kiosk of display %s connected", display.id)
+    event = {"event": "display", "display_id": display.id, "floor_id": display.floor_id}
+    logger.info("kiosk of display %s connected", display.id, extra={**event, "state": "connected"})
     close: tuple[int, str] | None = None
     try:
         snapshot = kiosk_snapshot(feed, display)
         svc.hub.start(sub, _dumps(snapshot), snapshot["seq"])
+        if svc.building:
+            svc.building.catch_up(display.floor_id, sub, snapshot["other_floors"])
         checked_at = time.monotonic()
         while ws.connected:
             ws.event.clear()
@@ -223,7 +242,13 @@ def _serve_kiosk(ws: Any, credential: str) -> None:
             if now - checked_at >= heartbeat_every:
                 # A revoke or delete from another process (the CLI) reaches open sockets here.
                 checked_at = now
-                if svc.store.display_for_credential(credential) is None:
+                try:
+                    current = svc.store.display_for_credential(credential)
+                except StoreUnavailable:
+                    # The database is down (the store logs that once): the feed needs none,
+                    # so the kiosk keeps its socket and what it shows, and is checked again.
+                    current = display
+                if current is None:
                     close = (CLOSE_UNAUTHORIZED, "display revoked")
                     return
             idle = now - sub.last_sent
@@ -235,15 +260,24 @@ def _serve_kiosk(ws: Any, credential: str) -> None:
             ws.event.wait(timeout=max(0.05, heartbeat_every - idle))
     except (ConnectionClosed, OSError):
         pass
+    except StoreUnavailable:
+        # A snapshot (announcements) needs the database: come back when it is there again.
+        close = (CLOSE_TRY_LATER, "database unavailable")
     finally:
         svc.hub.detach(sub)
         svc.feeds.release(display.floor_id)
+        if svc.building:
+            svc.building.release(siblings)
         if close is not None and ws.connected:
             try:
                 ws.close(*close)
             except (ConnectionClosed, OSError):
                 pass
-        logger.info("kiosk of display %s disconnected", display.id)
+        logger.info(
+            "kiosk of display %s disconnected",
+            display.id,
+            extra={**event, "state": "disconnected", "close_code": close[0] if close else None},
+        )
 
 
 def _dumps(message: dict[str, Any]) -> str:
