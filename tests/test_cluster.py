@@ -32,6 +32,7 @@ from signage.density.ratelimit import RateLimiter
 from signage.sim import SimServer, SimSettings
 from tests.conftest import FAST
 from tests.helpers import ServeProcess, free_port, wait_until
+from tests.pg_server import pg_server, pg_url  # noqa: F401 (fixtures)
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -323,6 +324,43 @@ def test_two_processes_one_upstream_socket_every_kiosk_gets_every_flip(
     assert flips.lies(on_a + on_b) == []
     # Both processes relay the same fleet stream: the same epoch everywhere.
     assert len({p.epoch for p in on_a + on_b}) == 1
+
+
+def test_two_processes_on_postgresql_and_redis_share_floor_and_configuration(
+    sim,
+    fleet,
+    players,
+    pg_url,  # noqa: F811
+):
+    """The several-hosts set-up: configuration in PostgreSQL, fan-out through Redis."""
+    a, b = fleet(2, SIGNAGE_DATABASE=pg_url)
+    floor, cred, rooms = setup_floor(sim, a)  # written through process a's CLI, into PostgreSQL
+    flips = Flips(sim, rooms[:2])
+    for room in rooms[:2]:
+        flips.set(room, occupied=True)
+    on_a = players.add([ws_url(a, cred)], 3, "a")
+    on_b = players.add([ws_url(b, cred)], 3, "b")
+    players.wait(agree(flips, rooms[:2]), timeout=20, message="every kiosk has the floor")
+    flips.set(rooms[0], occupied=False)
+    players.wait(agree(flips, rooms[:2]), message="a flip on every kiosk")
+    assert sim.sockets_open(floor, kind="presence") == 1
+    # A change made on process a reaches the screens held by process b.
+    token = a.cli("admin", "token", "create", "ci").strip()
+    display_id = json.loads(b.cli("displays", "list", "--json"))[0]["id"]
+    answer = httpx.patch(
+        f"{a.url}/api/admin/displays/{display_id}",
+        json={"name": "Lobby north"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+
+    def renamed(player: Player) -> bool:
+        snapshots = [m for _, m in player.frames if m["type"] == "snapshot"]
+        return bool(snapshots) and snapshots[-1]["display"]["name"] == "Lobby north"
+
+    players.wait(renamed, on_b, 15, "the new name on process b's kiosks")
+    assert flips.lies(on_a + on_b) == []
 
 
 def test_killing_the_holder_moves_the_socket_within_10_s(

@@ -100,7 +100,10 @@ def test_upstream_fault_falls_back_to_polling_and_recovers(sim, server, fleet, f
     sim.world.set_space(room, presence=True)
     fleet.wait(lambda k: k.state(room) == "occupied", timeout=5, message="change via socket")
     assert all(k.seqs_monotonic() for k in kiosks)
-    assert presence_sockets(sim, floor) == 1
+    # One socket, never two; on a busy machine a ping can time out and the feed be
+    # reconnecting at this instant, so wait for it rather than read one moment.
+    assert presence_sockets(sim, floor) <= 1
+    wait_until(lambda: presence_sockets(sim, floor) == 1, timeout=10, message="one socket")
 
 
 def test_density_unreachable_turns_every_room_unknown_keeping_last_known(sim, server, fleet):
