@@ -115,3 +115,23 @@ def browser_type_launch_args(browser_type_launch_args):
     if path:
         args["executable_path"] = path
     return args
+
+
+@pytest.fixture
+def contexts(browser):
+    """Fresh browser contexts (no shared localStorage or service workers), closed at the end.
+
+    A context per test keeps pages from sharing storage and service workers (FINDINGS).
+    """
+    made = []
+
+    def new(width=1920, height=1080, init: str | None = None, **kw):
+        ctx = browser.new_context(viewport={"width": width, "height": height}, **kw)
+        if init:
+            ctx.add_init_script(init)
+        made.append(ctx)
+        return ctx
+
+    yield new
+    for ctx in made:
+        ctx.close()

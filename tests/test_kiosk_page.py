@@ -32,23 +32,6 @@ def kserver(quick_sim, make_server):
     return make_server()
 
 
-@pytest.fixture
-def contexts(browser):
-    """Fresh browser contexts (no shared localStorage or service workers), closed at the end."""
-    made = []
-
-    def new(width=1920, height=1080, init: str | None = None, **kw):
-        ctx = browser.new_context(viewport={"width": width, "height": height}, **kw)
-        if init:
-            ctx.add_init_script(init)
-        made.append(ctx)
-        return ctx
-
-    yield new
-    for ctx in made:
-        ctx.close()
-
-
 class Floor:
     """A floor with some rooms set free, occupied and offline in the simulator."""
 

@@ -129,23 +129,6 @@ def way(server, sim) -> WayFloor:
     return WayFloor(server, sim)
 
 
-@pytest.fixture
-def contexts(browser):
-    """Fresh browser contexts (no shared localStorage or service workers), closed at the end."""
-    made = []
-
-    def new(width=1920, height=1080, init: str | None = None):
-        ctx = browser.new_context(viewport={"width": width, "height": height})
-        if init:
-            ctx.add_init_script(init)
-        made.append(ctx)
-        return ctx
-
-    yield new
-    for ctx in made:
-        ctx.close()
-
-
 def open_page(contexts, url, width=1920, height=1080, init=None, wait="live"):
     page = contexts(width, height, init).new_page()
     errors: list[str] = []

@@ -337,23 +337,6 @@ def test_http_fallback_carries_the_panel_and_its_etag_follows_it(sim, server):
 
 
 # -- the panel in Chromium ---------------------------------------------------------------------
-@pytest.fixture
-def contexts(browser):
-    """Fresh browser contexts (no shared localStorage or service workers), closed at the end."""
-    made = []
-
-    def new(width=1920, height=1080, init: str | None = None):
-        ctx = browser.new_context(viewport={"width": width, "height": height})
-        if init:
-            ctx.add_init_script(init)
-        made.append(ctx)
-        return ctx
-
-    yield new
-    for ctx in made:
-        ctx.close()
-
-
 def open_kiosk(contexts, url: str, width=1920, height=1080, init=None):
     page = contexts(width, height, init).new_page()
     errors: list[str] = []
