@@ -271,12 +271,18 @@ class AttemptLimiter:
 
 
 def limiter(name: str, limit: int, window: float) -> AttemptLimiter:
-    """The app's limiter of that name, made on first use (kept with the app's services)."""
+    """The app's limiter of that name, made on first use (kept with the app's services).
+
+    With Redis, attempts are counted for the whole fleet (signage.cluster): several processes
+    must not multiply the attempts a guesser gets.
+    """
     svc = services()
     with svc.lock:
         limiters = svc.state.setdefault("limiters", {})
         if name not in limiters:
             limiters[name] = AttemptLimiter(limit, window)
+            if svc.cluster is not None:
+                limiters[name] = svc.cluster.attempt_limiter(name, limiters[name])
         return limiters[name]
 
 

@@ -26,6 +26,7 @@ fleet's), and a hub whose display commands (reload, identify, close) reach every
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -129,6 +130,21 @@ return wait
 
 # KEYS: bucket hash, pause key. ARGV: milliseconds. Every process waits; the bucket restarts
 # empty when the pause ends, as the local limiter does.
+# Sign-in and pairing attempts, counted fleet-wide (a sorted set of times per key):
+# KEYS[1] the key; ARGV now, window (s), limit, "hit" or "peek", a unique member.
+# Returns {events in the window before this call, the oldest one's time or -1, 1 if counted}.
+_ATTEMPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+local n = redis.call('ZCARD', KEYS[1])
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2] or '-1'
+if ARGV[4] == 'hit' and n < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[5])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000))
+  return {n, oldest, 1}
+end
+return {n, oldest, 0}
+"""
+
 _PAUSE = """
 local ms = tonumber(ARGV[1])
 if redis.call('PTTL', KEYS[2]) >= ms then return 0 end
@@ -206,6 +222,7 @@ class Cluster:
         self._drop_token = self.redis.register_script(_DROP_TOKEN)
         self._take = self.redis.register_script(_TAKE)
         self._pause = self.redis.register_script(_PAUSE)
+        self._attempt = self.redis.register_script(_ATTEMPT)
         self.hub: Hub | None = None
         self._floors: dict[str, ClusterFeed] = {}
         self._lock = threading.Lock()
@@ -250,6 +267,10 @@ class Cluster:
     DISPLAY_CHANNEL = f"{PREFIX}display"
 
     # -- reachability --------------------------------------------------------------------------
+    def attempt_limiter(self, name: str, local: Any) -> RedisAttemptLimiter:
+        """Sign-in or pairing attempts counted fleet-wide; `local` counts while Redis is away."""
+        return RedisAttemptLimiter(self, name, local)
+
     def note(self, ok: bool, error: BaseException | None = None) -> None:
         """Log when Redis becomes unreachable or reachable again (not on every failure)."""
         if ok == self.reachable:
@@ -1151,3 +1172,61 @@ class RedisBudget:
             self.cluster.note(False, exc)
             return None
         return True
+
+
+class RedisAttemptLimiter:
+    """Sign-in and pairing attempts counted for the whole fleet (auth.AttemptLimiter's API).
+
+    Without it, N processes would allow N times the attempts. While Redis is unreachable the
+    process counts on its own (`local`), so limits still hold per process.
+    """
+
+    def __init__(self, cluster: Cluster, name: str, local: Any) -> None:
+        self.cluster, self.name, self.local = cluster, name, local
+        self.limit, self.window = local.limit, local.window
+
+    def _key(self, key: str) -> str:
+        # Hashed: keys are addresses and user names, kept out of Redis's keyspace as such.
+        digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:32]
+        return f"{PREFIX}attempts:{self.name}:{digest}"
+
+    def _call(self, key: str, mode: str) -> tuple[int, float, bool] | None:
+        now = time.time()
+        try:
+            n, oldest, counted = self.cluster._attempt(
+                keys=[self._key(key)],
+                args=[repr(now), self.window, self.limit, mode, f"{now!r}:{secrets.token_hex(4)}"],
+            )
+        except RedisError as exc:
+            self.cluster.note(False, exc)
+            return None
+        self.cluster.note(True)
+        return int(n), float(oldest), bool(int(counted))
+
+    def blocked(self, key: str) -> bool:
+        """Whether the key has used up its allowance, fleet-wide."""
+        answer = self._call(key, "peek")
+        return self.local.blocked(key) if answer is None else answer[0] >= self.limit
+
+    def hit(self, key: str) -> bool:
+        """Count one event; False when the key was already over its allowance."""
+        answer = self._call(key, "hit")
+        return self.local.hit(key) if answer is None else answer[2]
+
+    def retry_after(self, key: str) -> int:
+        """Seconds until the key may try again."""
+        answer = self._call(key, "peek")
+        if answer is None:
+            return self.local.retry_after(key)
+        n, oldest, _ = answer
+        if n < self.limit or oldest < 0:
+            return 0
+        return max(1, int(self.window - (time.time() - oldest)) + 1)
+
+    def reset(self, key: str) -> None:
+        """Forget a key's events (a successful sign-in)."""
+        self.local.reset(key)
+        try:
+            self.cluster.redis.delete(self._key(key))
+        except RedisError as exc:
+            self.cluster.note(False, exc)

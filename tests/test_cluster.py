@@ -817,6 +817,34 @@ def test_rate_budget_is_the_fleets(redis_server):  # noqa: F811
         cluster.close()
 
 
+def test_sign_in_and_pairing_attempts_are_counted_for_the_whole_fleet(redis_server):  # noqa: F811
+    """Two processes must not give a guesser twice the attempts; without Redis, each counts."""
+    from signage.auth import AttemptLimiter
+
+    clusters = [Cluster(redis_server.url) for _ in range(2)]
+    try:
+        a, b = (c.attempt_limiter("login-ip", AttemptLimiter(3, 60.0)) for c in clusters)
+        assert a.hit("10.0.0.7") and b.hit("10.0.0.7") and a.hit("10.0.0.7")
+        assert b.blocked("10.0.0.7") and not b.hit("10.0.0.7") and not a.hit("10.0.0.7")
+        assert 55 <= b.retry_after("10.0.0.7") <= 61
+        assert not a.blocked("10.0.0.8")  # per key
+        keys = clusters[0].redis.keys("*attempts*")
+        assert keys and not any("10.0.0" in k for k in keys)  # addresses are hashed
+        b.reset("10.0.0.7")  # a successful sign-in on one process clears it everywhere
+        assert not a.blocked("10.0.0.7") and a.hit("10.0.0.7")
+    finally:
+        for cluster in clusters:
+            cluster.close()
+    # Redis away: the process's own count still limits.
+    away = Cluster(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        limiter = away.attempt_limiter("login-ip", AttemptLimiter(2, 60.0))
+        assert limiter.hit("x") and limiter.hit("x") and not limiter.hit("x")
+        assert limiter.blocked("x") and limiter.retry_after("x") > 0
+    finally:
+        away.close()
+
+
 def test_redis_away_the_budget_falls_back_to_the_local_bucket(tmp_path):
     """A Redis that does not answer must not stop calls: the limiter uses its own bucket."""
     dead = RedisServer(tmp_path / "r")  # never started: nothing listens on its port
