@@ -170,7 +170,12 @@ def page_config(client, url: str) -> dict:
 def test_page_config_carries_the_plan_and_the_routes(way):
     client = way.server.app.test_client()
     config = page_config(client, f"/kiosk/{way.cred}")
-    assert config["plan"] == {"url": f"/kiosk/{way.cred}/plan", "width": 1200.0, "height": 800.0}
+    sha = way.server.svc.store.get_plan(way.id).sha256
+    assert config["plan"] == {
+        "url": f"/kiosk/{way.cred}/plan?v={sha[:16]}",  # versioned: cached by the worker
+        "width": 1200.0,
+        "height": 800.0,
+    }
     wf = config["wayfinding"]
     assert wf == way.wayfinding()
     assert wf["here"] == HERE and wf["approximate"] is False
@@ -366,6 +371,25 @@ def test_no_contact_with_the_server_means_no_route(way, contexts):
 
 
 @pytest.mark.browser
+def test_a_reload_with_the_server_down_still_shows_the_plan(way, contexts):
+    """The service worker keeps the plan with the page: an offline reload is not a blank map."""
+    page = open_page(contexts, way.url)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=10_000)
+    plan_url = page_config(way.server.app.test_client(), f"/kiosk/{way.cred}")["plan"]["url"]
+    cached = (
+        "u => caches.keys().then(ks => Promise.all(ks.map(k => caches.open(k)"
+        ".then(c => c.match(u))))).then(hits => hits.some(Boolean))"
+    )
+    page.wait_for_function(cached, arg=plan_url, timeout=10_000)
+    way.server.stop()
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("data-shell", "cache")
+    expect(shape(page, way.sid["south_a"])).to_have_count(1)
+    # The plan image is answered from the kept copy, not an error.
+    status = page.evaluate("u => fetch(u).then(r => r.status, () => 0)", plan_url)
+    assert status == 200
+
+
 def test_phone_opened_on_a_room_shows_its_way_and_keeps_it_live(way, contexts):
     north_mid = way.sid["north_mid"]
     phone = open_page(contexts, f"{way.phone_url}?room={north_mid}", 390, 844)

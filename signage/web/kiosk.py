@@ -209,7 +209,9 @@ def _plan_and_wayfinding(display: Display, plan_url: str) -> tuple[dict | None, 
         drawn = (layout.data["width"], layout.data["height"]) if layout is not None else None
         size = _plan_size(record, drawn)
         if size is not None:
-            plan = {"url": plan_url, "width": size[0], "height": size[1]}
+            # Versioned by content: the kiosk's service worker keeps it for offline reloads.
+            url = f"{plan_url}?v={record.sha256[:16]}"
+            plan = {"url": url, "width": size[0], "height": size[1]}
     if layout is None:
         return plan, None
     here = (display.settings or {}).get("here")

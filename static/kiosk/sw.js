@@ -3,7 +3,9 @@
 // Pages: network first; each good answer is kept (marked as a cached shell, so the page knows
 // its embedded state is old and shows it as stale); when the server does not answer, the kept
 // copy is served, or a small page that retries. So a reload while the server is down never shows
-// a browser error page. Assets (versioned URLs): cache first. Everything else: not touched.
+// a browser error page. Assets (versioned URLs): cache first. The floor plan (versioned by its
+// content): network first, the kept copy when the server does not answer, so an offline reload
+// still shows the plan under the rooms. Everything else: not touched.
 "use strict";
 
 var VERSION = "__SIGNAGE_VERSION__";
@@ -58,8 +60,25 @@ self.addEventListener("fetch", function (event) {
     event.respondWith(page(event, req, url));
   } else if (url.pathname.indexOf("/static/kiosk/") === 0) {
     event.respondWith(asset(event, req));
+  } else if (PLAN_PATH.test(url.pathname)) {
+    event.respondWith(plan(event, req));
   }
 });
+
+var PLAN_PATH = /^\/kiosk\/[^/]+\/plan$/;
+
+function plan(event, req) {
+  return fetch(req).then(function (res) {
+    if (res.ok) {
+      var copy = res.clone();
+      event.waitUntil(caches.open(CACHE).then(function (cache) { return cache.put(req.url, copy); }));
+    }
+    return res;
+  }).catch(function () {
+    return caches.open(CACHE).then(function (cache) { return cache.match(req.url); })
+      .then(function (hit) { return hit || Response.error(); });
+  });
+}
 
 function withTimeout(promise, ms) {
   return new Promise(function (resolve, reject) {
@@ -82,9 +101,11 @@ function page(event, req, url) {
 
 function keepAssets(cache, url, html) {
   // The shell is no use without its stylesheet and script: keep every asset it names.
-  var found = html.match(/(?:href|src)="\/static\/kiosk\/[^"]+"/g) || [];
+  // The plan's address is in the page's JSON config ("url": "/kiosk/…/plan?v=…").
+  var found = (html.match(/(?:href|src)="\/static\/kiosk\/[^"]+"/g) || [])
+    .concat(html.match(/"url": ?"\/kiosk\/[^"\/]+\/plan\?v=[0-9a-f]+"/g) || []);
   return Promise.all(found.map(function (attr) {
-    var asset = url.origin + attr.slice(attr.indexOf('"') + 1, -1).replace(/&amp;/g, "&");
+    var asset = url.origin + attr.slice(attr.lastIndexOf('"', attr.length - 2) + 1, -1).replace(/&amp;/g, "&");
     return cache.match(asset).then(function (hit) {
       if (hit) return null;
       return fetch(asset, { credentials: "omit" }).then(function (res) {
