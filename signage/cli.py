@@ -120,6 +120,9 @@ def run_gunicorn(
                 previous(signum, frame)
 
         signal.signal(signal.SIGTERM, on_term)
+        # Now that this worker has forked: a server no screen has reached yet must still
+        # report the displays that are down (the watcher otherwise starts on a first request).
+        app.extensions["signage"].alerts.ensure_started()
 
     _Server().run()
 

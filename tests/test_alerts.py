@@ -249,3 +249,35 @@ def test_the_webhook_is_a_secret_setting():
     values = settings.load("/nonexistent", environ={"SIGNAGE_ALERT_WEBHOOK": "https://h/x/tok"})
     assert "https://h/x/tok" in settings.secret_values(values)
     assert values["SIGNAGE_ALERT_AFTER"] == 10.0 and values["SIGNAGE_ALERT_INTERVAL"] == 15.0
+
+
+def test_a_served_worker_watches_before_any_request_reaches_it(sim, receiver, tmp_path):
+    """Under `signage serve`, the watcher starts with the worker: a server that no screen has
+    reached yet (all of them down) still reports its displays."""
+    import subprocess
+
+    from tests.conftest import server_config
+    from tests.helpers import ServeProcess
+
+    config = server_config(sim, tmp_path, **fast_alerts(receiver, after_s=1.0))
+    env = {k: str(v) for k, v in config.items()}
+    env["SIGNAGE_CONFIG"] = str(tmp_path / "none.toml")
+    serve = ServeProcess(env)
+    floor = sim.world.state()["floors"]
+    added = json.loads(serve.cli("displays", "add", "--name", "Atrium", "--floor", sorted(floor)[0],
+                                 "--json"))  # fmt: skip
+    proc = subprocess.Popen(
+        [*serve.args, "--port", str(serve.port)],
+        env=serve.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:  # no request is ever sent to this server
+        wait_until(
+            lambda: ("down", "display", str(added["id"])) in receiver.events("display"),
+            timeout=30,
+            message="the never-seen display reported down",
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
