@@ -75,6 +75,7 @@ class AlertWatcher:
         wall: Callable[[], float] = time.time,
         transport: httpx.BaseTransport | None = None,
         backoff: tuple[float, ...] = BACKOFF_S,
+        fleet: Any = None,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -99,6 +100,9 @@ class AlertWatcher:
         self.sent = 0
         self.failed = 0
         self.checks = 0  # looks taken (tests wait on it instead of sleeping)
+        # With Redis (signage.cluster.FleetAlerts): which displays any process holds, and one
+        # report per outage for the whole fleet rather than one per process.
+        self.fleet = fleet
 
     # -- life cycle ---------------------------------------------------------------------------
     def ensure_started(self) -> None:
@@ -140,6 +144,11 @@ class AlertWatcher:
         """Look at every display and feed once; returns the reports it queued."""
         now = self.clock()
         connected = {s.display_id for s in self.hub.subscribers()}
+        if self.fleet is not None:
+            # A display's screens may be held by another process of the fleet.
+            anywhere = self.fleet.connected(connected, horizon=3 * self.interval + 5)
+            if anywhere is not None:
+                connected |= anywhere
         seen: dict[tuple[str, str], tuple[str, bool, float | None]] = {}
         for display in self.store.list_displays():
             seen[("display", str(display.id))] = (display.name, display.id in connected, None)
@@ -177,6 +186,8 @@ class AlertWatcher:
                     del self._tracked[key]
             self._looked = True
             self.checks += 1
+        if self.fleet is not None:  # another process may have sent it already
+            reports = [r for r in reports if self.fleet.claim(r["event"], r["kind"], r["id"])]
         for report in reports:
             level = logging.WARNING if report["event"] == "down" else logging.INFO
             logger.log(

@@ -267,6 +267,10 @@ class Cluster:
     DISPLAY_CHANNEL = f"{PREFIX}display"
 
     # -- reachability --------------------------------------------------------------------------
+    def alerts(self) -> FleetAlerts:
+        """The fleet's side of the "down for N minutes" watcher."""
+        return FleetAlerts(self)
+
     def attempt_limiter(self, name: str, local: Any) -> RedisAttemptLimiter:
         """Sign-in or pairing attempts counted fleet-wide; `local` counts while Redis is away."""
         return RedisAttemptLimiter(self, name, local)
@@ -1230,3 +1234,44 @@ class RedisAttemptLimiter:
             self.cluster.redis.delete(self._key(key))
         except RedisError as exc:
             self.cluster.note(False, exc)
+
+
+class FleetAlerts:
+    """What the "down for N minutes" watcher needs to know of the fleet (signage.alerts).
+
+    Each process records the displays whose screens it holds; a display is connected if any
+    process saw it lately. A report is sent by one process only: "down" by the first to claim
+    the outage, "recovered" by the one that ends it. With Redis away, each process decides
+    alone (a report sent twice beats one never sent).
+    """
+
+    SEEN = f"{PREFIX}alerts:seen"
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def connected(self, here: set[int], horizon: float) -> set[int] | None:
+        """Record the displays held here; return those held anywhere within `horizon` s."""
+        now = time.time()
+        try:
+            pipe = self.cluster.redis.pipeline()
+            if here:
+                pipe.zadd(self.SEEN, {str(d): now for d in here})
+            pipe.zremrangebyscore(self.SEEN, "-inf", now - 86400)
+            pipe.zrangebyscore(self.SEEN, now - horizon, "+inf")
+            seen = pipe.execute()[-1]
+        except RedisError as exc:
+            self.cluster.note(False, exc)
+            return None
+        return {int(d) for d in seen if str(d).isdigit()}
+
+    def claim(self, event: str, kind: str, id_: str) -> bool:
+        """Whether this process is the one to send this report."""
+        key = f"{PREFIX}alerts:down:{kind}:{id_}"
+        try:
+            if event == "down":
+                return bool(self.cluster.redis.set(key, self.cluster.id, nx=True, ex=7 * 86400))
+            return self.cluster.redis.getdel(key) is not None
+        except RedisError as exc:
+            self.cluster.note(False, exc)
+            return True

@@ -185,6 +185,7 @@ def build_services(config: dict[str, Any], instance_path: Path) -> Services:
         webhook=config["SIGNAGE_ALERT_WEBHOOK"],
         after=config["SIGNAGE_ALERT_AFTER"] * 60,
         interval=config["SIGNAGE_ALERT_INTERVAL"],
+        fleet=cluster.alerts() if cluster is not None else None,
     )
     from signage.web import floormap  # the kiosk's room groups, injected: building is below web
 

@@ -928,3 +928,60 @@ def test_fleet_env_example_names_real_settings():
     names = set(re.findall(r"^([A-Z_]+)=", text, re.MULTILINE))
     assert names <= {s.name for s in config.SETTINGS}, names - {s.name for s in config.SETTINGS}
     assert {"SIGNAGE_REDIS_URL", "SIGNAGE_DATABASE", "SIGNAGE_SECRET_KEY"} <= names
+
+
+def test_down_alerts_see_the_whole_fleet_and_are_sent_once(redis_server, tmp_path):  # noqa: F811
+    """A display held by another process is not down; an outage is reported by one process."""
+    from types import SimpleNamespace
+
+    from signage.alerts import AlertWatcher
+    from signage.store import Store
+
+    store = Store(str(tmp_path / "fleet.sqlite3"), "k" * 32)
+    store.migrate()
+    held = store.add_display("Held by a", "spc_floor")
+    dark = store.add_display("Dark", "spc_floor")
+
+    class Screens:  # a process's hub, as the watcher reads it: who is connected here
+        def __init__(self) -> None:
+            self.displays: set[int] = set()
+
+        def subscribers(self):
+            return [SimpleNamespace(display_id=d) for d in self.displays]
+
+    clock = [1000.0]
+    clusters = [Cluster(redis_server.url) for _ in range(2)]
+    hubs = [Screens(), Screens()]
+    no_feeds = SimpleNamespace(feeds=lambda: [])
+    watchers = [
+        AlertWatcher(
+            store,
+            hub,
+            no_feeds,
+            after=60,
+            interval=1,
+            clock=lambda: clock[0],
+            fleet=cluster.alerts(),
+        )  # fmt: skip
+        for hub, cluster in zip(hubs, clusters, strict=True)
+    ]
+
+    def look(advance: float = 0.0) -> list[tuple[str, str]]:
+        """Every process looks once, then the clock moves on; the reports they would send."""
+        sent = [(r["event"], r["id"]) for w in watchers for r in w.check()]
+        clock[0] += advance
+        return sent
+
+    try:
+        hubs[0].displays = {held.id}  # screens of "Held by a" are on process a only
+        sent = [pair for _ in range(5) for pair in look(advance=40)]  # 200 s: over the 60
+        assert ("down", str(held.id)) not in sent  # process b learns of it through Redis
+        assert sent.count(("down", str(dark.id))) == 1  # one report for the fleet, not two
+        assert all(w.down_for("display", dark.id) for w in watchers)
+        hubs[1].displays = {held.id, dark.id}  # its screen comes back, on process b
+        back = look() + look()
+        assert back.count(("recovered", str(dark.id))) == 1
+    finally:
+        for cluster in clusters:
+            cluster.close()
+        store.close()
