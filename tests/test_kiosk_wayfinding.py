@@ -504,3 +504,15 @@ def test_room_names_on_the_plan_and_the_card_are_text(way, contexts):
     expect(page.locator("#qr-title")).to_contain_text(evil)
     assert page.locator("img[src=x]").count() == 0
     assert page.evaluate("window.__pwned") is None
+
+
+def test_rooms_the_plan_does_not_outline_are_not_said_to_be_on_the_map(way, contexts):
+    """A free room the layout does not outline is counted as "more free", not "on the map"."""
+    page = open_page(contexts, way.url, 1280, 720)
+    more = page.locator("#free-more")
+    expect(more).to_be_visible()
+    hidden = page.locator("#free-list li.free-item[hidden]").evaluate_all(
+        "els => els.map(e => e.dataset.spaceId)"
+    )
+    assert any(rid not in way.sid.values() for rid in hidden)  # the ranking puts them last
+    expect(more).to_have_text(f"+{len(hidden)} more free")

@@ -752,11 +752,18 @@
     var limit = box.clientHeight - (note && !note.hidden ? note.offsetHeight + 12 : 0);
     if (list.scrollHeight <= limit) return;
     var moreH = Math.max(more.offsetHeight, 40);
+    var offMap = false;  // a room the drawn plan does not outline is not "on the map"
     for (i = 0; i < children.length; i++) {
       var li = children[i];
-      if (li.offsetTop + li.offsetHeight > limit - moreH - 8) { li.hidden = true; hiddenCount++; }
+      if (li.offsetTop + li.offsetHeight > limit - moreH - 8) {
+        li.hidden = true; hiddenCount++;
+        if (planMap && WF && !(WF.rooms || {})[li.getAttribute("data-space-id")]) offMap = true;
+      }
     }
-    if (hiddenCount) { more.hidden = false; more.textContent = t("more_on_map", { n: hiddenCount }); }
+    if (hiddenCount) {
+      more.hidden = false;
+      more.textContent = t(offMap ? "more_free" : "more_on_map", { n: hiddenCount });
+    }
   }
 
   function tickList() {
