@@ -126,9 +126,11 @@ class Fleet:
             kiosk._stop = True
 
         async def cancel_all() -> None:
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            if tasks:  # let them finish cancelling: a loop stopped under them warns at exit
+                await asyncio.wait(tasks, timeout=3)
 
         asyncio.run_coroutine_threadsafe(cancel_all(), self.loop).result(timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
