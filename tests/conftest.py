@@ -135,3 +135,14 @@ def contexts(browser):
     yield new
     for ctx in made:
         ctx.close()
+
+
+@pytest.fixture
+def console(server):
+    """The admin console of the `server` fixture, signed in as a fresh admin."""
+    from tests.admin_helpers import Console, make_admin
+
+    make_admin(server.svc)
+    c = Console(server.app)
+    assert c.login().status_code == 302
+    return c

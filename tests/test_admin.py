@@ -35,14 +35,6 @@ def floor(server):
     return server.svc.directory.floors()[0].id
 
 
-@pytest.fixture
-def console(server):
-    make_admin(server.svc)
-    c = Console(server.app)
-    assert c.login().status_code == 302
-    return c
-
-
 def _seed_objects(server, floor_id):
     """A display (id 1) and a plan, so that a 404 cannot hide a missing login check."""
     display = server.svc.store.add_display("Lobby", floor_id)

@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 from signage import auth
 from signage.announcements import AnnouncementInvalid, clean_announcement, parse_time
 from signage.store import Store
-from tests.admin_helpers import Console, admin_rules, make_admin
+from tests.admin_helpers import admin_rules
 from tests.helpers import wait_until
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
@@ -349,14 +349,6 @@ def test_clean_announcement_times(tmp_path):
 
 
 # -- the console ----------------------------------------------------------------------------------
-@pytest.fixture
-def console(server):
-    make_admin(server.svc)
-    c = Console(server.app)
-    assert c.login().status_code == 302
-    return c
-
-
 def test_console_routes_refuse_anonymous_and_token_less_callers(server, console):
     announcement = server.svc.announcer.create(
         scope="all",

@@ -35,14 +35,6 @@ def rooms(server, floor) -> list[str]:
     return [r.id for r in server.svc.directory.rooms_of(floor)]
 
 
-@pytest.fixture
-def console(server) -> Console:
-    make_admin(server.svc)
-    c = Console(server.app)
-    assert c.login().status_code == 302
-    return c
-
-
 def square(x: float, y: float, side: float = 40) -> list[list[float]]:
     return [[x, y], [x + side, y], [x + side, y + side], [x, y + side]]
 

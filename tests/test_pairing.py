@@ -16,7 +16,6 @@ from websockets.sync.client import connect
 
 from signage.hub import CLOSE_UNAUTHORIZED
 from signage.web import pairing
-from tests.admin_helpers import Console, make_admin
 
 CODE_RE = re.compile(r'id="pair-code"[^>]*>([A-Z0-9]{4}-[A-Z0-9]{4})<')
 
@@ -24,14 +23,6 @@ CODE_RE = re.compile(r'id="pair-code"[^>]*>([A-Z0-9]{4}-[A-Z0-9]{4})<')
 @pytest.fixture
 def floor(server):
     return server.svc.directory.floors()[0].id
-
-
-@pytest.fixture
-def console(server):
-    make_admin(server.svc)
-    c = Console(server.app)
-    assert c.login().status_code == 302
-    return c
 
 
 def open_pair_page(client, ip: str = "192.0.2.1"):

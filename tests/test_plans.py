@@ -15,7 +15,6 @@ from websockets.sync.client import connect
 
 from signage import auth, plans
 from signage.hub import CLOSE_RELOAD
-from tests.admin_helpers import Console, make_admin
 from tests.svg_harness import observe, screenshot
 
 VECTORS = sorted((Path(__file__).parent / "svg_vectors").glob("*.svg"))
@@ -194,14 +193,6 @@ def test_refusals_say_why(data, message):
 @pytest.fixture
 def floor(server):
     return server.svc.directory.floors()[0].id
-
-
-@pytest.fixture
-def console(server):
-    make_admin(server.svc)
-    c = Console(server.app)
-    assert c.login().status_code == 302
-    return c
 
 
 def upload(console, floor_id, data: bytes, name: str = "plan.svg"):
