@@ -143,6 +143,17 @@ class Display:
     updated_at: str = ""
 
 
+def _display_identity(name: str, floor_id: str, density_display_id: str | None) -> tuple[str, str]:
+    """A display's name and floor, stripped and checked (shared by create and replace)."""
+    name, floor_id = name.strip(), floor_id.strip()
+    if not name:
+        raise StoreError("a display needs a name")
+    if not floor_id:
+        raise StoreError("a display needs a floor id")
+    _check_text(name, floor_id, density_display_id)
+    return name, floor_id
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -221,12 +232,7 @@ class Store:
         settings: dict[str, Any] | None = None,
     ) -> Display:
         """Create a display for a floor."""
-        name, floor_id = name.strip(), floor_id.strip()
-        if not name:
-            raise StoreError("a display needs a name")
-        if not floor_id:
-            raise StoreError("a display needs a floor id")
-        _check_text(name, floor_id, density_display_id)
+        name, floor_id = _display_identity(name, floor_id, density_display_id)
         now = _now()
         with self.transaction() as conn:
             new_id = self._db.insert(
@@ -327,12 +333,7 @@ class Store:
         settings: dict[str, Any],
     ) -> Display:
         """Replace every editable field of a display in one transaction."""
-        name, floor_id = name.strip(), floor_id.strip()
-        if not name:
-            raise StoreError("a display needs a name")
-        if not floor_id:
-            raise StoreError("a display needs a floor id")
-        _check_text(name, floor_id, density_display_id)
+        name, floor_id = _display_identity(name, floor_id, density_display_id)
         return self._update_display(
             display_id,
             "name = ?, floor_id = ?, density_display_id = ?, settings = ?",
