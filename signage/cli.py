@@ -271,6 +271,7 @@ def demo(host: str, port: int, speed: float, instance: str) -> None:
                 svc.store.add_display(
                     f"Lobby – {floor.name}", floor.id, floor_displays.get(floor.id)
                 )
+        _demo_drawn_floor(svc)
         click.echo("")
         click.echo(f"signage demo: Density simulator at {sim_url}")
         for display in svc.store.list_displays():
@@ -287,6 +288,25 @@ def demo(host: str, port: int, speed: float, instance: str) -> None:
             sim_proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             sim_proc.kill()
+
+
+def _demo_drawn_floor(svc) -> None:
+    """Give the first display's floor a plan, outlines, corridors and "you are here", as an
+    admin would draw them in the floor editor (once: an admin's own drawing is kept)."""
+    from signage import plans
+    from signage.demo import HERE, demo_floor
+
+    displays = svc.store.list_displays()
+    if not displays:
+        return
+    display = min(displays, key=lambda d: d.id)
+    floor_id = display.floor_id
+    if svc.store.get_plan(floor_id) is not None or svc.store.get_layout(floor_id) is not None:
+        return
+    svg, layout = demo_floor(svc.directory.rooms_of(floor_id))
+    plans.store_plan(svc.store, svc.config, floor_id, svg, "demo")
+    svc.store.put_layout(floor_id, layout, "demo")
+    svc.store.update_display_settings(display.id, {**display.settings, "here": HERE})
 
 
 def _demo_admin(svc) -> tuple[str, str]:
