@@ -257,7 +257,10 @@ def test_nearest_free_room_is_the_nearest_on_foot_and_the_route_follows_the_room
     assert by_route[:2] == [south_a, south_b]
 
     page = open_page(contexts, way.url)
-    expect(page.locator("svg.plan-map image")).to_have_attribute("href", f"/kiosk/{way.cred}/plan")
+    sha = way.server.svc.store.get_plan(way.id).sha256
+    expect(page.locator("svg.plan-map image")).to_have_attribute(
+        "href", f"/kiosk/{way.cred}/plan?v={sha[:16]}"
+    )
     expect(page.locator("#route")).to_have_attribute("data-space-id", south_a)
     expect(shape(page, south_a)).to_have_attribute("data-selected", "true")
     expect(page.locator("#you-are-here")).to_contain_text("You are here")
