@@ -115,15 +115,7 @@ def restore_backup(config: dict, source: str | os.PathLike[str]) -> dict:
             raise BackupError("not a signage backup (no manifest or database inside)")
         manifest = json.loads(_read(tar, members[MANIFEST]))
         database = _read(tar, members[DB_MEMBER])
-        plan_files: dict[str, bytes] = {}
-        for name, member in members.items():
-            if not name.startswith(PLANS_PREFIX):
-                continue
-            base = name[len(PLANS_PREFIX) :]
-            # Only plain names: a crafted archive cannot write outside the plans folder.
-            if not member.isfile() or not base or "/" in base or base.startswith("."):
-                raise BackupError(f"unexpected entry in backup: {name!r}")
-            plan_files[base] = _read(tar, member)
+        plan_files = _plan_members(tar, members)
     _check_database(database)
     folder = plans_dir(config)
     for name, data in plan_files.items():
@@ -137,6 +129,20 @@ def restore_backup(config: dict, source: str | os.PathLike[str]) -> dict:
     atomic_write(db_path, database)
     logger.info("backup restored: %d plan file(s)", len(plan_files))
     return manifest
+
+
+def _plan_members(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) -> dict[str, bytes]:
+    """The plan files in a backup, by file name; both restore paths read them the same way."""
+    files: dict[str, bytes] = {}
+    for name, member in members.items():
+        if not name.startswith(PLANS_PREFIX):
+            continue
+        base = name[len(PLANS_PREFIX) :]
+        # Only plain names: a crafted archive cannot write outside the plans folder.
+        if not member.isfile() or not base or "/" in base or base.startswith("."):
+            raise BackupError(f"unexpected entry in backup: {name!r}")
+        files[base] = _read(tar, member)
+    return files
 
 
 def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
@@ -275,14 +281,7 @@ def _restore_into_postgres(config: dict, source: str | os.PathLike[str]) -> dict
         if MANIFEST not in members or not ({DB_MEMBER, EXPORT_MEMBER} & set(members)):
             raise BackupError("not a signage backup (no manifest or database inside)")
         manifest = json.loads(_read(tar, members[MANIFEST]))
-        files: dict[str, bytes] = {}
-        for name, member in members.items():
-            if not name.startswith(PLANS_PREFIX):
-                continue
-            base = name[len(PLANS_PREFIX) :]
-            if not member.isfile() or not base or "/" in base or base.startswith("."):
-                raise BackupError(f"unexpected entry in backup: {name!r}")
-            files[base] = _read(tar, member)
+        files = _plan_members(tar, members)
         if EXPORT_MEMBER in members:
             if manifest.get("schema_version") != len(MIGRATIONS):
                 raise BackupError(
