@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the servers the tests start themselves are installed: PostgreSQL (the store's
 # second backend) and Redis (fan-out between processes). Prints PostgreSQL's bin folder.
+# HAProxy (the load-balancer example's test) is installed when we can; without it that test skips.
 # Order for PostgreSQL: $SIGNAGE_PG_BIN, then Debian's /usr/lib/postgresql/<newest>/bin, then
 # `initdb` on the PATH. Only as root with apt-get do we install what is missing.
 set -euo pipefail
@@ -27,6 +28,10 @@ pg_bindir() {
 missing=()
 pg_bindir >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+
+if ! command -v haproxy >/dev/null 2>&1 && [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+  missing+=(haproxy)
+fi
 
 if ((${#missing[@]})); then
   if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
