@@ -31,7 +31,7 @@ from signage.store import Display, Store
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent  # templates/ and static/ ship inside the package
 
 
 @dataclass
@@ -200,8 +200,8 @@ def build_services(config: dict[str, Any], instance_path: Path) -> Services:
 
 def init_app(app: Flask, test_config: dict[str, Any] | None) -> None:
     """Layer the settings onto the app, build its services and register its routes."""
-    app.template_folder = str(PROJECT_ROOT / "templates")
-    app.static_folder = str(PROJECT_ROOT / "static")
+    app.template_folder = str(PACKAGE_ROOT / "templates")
+    app.static_folder = str(PACKAGE_ROOT / "static")
     config = settings.load(app.instance_path, overrides=test_config)
     app.config.update(config)
     app.testing = bool(config.get("TESTING", False))

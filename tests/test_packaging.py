@@ -1,0 +1,85 @@
+"""A built wheel carries the templates and static files and serves pages without the checkout."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import server_config
+
+REPO = Path(__file__).resolve().parent.parent
+IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+# Runs in a child whose import path holds only the unpacked wheel (and the venv's
+# dependencies): it prints where signage came from and what the app answered.
+CHILD = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import signage
+from signage import create_app
+app = create_app(json.loads(sys.argv[2]))
+client = app.test_client()
+out = {"package": signage.__file__}
+for path in ("/", "/kiosk/sw.js", "/static/kiosk/kiosk.js", "/static/admin/editor.js",
+             "/admin/login"):
+    response = client.get(path, follow_redirects=True)
+    out[path] = [response.status_code, len(response.data)]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_a_built_wheel_serves_pages_without_the_checkout(sim, tmp_path):
+    # Built from a copy: pip builds in the source tree, and the checkout stays as it was.
+    source = tmp_path / "source"
+    shutil.copytree(REPO / "signage", source / "signage", ignore=IGNORE)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    built = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(built), str(source)],
+        check=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    (wheel,) = built.glob("signage-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        site = tmp_path / "site"
+        archive.extractall(site)
+    shipped = [
+        p.relative_to(REPO).as_posix()
+        for folder in ("signage/templates", "signage/static")
+        for p in (REPO / folder).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    ]
+    assert len(shipped) > 20
+    missing = sorted(set(shipped) - names)
+    assert missing == [], missing
+
+    config = server_config(sim, tmp_path)
+    env = {**os.environ, "SIGNAGE_CONFIG": str(tmp_path / "none.toml")}
+    child = tmp_path / "child.py"
+    child.write_text(CHILD)
+    # -I: neither the checkout nor PYTHONPATH is on the path; the unpacked wheel goes first,
+    # ahead of the editable install's finder, so a file read from the checkout is not found.
+    done = subprocess.run(
+        [sys.executable, "-I", str(child), str(site), json.dumps(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert Path(out.pop("package")).is_relative_to(site)
+    for path, (status, size) in out.items():
+        assert status == 200 and size > 0, (path, status)
