@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -608,5 +610,320 @@ def test_an_admin_draws_a_floor_and_its_kiosk_shows_it(server, sim, floor, rooms
         shape = kiosk.locator(f'g.room-shape[data-space-id="{sid}"]')
         expect(shape).to_have_attribute("data-state", "free", timeout=10_000)
         expect(kiosk.locator("#you-are-here")).to_have_count(1)
+    finally:
+        ctx.close()
+
+
+# -- moving a room whole, giving it to another space, orphans (issue #5) -------------------------
+SCREENSHOTS = Path(os.environ.get("SIGNAGE_SCREENSHOTS", Path(__file__).parent / "screenshots"))
+
+
+def _points(text: str) -> list[tuple[float, float]]:
+    """An SVG `points` attribute as (x, y) pairs."""
+    return [tuple(float(v) for v in pair.split(",")) for pair in text.split()]
+
+
+def _shift(points, dx: float, dy: float) -> list[tuple[float, float]]:
+    return [(x + dx, y + dy) for x, y in points]
+
+
+def _same(a, b, tolerance: float = 0.011) -> bool:
+    """Two point lists equal to within rounding (the editor keeps two decimals)."""
+    return len(a) == len(b) and all(
+        abs(p[0] - q[0]) <= tolerance and abs(p[1] - q[1]) <= tolerance
+        for p, q in zip(a, b, strict=True)
+    )
+
+
+def _watch(page, allowed: tuple[str, ...] = ()) -> list[str]:
+    """Script errors, CSP refusals and failed requests of a page (but `allowed` URL endings)."""
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: (
+            problems.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+
+    def response(r) -> None:
+        url = r.url.split("?")[0]
+        if r.status >= 400 and not url.endswith(("/favicon.ico", *allowed)):
+            problems.append(f"{r.status} {r.url}")
+
+    page.on("response", response)
+    return problems
+
+
+def _open_editor(page, server, floor: str) -> None:
+    """Sign in as alice and open the floor's editor, loaded."""
+    page.goto(f"{server.url}/admin/login")
+    page.fill("#username", "alice")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/admin/displays")
+    page.goto(f"{server.url}/admin/floors/{floor}/layout")
+    expect(page.locator("#editor")).to_have_attribute("data-loading", "false")
+
+
+def _stored_layout(server, floor: str, rooms_: dict) -> None:
+    """The floor's plan and a layout with these rooms, stored as if saved earlier (version 1)."""
+    plans.store_plan(server.svc.store, server.svc.config, floor, PLAN_SVG, "test")
+    layout = empty_layout(400, 300)
+    layout["metres_across"] = 40.0
+    layout["rooms"] = rooms_
+    server.svc.store.put_layout(floor, layout, "earlier")
+
+
+@pytest.mark.browser
+def test_a_room_moves_whole_by_drag_and_arrow_keys_and_undo_puts_it_back(
+    server, floor, rooms, browser
+):
+    sid = rooms[0]
+    start = square(100, 50)
+    _stored_layout(server, floor, {sid: {"outline": start, "door": [120, 90]}})
+    make_admin(server.svc)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = ctx.new_page()
+        problems = _watch(page)
+        _open_editor(page, server, floor)
+        room = page.locator(f'#canvas g.room-shape[data-space-id="{sid}"]')
+        polygon, door = room.locator("polygon"), room.locator("circle.door")
+        original = polygon.get_attribute("points")
+        assert _points(original) == [tuple(p) for p in start]
+
+        def drag(by: tuple[float, float]) -> tuple[float, float]:
+            """Drag from inside the room by `by` plan units; the amount the room moved."""
+            page.mouse.move(*_to_client(page, 130, 70))
+            page.mouse.down()
+            page.mouse.move(*_to_client(page, 130 + by[0] / 2, 70 + by[1] / 2), steps=3)
+            page.mouse.move(*_to_client(page, 130 + by[0], 70 + by[1]), steps=3)
+            page.mouse.up()
+            moved = _points(polygon.get_attribute("points"))
+            dx, dy = moved[0][0] - start[0][0], moved[0][1] - start[0][1]
+            assert abs(dx - by[0]) < 1.5 and abs(dy - by[1]) < 1.5, (dx, dy)
+            # The whole outline moved by the same amount, and its door with it.
+            assert _same(moved, _shift(start, dx, dy)), moved
+            assert abs(float(door.get_attribute("cx")) - (120 + dx)) < 0.011
+            assert abs(float(door.get_attribute("cy")) - (90 + dy)) < 0.011
+            return dx, dy
+
+        dx, dy = drag((30, 40))
+        expect(room).to_have_class(re.compile(r"\bselected\b"))
+        expect(page.locator("#editor-status")).to_contain_text("moved with its door")
+        expect(page.locator("#move-hint")).to_contain_text("by 1 unit (Shift: 10)")
+        page.click("#undo")  # one step takes the whole drag back
+        expect(polygon).to_have_attribute("points", original)
+        expect(door).to_have_attribute("cx", "120")
+        expect(door).to_have_attribute("cy", "90")
+        expect(page.locator("#undo")).to_be_disabled()
+
+        dx, dy = drag((30, 40))
+        after_drag = polygon.get_attribute("points")
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("Shift+ArrowUp")
+        expected = _shift(start, dx + 2, dy - 10)
+        wait_until(
+            lambda: _same(_points(polygon.get_attribute("points")), expected),
+            timeout=5,
+            message="the arrow keys moved the room",
+        )
+        page.keyboard.press("Control+z")  # takes back the last key only
+        wait_until(
+            lambda: _same(_points(polygon.get_attribute("points")), _shift(start, dx + 2, dy)),
+            timeout=5,
+            message="undo took back one arrow key",
+        )
+        page.keyboard.press("Shift+ArrowUp")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "editor-selected-room.png"))
+
+        page.click("#save")
+        expect(page.locator("#editor-status")).to_contain_text("Saved (version 2)")
+        stored = server.svc.store.get_layout(floor).data["rooms"][sid]
+        assert _same(stored["outline"], expected), stored
+        assert _same([stored["door"]], [(120 + dx + 2, 90 + dy - 10)]), stored
+        assert after_drag != polygon.get_attribute("points")
+
+        # Held back at the plan's edge: the room keeps its shape, its door stays inside.
+        for _ in range(20):
+            page.keyboard.press("Shift+ArrowLeft")
+        wait_until(
+            lambda: _same(_points(polygon.get_attribute("points")), _shift(start, -100, dy - 10)),
+            timeout=5,
+            message="the room stopped at the plan's left edge",
+        )
+        expect(door).to_have_attribute("cx", "20")
+
+        # With a corner selected, the arrow keys move that corner only.
+        corners = _points(polygon.get_attribute("points"))
+        page.mouse.click(*_to_client(page, *corners[1]))
+        expect(page.locator("#selection-text")).to_contain_text("corner 2")
+        page.keyboard.press("ArrowDown")
+        bent = [corners[0], (corners[1][0], corners[1][1] + 1), corners[2], corners[3]]
+        wait_until(
+            lambda: _same(_points(polygon.get_attribute("points")), bent),
+            timeout=5,
+            message="the arrow key moved the selected corner",
+        )
+        expect(door).to_have_attribute("cx", "20")
+        assert not problems, problems
+    finally:
+        ctx.close()
+
+
+@pytest.mark.browser
+def test_a_room_given_to_another_space_keeps_its_outline_and_kiosks_show_that_space(
+    server, sim, floor, rooms, browser
+):
+    assert len(rooms) >= 3
+    sid, target, taken = rooms[0], rooms[1], rooms[2]
+    for rid in rooms:
+        sim.world.set_space(rid, presence=rid == target, health="healthy")
+    wait_until(
+        lambda: (
+            server.svc.feeds.touch(floor).snapshot()["rooms"][target]["state"] == "occupied"
+            and server.svc.feeds.touch(floor).snapshot()["rooms"][sid]["state"] == "free"
+        ),
+        timeout=10,
+        message="the target room is occupied in the feed",
+    )
+    outline = square(100, 50)
+    _stored_layout(
+        server,
+        floor,
+        {
+            sid: {"outline": outline, "door": [120, 90]},
+            taken: {"outline": square(250, 50), "door": None},
+        },
+    )
+    make_admin(server.svc)
+    _display, credential = server.add_display(floor, name="Lobby east")
+    target_name = server.svc.directory.get(target).name
+
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = ctx.new_page()
+        problems = _watch(page)
+        _open_editor(page, server, floor)
+        page.locator(f'#room-list li[data-space-id="{sid}"] button').click()
+        expect(page.locator("#room-controls")).to_be_visible()
+        choose = page.locator("#room-space")
+        expect(choose).to_have_value(sid)
+        # The floor's rooms without an outline, and the current one; never another's.
+        offered = choose.locator("option").evaluate_all("os => os.map(o => o.value)")
+        assert set(offered) == set(rooms) - {taken}, offered
+        assert offered[0] == sid
+
+        choose.select_option(target)
+        page.click("#room-reassign")
+        moved = page.locator(f'#canvas g.room-shape[data-space-id="{target}"]')
+        expect(moved).to_have_count(1)
+        expect(page.locator(f'#canvas g.room-shape[data-space-id="{sid}"]')).to_have_count(0)
+        expect(moved.locator("polygon")).to_have_attribute("points", "100,50 140,50 140,90 100,90")
+        expect(moved.locator("circle.door")).to_have_attribute("cx", "120")
+        expect(page.locator("#selection-text")).to_contain_text(target_name)
+        expect(page.locator(f'#room-list li[data-space-id="{sid}"]')).to_contain_text("not drawn")
+        page.click("#undo")
+        expect(page.locator(f'#canvas g.room-shape[data-space-id="{sid}"]')).to_have_count(1)
+        expect(moved).to_have_count(0)
+        page.locator(f'#room-list li[data-space-id="{sid}"] button').click()
+        page.select_option("#room-space", target)
+        page.click("#room-reassign")
+
+        page.click("#save")
+        expect(page.locator("#editor-status")).to_contain_text("Saved (version 2)")
+        stored = server.svc.store.get_layout(floor).data["rooms"]
+        assert set(stored) == {target, taken}
+        assert stored[target] == {"outline": outline, "door": [120.0, 90.0]}
+        # The preview colours it by its new space's state.
+        expect(moved).to_have_attribute("data-state", "occupied", timeout=10_000)
+        assert not problems, problems
+
+        kiosk = ctx.new_page()
+        kiosk_problems = _watch(kiosk)
+        kiosk.goto(f"{server.url}/kiosk/{credential}")
+        shape = kiosk.locator(f'g.room-shape[data-space-id="{target}"]')
+        expect(shape).to_have_attribute("data-state", "occupied", timeout=10_000)
+        assert _points(shape.locator("polygon").first.get_attribute("points")) == [
+            tuple(p) for p in outline
+        ]
+        expect(kiosk.locator(f'g.room-shape[data-space-id="{sid}"]')).to_have_count(0)
+        assert not kiosk_problems, kiosk_problems
+    finally:
+        ctx.close()
+
+
+@pytest.mark.browser
+def test_an_orphan_outline_is_shown_as_such_and_saves_once_given_to_a_room(
+    server, floor, rooms, browser
+):
+    sid, target = rooms[0], rooms[1]
+    orphan = square(200, 150)
+    _stored_layout(
+        server,
+        floor,
+        {
+            sid: {"outline": square(100, 50), "door": [120, 90]},
+            "spc_gone": {"outline": orphan, "door": [220, 190]},
+        },
+    )
+    make_admin(server.svc)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = ctx.new_page()
+        # The first save is refused on purpose.
+        problems = _watch(page, allowed=("/layout.json",))
+        _open_editor(page, server, floor)
+        warnings = page.locator("#editor-warnings li")
+        expect(warnings).to_have_count(1)
+        expect(warnings).to_contain_text("spc_gone")
+        shape = page.locator('#canvas g.room-shape[data-space-id="spc_gone"]')
+        # Told apart by words, not colour alone: a label on the plan and in the list.
+        expect(shape).to_have_class(re.compile(r"\bgone\b"))
+        expect(shape).to_have_attribute("data-orphan", "true")
+        expect(shape).to_contain_text("not on this floor")
+        item = page.locator('#room-list li.gone[data-space-id="spc_gone"]')
+        expect(item).to_contain_text("not a room of this floor any more")
+        expect(page.locator(f'#canvas g.room-shape[data-space-id="{sid}"]')).not_to_have_class(
+            re.compile(r"\bgone\b")
+        )
+
+        page.click("#save")
+        expect(page.locator("#editor-status")).to_contain_text("Not saved")
+        expect(page.locator("#editor-status")).to_contain_text("spc_gone")
+        expect(page.locator("#editor-status")).to_contain_text("give their outlines to rooms")
+        assert server.svc.store.get_layout(floor).version == 1
+
+        item.locator("button", has_text="spc_gone").click()
+        expect(page.locator("#selection-text")).to_contain_text("not a room of this floor")
+        choose = page.locator("#room-space")
+        expect(choose).to_have_value("spc_gone")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "editor-orphan-selected.png"))
+        expect(choose.locator('option[value="spc_gone"]')).to_have_text(
+            "spc_gone (not on this floor)"
+        )
+        choose.select_option(target)
+        page.click("#room-reassign")
+        expect(shape).to_have_count(0)
+        expect(warnings).to_have_count(0)  # the warning follows the drawing, before any save
+        given = page.locator(f'#canvas g.room-shape[data-space-id="{target}"]')
+        expect(given).not_to_have_attribute("data-orphan", "true")
+        expect(given.locator("polygon")).to_have_attribute(
+            "points", "200,150 240,150 240,190 200,190"
+        )
+
+        page.click("#save")
+        expect(page.locator("#editor-status")).to_contain_text("Saved (version 2)")
+        stored = server.svc.store.get_layout(floor).data["rooms"]
+        assert set(stored) == {sid, target}
+        assert stored[target] == {"outline": orphan, "door": [220.0, 190.0]}
+        expect(warnings).to_have_count(0)
+        assert not problems, problems
     finally:
         ctx.close()

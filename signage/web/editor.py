@@ -6,7 +6,7 @@ runs: a signed-in admin, and the session's CSRF token on every unsafe request. T
 
 Saving is optimistic: the editor sends the version it loaded, and a layout saved by someone
 else since then is refused (409) rather than overwritten. Outlines of spaces that are not rooms
-of the floor any more are refused by name, so the admin sees them and deletes them.
+of the floor any more are refused by name, so the admin gives them to a room or deletes them.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def layout_document(svc: Services, floor_id: str, plan_url: str) -> dict[str, An
             ctx.warnings.append(
                 "Outlines of spaces that are not rooms of this floor any more: "
                 + ", ".join(gone)
-                + ". Delete them before saving."
+                + ". Give them to a room of this floor or delete them before saving."
             )
     displays = svc.store.list_displays(floor_id)
     for display in displays:
@@ -204,7 +204,7 @@ def save_layout(svc: Services, floor_id: str, body: Any, updated_by: str | None)
                 "not rooms of this floor (any more): "
                 + ", ".join(unknown[:10])
                 + more
-                + "; delete their outlines and save again",
+                + "; give their outlines to rooms of this floor or delete them, and save again",
             )
     try:
         clean = validate_layout(data, known)

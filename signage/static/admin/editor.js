@@ -13,7 +13,9 @@
 
   var HINTS = {
     select: "Click an outline, door, corridor node, segment or marker to select it; drag its " +
-      "points to move them. Delete removes the selection (a point, a door or the whole room).",
+      "points to move them, or drag inside a room to move it whole (the arrow keys move the " +
+      "selection too; Shift for bigger steps). Delete removes the selection (a point, a door or " +
+      "the whole room).",
     room: "Click the corners of a room one by one (Backspace takes back the last). Click the " +
       "first point again (or press Enter) to close the outline, then choose its Density space. " +
       "Escape discards the outline.",
@@ -41,7 +43,12 @@
     dirty: false,
     live: {},
     drag: null,
-    saving: false
+    nudged: null,      // what the last arrow key moved (a held key is one Undo step)
+    saving: false,
+    warnings: [],      // what the server said at load (Density away, misplaced displays...)
+    loadedGone: [],    // outlines whose space was not a room of the floor when loaded
+    warningsKey: null,
+    spaceChoiceKey: null
   };
 
   function $(id) { return document.getElementById(id); }
@@ -80,6 +87,35 @@
     return !state.spaces.some(function (s) { return s.id === id; });
   }
 
+  // Two decimals, as the server stores coordinates (layout.py), without float noise.
+  function round2(v) { return Math.round(v * 100) / 100; }
+
+  function goneIds() {
+    return Object.keys(state.layout.rooms).filter(isGone);
+  }
+
+  // The arrow keys' step in plan units: about a pixel of a plan drawn at a usual size.
+  function nudgeStep() {
+    var side = Math.max(state.layout.width, state.layout.height);
+    return Math.max(0.1, Math.pow(10, Math.floor(Math.log10(side / 200))));
+  }
+
+  // Moves a room's outline and door together from where they were (`outline`, `door`) by
+  // (dx, dy), held back at the plan's edges so the whole room stays on the plan.
+  function shiftRoom(room, outline, door, dx, dy) {
+    var L = state.layout;
+    var all = door ? outline.concat([door]) : outline;
+    var xs = all.map(function (p) { return p[0]; }), ys = all.map(function (p) { return p[1]; });
+    dx = Math.min(Math.max(dx, -Math.min.apply(null, xs)), L.width - Math.max.apply(null, xs));
+    dy = Math.min(Math.max(dy, -Math.min.apply(null, ys)), L.height - Math.max.apply(null, ys));
+    function move(p) {
+      return [Math.min(L.width, Math.max(0, round2(p[0] + dx))),
+              Math.min(L.height, Math.max(0, round2(p[1] + dy)))];
+    }
+    room.outline = outline.map(move);
+    room.door = door ? move(door) : null;
+  }
+
   function snapshot() {
     var heres = {};
     state.displays.forEach(function (d) { heres[d.id] = d.here; });
@@ -99,9 +135,13 @@
     var saved = JSON.parse(last);
     state.layout = saved.layout;
     state.displays.forEach(function (d) { d.here = saved.heres[d.id] || null; });
-    state.selection = null;
+    // A room still there stays selected, so the arrow keys go on moving it after an Undo.
+    var sel = state.selection;
+    var room = sel && sel.type === "room" ? state.layout.rooms[sel.id] : null;
+    state.selection = room ? { type: "room", id: sel.id } : null;
     state.draft = [];
     state.chain = null;
+    state.nudged = null;
     hidePending();
     state.dirty = true;
     syncFields();
@@ -184,6 +224,12 @@
     var step = Math.max(10, Math.round(Math.max(L.width, L.height) / 40));
     var pattern = make("pattern", { id: "grid", width: step, height: step, patternUnits: "userSpaceOnUse" }, defs);
     make("path", { d: "M " + step + " 0 L 0 0 0 " + step, "class": "grid-line" }, pattern);
+    // Orphan outlines are hatched as well as red, so they stand out without colour vision.
+    var hatch = make("pattern", {
+      id: "orphan-hatch", width: 8 * k, height: 8 * k, patternUnits: "userSpaceOnUse",
+      patternTransform: "rotate(45)"
+    }, defs);
+    make("line", { x1: 0, y1: 0, x2: 0, y2: 8 * k, "class": "hatch-line" }, hatch);
     make("rect", { x: 0, y: 0, width: L.width, height: L.height, "class": "backdrop" }, svg);
     if (state.plan && state.plan.url) {
       make("image", {
@@ -200,18 +246,26 @@
       var room = L.rooms[sid];
       var sel = state.selection && state.selection.type === "room" && state.selection.id === sid;
       var live = state.live[sid] && state.live[sid].state;
+      var gone = isGone(sid);
       var g = make("g", {
-        "class": "room-shape" + (sel ? " selected" : "") + (isGone(sid) ? " gone" : ""),
+        "class": "room-shape" + (sel ? " selected" : "") + (gone ? " gone" : ""),
         "data-space-id": sid,
         "data-state": showLive && live ? live : "none"
       }, roomsLayer);
+      if (gone) g.setAttribute("data-orphan", "true");
       make("polygon", {
         points: room.outline.map(function (p) { return p[0] + "," + p[1]; }).join(" "),
         "data-role": "room", "data-room": sid
       }, g);
       var c = centroid(room.outline);
       var label = make("text", { x: c[0], y: c[1], "font-size": 14 * k, "class": "room-label" }, g);
-      label.textContent = spaceName(sid) + (isGone(sid) ? " (not on this floor)" : "");
+      label.textContent = (gone ? "⚠ " : "") + spaceName(sid);
+      if (gone) {
+        var note = make("text", {
+          x: c[0], y: c[1] + 17 * k, "font-size": 12 * k, "class": "room-label orphan-label"
+        }, g);
+        note.textContent = "not on this floor: reassign or delete";
+      }
       if (room.door) {
         make("circle", {
           cx: room.door[0], cy: room.door[1], r: 6 * k, "class": "door",
@@ -302,8 +356,12 @@
       if (!isGone(sid)) return;
       var li = html("li", null, "room-item gone");
       li.dataset.spaceId = sid;
-      li.appendChild(html("span", sid));
-      li.appendChild(html("span", "not a room of this floor any more: delete it", "room-status"));
+      var name = html("button", "⚠ " + sid, "link-button");
+      name.type = "button";
+      name.addEventListener("click", function () { select({ type: "room", id: sid }); });
+      li.appendChild(name);
+      li.appendChild(html("span", "not a room of this floor any more: select it to give it to " +
+        "one, or delete it", "room-status"));
       var del = html("button", "Delete", "danger small");
       del.type = "button";
       del.addEventListener("click", function () {
@@ -335,9 +393,11 @@
     var panel = $("selection-panel");
     panel.hidden = !sel;
     $("node-kind").hidden = !(sel && sel.type === "node");
+    renderRoomControls(sel && sel.type === "room" && L.rooms[sel.id] ? sel : null);
+    renderWarnings();
     var text = "";
     if (sel && sel.type === "room") {
-      text = "Room " + spaceName(sel.id) +
+      text = "Room " + spaceName(sel.id) + (isGone(sel.id) ? " (not a room of this floor any more)" : "") +
         (sel.vertex !== undefined ? ", corner " + (sel.vertex + 1) : sel.door ? ", its door" : "");
     } else if (sel && sel.type === "node") {
       var n = nodeById(sel.id);
@@ -360,6 +420,95 @@
       hint = "Without it, kiosks show routes without distances.";
     }
     $("scale-hint").textContent = hint;
+  }
+
+  // The selected room's panel: how to move it, and the space its outline belongs to.
+  function renderRoomControls(sel) {
+    var box = $("room-controls");
+    box.hidden = !sel;
+    if (!sel) {
+      state.spaceChoiceKey = null;
+      return;
+    }
+    var step = nudgeStep();
+    var what = sel.vertex !== undefined ? "this corner" : sel.door ? "the door" : "the room with its door";
+    $("move-hint").textContent = "Drag inside the outline to move the room with its door. " +
+      "Arrow keys move " + what + " by " + step + " unit" + (step === 1 ? "" : "s") +
+      " (Shift: " + step * 10 + ").";
+    // The floor's rooms without an outline, and the current one: an outline is one room's.
+    var choices = state.spaces.filter(function (s) {
+      return s.id === sel.id || !state.layout.rooms[s.id];
+    });
+    var key = sel.id + "|" + choices.map(function (s) { return s.id; }).join(",");
+    var choose = $("room-space");
+    if (key !== state.spaceChoiceKey) {
+      // Rebuilt only when the choices change: the live poll must not reset what is chosen.
+      state.spaceChoiceKey = key;
+      while (choose.firstChild) choose.removeChild(choose.firstChild);
+      // A space the list does not hold (gone from the floor, or Density away) is still shown.
+      if (!choices.some(function (s) { return s.id === sel.id; })) {
+        var current = html("option", sel.id + (isGone(sel.id) ? " (not on this floor)" : " (now)"));
+        current.value = sel.id;
+        choose.appendChild(current);
+      }
+      choices.forEach(function (s) {
+        var opt = html("option", (s.name || s.id) +
+          (s.function ? " · " + s.function.replace(/_/g, " ") : "") +
+          (s.id === sel.id ? " (now)" : ""));
+        opt.value = s.id;
+        choose.appendChild(opt);
+      });
+      choose.value = sel.id;
+    }
+    var others = choices.some(function (s) { return s.id !== sel.id; });
+    choose.disabled = !others;
+    $("room-reassign").disabled = !others;
+    $("reassign-hint").textContent = !state.spacesKnown
+      ? "The floor's rooms could not be loaded from Density: outlines can be given to another " +
+        "space once it answers."
+      : others ? "The outline keeps its shape and door."
+        : "Every room of this floor has an outline: delete one to give this outline to it.";
+  }
+
+  function reassign() {
+    var sel = state.selection;
+    var L = state.layout;
+    var sid = $("room-space").value;
+    if (!sel || sel.type !== "room" || !L.rooms[sel.id] || !sid) return;
+    if (sid === sel.id) {
+      status("The outline already belongs to " + spaceName(sid) + ".");
+      return;
+    }
+    if (L.rooms[sid]) {
+      status(spaceName(sid) + " already has an outline: delete it first.", "error");
+      return;
+    }
+    remember();
+    var was = isGone(sel.id) ? sel.id : spaceName(sel.id);
+    L.rooms[sid] = L.rooms[sel.id];
+    delete L.rooms[sel.id];
+    state.selection = { type: "room", id: sid };
+    status("The outline of " + was + " now belongs to " + spaceName(sid) + ": save to keep it.");
+    render();
+  }
+
+  // The server's warnings, except its list of orphan outlines: that one follows the drawing, so
+  // an outline given to a room of the floor leaves it at once.
+  function renderWarnings() {
+    var lines = state.warnings.filter(function (w) {
+      return !state.loadedGone.some(function (id) { return w.indexOf(id) !== -1; });
+    });
+    var gone = goneIds();
+    if (gone.length) {
+      lines.push("Outlines of spaces that are not rooms of this floor any more: " + gone.join(", ") +
+        ". Select each to give it to a room of this floor, or delete it, before saving.");
+    }
+    var key = JSON.stringify(lines);
+    if (key === state.warningsKey) return;
+    state.warningsKey = key;
+    var box = $("editor-warnings");
+    while (box.firstChild) box.removeChild(box.firstChild);
+    lines.forEach(function (w) { box.appendChild(html("li", w)); });
   }
 
   // The form fields show the model (after loading and after Undo).
@@ -513,7 +662,14 @@
       } else if (role === "edge") {
         state.selection = { type: "edge", index: parseInt(target.getAttribute("data-edge"), 10) };
       } else if (role === "room") {
-        state.selection = { type: "room", id: target.getAttribute("data-room") };
+        var sid0 = target.getAttribute("data-room"), room0 = L.rooms[sid0];
+        state.selection = { type: "room", id: sid0 };
+        // The whole room moves from where it was, so rounding never adds up along the way.
+        state.drag = {
+          kind: "room", room: sid0, start: p, clientX: evt.clientX, clientY: evt.clientY,
+          outline: room0.outline.map(function (q) { return q.slice(); }),
+          door: room0.door ? room0.door.slice() : null, moved: false
+        };
       } else {
         state.selection = null;
       }
@@ -586,12 +742,18 @@
     var drag = state.drag;
     if (!drag) return;
     var p = toPoint(evt);
+    // A click that trembles a pixel or two is a selection, not a move of the whole room.
+    if (drag.kind === "room" && !drag.moved &&
+        Math.hypot(evt.clientX - drag.clientX, evt.clientY - drag.clientY) < 3) return;
     if (!drag.moved) {
-      remember();
+      remember();  // once per drag: Undo puts everything back where the drag began
       drag.moved = true;
     }
     var L = state.layout;
-    if (drag.kind === "vertex" && L.rooms[drag.room]) L.rooms[drag.room].outline[drag.index] = p;
+    if (drag.kind === "room" && L.rooms[drag.room]) {
+      shiftRoom(L.rooms[drag.room], drag.outline, drag.door,
+        p[0] - drag.start[0], p[1] - drag.start[1]);
+    } else if (drag.kind === "vertex" && L.rooms[drag.room]) L.rooms[drag.room].outline[drag.index] = p;
     else if (drag.kind === "door" && L.rooms[drag.room]) L.rooms[drag.room].door = p;
     else if (drag.kind === "node") {
       var n = nodeById(drag.id);
@@ -602,7 +764,39 @@
 
   function onPointerUp(evt) {
     if (state.drag && svg.hasPointerCapture(evt.pointerId)) svg.releasePointerCapture(evt.pointerId);
+    var moved = state.drag && state.drag.kind === "room" && state.drag.moved ? state.drag.room : null;
     state.drag = null;
+    state.nudged = null;
+    if (moved) status("Room " + spaceName(moved) + " moved with its door: save to keep it.");
+  }
+
+  // Arrow keys move the selected corner, door or whole room: the editor works without a mouse.
+  // A held key moves it many times but is one step for Undo.
+  function nudge(evt) {
+    var sel = state.selection;
+    var room = sel && sel.type === "room" ? state.layout.rooms[sel.id] : null;
+    if (!room || state.drag) return false;
+    var step = nudgeStep() * (evt.shiftKey ? 10 : 1);
+    var dx = evt.key === "ArrowLeft" ? -step : evt.key === "ArrowRight" ? step : 0;
+    var dy = evt.key === "ArrowUp" ? -step : evt.key === "ArrowDown" ? step : 0;
+    var what = sel.id + "|" + sel.vertex + "|" + !!sel.door;
+    if (!(evt.repeat && state.nudged === what)) remember();
+    state.nudged = what;
+    var L = state.layout;
+    function clampPoint(q) {
+      return [Math.min(L.width, Math.max(0, round2(q[0] + dx))),
+              Math.min(L.height, Math.max(0, round2(q[1] + dy)))];
+    }
+    if (sel.vertex !== undefined && room.outline[sel.vertex]) {
+      room.outline[sel.vertex] = clampPoint(room.outline[sel.vertex]);
+    } else if (sel.door && room.door) {
+      room.door = clampPoint(room.door);
+    } else {
+      shiftRoom(room, room.outline, room.door, dx, dy);
+    }
+    status("Room " + spaceName(sel.id) + " moved: save to keep it.");
+    render();
+    return true;
   }
 
   function onKey(evt) {
@@ -611,6 +805,9 @@
     if ((evt.ctrlKey || evt.metaKey) && evt.key.toLowerCase() === "z" && !typing) {
       evt.preventDefault();
       undo();
+    } else if (/^Arrow(Left|Right|Up|Down)$/.test(evt.key) && !typing && !evt.ctrlKey &&
+               !evt.metaKey && !evt.altKey) {
+      if (nudge(evt)) evt.preventDefault();  // else the page scrolls as usual
     } else if (evt.key === "Escape") {
       if (state.draft.length) state.draft = [];
       else if (state.chain) state.chain = null;
@@ -674,11 +871,10 @@
       state.history = [];
       state.dirty = false;
 
-      var warnings = $("editor-warnings");
-      while (warnings.firstChild) warnings.removeChild(warnings.firstChild);
-      (data.error ? [data.error] : []).concat(data.warnings || []).forEach(function (w) {
-        warnings.appendChild(html("li", w));
-      });
+      state.warnings = (data.error ? [data.error] : []).concat(data.warnings || []);
+      state.loadedGone = goneIds();
+      state.warningsKey = null;
+      state.spaceChoiceKey = null;
       $("size-fields").hidden = !!state.plan;
       syncFields();
       var choose = $("here-display");
@@ -770,6 +966,7 @@
   $("delete").addEventListener("click", deleteSelection);
   $("save").addEventListener("click", save);
   $("assign-ok").addEventListener("click", assign);
+  $("room-reassign").addEventListener("click", reassign);
   $("assign-cancel").addEventListener("click", function () {
     hidePending();
     status("Outline discarded.");
