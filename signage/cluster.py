@@ -52,6 +52,18 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "signage:"
 
+# A screen in a process's fleet report: a list in this order (a report holds up to a process's
+# thousand-odd kiosks every few seconds, so no key names). Times are wall clock seconds.
+SCREEN_FIELDS = (
+    "display_id",
+    "connected_at",
+    "heartbeat_at",
+    "screen",
+    "version",
+    "uptime_s",
+    "heap",
+)
+
 # KEYS: lease, state hash. ARGV: holder id, ttl ms, heard (wall s, or ""), want ("1"/"0").
 # Renews a lease we hold (and records when the holder last heard from Density), takes a free
 # one, and answers the floor's fleet state, in one round trip.
@@ -237,6 +249,11 @@ class Cluster:
         # changes them, the others are told to look again now rather than at their next check.
         self.on_nudge: dict[str, Callable[[], Any]] = {}
         self.leaving = False  # shutting down: take no more leases
+        # What this process holds, reported for the fleet page of every process: a key with an
+        # expiry of three reports, so a process that dies drops out of the fleet on its own.
+        self.report_interval = max(2.0, 2 * lease_renew)
+        self.report_ttl = 3 * self.report_interval
+        self._reported_at: float | None = None  # monotonic time of the last report sent
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Cluster:
@@ -359,6 +376,7 @@ class Cluster:
                     feed.lease_round()
                 except Exception:  # one floor's misfortune must not end the fleet's leases
                     logger.exception("lease round for floor %s failed", feed.floor_id)
+            self._report_if_due()
             self._wake.wait(max(0.05, self.lease_renew - (time.monotonic() - started)))
             self._wake.clear()
 
@@ -524,12 +542,140 @@ class Cluster:
         for feed in self.floors():
             feed.give_up()
 
+    # -- fleet health: what each process holds -------------------------------------------------
+    PROCS = f"{PREFIX}procs"  # sorted set: every process that reported lately, by report time
+
+    @staticmethod
+    def report_key(process_id: str) -> str:
+        return f"{PREFIX}proc:{process_id}"
+
+    def start_reports(self) -> None:
+        """Make sure this process reports to the fleet, kiosks or not (after gunicorn's fork)."""
+        with self._lock:
+            self._ensure_threads()
+
+    def report(self) -> dict[str, Any]:
+        """What this process holds, from memory: its screens and the floors it mirrors.
+
+        Display ids, floor ids and what pages said of themselves: never a credential or token.
+        Times are wall clock (seconds), since the report is read on other hosts.
+        """
+        wall, now = time.time(), time.monotonic()
+
+        def at(monotonic: Any) -> float | None:
+            return round(wall - (now - monotonic), 1) if isinstance(monotonic, float) else None
+
+        screens: list[list[Any]] = []
+        kiosks: dict[str, int] = {}
+        hub = self.hub
+        if hub is not None:
+            for sub in hub.subscribers():
+                info = sub.info  # replaced whole by the socket's thread, never changed in place
+                screens.append(
+                    [
+                        sub.display_id,
+                        at(sub.connected_at),
+                        at(info.get("received_at")),
+                        *(info.get(name) for name in SCREEN_FIELDS[3:]),
+                    ]
+                )
+            kiosks = hub.counts_by_floor()
+        floors = []
+        for feed in self.floors():
+            status = feed.status()
+            age = status["heard_age_s"]
+            floors.append(
+                {
+                    "id": feed.floor_id,
+                    "holder": feed.holding,
+                    "mode": status["mode"],
+                    "reason": status["reason"],
+                    "heard": None if age is None else round(wall - age, 1),
+                    "kiosks": kiosks.get(feed.floor_id, 0),
+                }
+            )
+        host, pid, _ = self.id.rsplit(":", 2)
+        return {
+            "id": self.id,
+            "host": host,
+            "pid": int(pid),
+            "at": round(wall, 1),
+            "screens": screens,
+            "floors": floors,
+        }
+
+    def _report_if_due(self) -> None:
+        """Send this process's report when the last one is an interval old (lease loop)."""
+        now = time.monotonic()
+        if self._reported_at is not None and now - self._reported_at < self.report_interval:
+            return
+        try:
+            self.send_report()
+        except Exception:  # a report must never end the lease loop
+            logger.exception("fleet report failed")
+
+    def send_report(self) -> bool:
+        """Store this process's report in Redis, with an expiry; False when Redis is away."""
+        payload = _dumps(self.report())
+        wall = time.time()
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(self.report_key(self.id), payload, px=int(self.report_ttl * 1000))
+            pipe.zadd(self.PROCS, {self.id: wall})
+            # The index only says where to look (a report whose key expired is ignored): it is
+            # pruned of processes gone for an hour, and vanishes a day after the last report.
+            pipe.zremrangebyscore(self.PROCS, "-inf", wall - 3600)
+            pipe.pexpire(self.PROCS, 86_400_000)
+            pipe.execute()
+        except RedisError as exc:
+            self.note(False, exc)
+            return False
+        self.note(True)
+        self._reported_at = time.monotonic()
+        return True
+
+    def fleet_view(self, leases: bool = True) -> FleetView:
+        """Every live process's report (this one's from memory) and each floor's lease holder.
+
+        With Redis away the view holds this process alone and says so (`reachable` False).
+        """
+        self.start_reports()
+        mine = _normalise(self.report())
+        try:
+            ids = [_text(i) or "" for i in self.redis.zrange(self.PROCS, 0, -1)]
+            values = self.redis.mget([self.report_key(i) for i in ids]) if ids else []
+            reports: dict[str, dict[str, Any]] = {}
+            for value in values:
+                report = _parse_report(value)
+                if report is not None and report["id"] != self.id:
+                    reports[report["id"]] = report
+            reports[self.id] = mine
+            holders: dict[str, str | None] = {}
+            if leases:
+                floor_ids = sorted({f["id"] for r in reports.values() for f in r["floors"]})
+                pipe = self.redis.pipeline(transaction=False)
+                for floor_id in floor_ids:
+                    pipe.get(self.lease_key(floor_id))
+                holders = {f: _text(v) for f, v in zip(floor_ids, pipe.execute(), strict=True)}
+        except RedisError as exc:
+            self.note(False, exc)
+            holding = {f["id"]: self.id if f["holder"] else None for f in mine["floors"]}
+            return FleetView(self.id, False, {self.id: mine}, holding)
+        self.note(True)
+        return FleetView(self.id, True, reports, holders)
+
     def close(self) -> None:
         """Stop the threads and close the connections (feeds are stopped by FeedManager)."""
         self._stop.set()
         self._wake.set()
         for thread in self._threads:
             thread.join(timeout=3)
+        if self._reported_at is not None:
+            try:  # leave the fleet page now rather than when the report expires
+                self.redis.delete(self.report_key(self.id))
+                self.redis.zrem(self.PROCS, self.id)
+            except RedisError:
+                pass
         try:
             self.redis.close()
         except RedisError:
@@ -1275,3 +1421,155 @@ class FleetAlerts:
         except RedisError as exc:
             self.cluster.note(False, exc)
             return True
+
+
+def _normalise(report: dict[str, Any]) -> dict[str, Any] | None:
+    """A report with its screens as dicts, junk left out; None when it is not a report."""
+    if not isinstance(report, dict) or not isinstance(report.get("id"), str):
+        return None
+    rows = report.get("screens")
+    screens = [dict(zip(SCREEN_FIELDS, r, strict=False)) for r in rows or [] if isinstance(r, list)]
+    floors = report.get("floors")
+    return {
+        **report,
+        "screens": [s for s in screens if isinstance(s.get("display_id"), int)],
+        "floors": [f for f in floors or [] if isinstance(f, dict) and isinstance(f.get("id"), str)],
+    }
+
+
+def _heard_at(floor: dict[str, Any]) -> float:
+    heard = floor.get("heard")
+    return float(heard) if isinstance(heard, int | float) else float("-inf")
+
+
+def _parse_report(value: Any) -> dict[str, Any] | None:
+    """A process's report as stored in Redis; None when it expired or cannot be read."""
+    text = _text(value)
+    if not text:
+        return None
+    try:
+        return _normalise(json.loads(text))
+    except ValueError:
+        return None
+
+
+class FleetView:
+    """The fleet as its live processes last reported it, for fleet health and metrics."""
+
+    NOTE_ALONE = (
+        "Redis cannot be reached: this shows this process only; screens and floor feeds held "
+        "by the other processes are missing."
+    )
+
+    def __init__(
+        self,
+        process: str,
+        reachable: bool,
+        reports: dict[str, dict[str, Any]],
+        holders: dict[str, str | None],
+    ) -> None:
+        self.process = process  # this process's id
+        self.reachable = reachable
+        self.reports = reports  # by process id, this one's included (from memory)
+        self.holders = holders  # floor id -> the process holding its lease, or None
+        self.now = time.time()
+        self._screens: dict[int, list[dict[str, Any]]] = {}
+        for pid, report in sorted(reports.items()):
+            if pid == process:
+                continue  # fleet_status reads this process's screens from its hub
+            for screen in report["screens"]:
+                self._screens.setdefault(screen["display_id"], []).append(self._screen(screen, pid))
+
+    def _age(self, at: Any) -> float | None:
+        if isinstance(at, bool) or not isinstance(at, int | float):
+            return None
+        return round(max(0.0, self.now - at), 1)
+
+    def _screen(self, screen: dict[str, Any], pid: str) -> dict[str, Any]:
+        """A reported screen in fleet_status's shape, with the process that holds it."""
+        return {
+            "connected_s": self._age(screen.get("connected_at")),
+            "heartbeat_age_s": self._age(screen.get("heartbeat_at")),
+            "screen": str(screen.get("screen") or "") or None,
+            "version": str(screen.get("version") or "") or None,
+            "uptime_s": screen.get("uptime_s"),
+            "heap": screen.get("heap"),
+            "process": pid,
+        }
+
+    @property
+    def processes(self) -> int:
+        """Live processes seen in the fleet, this one included."""
+        return len(self.reports)
+
+    def screens_of(self, display_id: int) -> list[dict[str, Any]]:
+        """The display's screens held by the other processes."""
+        return list(self._screens.get(display_id, ()))
+
+    def other_floors(self, here: Iterable[str]) -> list[str]:
+        """Floors that other processes mirror and this one does not."""
+        mirrored = set(here)
+        return sorted({f["id"] for r in self.reports.values() for f in r["floors"]} - mirrored)
+
+    def floor(
+        self, floor_id: str, here: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], int, str | None]:
+        """(status, kiosks, holder): the floor as its holder sees it, kiosks of every process.
+
+        `here` is this process's own status of the floor (None when it does not mirror it).
+        Without a report from the holder, this process's view, else the latest heard one.
+        """
+        holder = self.holders.get(floor_id)
+        views = {
+            pid: f for pid, r in self.reports.items() for f in r["floors"] if f["id"] == floor_id
+        }
+        kiosks = sum(int(f.get("kiosks") or 0) for f in views.values())
+        source = views.get(holder) if holder is not None and holder != self.process else None
+        if source is None and here is None:
+            # Mirrored elsewhere only, and no word from a holder: whoever heard from it last.
+            source = max(views.values(), key=_heard_at, default=None)
+        if source is None and here is None:
+            return (
+                {
+                    "floor_id": floor_id,
+                    "mode": "stale",
+                    "reason": None,
+                    "heard_age_s": None,
+                    "channels": [],
+                },
+                kiosks,
+                holder,
+            )
+        if source is None:
+            return here, kiosks, holder
+        status = {
+            "floor_id": floor_id,
+            "mode": str(source.get("mode") or "stale"),
+            "reason": source.get("reason"),
+            "heard_age_s": self._age(source.get("heard")),
+            "channels": here["channels"] if here is not None else [],
+        }
+        return status, kiosks, holder
+
+    def summary(self) -> dict[str, Any]:
+        """The processes of the fleet, and whether this view is whole (the `cluster` field)."""
+        processes = []
+        for pid, report in sorted(self.reports.items()):
+            processes.append(
+                {
+                    "id": pid,
+                    "host": report.get("host"),
+                    "pid": report.get("pid"),
+                    "this": pid == self.process,
+                    "screens": len(report["screens"]),
+                    "floors": len(report["floors"]),
+                    "holds": sorted(f for f, h in self.holders.items() if h == pid),
+                    "report_age_s": 0.0 if pid == self.process else self._age(report.get("at")),
+                }
+            )
+        return {
+            "process": self.process,
+            "reachable": self.reachable,
+            "processes": processes,
+            "note": None if self.reachable else self.NOTE_ALONE,
+        }

@@ -130,6 +130,41 @@ class SignageCollector:
         evictions.add_metric(["send_stuck"], svc.hub.stalled_cuts)
         yield evictions
 
+        if svc.cluster is not None:
+            yield from self._cluster(svc.cluster)
+
+    @staticmethod
+    def _cluster(cluster: Any) -> Iterator[Metric]:
+        """A fleet's figures (SIGNAGE_REDIS_URL): Redis, leases and the processes seen."""
+        view = cluster.fleet_view(leases=False)  # asks Redis now: its gauge is not a memory
+        up = GaugeMetricFamily("signage_redis_up", "Whether Redis answered this scrape (1/0).")
+        up.add_metric([], 1 if view.reachable else 0)
+        yield up
+
+        held = GaugeMetricFamily(
+            "signage_floor_upstream_held",
+            "Floors this process mirrors: 1 where it holds the upstream socket (the lease).",
+            labels=["floor"],
+        )
+        for feed in sorted(cluster.floors(), key=lambda f: f.floor_id):
+            held.add_metric([feed.floor_id], 1 if feed.holding else 0)
+        yield held
+
+        takeovers = CounterMetricFamily(
+            "signage_lease_takeovers", "Floor leases this process took (first holder or failover)."
+        )
+        takeovers.add_metric([], cluster.takeovers)
+        yield takeovers
+
+        processes = GaugeMetricFamily(
+            "signage_fleet_processes",
+            "Server processes of the fleet with a live report in Redis, this one included "
+            "(absent while Redis is unreachable).",
+        )
+        if view.reachable:
+            processes.add_metric([], view.processes)
+        yield processes
+
 
 def create_registry(svc: Services) -> tuple[CollectorRegistry, Histogram]:
     """A registry for one app, with its collector and the fan-out latency histogram."""

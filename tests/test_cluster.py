@@ -25,6 +25,7 @@ import pytest
 import redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as sync_connect
 
 from signage.cluster import Cluster
 from signage.density.client import DensityClient
@@ -987,3 +988,187 @@ def test_down_alerts_see_the_whole_fleet_and_are_sent_once(redis_server, tmp_pat
         for cluster in clusters:
             cluster.close()
         store.close()
+
+
+# -- fleet health and metrics across processes ---------------------------------------------------
+def _fleet_json(server: ServeProcess, token: str) -> dict[str, Any]:
+    answer = httpx.get(
+        f"{server.url}/api/admin/fleet", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _metric(server: ServeProcess, name: str, **labels: str) -> float | None:
+    """One sample of the server's /metrics (None when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{server.url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return None
+
+
+def _process_pid(process_id: str) -> int:
+    """The pid in a process id (host:pid:random), as the lease holds it."""
+    return int(process_id.split(":")[1])
+
+
+def test_fleet_health_and_metrics_see_every_process_and_forget_a_dead_one(
+    sim,
+    fleet,
+    players,
+    redis_server,  # noqa: F811
+):
+    a, b = fleet(2)
+    floor, cred, _rooms = setup_floor(sim, a)
+    token = a.cli("admin", "token", "create", "ci").strip()
+    kiosks = {a: 2, b: 3}
+    group = {
+        s: players.add([ws_url(s, cred)], n, f"p{i}") for i, (s, n) in enumerate(kiosks.items())
+    }
+    players.wait(lambda p: p.epoch is not None, message="kiosks joined")
+    ids = {s: _fleet_json(s, token)["cluster"]["process"] for s in (a, b)}
+    for server, process in ids.items():
+        assert _process_pid(process) in worker_pids(server)
+
+    def whole(server: ServeProcess) -> dict[str, Any] | None:
+        """The server's fleet view once it shows every screen of both processes."""
+        view = _fleet_json(server, token)
+        screens = view["displays"][0]["screens"]
+        wanted = sorted([ids[a]] * kiosks[a] + [ids[b]] * (kiosks[b] + 1))
+        feed = next((f for f in view["feeds"] if f["floor_id"] == floor), {})
+        beating = [s for s in screens if s["screen"] == "1920x1080"]
+        return (
+            view
+            if sorted(s["process"] for s in screens) == wanted
+            and feed.get("holder")
+            and len(beating) == 1
+            and beating[0]["heartbeat_age_s"] is not None
+            else None
+        )
+
+    # One more screen on b whose page reports itself, as kiosk.js does.
+    with sync_connect(ws_url(b, cred), open_timeout=5) as page_kiosk:
+        page_kiosk.recv(timeout=5)
+        beat = {"type": "heartbeat", "uptime_s": 12, "screen": "1920x1080", "version": "9.9"}
+        page_kiosk.send(json.dumps(beat))
+        views = [wait_until(lambda s=s: whole(s), 15, 0.2, "every screen") for s in (a, b)]
+    lease = redis.Redis.from_url(redis_server.url, decode_responses=True).get(
+        f"signage:lease:{floor}"
+    )
+    holding = next(s for s in (a, b) if ids[s] == lease)
+    relaying = b if holding is a else a
+    for view in views:
+        assert view["cluster"]["reachable"] is True and view["cluster"]["note"] is None
+        assert {p["id"] for p in view["cluster"]["processes"]} == {ids[a], ids[b]}
+        display = view["displays"][0]
+        assert display["connected"] == 6 and display["problems"] == []
+        (beating,) = [s for s in display["screens"] if s["screen"] == "1920x1080"]
+        assert beating["process"] == ids[b] and beating["version"] == "9.9"
+        assert beating["uptime_s"] == 12 and 0 <= beating["heartbeat_age_s"] < 8
+        assert all(
+            s["connected_s"] is not None and s["connected_s"] < 60 for s in display["screens"]
+        )
+        # Each floor once, the same holder named whichever process answers, kiosks summed.
+        floors = [f["floor_id"] for f in view["feeds"]]
+        assert len(floors) == len(set(floors))
+        feed = next(f for f in view["feeds"] if f["floor_id"] == floor)
+        assert feed["holder"] == lease and feed["kiosks"] == 6
+    assert {f["floor_id"]: f["holder"] for f in views[0]["feeds"]} == {
+        f["floor_id"]: f["holder"] for f in views[1]["feeds"]
+    }
+    page = httpx.get(f"{a.url}/admin/fleet", timeout=10)
+    assert page.status_code in (302, 401, 403)  # the page itself wants a signed-in admin
+
+    assert _metric(holding, "signage_floor_upstream_held", floor=floor) == 1
+    assert _metric(relaying, "signage_floor_upstream_held", floor=floor) == 0
+    assert (_metric(holding, "signage_lease_takeovers_total") or 0) >= 1
+    for server in (a, b):
+        assert _metric(server, "signage_redis_up") == 1
+        assert _metric(server, "signage_fleet_processes") == 2
+
+    # The reports are small and carry no secret (client secret, kiosk credential, tokens).
+    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    reports = [r.get(key) or "" for key in r.scan_iter("signage:proc:*")]
+    tokens = [r.hget(key, "access_token") or "" for key in r.scan_iter("signage:token:*")]
+    assert len(reports) == 2 and all(0 < len(text) < 2000 for text in reports)
+    for secret in (SimSettings().client_secret, cred, "fleet-secret-key", *tokens):
+        assert secret and all(secret not in text for text in reports)
+
+    # The holder dies: its screens leave the survivor's view, and the survivor holds the floor.
+    dead_pids = worker_pids(holding)
+    os.kill(holding.proc.pid, signal.SIGKILL)  # the master first, so that it respawns nothing
+    for pid in dead_pids - {holding.proc.pid}:
+        os.kill(pid, signal.SIGKILL)
+
+    def forgotten() -> bool:
+        view = _fleet_json(relaying, token)
+        screens = view["displays"][0]["screens"]
+        feed = next(f for f in view["feeds"] if f["floor_id"] == floor)
+        return (
+            [s["process"] for s in screens] == [ids[relaying]] * kiosks[relaying]
+            and [p["id"] for p in view["cluster"]["processes"]] == [ids[relaying]]
+            and feed["holder"] == ids[relaying]
+            and feed["kiosks"] == kiosks[relaying]
+        )
+
+    wait_until(forgotten, 20, 0.2, "the dead process left the survivor's fleet view")
+    assert _metric(relaying, "signage_floor_upstream_held", floor=floor) == 1
+    assert _metric(relaying, "signage_fleet_processes") == 1
+    assert all(p.server == ws_url(relaying, cred) for p in group[relaying])
+
+
+def test_fleet_page_with_redis_away_shows_this_process_only(
+    sim,
+    fleet,
+    players,
+    redis_server,  # noqa: F811
+):
+    (server,) = fleet(1)
+    floor, cred, _rooms = setup_floor(sim, server)
+    token = server.cli("admin", "token", "create", "ci").strip()
+    password = "correct horse battery staple"
+    done = subprocess.run(
+        [sys.executable, "-m", "signage", "admin", "create", "alice", "--password-stdin"],
+        env=server.env,
+        input=password,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    console = httpx.Client(base_url=server.url, timeout=10)
+    login = console.get("/admin/login").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', login)
+    assert csrf is not None
+    signed_in = console.post(
+        "/admin/login",
+        data={"csrf_token": csrf.group(1), "username": "alice", "password": password},
+    )
+    assert signed_in.status_code == 302, signed_in.text
+    group = players.add([ws_url(server, cred)], 2, "s")
+    players.wait(lambda p: p.epoch is not None, group, 20, "kiosks joined")
+    try:
+        page = console.get("/admin/fleet")
+        assert page.status_code == 200 and 'id="fleet-whole"' in page.text
+        assert 'id="fleet-partial"' not in page.text
+
+        redis_server.stop(signal.SIGKILL)
+        page = console.get("/admin/fleet")
+        assert page.status_code == 200, page.text
+        assert 'id="fleet-partial"' in page.text and "this process only" in page.text
+        view = _fleet_json(server, token)
+        assert (
+            view["cluster"]["reachable"] is False and "this process only" in view["cluster"]["note"]
+        )
+        # Its own screens are still there, from memory.
+        assert view["displays"][0]["connected"] == 2
+        assert _metric(server, "signage_redis_up") == 0
+        assert _metric(server, "signage_fleet_processes") is None
+    finally:
+        console.close()
+    logged = server.log_path.read_text(errors="replace")
+    assert "Traceback" not in logged and cred not in logged

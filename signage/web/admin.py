@@ -670,6 +670,8 @@ def fleet_status(svc: Services) -> dict[str, Any]:
     """Displays, floor feeds and sensors, problems first (the fleet page and the API)."""
     now = time.monotonic()
     stale_after = 3 * float(svc.config["SIGNAGE_HEARTBEAT_INTERVAL"]) + 5
+    # In a fleet (Redis), what every live process reported; this process's own from memory.
+    view = svc.cluster.fleet_view() if svc.cluster is not None else None
     subs_by_display: dict[int, list[Any]] = {}
     for sub in svc.hub.subscribers():
         subs_by_display.setdefault(sub.display_id, []).append(sub)
@@ -688,8 +690,11 @@ def fleet_status(svc: Services) -> dict[str, Any]:
                     "version": str(info.get("version", "")) or None,
                     "uptime_s": info.get("uptime_s"),
                     "heap": info.get("heap"),
+                    **({"process": view.process} if view is not None else {}),
                 }
             )
+        if view is not None:
+            screens.extend(view.screens_of(display.id))
         problems = []
         # How long no screen has been connected, as the alert watcher saw it (None: up).
         down_s = svc.alerts.down_for("display", display.id) if svc.alerts else None
@@ -715,20 +720,27 @@ def fleet_status(svc: Services) -> dict[str, Any]:
 
     feeds_out = []
     sensors_out = []
-    for feed in svc.feeds.feeds():
-        status = feed.status()
-        token_key = svc.token_display_for_floor(feed.floor_id) or "org"
+    mirrored = [(feed.floor_id, feed) for feed in svc.feeds.feeds()]
+    if view is not None:  # floors only other processes mirror: a row each, their sensors unseen
+        mirrored += [(f, None) for f in view.other_floors(f for f, _ in mirrored)]
+    for floor_id, feed in mirrored:
+        status = feed.status() if feed is not None else None
+        kiosks, holder = svc.hub.count(floor_id), None
+        if view is not None:  # the holder's view of the floor, kiosks of every process
+            status, kiosks, holder = view.floor(floor_id, status)
+        assert status is not None
+        token_key = svc.token_display_for_floor(floor_id) or "org"
         expiry = svc.client.token_expiry(token_key)
         problems = []
-        feed_down_s = svc.alerts.down_for("feed", feed.floor_id) if svc.alerts else None
+        feed_down_s = svc.alerts.down_for("feed", floor_id) if svc.alerts else None
         if status["mode"] != "live":
             problems.append(
                 f"feed {status['mode']}" + (f": {status['reason']}" if status["reason"] else "")
             )
         feeds_out.append(
             {
-                "floor_id": feed.floor_id,
-                "floor": floor_label(svc, feed.floor_id),
+                "floor_id": floor_id,
+                "floor": floor_label(svc, floor_id),
                 "mode": status["mode"],
                 "reason": status["reason"],
                 "heard_age_s": None
@@ -736,13 +748,16 @@ def fleet_status(svc: Services) -> dict[str, Any]:
                 else round(status["heard_age_s"], 1),
                 "token": token_key if token_key == "org" else "display",
                 "token_expires_in_s": None if expiry is None else round(expiry),
-                "kiosks": svc.hub.count(feed.floor_id),
+                "kiosks": kiosks,
                 "channels": status["channels"],
                 "problems": problems,
                 "down_s": None if feed_down_s is None else round(feed_down_s),
-                "alerted": bool(svc.alerts and svc.alerts.reported("feed", feed.floor_id)),
+                "alerted": bool(svc.alerts and svc.alerts.reported("feed", floor_id)),
+                **({"holder": holder} if view is not None else {}),
             }
         )
+        if feed is None:
+            continue
         for room in list(feed.rooms.values()):
             sensors = [{"serial": s, "health": h} for s, h in room.sensors]
             bad = [s for s in sensors if s["health"] != "healthy"]
@@ -755,7 +770,7 @@ def fleet_status(svc: Services) -> dict[str, Any]:
                 {
                     "space_id": room.space.id,
                     "name": room.space.name,
-                    "floor_id": feed.floor_id,
+                    "floor_id": floor_id,
                     "health": room.health,
                     "sensors": sensors,
                     "problems": problems,
@@ -774,6 +789,8 @@ def fleet_status(svc: Services) -> dict[str, Any]:
         "problems": sum(
             1 for group in (displays_out, feeds_out, sensors_out) for i in group if i["problems"]
         ),
+        # The fleet's processes, and whether this is all of it (Redis answered).
+        **({"cluster": view.summary()} if view is not None else {}),
     }
 
 
