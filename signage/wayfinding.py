@@ -436,6 +436,12 @@ class FloorWays:
     # each caller unpacks its own copy.
     rooms_packed: bytes
     targets: dict[str, Point]  # where a route to each room ends: its door, else its centre
+    # Every stairs and lift node, drawn on the kiosk's plan whether or not it can be reached.
+    landmarks: tuple[tuple[str, str, float, float], ...] = ()  # (kind, node id, x, y)
+
+    def landmark_list(self) -> list[dict[str, Any]]:
+        """The stairs and lifts of the floor for the kiosk, in the layout's order."""
+        return [{"kind": k, "id": i, "x": x, "y": y} for k, i, x, y in self.landmarks]
 
     def rooms(self) -> dict[str, Any]:
         """A fresh copy of the rooms for the kiosk: outline, door and centre of each."""
@@ -457,14 +463,25 @@ class FloorWays:
                 "center": _rp(center),
             }
             targets[space_id] = _pair(door) if door is not None else center
+        graph = PathGraph.from_layout(layout)
         return cls(
-            graph=PathGraph.from_layout(layout),
+            graph=graph,
             width=width,
             height=height,
             metres_per_unit=float(metres_across) / width if metres_across else None,
             rooms_packed=marshal.dumps(rooms),
             targets=targets,
+            landmarks=landmarks_of(graph),
         )
+
+
+def landmarks_of(graph: PathGraph) -> tuple[tuple[str, str, float, float], ...]:
+    """(kind, node id, x, y) of every stairs or lift node, at the admin's own coordinates."""
+    return tuple(
+        (kind, node_id, x, y)
+        for node_id, (x, y), kind in zip(graph.ids, graph.xy, graph.kinds, strict=True)
+        if kind in EXIT_KINDS
+    )
 
 
 def compute_wayfinding(
@@ -520,6 +537,7 @@ def compute_wayfinding(
         "routes": routes,
         "exits": exits,
         "unreachable": sorted(unreachable),
+        "landmarks": floor.landmark_list(),
     }
 
 

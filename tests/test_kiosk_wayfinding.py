@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -519,3 +520,261 @@ def test_rooms_the_plan_does_not_outline_are_not_said_to_be_on_the_map(way, cont
     )
     assert any(rid not in way.sid.values() for rid in hidden)  # the ranking puts them last
     expect(more).to_have_text(f"+{len(hidden)} more free")
+
+
+# -- stairs and lifts on the plan ------------------------------------------------------------
+# The fixture's floor has the lift at the west end of the main corridor (m0, 50 units from the
+# screen) and stairs at its east end (m3). The tests make the west end of the north corridor
+# (t0) a second staircase: reachable, but far further than m3, so it is drawn without emphasis.
+SHOTS = Path(os.environ.get("SIGNAGE_SHOTS") or SCREENSHOTS)
+NODE_XY = {n: (x, y) for n, x, y, _ in NODES}
+
+
+def with_second_stairs(way: WayFloor) -> dict:
+    """The fixture's layout with t0 turned into stairs; returns the kiosk's wayfinding for it."""
+    document = way.document(True)
+    for node in document["nodes"]:
+        if node["id"] == "t0":
+            node["kind"] = "stairs"
+    way.layout = way.server.svc.store.put_layout(way.id, document)
+    return way.wayfinding()
+
+
+def metres_label(m: float) -> str:
+    """How the kiosk rounds a distance: to the metre below 20 m, else to 5 m."""
+    return str(max(1, round(m))) if m < 20 else str(round(m / 5) * 5)
+
+
+def landmark(page, node_id: str):
+    return page.locator(f'#map-box g.landmark[data-node-id="{node_id}"]')
+
+
+CENTRE_IN_PLAN = """el => {
+    const r = el.getBoundingClientRect();
+    const p = new DOMPoint(r.x + r.width / 2, r.y + r.height / 2)
+        .matrixTransform(el.ownerSVGElement.getScreenCTM().inverse());
+    return [p.x, p.y, r.width, r.height];
+}"""
+
+
+def boxes_meet(a: dict, b: dict) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+def shot_b(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("size", [(1920, 1080), (1080, 1920)])
+def test_stairs_and_lifts_are_drawn_where_they_are_labelled_and_the_nearest_marked(
+    way, contexts, size
+):
+    wf = with_second_stairs(way)
+    assert [(m["kind"], m["id"]) for m in wf["landmarks"]] == [
+        ("lift", "m0"),
+        ("stairs", "m3"),
+        ("stairs", "t0"),
+    ]
+    exits = {e["kind"]: e for e in wf["exits"]}
+    assert exits["lift"]["id"] == "m0" and exits["stairs"]["id"] == "m3"
+    page = open_page(contexts, way.url, *size)
+    expect(page.locator("#map-box g.landmark")).to_have_count(3)
+    here = page.locator("#you-are-here")
+    here_box = here.bounding_box()
+    here_dot = page.locator("#you-are-here .here-halo").bounding_box()
+    map_box = page.locator("#map-box").bounding_box()
+    for node_id, kind, word in (
+        ("m0", "lift", "Lift"),
+        ("m3", "stairs", "Stairs"),
+        ("t0", "stairs", "Stairs"),
+    ):
+        mark = landmark(page, node_id)
+        expect(mark).to_have_attribute("data-kind", kind)
+        # The sign sits on the node: its centre, read back from the screen into plan units.
+        x, y, w, h = mark.locator(".landmark-badge").evaluate(CENTRE_IN_PLAN)
+        assert x == pytest.approx(NODE_XY[node_id][0], abs=1.0)
+        assert y == pytest.approx(NODE_XY[node_id][1], abs=1.0)
+        # Sized like the "you are here" marker (whose halo is about 52 px at 1080p): readable
+        # across a lobby, not a speck and not a block.
+        assert 0.6 * here_dot["height"] <= h <= 1.3 * here_dot["height"], (node_id, h)
+        # An icon drawn in shapes (no glyph, no emoji) and a word, not colour alone.
+        assert mark.locator(".landmark-sign path, .landmark-sign rect").count() >= 2
+        assert mark.locator(".landmark-sign text").count() == 0
+        nearest = exits[kind]["id"] == node_id
+        label = f"{word} · {metres_label(exits[kind]['m'])} m" if nearest else word
+        expect(mark.locator(".landmark-label")).to_have_text(label)
+        if nearest:
+            expect(mark).to_have_attribute("data-nearest", "true")
+        else:
+            expect(mark).not_to_have_attribute("data-nearest", "true")
+        # The label is large enough to read, inside the map and clear of "you are here".
+        pill = mark.locator(".landmark-pill").bounding_box()
+        text = mark.locator(".landmark-label").bounding_box()
+        assert text["height"] >= 18 * min(size) / 1080
+        assert (
+            pill["x"] >= map_box["x"] - 1
+            and pill["x"] + pill["width"] <= map_box["x"] + map_box["width"] + 1
+        )
+        assert not boxes_meet(pill, here_box), node_id
+    # The nearest signs stand out: larger than the other one.
+    big = landmark(page, "m3").locator(".landmark-badge").bounding_box()["height"]
+    small = landmark(page, "t0").locator(".landmark-badge").bounding_box()["height"]
+    assert big > small * 1.15
+    # Signs lie under the route and the marker: neither can be hidden by them.
+    order = page.evaluate(
+        "() => ['plan-rooms', 'plan-landmarks', 'plan-route', 'plan-here']"
+        ".map(id => document.getElementById(id)).map(e => [...e.parentNode.children].indexOf(e))"
+    )
+    assert order == sorted(order) and -1 not in order
+    # With free rooms on this floor, the route goes to a room, not to the stairs.
+    expect(page.locator("#route")).to_have_attribute("data-space-id", way.sid["south_a"])
+    expect(page.locator("#exit-route")).to_have_count(0)
+    # No route label sits on the drawn route.
+    route = page.locator("#route").get_attribute("points").split()
+    route_pts = [[float(v) for v in p.split(",")] for p in route]
+    labels = page.locator("#map-box .landmark-pill").evaluate_all(
+        "els => els.map(e => { const b = e.getBBox(); return [b.x, b.y, b.width, b.height]; })"
+    )
+    for bx, by, bw, bh in labels:
+        for (ax, ay), (cx, cy) in zip(route_pts, route_pts[1:], strict=False):
+            for k in range(51):
+                px_, py_ = ax + (cx - ax) * k / 50, ay + (cy - ay) * k / 50
+                assert not (bx < px_ < bx + bw and by < py_ < by + bh), "a label covers the route"
+    shot_b(page, f"landmarks-{size[0]}x{size[1]}")
+    page.locator("#map-box").screenshot(path=str(SHOTS / f"landmarks-{size[0]}x{size[1]}-map.png"))
+    assert not page.errors
+
+
+@pytest.mark.browser
+def test_landmark_words_follow_the_display_language(way, contexts):
+    with_second_stairs(way)
+    settings = {"here": HERE, "language": "de", "theme": "dark"}
+    way.server.svc.store.update_display_settings(way.display.id, settings)
+    page = open_page(contexts, way.url)
+    expect(landmark(page, "m0").locator(".landmark-label")).to_have_text("Aufzug · 2 m")
+    expect(landmark(page, "t0").locator(".landmark-label")).to_have_text("Treppe")
+    shot_b(page, "landmarks-1920x1080-dark-de")
+    assert not page.errors
+
+
+def rooms_of_floor(sim, floor_id: str) -> list:
+    return [sim.world.portfolio.spaces[r] for r in sim.world.portfolio.rooms_under(floor_id)]
+
+
+def fill_floor(sim, floor_id: str, free: set[str] = frozenset()) -> None:
+    """Every room of a floor in use, healthy, except those named free."""
+    for room in rooms_of_floor(sim, floor_id):
+        busy = room.id not in free
+        if room.counting_mode == "entry":
+            sim.world.set_space(room.id, occupancy=3 if busy else 0, health="healthy")
+        else:
+            sim.world.set_space(room.id, presence=busy, health="healthy")
+
+
+@pytest.mark.browser
+def test_nothing_free_here_but_free_elsewhere_draws_the_way_to_the_nearest_stairs_or_lift(
+    way, contexts
+):
+    with_second_stairs(way)
+    # This screen stands mid-corridor: the stairs (m3) 400 units east, the lift (m0) 600 west.
+    here = [700, 400]
+    way.server.svc.store.update_display_settings(way.display.id, {"here": here})
+    wf = kiosk_wayfinding(way.layout.data, here, way.layout.version)
+    nearest = min(wf["exits"], key=lambda e: e["units"])
+    assert nearest["id"] == "m3" and nearest["m"] == 16.0
+    others = [f for f in way.sim.world.portfolio.floor_ids if f != way.id]
+    elsewhere = next(r for r in rooms_of_floor(way.sim, others[0]) if r.counting_mode == "oa")
+    fill_floor(way.sim, way.id)
+    fill_floor(way.sim, others[0], free={elsewhere.id})
+    for floor_id in others[1:]:
+        fill_floor(way.sim, floor_id)
+    page = open_page(contexts, way.url + "?no_contact_s=3")
+    expect(page.locator(f'#other-floors li[data-floor-id="{others[0]}"]')).to_have_attribute(
+        "data-state", "known", timeout=10_000
+    )
+    expect(page.locator("#free-list li.free-item")).to_have_count(0, timeout=5000)
+    exit_route = page.locator("#exit-route")
+    expect(exit_route).to_have_attribute("data-node-id", "m3", timeout=5000)
+    expect(exit_route).to_have_attribute("data-kind", "stairs")
+    expect(page.locator("#route")).to_have_count(0)  # no way to a room that is not free
+    expect(landmark(page, "m3")).to_have_attribute("data-route", "true")
+    expect(landmark(page, "m0")).not_to_have_attribute("data-route", "true")
+    # From "you are here" towards the stairs, stopping at the edge of their sign.
+    points = [[float(v) for v in p.split(",")] for p in exit_route.get_attribute("points").split()]
+    assert points[0] == nearest["points"][0] == wf["here"] == here
+    end = points[-1]
+    assert end[1] == pytest.approx(400, abs=0.2) and here[0] + 300 < end[0] < NODE_XY["m3"][0]
+    expect(page.locator("#map-card")).to_be_visible()
+    expect(page.locator("#map-card .map-card-name")).to_have_text("To other floors")
+    expect(page.locator("#map-card .map-card-state")).to_have_text("Stairs · 16 m")
+    shot_b(page, "exit-route-1920x1080")
+
+    # A room frees up on this floor: the way to it replaces the way off the floor.
+    way.sim.world.set_space(way.sid["south_b"], presence=False)
+    expect(page.locator("#route")).to_have_attribute("data-space-id", way.sid["south_b"])
+    expect(exit_route).to_have_count(0)
+    way.sim.world.set_space(way.sid["south_b"], presence=True)
+    expect(exit_route).to_have_attribute("data-node-id", "m3", timeout=5000)
+    # Nothing free anywhere: no way to walk, only the signs.
+    way.sim.world.set_space(elsewhere.id, presence=True)
+    expect(page.locator(f'#other-floors li[data-floor-id="{others[0]}"] .of-total')).to_have_text(
+        "Nothing free", timeout=10_000
+    )
+    expect(exit_route).to_have_count(0)
+    expect(page.locator("#map-card")).to_be_hidden()
+    expect(page.locator("#map-box g.landmark")).to_have_count(3)
+    # Free elsewhere again, then the server goes away: a page that cannot vouch draws nothing.
+    way.sim.world.set_space(elsewhere.id, presence=False)
+    expect(exit_route).to_have_attribute("data-node-id", "m3", timeout=10_000)
+    way.server.stop()
+    page.wait_for_function(f"() => {FEED} === 'stale'", timeout=8000)
+    expect(exit_route).to_have_count(0, timeout=2000)
+    expect(page.locator("#map-box g.landmark")).to_have_count(3)
+    assert not page.errors
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_portrait_keeps_the_walking_distance_and_free_for(way, contexts, language):
+    settings = {"here": HERE, "language": language}
+    way.server.svc.store.update_display_settings(way.display.id, settings)
+    page = open_page(contexts, way.url, 1080, 1920)
+    expect(page.locator("html")).to_have_attribute("data-orientation", "portrait")
+    expect(page.locator("#free-list")).to_have_class(re.compile(r"\branked\b"))
+    south_a = way.sid["south_a"]
+    assert free_order(page)[0] == south_a
+    item = page.locator(f'#free-list li[data-space-id="{south_a}"]')
+    dist, since = item.locator(".free-distance"), item.locator(".free-since")
+    unit = "min" if language == "en" else "Min."
+    expect(dist).to_have_text(re.compile(rf"^\d+ m · \d+ {unit}$"))
+    expect(since).to_have_text(re.compile("free|frei"))
+    for part in (dist, since):
+        expect(part).to_be_visible()
+    box_item, box_dist, box_since = (x.bounding_box() for x in (item, dist, since))
+    for part in (box_dist, box_since):
+        assert part["x"] >= box_item["x"] - 1
+        assert part["x"] + part["width"] <= box_item["x"] + box_item["width"] + 1
+        assert part["y"] + part["height"] <= box_item["y"] + box_item["height"] + 1
+    assert not boxes_meet(box_dist, box_since)
+    # Neither is cut short, and "free for" still reads at a distance.
+    clipped = item.evaluate(
+        "li => [...li.querySelectorAll('.free-distance, .free-since')]"
+        ".some(e => e.scrollWidth > e.clientWidth + 1)"
+    )
+    assert not clipped
+    assert box_since["height"] >= 20
+    # Every ranked item shown on the screen carries both.
+    shown = page.locator("#free-list li.free-item:not([hidden])")
+    assert shown.count() >= 4
+    for i in range(shown.count()):
+        if shown.nth(i).locator(".free-distance").text_content():
+            expect(shown.nth(i).locator(".free-since")).to_be_visible()
+    shot_b(page, f"portrait-free-list-{language}")
+    assert not page.errors

@@ -617,3 +617,61 @@ def test_every_room_is_routed_or_listed_unreachable_and_the_json_is_clean():
         assert isinstance(route["s"], int) and route["m"] == pytest.approx(
             route["units"] * 0.04, abs=0.06
         )
+
+
+# -- landmarks: every stairs and lift, for the kiosk's plan ----------------------------------
+EXITS_APART = make_layout(
+    nodes=[
+        ("a", 100, 300),
+        ("b", 500, 300),
+        ("s_near", 500, 100.25, "stairs"),
+        ("l1", 900, 300, "lift"),
+        ("s_cut", 110, 330, "stairs"),  # on a corridor of its own: not reachable from a-b
+        ("cut2", 110, 600),
+        ("lone_lift", 950, 650, "lift"),  # on no corridor at all
+    ],
+    edges=[("a", "b"), ("b", "s_near"), ("b", "l1"), ("s_cut", "cut2")],
+)
+
+
+def test_landmarks_are_every_stairs_and_lift_where_the_admin_put_them():
+    out = kiosk_wayfinding(EXITS_APART, [100, 290], 2)
+    assert out["landmarks"] == [
+        {"kind": "stairs", "id": "s_near", "x": 500.0, "y": 100.25},
+        {"kind": "lift", "id": "l1", "x": 900.0, "y": 300.0},
+        {"kind": "stairs", "id": "s_cut", "x": 110.0, "y": 330.0},
+        {"kind": "lift", "id": "lone_lift", "x": 950.0, "y": 650.0},
+    ]
+    # Reachable or not, all of them are on the plan; only the reachable ones are exits.
+    assert {e["id"] for e in out["exits"]} == {"s_near", "l1"}
+    json.dumps(out, allow_nan=False)
+
+
+def test_landmarks_do_not_depend_on_you_are_here():
+    placed = kiosk_wayfinding(EXITS_APART, [100, 290], 2)
+    unplaced = kiosk_wayfinding(EXITS_APART, None, 2)
+    assert unplaced["here"] is None and unplaced["exits"] == []
+    assert unplaced["landmarks"] == placed["landmarks"] and len(placed["landmarks"]) == 4
+    # Nodes without edges (straight-line mode) are landmarks too.
+    loose = make_layout(nodes=[("s", 10, 20, "stairs"), ("c", 30, 40), ("l", 50, 60, "lift")])
+    assert [(m["kind"], m["id"]) for m in kiosk_wayfinding(loose, [0, 0])["landmarks"]] == [
+        ("stairs", "s"),
+        ("lift", "l"),
+    ]
+
+
+def test_no_stairs_or_lifts_means_no_landmarks():
+    assert kiosk_wayfinding(TWO_WAYS, [100, 300], 1)["landmarks"] == []
+    assert kiosk_wayfinding(make_layout(), None, 1)["landmarks"] == []
+
+
+def test_landmarks_from_the_cache_are_the_callers_own():
+    first = kiosk_wayfinding(EXITS_APART, [100, 290], 2)
+    first["landmarks"][0]["x"] = -1
+    first["landmarks"].clear()
+    again = kiosk_wayfinding(EXITS_APART, [100, 290], 2)
+    assert again["landmarks"][0] == {"kind": "stairs", "id": "s_near", "x": 500.0, "y": 100.25}
+    # An edit that moves the stairs is seen at once, even at the same version number.
+    moved = json.loads(json.dumps(EXITS_APART))
+    moved["nodes"][2]["x"] = 520
+    assert kiosk_wayfinding(moved, [100, 290], 2)["landmarks"][0]["x"] == 520.0

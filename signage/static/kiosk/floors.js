@@ -124,7 +124,9 @@
         seen[e.kind] = true;
         var m = num(e.m, null);
         var kind = t("floors_" + e.kind);
-        var span = el("span", "of-exit", m === null ? kind : t("floors_way", { kind: kind, m: Math.round(m) }));
+        // Rounded as the free list and the plan's signs round (kiosk.js): one number per place.
+        var shown = m < 20 ? Math.max(1, Math.round(m)) : Math.round(m / 5) * 5;
+        var span = el("span", "of-exit", m === null ? kind : t("floors_way", { kind: kind, m: shown }));
         span.setAttribute("data-kind", e.kind);
         p.appendChild(span);
       });

@@ -701,6 +701,7 @@
       });
     }
     idleTarget = null;
+    freeHere = free.length;
     for (var f = 0; f < free.length && ranked; f++) { if (routeOf(free[f].id)) { idleTarget = free[f].id; break; } }
     var seen = {};
     free.forEach(function (room) {
@@ -842,6 +843,7 @@
       placeLabel(ref, geo);
     });
     drawHere();
+    drawLandmarks();
     routeKey = null;
     renderShapes();
   }
@@ -892,13 +894,237 @@
     var len = fs * 0.6 * label.textContent.length;
     try { len = label.getComputedTextLength() || len; } catch (e) { /* not laid out */ }
     var pw = len + fs * 1.2, ph = fs * 1.6;
-    var above = y - px(34) - ph >= 0;
-    var py = above ? y - px(34) - ph : y + px(34);
-    var pxl = Math.max(0, Math.min(WF.width - pw, x - pw / 2));
+    // Above the dot if it fits, else below, beside; and off the stairs and lift signs (drawn
+    // under the marker), which it would otherwise hide.
+    var signs = (WF.landmarks || []).map(function (m) {
+      var r = px(28);
+      return { x: num(m.x, 0) - r, y: num(m.y, 0) - r, w: 2 * r, h: 2 * r };
+    });
+    var up = y - px(34) - ph, down = y + px(34);
+    var spots = [
+      { x: x - pw / 2, y: up }, { x: x - px(20), y: up }, { x: x + px(20) - pw, y: up },
+      { x: x - pw / 2, y: down }, { x: x - px(20), y: down }, { x: x + px(20) - pw, y: down },
+      { x: x + px(34), y: y - ph / 2 }, { x: x - px(34) - pw, y: y - ph / 2 }
+    ];
+    var pick = null;
+    spots.forEach(function (p, i) {
+      var box = { x: Math.max(0, Math.min(WF.width - pw, p.x)), y: p.y, w: pw, h: ph };
+      var score = (box.y < 0 || box.y + ph > WF.height ? 1e9 : 0) + i;
+      signs.forEach(function (b) { score += overlap(box, b) * 10; });
+      if (!pick || score < pick.score) pick = { score: score, box: box };
+    });
+    var py = pick.box.y, pxl = pick.box.x;
     pill.setAttribute("x", r1(pxl)); pill.setAttribute("y", r1(py));
     pill.setAttribute("width", r1(pw)); pill.setAttribute("height", r1(ph));
     label.setAttribute("x", r1(pxl + fs * 0.6));
     label.setAttribute("y", r1(py + ph / 2 + fs * 0.36));
+  }
+
+  // -- stairs and lifts on the plan ------------------------------------------------------------
+  // Every stairs and lift node of the layout is drawn as a sign: a drawn icon on a badge and its
+  // word, so it never rests on colour alone. The nearest of each kind (WF.exits) is larger and
+  // says how far it is. Signs lie under the route and "you are here", so they never hide either;
+  // their labels step aside from both.
+  var LANDMARK_KINDS = ["stairs", "lift"];
+  var landmarks = [];
+  var otherFree = false;  // the other-floors panel has rooms free now elsewhere
+  var freeHere = 0;  // rooms the free list shows on this floor
+
+  function otherFloorsFree(list) {
+    // The panel's own reading (floors.js): only floors the server vouches for, with a count.
+    if (!Array.isArray(list)) return false;
+    return list.some(function (f) {
+      if (!f || f.state !== "known" || !f.free || typeof f.free !== "object") return false;
+      return Object.keys(f.free).some(function (g) { return typeof f.free[g] === "number" && f.free[g] > 0; });
+    });
+  }
+  otherFree = otherFloorsFree(embedded && embedded.other_floors);
+  doc.addEventListener("signage:message", function (ev) {
+    var msg = ev.detail;
+    if (!msg || (msg.type !== "floors" && msg.type !== "snapshot") || !("other_floors" in msg)) return;
+    otherFree = otherFloorsFree(msg.other_floors);
+    if (msg.type === "floors") renderRoute();  // a snapshot renders everything anyway
+  });
+
+  function nearestExits() {
+    var out = {};
+    ((WF && WF.exits) || []).forEach(function (e) {
+      if (e && LANDMARK_KINDS.indexOf(e.kind) >= 0 && !out[e.kind]) out[e.kind] = e;
+    });
+    return out;
+  }
+
+  function exitToShow() {
+    // Nothing free on this floor but free rooms elsewhere: the way to the nearest stairs or lift.
+    // Never while the page cannot vouch for what it shows, nor while a room is chosen.
+    // Only on the drawn plan: a line is what makes "Stairs · 16 m" findable.
+    if (!planMap || !WF || !WF.here || selected || freeHere > 0 || !otherFree || pageFeed() === "stale") return null;
+    var best = null, near = nearestExits();
+    LANDMARK_KINDS.forEach(function (kind) {
+      var e = near[kind];
+      if (e && e.points && e.points.length >= 2 && (!best || num(e.units, Infinity) < num(best.units, Infinity))) best = e;
+    });
+    return best;
+  }
+
+  function landmarkIcon(kind, g) {
+    // Drawn on a 24-unit grid and scaled with the badge: the signs seen in any building.
+    if (kind === "stairs") {
+      svgEl("path", { "class": "landmark-fg", d: "M4 20V16.5H8.3V12.8H12.5V9H16.7V5.2H20.5V20Z" }, g);
+    } else {
+      svgEl("rect", { "class": "landmark-fg-line", x: 5.5, y: 3, width: 13, height: 18, rx: 1.2 }, g);
+      svgEl("path", { "class": "landmark-fg", d: "M12 5.6L15.6 10.3H8.4Z" }, g);
+      svgEl("path", { "class": "landmark-fg", d: "M12 18.4L15.6 13.7H8.4Z" }, g);
+    }
+  }
+
+  function landmarkText(mark, exit) {
+    var kind = t("floors_" + mark.kind);
+    var m = exit ? num(exit.m, null) : null;
+    return m === null ? kind : t("floors_way", { kind: kind, m: fmtMetres(m) });
+  }
+
+  function drawLandmarks() {
+    var routeLayer = $("plan-route");
+    var layer = $("plan-landmarks");
+    if (!layer && routeLayer) {
+      layer = svgEl("g", { id: "plan-landmarks" });
+      routeLayer.parentNode.insertBefore(layer, routeLayer);
+    }
+    landmarks = [];
+    if (!layer) return;
+    clear(layer);
+    var near = nearestExits();
+    ((WF && WF.landmarks) || []).forEach(function (mark) {
+      if (!mark || LANDMARK_KINDS.indexOf(mark.kind) < 0) return;
+      var x = num(mark.x, NaN), y = num(mark.y, NaN);
+      if (!isFinite(x) || !isFinite(y)) return;
+      var exit = near[mark.kind] && near[mark.kind].id === mark.id ? near[mark.kind] : null;
+      var size = px(exit ? 50 : 38), fs = px(exit ? 25 : 21);
+      var g = svgEl("g", { "class": "landmark", "data-kind": String(mark.kind), "data-node-id": String(mark.id) }, layer);
+      if (exit) g.setAttribute("data-nearest", "true");
+      var leader = svgEl("line", { "class": "landmark-leader", display: "none", "stroke-width": r1(px(2.5)) }, g);
+      var sign = svgEl("g", {
+        "class": "landmark-sign",
+        transform: "translate(" + r1(x - size / 2) + " " + r1(y - size / 2) + ") scale(" + (size / 24).toFixed(4) + ")"
+      }, g);
+      svgEl("rect", { "class": "landmark-badge", width: 24, height: 24, rx: 5 }, sign);
+      landmarkIcon(mark.kind, sign);
+      var pill = svgEl("rect", { "class": "landmark-pill", rx: r1(fs * 0.45), "stroke-width": r1(px(exit ? 3 : 2)) }, g);
+      var label = svgEl("text", { "class": "landmark-label", "font-size": r1(fs) }, g);
+      label.textContent = landmarkText(mark, exit);
+      var len = fs * 0.58 * label.textContent.length;
+      try { len = label.getComputedTextLength() || len; } catch (e) { /* not laid out */ }
+      landmarks.push({
+        x: x, y: y, size: size, fs: fs, w: len + fs * 1.1, h: fs * 1.55, nearest: !!exit,
+        g: g, pill: pill, label: label, leader: leader
+      });
+    });
+    placeLandmarkLabels(null);
+  }
+
+  function boxDistance(box, x, y) {
+    var dx = Math.max(box.x - x, 0, x - box.x - box.w), dy = Math.max(box.y - y, 0, y - box.y - box.h);
+    return Math.hypot(dx, dy);
+  }
+  function overlap(a, b) {
+    var w = Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x);
+    var h = Math.min(a.y + a.h, b.y + b.h) - Math.max(a.y, b.y);
+    return w > 0 && h > 0 ? w * h : 0;
+  }
+  function crossesBox(box, points) {
+    // How many route segments pass through the box (sampled: routes are a few straight runs).
+    var hits = 0;
+    for (var i = 1; points && i < points.length; i++) {
+      var a = points[i - 1], b = points[i];
+      if (Math.max(a[0], b[0]) < box.x || Math.min(a[0], b[0]) > box.x + box.w ||
+          Math.max(a[1], b[1]) < box.y || Math.min(a[1], b[1]) > box.y + box.h) continue;
+      var steps = Math.max(2, Math.ceil(Math.hypot(b[0] - a[0], b[1] - a[1]) / Math.max(1, box.h / 3)));
+      for (var s = 0; s <= steps; s++) {
+        var qx = a[0] + (b[0] - a[0]) * s / steps, qy = a[1] + (b[1] - a[1]) * s / steps;
+        if (qx >= box.x && qx <= box.x + box.w && qy >= box.y && qy <= box.y + box.h) { hits++; break; }
+      }
+    }
+    return hits;
+  }
+  function hereBox() {
+    var here = $("you-are-here");
+    if (!here) return null;
+    // With a margin for the halo, which pulses beyond its drawn size.
+    var m = px(12);
+    try {
+      var b = here.getBBox();
+      if (b.width) return { x: b.x - m, y: b.y - m, w: b.width + 2 * m, h: b.height + 2 * m };
+    } catch (e) { /* not laid out */ }
+    var r = px(34) + m;
+    return { x: WF.here[0] - r, y: WF.here[1] - r, w: 2 * r, h: 2 * r };
+  }
+
+  function placeLandmarkLabels(routePoints) {
+    // Each label goes to the side of its sign that is inside the plan and clear of "you are
+    // here", the route drawn now and the other signs; nearest signs choose first.
+    if (!landmarks.length) return;
+    var avoid = [], here = hereBox();
+    landmarks.forEach(function (m) {
+      avoid.push({ x: m.x - m.size / 2, y: m.y - m.size / 2, w: m.size, h: m.size, own: m, sign: true });
+    });
+    var order = landmarks.slice().sort(function (a, b) { return (b.nearest - a.nearest); });
+    order.forEach(function (m) {
+      var gap = px(6), half = m.size / 2, step = px(14);
+      var sides = [];
+      // Beside, below, above, then at the corners; a step further out each round, which
+      // costs a little.
+      for (var k = 0; k < 7; k++) {
+        var d = gap + k * step;
+        var right = m.x + half + d, left = m.x - half - d - m.w, below = m.y + half + d, above = m.y - half - d - m.h;
+        sides.push(
+          { x: right, y: m.y - m.h / 2 }, { x: left, y: m.y - m.h / 2 },
+          { x: m.x - m.w / 2, y: below }, { x: m.x - m.w / 2, y: above },
+          { x: right, y: below }, { x: left, y: below }, { x: right, y: above }, { x: left, y: above }
+        );
+      }
+      var best = null;
+      sides.forEach(function (p, i) {
+        var box = { x: p.x, y: p.y, w: m.w, h: m.h };
+        var out = Math.max(0, -box.x) + Math.max(0, box.x + box.w - WF.width) +
+          Math.max(0, -box.y) + Math.max(0, box.y + box.h - WF.height);
+        var score = out * 1000 + (here ? overlap(box, here) * 50 : 0) + crossesBox(box, routePoints) * 1e6 + i * 10;
+        // Hiding another sign is worse than crowding another label; a label nearer to another
+        // sign than to its own would be read as that sign's.
+        var own = boxDistance(box, m.x, m.y);
+        avoid.forEach(function (a) {
+          if (a.own === m) return;
+          score += overlap(box, a) * (a.sign ? 60 : 20);
+          if (a.sign && boxDistance(box, a.own.x, a.own.y) < own) score += 5e5;
+        });
+        if (!best || score < best.score) best = { score: score, box: box };
+      });
+      var b = best.box;
+      // Kept inside the plan even when every side is tight.
+      b.x = Math.max(0, Math.min(WF.width - b.w, b.x));
+      b.y = Math.max(0, Math.min(WF.height - b.h, b.y));
+      avoid.push({ x: b.x, y: b.y, w: b.w, h: b.h, own: m });
+      // A label pushed away from its sign keeps a thin line to it.
+      var far = boxDistance(b, m.x, m.y) > half + gap * 1.5;
+      var nx = Math.max(b.x, Math.min(b.x + b.w, m.x)), ny = Math.max(b.y, Math.min(b.y + b.h, m.y));
+      m.leader.setAttribute("x1", r1(m.x)); m.leader.setAttribute("y1", r1(m.y));
+      m.leader.setAttribute("x2", r1(nx)); m.leader.setAttribute("y2", r1(ny));
+      if (far) m.leader.removeAttribute("display"); else m.leader.setAttribute("display", "none");
+      m.pill.setAttribute("x", r1(b.x)); m.pill.setAttribute("y", r1(b.y));
+      m.pill.setAttribute("width", r1(b.w)); m.pill.setAttribute("height", r1(b.h));
+      m.label.setAttribute("x", r1(b.x + m.fs * 0.55));
+      m.label.setAttribute("y", r1(b.y + b.h / 2 + m.fs * 0.36));
+    });
+  }
+
+  function trimEnd(points, by) {
+    // The arrow stops at the edge of the sign it points to, not on top of its icon.
+    var out = points.slice(0, -1), a = points[points.length - 2], b = points[points.length - 1];
+    var len = Math.hypot(b[0] - a[0], b[1] - a[1]);
+    if (len <= by) return points;
+    var k = (len - by) / len;
+    out.push([a[0] + (b[0] - a[0]) * k, a[1] + (b[1] - a[1]) * k]);
+    return out;
   }
 
   function renderShape(id) {
@@ -929,7 +1155,9 @@
   function renderRoute() {
     var focus = selected || idleTarget;
     var drawn = focus && canRoute(focus) ? focus : null;
-    var key = drawn + "|" + focus + "|" + (focus && model.rooms[focus] ? view(model.rooms[focus]).state : "");
+    var exit = focus ? null : exitToShow();
+    var key = drawn + "|" + focus + "|" + (focus && model.rooms[focus] ? view(model.rooms[focus]).state : "") +
+      "|" + (exit ? exit.kind + ":" + exit.id : "");
     if (key !== routeKey) {
       routeKey = key;
       var layer = $("plan-route");
@@ -943,8 +1171,23 @@
             "stroke-width": r1(px(9)), "marker-end": "url(#route-arrow)"
           }, layer);
           line.setAttribute("data-selected", selected ? "tap" : "idle");
+        } else if (exit) {
+          var sign = landmarks.filter(function (m) { return m.nearest && m.g.getAttribute("data-node-id") === exit.id; })[0];
+          var q = pts(sign ? trimEnd(exit.points, sign.size * 0.62) : exit.points);
+          svgEl("polyline", { "class": "route-casing", points: q, "stroke-width": r1(px(16)) }, layer);
+          svgEl("polyline", {
+            id: "exit-route", "class": "route-line exit-line", "data-kind": exit.kind, "data-node-id": exit.id,
+            points: q, "stroke-width": r1(px(9)), "marker-end": "url(#route-arrow)",
+            // Dotted: the way off the floor is not to be taken for the way to a room.
+            "stroke-dasharray": "0.1 " + r1(px(20))
+          }, layer);
         }
       }
+      landmarks.forEach(function (m) {
+        if (exit && m.nearest && m.g.getAttribute("data-node-id") === exit.id) m.g.setAttribute("data-route", "true");
+        else m.g.removeAttribute("data-route");
+      });
+      placeLandmarkLabels(drawn ? routeOf(drawn).points : exit ? exit.points : null);
       Object.keys(shapes).forEach(function (id) {
         if (id === focus) shapes[id].g.setAttribute("data-selected", "true");
         else shapes[id].g.removeAttribute("data-selected");
@@ -954,14 +1197,19 @@
         else items[id].li.removeAttribute("data-selected");
       });
     }
-    renderCard(focus, drawn);
+    renderCard(focus, drawn, exit);
   }
 
-  function renderCard(focus, drawn) {
+  function renderCard(focus, drawn, exit) {
     if (!mapCard) return;
     var room = focus && model.rooms[focus];
     var text = "", state = "";
-    if (room) {
+    if (exit && !room) {
+      // The way off this floor, said in words beside the line: why it leads to the stairs.
+      room = { name: t("exit_card") };
+      state = "free";
+      text = landmarkText(exit, exit);
+    } else if (room) {
       var v = view(room);
       state = v.state;
       text = drawn ? (distanceText(routeOf(drawn)) || t("state_free"))
