@@ -36,6 +36,9 @@ print(json.dumps(out))
 
 
 @pytest.mark.slow
+# pip builds in an isolated environment (setuptools from the package index, as any user's
+# `pip install .` does): allow for a slow index beyond the suite's 120 s per test.
+@pytest.mark.timeout(600)
 def test_a_built_wheel_serves_pages_without_the_checkout(sim, tmp_path):
     # Built from a copy: pip builds in the source tree, and the checkout stays as it was.
     source = tmp_path / "source"
