@@ -123,6 +123,9 @@ def run_gunicorn(
         # Now that this worker has forked: a server no screen has reached yet must still
         # report the displays that are down (the watcher otherwise starts on a first request).
         app.extensions["signage"].alerts.ensure_started()
+        cluster = app.extensions["signage"].cluster
+        if cluster is not None:  # in the fleet page of every process, kiosks or none
+            cluster.start_reports()
 
     _Server().run()
 
@@ -187,7 +190,11 @@ def serve(host: str, port: int, server: str, workers: int) -> None:
     if server == "waitress":
         import waitress
 
-        waitress.serve(_app(), host=host, port=port, threads=16)
+        app = _app()
+        cluster = app.extensions["signage"].cluster
+        if cluster is not None:  # no fork here: report to the fleet from the start
+            cluster.start_reports()
+        waitress.serve(app, host=host, port=port, threads=16)
     else:
         run_gunicorn(host, port, max_kiosks, values["SIGNAGE_WORKER_CLASS"], workers=workers)
 

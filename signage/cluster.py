@@ -53,11 +53,12 @@ logger = logging.getLogger(__name__)
 PREFIX = "signage:"
 
 # A screen in a process's fleet report: a list in this order (a report holds up to a process's
-# thousand-odd kiosks every few seconds, so no key names). Times are wall clock seconds.
+# thousand-odd kiosks every few seconds, so no key names). Times are ages in seconds when the
+# report was written: hosts' clocks may disagree, so no wall clock time is compared.
 SCREEN_FIELDS = (
     "display_id",
-    "connected_at",
-    "heartbeat_at",
+    "connected_s",
+    "heartbeat_age_s",
     "screen",
     "version",
     "uptime_s",
@@ -254,6 +255,9 @@ class Cluster:
         self.report_interval = max(2.0, 2 * lease_renew)
         self.report_ttl = 3 * self.report_interval
         self._reported_at: float | None = None  # monotonic time of the last report sent
+        # Closed: no report may follow close()'s delete (a lease thread can outlive its join).
+        self._closed = False
+        self._report_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Cluster:
@@ -543,7 +547,7 @@ class Cluster:
             feed.give_up()
 
     # -- fleet health: what each process holds -------------------------------------------------
-    PROCS = f"{PREFIX}procs"  # sorted set: every process that reported lately, by report time
+    PROCS = f"{PREFIX}procs"  # sorted set: every process that reported lately (ids only)
 
     @staticmethod
     def report_key(process_id: str) -> str:
@@ -551,6 +555,8 @@ class Cluster:
 
     def start_reports(self) -> None:
         """Make sure this process reports to the fleet, kiosks or not (after gunicorn's fork)."""
+        if self._closed:
+            return
         with self._lock:
             self._ensure_threads()
 
@@ -558,12 +564,12 @@ class Cluster:
         """What this process holds, from memory: its screens and the floors it mirrors.
 
         Display ids, floor ids and what pages said of themselves: never a credential or token.
-        Times are wall clock (seconds), since the report is read on other hosts.
+        Times are ages (seconds) now: readers on other hosts add how long ago it was written.
         """
-        wall, now = time.time(), time.monotonic()
+        now = time.monotonic()
 
-        def at(monotonic: Any) -> float | None:
-            return round(wall - (now - monotonic), 1) if isinstance(monotonic, float) else None
+        def age(monotonic: Any) -> float | None:
+            return round(max(0.0, now - monotonic), 1) if isinstance(monotonic, float) else None
 
         screens: list[list[Any]] = []
         kiosks: dict[str, int] = {}
@@ -574,8 +580,8 @@ class Cluster:
                 screens.append(
                     [
                         sub.display_id,
-                        at(sub.connected_at),
-                        at(info.get("received_at")),
+                        age(sub.connected_at),
+                        age(info.get("received_at")),
                         *(info.get(name) for name in SCREEN_FIELDS[3:]),
                     ]
                 )
@@ -583,14 +589,14 @@ class Cluster:
         floors = []
         for feed in self.floors():
             status = feed.status()
-            age = status["heard_age_s"]
+            heard = status["heard_age_s"]
             floors.append(
                 {
                     "id": feed.floor_id,
                     "holder": feed.holding,
                     "mode": status["mode"],
                     "reason": status["reason"],
-                    "heard": None if age is None else round(wall - age, 1),
+                    "heard_age_s": None if heard is None else round(heard, 1),
                     "kiosks": kiosks.get(feed.floor_id, 0),
                 }
             )
@@ -599,7 +605,7 @@ class Cluster:
             "id": self.id,
             "host": host,
             "pid": int(pid),
-            "at": round(wall, 1),
+            "ttl": self.report_ttl,  # readers tell the report's age from the key's time to live
             "screens": screens,
             "floors": floors,
         }
@@ -607,6 +613,8 @@ class Cluster:
     def _report_if_due(self) -> None:
         """Send this process's report when the last one is an interval old (lease loop)."""
         now = time.monotonic()
+        if self._closed:
+            return
         if self._reported_at is not None and now - self._reported_at < self.report_interval:
             return
         try:
@@ -617,21 +625,22 @@ class Cluster:
     def send_report(self) -> bool:
         """Store this process's report in Redis, with an expiry; False when Redis is away."""
         payload = _dumps(self.report())
-        wall = time.time()
-        try:
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.set(self.report_key(self.id), payload, px=int(self.report_ttl * 1000))
-            pipe.zadd(self.PROCS, {self.id: wall})
-            # The index only says where to look (a report whose key expired is ignored): it is
-            # pruned of processes gone for an hour, and vanishes a day after the last report.
-            pipe.zremrangebyscore(self.PROCS, "-inf", wall - 3600)
-            pipe.pexpire(self.PROCS, 86_400_000)
-            pipe.execute()
-        except RedisError as exc:
-            self.note(False, exc)
-            return False
+        with self._report_lock:  # close() deletes the report under this lock, after this check
+            if self._closed:
+                return False
+            try:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.set(self.report_key(self.id), payload, px=int(self.report_ttl * 1000))
+                pipe.zadd(self.PROCS, {self.id: time.time()})
+                # The index only says where to look: readers drop the ids whose report expired
+                # (no host's clock decides), and it vanishes a day after the last report.
+                pipe.pexpire(self.PROCS, 86_400_000)
+                pipe.execute()
+            except RedisError as exc:
+                self.note(False, exc)
+                return False
+            self._reported_at = time.monotonic()
         self.note(True)
-        self._reported_at = time.monotonic()
         return True
 
     def fleet_view(self, leases: bool = True) -> FleetView:
@@ -641,15 +650,30 @@ class Cluster:
         """
         self.start_reports()
         mine = _normalise(self.report())
+        assert mine is not None
+        mine["age_s"] = 0.0
         try:
             ids = [_text(i) or "" for i in self.redis.zrange(self.PROCS, 0, -1)]
-            values = self.redis.mget([self.report_key(i) for i in ids]) if ids else []
+            keys = [self.report_key(i) for i in ids]
+            values: list[Any] = []
+            ttls: list[Any] = []
+            if ids:
+                # Each report with its time to live, from the same moment (MULTI): how long ago
+                # it was written is the sender's expiry minus what is left, on Redis's clock.
+                pipe = self.redis.pipeline(transaction=True)
+                pipe.mget(keys)
+                for key in keys:
+                    pipe.pttl(key)
+                values, *ttls = pipe.execute()
             reports: dict[str, dict[str, Any]] = {}
-            for value in values:
+            for value, ttl in zip(values, ttls, strict=True):
                 report = _parse_report(value)
                 if report is not None and report["id"] != self.id:
-                    reports[report["id"]] = report
+                    reports[report["id"]] = _aged(report, _written_ago(report, ttl))
             reports[self.id] = mine
+            gone = [pid for pid, value in zip(ids, values, strict=True) if value is None]
+            if gone:  # expired with their process: out of the index
+                self.redis.zrem(self.PROCS, *gone)
             holders: dict[str, str | None] = {}
             if leases:
                 floor_ids = sorted({f["id"] for r in reports.values() for f in r["floors"]})
@@ -664,18 +688,36 @@ class Cluster:
         self.note(True)
         return FleetView(self.id, True, reports, holders)
 
+    def live_processes(self) -> int | None:
+        """Processes with a live report, this one included; None when Redis is away.
+
+        For /metrics on every scrape: one EXISTS over the reports' keys, none read or parsed.
+        """
+        self.start_reports()
+        try:
+            ids = [_text(i) or "" for i in self.redis.zrange(self.PROCS, 0, -1)]
+            others = [self.report_key(i) for i in ids if i != self.id]
+            live = int(self.redis.exists(*others)) if others else 0
+        except RedisError as exc:
+            self.note(False, exc)
+            return None
+        self.note(True)
+        return live + 1
+
     def close(self) -> None:
         """Stop the threads and close the connections (feeds are stopped by FeedManager)."""
+        self._closed = True
         self._stop.set()
         self._wake.set()
         for thread in self._threads:
             thread.join(timeout=3)
-        if self._reported_at is not None:
-            try:  # leave the fleet page now rather than when the report expires
-                self.redis.delete(self.report_key(self.id))
-                self.redis.zrem(self.PROCS, self.id)
-            except RedisError:
-                pass
+        with self._report_lock:  # a report in flight finishes first; none is sent after
+            if self._reported_at is not None:
+                try:  # leave the fleet page now rather than when the report expires
+                    self.redis.delete(self.report_key(self.id))
+                    self.redis.zrem(self.PROCS, self.id)
+                except RedisError:
+                    pass
         try:
             self.redis.close()
         except RedisError:
@@ -1437,9 +1479,46 @@ def _normalise(report: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _heard_at(floor: dict[str, Any]) -> float:
-    heard = floor.get("heard")
-    return float(heard) if isinstance(heard, int | float) else float("-inf")
+def _number(value: Any) -> float | None:
+    """A number from a report (JSON), None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _written_ago(report: dict[str, Any], pttl: Any) -> float:
+    """Seconds since the report was written: its sender's expiry minus the key's time left."""
+    ttl = _number(report.get("ttl"))
+    if ttl is None or not isinstance(pttl, int) or pttl < 0:
+        return 0.0
+    return max(0.0, ttl - pttl / 1000)
+
+
+def _aged(report: dict[str, Any], ago: float) -> dict[str, Any]:
+    """The report's ages as of now: as written, plus how long ago it was written."""
+
+    def older(value: Any) -> float | None:
+        age = _number(value)
+        return None if age is None else round(max(0.0, age) + ago, 1)
+
+    return {
+        **report,
+        "age_s": round(ago, 1),
+        "screens": [
+            {
+                **s,
+                "connected_s": older(s.get("connected_s")),
+                "heartbeat_age_s": older(s.get("heartbeat_age_s")),
+            }
+            for s in report["screens"]
+        ],
+        "floors": [{**f, "heard_age_s": older(f.get("heard_age_s"))} for f in report["floors"]],
+    }
+
+
+def _heard_age(floor: dict[str, Any]) -> float:
+    age = _number(floor.get("heard_age_s"))
+    return float("inf") if age is None else age
 
 
 def _parse_report(value: Any) -> dict[str, Any] | None:
@@ -1454,7 +1533,10 @@ def _parse_report(value: Any) -> dict[str, Any] | None:
 
 
 class FleetView:
-    """The fleet as its live processes last reported it, for fleet health and metrics."""
+    """The fleet as its live processes last reported it, for the fleet page.
+
+    Reports come with their ages as of when they were read (`_aged`), "age_s" included.
+    """
 
     NOTE_ALONE = (
         "Redis cannot be reached: this shows this process only; screens and floor feeds held "
@@ -1472,7 +1554,6 @@ class FleetView:
         self.reachable = reachable
         self.reports = reports  # by process id, this one's included (from memory)
         self.holders = holders  # floor id -> the process holding its lease, or None
-        self.now = time.time()
         self._screens: dict[int, list[dict[str, Any]]] = {}
         for pid, report in sorted(reports.items()):
             if pid == process:
@@ -1480,16 +1561,16 @@ class FleetView:
             for screen in report["screens"]:
                 self._screens.setdefault(screen["display_id"], []).append(self._screen(screen, pid))
 
-    def _age(self, at: Any) -> float | None:
-        if isinstance(at, bool) or not isinstance(at, int | float):
-            return None
-        return round(max(0.0, self.now - at), 1)
+    @staticmethod
+    def _age(value: Any) -> float | None:
+        age = _number(value)
+        return None if age is None else round(max(0.0, age), 1)
 
     def _screen(self, screen: dict[str, Any], pid: str) -> dict[str, Any]:
         """A reported screen in fleet_status's shape, with the process that holds it."""
         return {
-            "connected_s": self._age(screen.get("connected_at")),
-            "heartbeat_age_s": self._age(screen.get("heartbeat_at")),
+            "connected_s": self._age(screen.get("connected_s")),
+            "heartbeat_age_s": self._age(screen.get("heartbeat_age_s")),
             "screen": str(screen.get("screen") or "") or None,
             "version": str(screen.get("version") or "") or None,
             "uptime_s": screen.get("uptime_s"),
@@ -1527,7 +1608,7 @@ class FleetView:
         source = views.get(holder) if holder is not None and holder != self.process else None
         if source is None and here is None:
             # Mirrored elsewhere only, and no word from a holder: whoever heard from it last.
-            source = max(views.values(), key=_heard_at, default=None)
+            source = min(views.values(), key=_heard_age, default=None)
         if source is None and here is None:
             return (
                 {
@@ -1546,7 +1627,7 @@ class FleetView:
             "floor_id": floor_id,
             "mode": str(source.get("mode") or "stale"),
             "reason": source.get("reason"),
-            "heard_age_s": self._age(source.get("heard")),
+            "heard_age_s": self._age(source.get("heard_age_s")),
             "channels": here["channels"] if here is not None else [],
         }
         return status, kiosks, holder
@@ -1564,7 +1645,7 @@ class FleetView:
                     "screens": len(report["screens"]),
                     "floors": len(report["floors"]),
                     "holds": sorted(f for f, h in self.holders.items() if h == pid),
-                    "report_age_s": 0.0 if pid == self.process else self._age(report.get("at")),
+                    "report_age_s": 0.0 if pid == self.process else self._age(report.get("age_s")),
                 }
             )
         return {

@@ -136,9 +136,10 @@ class SignageCollector:
     @staticmethod
     def _cluster(cluster: Any) -> Iterator[Metric]:
         """A fleet's figures (SIGNAGE_REDIS_URL): Redis, leases and the processes seen."""
-        view = cluster.fleet_view(leases=False)  # asks Redis now: its gauge is not a memory
+        # Asks Redis now (its gauge is not a memory), and only counts: every process scrapes.
+        live = cluster.live_processes()
         up = GaugeMetricFamily("signage_redis_up", "Whether Redis answered this scrape (1/0).")
-        up.add_metric([], 1 if view.reachable else 0)
+        up.add_metric([], 1 if live is not None else 0)
         yield up
 
         held = GaugeMetricFamily(
@@ -161,8 +162,8 @@ class SignageCollector:
             "Server processes of the fleet with a live report in Redis, this one included "
             "(absent while Redis is unreachable).",
         )
-        if view.reachable:
-            processes.add_metric([], view.processes)
+        if live is not None:
+            processes.add_metric([], live)
         yield processes
 
 

@@ -122,12 +122,15 @@ def _handle_inbound(sub: Subscriber, raw: str | bytes) -> str | None:
     kind = message.get("type")
     if kind in ("hello", "heartbeat"):
         # Keep only small scalar fields the fleet page shows; a page cannot grow our memory.
+        # Assigned once, complete: the fleet report reads it from another thread.
         sub.info = {
-            k: v
-            for k, v in message.items()
-            if isinstance(v, str | int | float | bool) and len(k) < 32 and len(str(v)) < 128
+            **{
+                k: v
+                for k, v in message.items()
+                if isinstance(v, str | int | float | bool) and len(k) < 32 and len(str(v)) < 128
+            },
+            "received_at": time.monotonic(),
         }
-        sub.info["received_at"] = time.monotonic()
     elif kind == "resync":
         return "resync"
     return None
