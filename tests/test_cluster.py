@@ -277,6 +277,22 @@ def ws_url(server: ServeProcess, credential: str) -> str:
     return f"ws://127.0.0.1:{server.port}/ws/kiosk/{credential}"
 
 
+def one_upstream_socket(sim: SimServer, floor: str, timeout: float = 15) -> None:
+    """The floor has exactly one presence socket open for the fleet, never two meanwhile.
+
+    Waited for, not read once: under load the holder may be between a cut socket and its
+    reconnect (the kiosks keep their state meanwhile), which is not a second socket.
+    """
+    seen: list[int] = []
+
+    def one() -> bool:
+        seen.append(sim.sockets_open(floor, kind="presence"))
+        return seen[-1] == 1
+
+    wait_until(one, timeout, 0.05, "one upstream socket for the floor")
+    assert max(seen) == 1, seen
+
+
 def agree(flips: Flips, rooms: list[str]):
     """A player whose every tracked room shows what the simulator says now."""
 
@@ -315,12 +331,12 @@ def test_two_processes_one_upstream_socket_every_kiosk_gets_every_flip(
     on_a = players.add([ws_url(a, cred)], 5, "a")
     on_b = players.add([ws_url(b, cred)], 5, "b")
     players.wait(agree(flips, rooms[:3]), timeout=20, message="every kiosk has the floor")
-    assert sim.sockets_open(floor, kind="presence") == 1
+    one_upstream_socket(sim, floor)
 
     for i in range(12):
         flips.set(rooms[i % 3], occupied=i % 2 == 0)
         players.wait(agree(flips, rooms[:3]), message=f"flip {i} on every kiosk")
-    assert sim.sockets_open(floor, kind="presence") == 1
+    one_upstream_socket(sim, floor)
     assert all(monotonic_updates(p) for p in on_a + on_b)
     assert flips.lies(on_a + on_b) == []
     # Both processes relay the same fleet stream: the same epoch everywhere.
@@ -344,7 +360,7 @@ def test_two_processes_on_postgresql_and_redis_share_floor_and_configuration(
     players.wait(agree(flips, rooms[:2]), timeout=20, message="every kiosk has the floor")
     flips.set(rooms[0], occupied=False)
     players.wait(agree(flips, rooms[:2]), message="a flip on every kiosk")
-    assert sim.sockets_open(floor, kind="presence") == 1
+    one_upstream_socket(sim, floor)
     # A change made on process a reaches the screens held by process b.
     token = a.cli("admin", "token", "create", "ci").strip()
     display_id = json.loads(b.cli("displays", "list", "--json"))[0]["id"]
@@ -410,7 +426,7 @@ def test_killing_the_holder_moves_the_socket_within_10_s(
     for i in range(6):
         flips.set(rooms[i % 2], occupied=i % 2 == 1)
         players.wait(agree(flips, rooms[:2]), everyone, 15, f"flip {i} after the failover")
-    assert sim.sockets_open(floor, kind="presence") == 1
+    one_upstream_socket(sim, floor)
     assert all(monotonic_updates(p) for p in everyone)
     assert flips.lies(everyone) == []
     # The new holder carried the sequence on: the epoch did not change, so nobody resynced
@@ -471,7 +487,7 @@ def test_redis_restart_recovers_and_no_kiosk_is_ever_told_a_room_is_free_when_it
     for i in range(6):
         flips.set(tracked[i % 3], occupied=i % 2 == 0)
         players.wait(agree(flips, tracked), everyone, 15, f"flip {i} after the restart")
-    assert sim.sockets_open(floor, kind="presence") == 1
+    one_upstream_socket(sim, floor)
     assert flips.lies(everyone) == []
     assert all(monotonic_updates(p) for p in everyone)
     # Redis came back without its data: a new epoch, and every kiosk moved to it.
@@ -657,7 +673,7 @@ def test_serve_workers_share_one_upstream_socket(sim, tmp_path, players, redis_s
         assert len(worker_pids(server)) == 4  # the master and three workers
         flips.set(rooms[0], occupied=False)
         players.wait(agree(flips, rooms[:1]), group, 15, "the flip reached every worker's kiosks")
-        assert sim.sockets_open(floor, kind="presence") == 1
+        one_upstream_socket(sim, floor)
     finally:
         server.stop()
 
@@ -893,7 +909,7 @@ def test_haproxy_example_in_front_of_two_hosts(sim, fleet, players, tmp_path):
         assert {p.server for p in group} == {f"ws://127.0.0.1:{port}/ws/kiosk/{cred}"}
         counts = [_kiosks_on(server) for server in (a, b)]
         assert min(counts) >= 1, counts
-        assert sim.sockets_open(floor, kind="presence") == 1
+        one_upstream_socket(sim, floor)
         assert httpx.get(f"{url}/kiosk/{cred}", timeout=10).status_code == 200
         players.stop()  # a socket's log line is written when it ends
         wait_until(lambda: "/ws/kiosk/REDACTED" in log_path.read_text(errors="replace"), 10)
@@ -1029,13 +1045,22 @@ def test_fleet_health_and_metrics_see_every_process_and_forget_a_dead_one(
     group = {
         s: players.add([ws_url(s, cred)], n, f"p{i}") for i, (s, n) in enumerate(kiosks.items())
     }
-    players.wait(lambda p: p.epoch is not None, message="kiosks joined")
+    players.wait(lambda p: p.epoch is not None, timeout=30, message="kiosks joined")
     ids = {s: _fleet_json(s, token)["cluster"]["process"] for s in (a, b)}
     for server, process in ids.items():
         assert _process_pid(process) in worker_pids(server)
 
-    def whole(server: ServeProcess) -> dict[str, Any] | None:
-        """The server's fleet view once it shows every screen of both processes."""
+    # One more screen on b whose page reports itself, as kiosk.js does (every second here).
+    beat = {"type": "heartbeat", "uptime_s": 12, "screen": "1920x1080", "version": "9.9"}
+
+    def whole(server: ServeProcess, page_kiosk: Any) -> dict[str, Any] | None:
+        """The server's fleet view once it shows every screen of both processes, beating."""
+        page_kiosk.send(json.dumps(beat))  # kept fresh: the page is stale 8 s after the last
+        try:  # and read what the server sent, as a page does (a full buffer stops pongs)
+            while True:
+                page_kiosk.recv(timeout=0)
+        except TimeoutError:
+            pass
         view = _fleet_json(server, token)
         screens = view["displays"][0]["screens"]
         wanted = sorted([ids[a]] * kiosks[a] + [ids[b]] * (kiosks[b] + 1))
@@ -1047,15 +1072,16 @@ def test_fleet_health_and_metrics_see_every_process_and_forget_a_dead_one(
             and feed.get("holder")
             and len(beating) == 1
             and beating[0]["heartbeat_age_s"] is not None
+            and beating[0]["heartbeat_age_s"] < 8
             else None
         )
 
-    # One more screen on b whose page reports itself, as kiosk.js does.
-    with sync_connect(ws_url(b, cred), open_timeout=5) as page_kiosk:
-        page_kiosk.recv(timeout=5)
-        beat = {"type": "heartbeat", "uptime_s": 12, "screen": "1920x1080", "version": "9.9"}
-        page_kiosk.send(json.dumps(beat))
-        views = [wait_until(lambda s=s: whole(s), 15, 0.2, "every screen") for s in (a, b)]
+    with sync_connect(ws_url(b, cred), open_timeout=10) as page_kiosk:
+        page_kiosk.recv(timeout=10)
+        views = [
+            wait_until(lambda s=s: whole(s, page_kiosk), 30, 0.2, "every screen, beating")
+            for s in (a, b)
+        ]
     lease = redis.Redis.from_url(redis_server.url, decode_responses=True).get(
         f"signage:lease:{floor}"
     )
@@ -1115,7 +1141,8 @@ def test_fleet_health_and_metrics_see_every_process_and_forget_a_dead_one(
             and feed["kiosks"] == kiosks[relaying]
         )
 
-    wait_until(forgotten, 20, 0.2, "the dead process left the survivor's fleet view")
+    # Its report expires within 9 s and its lease within 5 s; the rest is room for a busy host.
+    wait_until(forgotten, 30, 0.2, "the dead process left the survivor's fleet view")
     assert _metric(relaying, "signage_floor_upstream_held", floor=floor) == 1
     assert _metric(relaying, "signage_fleet_processes") == 1
     assert all(p.server == ws_url(relaying, cred) for p in group[relaying])
@@ -1150,7 +1177,7 @@ def test_fleet_page_with_redis_away_shows_this_process_only(
     )
     assert signed_in.status_code == 302, signed_in.text
     group = players.add([ws_url(server, cred)], 2, "s")
-    players.wait(lambda p: p.epoch is not None, group, 20, "kiosks joined")
+    players.wait(lambda p: p.epoch is not None, group, 30, "kiosks joined")
     try:
         page = console.get("/admin/fleet")
         assert page.status_code == 200 and 'id="fleet-whole"' in page.text
@@ -1172,3 +1199,98 @@ def test_fleet_page_with_redis_away_shows_this_process_only(
         console.close()
     logged = server.log_path.read_text(errors="replace")
     assert "Traceback" not in logged and cred not in logged
+
+
+def test_fleet_report_ages_need_no_clock_agreement_and_dead_ids_leave_the_index(
+    redis_server,  # noqa: F811
+    monkeypatch,
+):
+    reader, writer = Cluster(redis_server.url), Cluster(redis_server.url)
+    hub = writer.hub_factory()
+    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        sub = hub.subscribe("floor-1", 7, threading.Event())
+        sub.connected_at = time.monotonic() - 10
+        sub.info = {"screen": "1920x1080", "received_at": time.monotonic() - 2}
+        assert reader.send_report()
+        r.zadd(Cluster.PROCS, {"gone:1:abc": 0})  # a process whose report has expired
+        real = time.time
+        with monkeypatch.context() as m:  # the writer's host two hours ahead of the reader's
+            m.setattr(time, "time", lambda: real() + 7200)
+            assert writer.send_report()
+        # No host's clock prunes the index: the reader's entry survives the writer's report.
+        assert set(r.zrange(Cluster.PROCS, 0, -1)) == {reader.id, writer.id, "gone:1:abc"}
+
+        view = reader.fleet_view(leases=False)
+        (screen,) = view.screens_of(7)
+        assert 10 <= screen["connected_s"] < 15 and 2 <= screen["heartbeat_age_s"] < 7
+        assert screen["process"] == writer.id and screen["screen"] == "1920x1080"
+        # The reader drops the ids whose report is gone, and counts the live ones.
+        assert set(r.zrange(Cluster.PROCS, 0, -1)) == {reader.id, writer.id}
+        assert reader.live_processes() == 2
+
+        # The report was written 4 s ago (by the key's time to live): every age is 4 s older.
+        r.pexpire(Cluster.report_key(writer.id), int((writer.report_ttl - 4) * 1000))
+        view = reader.fleet_view(leases=False)
+        (screen,) = view.screens_of(7)
+        assert 14 <= screen["connected_s"] < 19 and 6 <= screen["heartbeat_age_s"] < 11
+        (row,) = [p for p in view.summary()["processes"] if p["id"] == writer.id]
+        assert 4 <= row["report_age_s"] < 6
+
+        writer.close()
+        assert reader.live_processes() == 1
+        assert reader.fleet_view(leases=False).screens_of(7) == []
+    finally:
+        hub.stop()
+        writer.close()
+        reader.close()
+
+
+def test_a_closed_cluster_sends_no_report_even_from_a_late_lease_thread(redis_server):  # noqa: F811
+    cluster = Cluster(redis_server.url, lease_renew=0.2)  # a report every 2 s
+    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    key = Cluster.report_key(cluster.id)
+    release = threading.Event()
+    rounds: list[float] = []
+
+    class SlowFloor:
+        """A floor whose second lease round hangs (Redis slow to answer), past close()'s join."""
+
+        floor_id = "slow"
+        holding = False
+
+        def status(self) -> dict[str, Any]:
+            return {"mode": "live", "reason": None, "heard_age_s": 1.0}
+
+        def lease_round(self) -> None:
+            rounds.append(time.monotonic())
+            if len(rounds) > 1:
+                release.wait(30)
+
+        def resync_from_redis(self) -> None:
+            pass
+
+    cluster.register(SlowFloor())  # type: ignore[arg-type]
+    try:
+        wait_until(lambda: r.exists(key) and len(rounds) > 1, 15, 0.05, "a report, a stuck round")
+        cluster.close()  # gives up on the lease thread after 3 s, then deletes the report
+        assert not r.exists(key) and cluster.id not in r.zrange(Cluster.PROCS, 0, -1)
+    finally:
+        release.set()
+    for thread in cluster._threads:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    # The round ended after a report was due again: none was sent, and none starts anew.
+    assert not r.exists(key)
+    cluster.start_reports()
+    assert not cluster.send_report() and not r.exists(key)
+
+
+def test_a_worker_with_no_kiosks_reports_to_the_fleet(sim, fleet, redis_server):  # noqa: F811
+    (server,) = fleet(1)
+    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    # Nothing asks for the fleet page or /metrics: the worker reports from its start.
+    keys = wait_until(lambda: list(r.scan_iter("signage:proc:*")), 30, 0.1, "a report")
+    (key,) = keys
+    assert _process_pid(key.removeprefix("signage:proc:")) in worker_pids(server)
+    assert json.loads(r.get(key) or "{}")["screens"] == []
