@@ -19,6 +19,10 @@ from tests.admin_helpers import PASSWORD, Console, make_admin
 from tests.helpers import free_port, wait_until
 from tests.test_api import make_token
 
+# What waits on the server (a save, a load that asks Density for the floor's rooms, a plan
+# upload) gets a deadline fit for a loaded 2-core machine, not Playwright's 5 s default.
+SERVER_MS = 10_000
+
 PLAN_SVG = (
     b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 300" width="400" height="300">'
     b'<rect x="0" y="0" width="400" height="300" fill="#f4f4f0" stroke="#333"/>'
@@ -64,7 +68,7 @@ def closed_with(ws) -> int:
     """Read until the server closes the socket; its close code."""
     with pytest.raises(ConnectionClosed) as closed:
         while True:
-            ws.recv(timeout=5)
+            ws.recv(timeout=10)
     return closed.value.rcvd.code
 
 
@@ -278,15 +282,15 @@ def test_saving_a_layout_reloads_the_floor_s_kiosks_only(server, console, floor,
     elsewhere = server.svc.directory.floors()[1].id
     _other, other_credential = server.add_display(elsewhere, name="Elsewhere")
     with (
-        connect(server.socket_url(credential), open_timeout=5) as ws,
-        connect(server.socket_url(other_credential), open_timeout=5) as other,
+        connect(server.socket_url(credential), open_timeout=10) as ws,
+        connect(server.socket_url(other_credential), open_timeout=10) as other,
     ):
-        assert json.loads(ws.recv(timeout=5))["type"] == "snapshot"
-        assert json.loads(other.recv(timeout=5))["type"] == "snapshot"
+        assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
+        assert json.loads(other.recv(timeout=10))["type"] == "snapshot"
         assert save(console, floor, a_layout(rooms), 0).status_code == 200
         assert closed_with(ws) == CLOSE_RELOAD
         # The other floor's kiosk is still open: it keeps receiving (heartbeats every second).
-        assert json.loads(other.recv(timeout=5))["type"]
+        assert json.loads(other.recv(timeout=10))["type"]
 
 
 # -- "you are here" ----------------------------------------------------------------------------
@@ -313,8 +317,8 @@ def test_here_is_checked_against_the_layout_bounds_and_reloads_the_kiosk(
         assert message in response.json["message"], (body, response.json)
     assert "here" not in server.svc.store.get_display(display.id).settings
 
-    with connect(server.socket_url(credential), open_timeout=5) as ws:
-        assert json.loads(ws.recv(timeout=5))["type"] == "snapshot"
+    with connect(server.socket_url(credential), open_timeout=10) as ws:
+        assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
         ok = console.api("POST", url, {"here": [320, 130.456]})
         assert ok.status_code == 200 and ok.json == {"here": [320.0, 130.46]}
         assert closed_with(ws) == CLOSE_RELOAD
@@ -515,13 +519,15 @@ def test_an_admin_draws_a_floor_and_its_kiosk_shows_it(server, sim, floor, rooms
             {"name": "plan.svg", "mimeType": "image/svg+xml", "buffer": PLAN_SVG}
         )
         card.locator("button[type=submit]").first.click()
-        expect(page.locator(".flash")).to_contain_text("Plan stored.")
+        expect(page.locator(".flash")).to_contain_text("Plan stored.", timeout=SERVER_MS)
 
         # Open the editor from the floor's card.
         page.locator(f'section[data-floor-id="{floor}"]').get_by_text(
             "Edit rooms and corridors"
         ).click()
-        expect(page.locator("#editor")).to_have_attribute("data-loading", "false")
+        expect(page.locator("#editor")).to_have_attribute(
+            "data-loading", "false", timeout=SERVER_MS
+        )
         expect(page.locator("#canvas image.plan-image")).to_have_count(1)
         expect(page.locator("#canvas")).to_have_attribute("viewBox", "0 0 400 300")
         expect(page.locator(f'#room-list li[data-space-id="{sid}"]')).to_contain_text("not drawn")
@@ -581,7 +587,9 @@ def test_an_admin_draws_a_floor_and_its_kiosk_shows_it(server, sim, floor, rooms
         expect(page.locator("#scale-hint")).to_contain_text("40.0 m × 30.0 m")
 
         page.click("#save")
-        expect(page.locator("#editor-status")).to_contain_text("Saved (version 1)")
+        expect(page.locator("#editor-status")).to_contain_text(
+            "Saved (version 1)", timeout=SERVER_MS
+        )
         expect(page.locator(f'#room-list li[data-space-id="{sid}"]')).to_contain_text("drawn")
 
         # The preview colours the outline by the room's live state.
@@ -665,7 +673,7 @@ def _open_editor(page, server, floor: str) -> None:
     page.click("button[type=submit]")
     page.wait_for_url("**/admin/displays")
     page.goto(f"{server.url}/admin/floors/{floor}/layout")
-    expect(page.locator("#editor")).to_have_attribute("data-loading", "false")
+    expect(page.locator("#editor")).to_have_attribute("data-loading", "false", timeout=SERVER_MS)
 
 
 def _stored_layout(server, floor: str, rooms_: dict) -> None:
@@ -743,7 +751,9 @@ def test_a_room_moves_whole_by_drag_and_arrow_keys_and_undo_puts_it_back(
         page.screenshot(path=str(SCREENSHOTS / "editor-selected-room.png"))
 
         page.click("#save")
-        expect(page.locator("#editor-status")).to_contain_text("Saved (version 2)")
+        expect(page.locator("#editor-status")).to_contain_text(
+            "Saved (version 2)", timeout=SERVER_MS
+        )
         stored = server.svc.store.get_layout(floor).data["rooms"][sid]
         assert _same(stored["outline"], expected), stored
         assert _same([stored["door"]], [(120 + dx + 2, 90 + dy - 10)]), stored
@@ -771,6 +781,108 @@ def test_a_room_moves_whole_by_drag_and_arrow_keys_and_undo_puts_it_back(
             message="the arrow key moved the selected corner",
         )
         expect(door).to_have_attribute("cx", "20")
+        assert not problems, problems
+    finally:
+        ctx.close()
+
+
+def _drag_plan(page, start: tuple[float, float], by: tuple[float, float]) -> None:
+    """Press at a point of the plan and drag by `by` plan units, in a few steps."""
+    page.mouse.move(*_to_client(page, *start))
+    page.mouse.down()
+    page.mouse.move(*_to_client(page, start[0] + by[0] / 2, start[1] + by[1] / 2), steps=3)
+    page.mouse.move(*_to_client(page, start[0] + by[0], start[1] + by[1]), steps=3)
+    page.mouse.up()
+
+
+@pytest.mark.browser
+def test_a_room_over_the_plan_s_edge_keeps_its_shape_and_a_key_at_the_edge_adds_no_undo_step(
+    server, floor, rooms, browser
+):
+    sid = rooms[0]
+    # Drawn before a narrower plan came: 10 units hang over the right edge (the plan is 400).
+    start = square(370, 100)
+    _stored_layout(server, floor, {sid: {"outline": start, "door": [380, 140]}})
+    make_admin(server.svc)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = ctx.new_page()
+        problems = _watch(page)
+        _open_editor(page, server, floor)
+        room = page.locator(f'#canvas g.room-shape[data-space-id="{sid}"]')
+        polygon, door = room.locator("polygon"), room.locator("circle.door")
+        status, undo = page.locator("#editor-status"), page.locator("#undo")
+
+        def outline():
+            return _points(polygon.get_attribute("points"))
+
+        page.locator(f'#room-list li[data-space-id="{sid}"] button').click()
+        expect(room).to_have_class(re.compile(r"\bselected\b"))
+        # Further out it does not go, and a key that moves nothing is no step to undo.
+        page.keyboard.press("ArrowRight")
+        expect(status).to_have_text("At the edge of the plan: nothing moved.")
+        assert _same(outline(), start)
+        expect(undo).to_be_disabled()
+
+        # Dragged, it follows the hand from where it is (no jump into the plan), whole.
+        _drag_plan(page, (380, 120), (-4, 10))
+        moved = outline()
+        dx, dy = moved[0][0] - start[0][0], moved[0][1] - start[0][1]
+        assert abs(dx + 4) < 1.5 and abs(dy - 10) < 1.5, (dx, dy)
+        assert _same(moved, _shift(start, dx, dy)), moved
+        assert abs(float(door.get_attribute("cx")) - (380 + dx)) < 0.011
+        page.keyboard.press("Shift+ArrowRight")
+        expect(status).to_have_text("At the edge of the plan: nothing moved.")
+        assert _same(outline(), moved)
+        undo.click()  # one step: the drag; the keys added none
+        expect(polygon).to_have_attribute("points", "370,100 410,100 410,140 370,140")
+        expect(undo).to_be_disabled()
+
+        # Keys bring it back onto the plan with its shape; then it stops at the edge.
+        page.locator(f'#room-list li[data-space-id="{sid}"] button').click()
+        page.keyboard.press("Shift+ArrowLeft")
+        expect(polygon).to_have_attribute("points", "360,100 400,100 400,140 360,140")
+        expect(door).to_have_attribute("cx", "370")
+        page.keyboard.press("ArrowRight")
+        expect(status).to_have_text("At the edge of the plan: nothing moved.")
+        undo.click()
+        expect(polygon).to_have_attribute("points", "370,100 410,100 410,140 370,140")
+        expect(undo).to_be_disabled()
+        assert not problems, problems
+    finally:
+        ctx.close()
+
+
+@pytest.mark.browser
+def test_arrow_keys_in_the_space_choice_change_the_choice_not_the_room(
+    server, floor, rooms, browser
+):
+    sid = rooms[0]
+    _stored_layout(server, floor, {sid: {"outline": square(100, 50), "door": [120, 90]}})
+    make_admin(server.svc)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = ctx.new_page()
+        problems = _watch(page)
+        _open_editor(page, server, floor)
+        room = page.locator(f'#canvas g.room-shape[data-space-id="{sid}"]')
+        polygon = room.locator("polygon")
+        page.locator(f'#room-list li[data-space-id="{sid}"] button').click()
+        choose = page.locator("#room-space")
+        expect(choose).to_have_value(sid)
+        offered = choose.locator("option").evaluate_all("os => os.map(o => o.value)")
+        assert offered[0] == sid and len(offered) >= 2, offered
+        choose.focus()
+        page.keyboard.press("ArrowDown")
+        expect(choose).to_have_value(offered[1])
+        expect(polygon).to_have_attribute("points", "100,50 140,50 140,90 100,90")
+        expect(room.locator("circle.door")).to_have_attribute("cx", "120")
+        expect(page.locator("#undo")).to_be_disabled()
+        # Out of the field the same key moves the room: it was selected all along.
+        choose.evaluate("e => e.blur()")
+        page.keyboard.press("ArrowDown")
+        expect(polygon).to_have_attribute("points", "100,51 140,51 140,91 100,91")
+        expect(choose).to_have_value(offered[1])
         assert not problems, problems
     finally:
         ctx.close()
@@ -836,7 +948,9 @@ def test_a_room_given_to_another_space_keeps_its_outline_and_kiosks_show_that_sp
         page.click("#room-reassign")
 
         page.click("#save")
-        expect(page.locator("#editor-status")).to_contain_text("Saved (version 2)")
+        expect(page.locator("#editor-status")).to_contain_text(
+            "Saved (version 2)", timeout=SERVER_MS
+        )
         stored = server.svc.store.get_layout(floor).data["rooms"]
         assert set(stored) == {target, taken}
         assert stored[target] == {"outline": outline, "door": [120.0, 90.0]}
@@ -919,7 +1033,9 @@ def test_an_orphan_outline_is_shown_as_such_and_saves_once_given_to_a_room(
         )
 
         page.click("#save")
-        expect(page.locator("#editor-status")).to_contain_text("Saved (version 2)")
+        expect(page.locator("#editor-status")).to_contain_text(
+            "Saved (version 2)", timeout=SERVER_MS
+        )
         stored = server.svc.store.get_layout(floor).data["rooms"]
         assert set(stored) == {sid, target}
         assert stored[target] == {"outline": orphan, "door": [220.0, 190.0]}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import segno
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from signage import plans
@@ -22,6 +23,11 @@ from tests.helpers import wait_until
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 FEED = "document.documentElement.dataset.feed"
 IDLE = "window.__SIGNAGE_TEST__ = {idleS: 1.5};"
+# No return to the resting view while a test looks at a tapped room, however slow the machine.
+NO_IDLE = "window.__SIGNAGE_TEST__ = {idleS: 600};"
+# A change made in the simulator reaches the page through the upstream socket, the feed, the
+# hub and the kiosk's socket: seconds on a loaded 2-core machine. Deadlines, not speed goals.
+PUSH_MS = 10_000
 
 # A 1200 x 800 floor, 48 m across. The lobby screen stands at the west end of the main corridor
 # (y = 400). North of it runs a second corridor (y = 320) that joins the main one only at the
@@ -130,15 +136,34 @@ def way(server, sim) -> WayFloor:
     return WayFloor(server, sim)
 
 
-def open_page(contexts, url, width=1920, height=1080, init=None, wait="live"):
-    page = contexts(width, height, init).new_page()
+def open_page(contexts, url, width=1920, height=1080, init=None, wait="live", clock=False, **kw):
+    """A kiosk page, live; `clock` puts its timers on Playwright's clock, `kw` go to the context."""
+    page = contexts(width, height, init, **kw).new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.errors = errors
+    if clock:
+        page.clock.install()  # time flows as usual until the test pauses it
     page.goto(url)
     if wait:
         page.wait_for_function(f"() => {FEED} === {json.dumps(wait)}", timeout=10_000)
     return page
+
+
+def pause_clock(page) -> None:
+    """Stop the page's clock (open_page(clock=True)) a moment from now; timers wait for run_for.
+
+    A moment ahead, as the clock cannot go back; not far ahead, as the timers due on the way
+    fire (the kiosk drops a socket silent for 4 s). Python's clock takes seconds.
+    """
+    for _ in range(5):
+        try:
+            page.clock.pause_at((page.evaluate("Date.now()") + 500) / 1000)
+            return
+        except PlaywrightError as exc:  # this machine took longer than the moment
+            if "past" not in str(exc):
+                raise
+    pytest.fail("the page's clock could not be paused")
 
 
 def shape(page, rid):
@@ -279,17 +304,17 @@ def test_nearest_free_room_is_the_nearest_on_foot_and_the_route_follows_the_room
     assert [[float(v) for v in p.split(",")] for p in points] == route["points"]
 
     way.sim.world.set_space(south_a, presence=True)
-    expect(shape(page, south_a)).to_have_attribute("data-state", "occupied", timeout=2000)
-    expect(page.locator("#route")).to_have_attribute("data-space-id", south_b, timeout=2000)
+    expect(shape(page, south_a)).to_have_attribute("data-state", "occupied", timeout=PUSH_MS)
+    expect(page.locator("#route")).to_have_attribute("data-space-id", south_b, timeout=PUSH_MS)
     assert free_order(page)[0] == south_b
     way.sim.world.set_space(south_b, health="offline")
-    expect(page.locator("#route")).to_have_attribute("data-space-id", by_route[2], timeout=2000)
+    expect(page.locator("#route")).to_have_attribute("data-space-id", by_route[2], timeout=PUSH_MS)
     for rid in way.sid.values():
         way.sim.world.set_space(rid, presence=True)
-    expect(page.locator("#route")).to_have_count(0, timeout=3000)
+    expect(page.locator("#route")).to_have_count(0, timeout=PUSH_MS)
     expect(page.locator("#map-box g.room-shape[data-selected]")).to_have_count(0)
     way.sim.world.set_space(north_west, presence=False)
-    expect(page.locator("#route")).to_have_attribute("data-space-id", north_west, timeout=2000)
+    expect(page.locator("#route")).to_have_attribute("data-space-id", north_west, timeout=PUSH_MS)
     assert not page.errors
 
 
@@ -307,10 +332,13 @@ def test_the_route_respects_the_display_filter(server, sim, contexts):
 
 @pytest.mark.browser
 def test_a_tap_draws_the_way_to_that_room_and_the_idle_view_returns(way, contexts):
-    page = open_page(contexts, way.url, init=IDLE)
+    page = open_page(contexts, way.url, init=IDLE, clock=True)
     south_a, north_mid = way.sid["south_a"], way.sid["north_mid"]
     expect(page.locator("#route")).to_have_attribute("data-space-id", south_a)
     expect(page.locator("#qr img.qr-room")).to_have_count(0)
+    # The page's clock stands still while the tapped view is checked: on a slow machine the
+    # 1.5 s idle time would otherwise run out under the test's feet.
+    pause_clock(page)
     shape(page, north_mid).click()
     expect(page.locator("#route")).to_have_attribute("data-space-id", north_mid)
     expect(page.locator("#route")).to_have_attribute("data-selected", "tap")
@@ -320,11 +348,15 @@ def test_a_tap_draws_the_way_to_that_room_and_the_idle_view_returns(way, context
     expect(page.locator("#qr svg")).to_be_hidden()
     page.wait_for_function(
         "() => { const i = document.querySelector('#qr img.qr-room'); "
-        "return i && i.complete && i.naturalWidth > 0; }"
+        "return i && i.complete && i.naturalWidth > 0; }",
+        polling=100,
     )
     expect(page.locator("#qr-title")).to_contain_text(way.names[north_mid])
-    # Back to the resting view after the (injected) idle time.
-    expect(page.locator("#route")).to_have_attribute("data-space-id", south_a, timeout=4000)
+    # Back to the resting view after the (injected) idle time, and not before.
+    page.clock.run_for(1200)
+    expect(page.locator("#route")).to_have_attribute("data-space-id", north_mid)
+    page.clock.run_for(400)
+    expect(page.locator("#route")).to_have_attribute("data-space-id", south_a)
     expect(page.locator("#route")).to_have_attribute("data-selected", "idle")
     expect(page.locator("#qr img.qr-room")).to_have_count(0)
     expect(page.locator("#qr svg")).to_be_visible()
@@ -339,8 +371,8 @@ def test_tapping_a_room_that_is_not_free_shows_its_state_and_no_route(way, conte
     north_mid, north_east = way.sid["north_mid"], way.sid["north_east"]
     way.sim.world.set_space(north_mid, presence=True)
     way.sim.world.set_space(north_east, health="offline")
-    wait_until(lambda: way.server_says("occupied", north_mid), timeout=5)
-    page = open_page(contexts, way.url, init=IDLE)
+    wait_until(lambda: way.server_says("occupied", north_mid), timeout=10)
+    page = open_page(contexts, way.url, init=NO_IDLE)
     expect(page.locator("#route")).to_have_attribute("data-space-id", way.sid["south_a"])
     shape(page, north_mid).click()
     expect(shape(page, north_mid)).to_have_attribute("data-selected", "true")
@@ -348,14 +380,16 @@ def test_tapping_a_room_that_is_not_free_shows_its_state_and_no_route(way, conte
     expect(page.locator("#map-card")).to_have_attribute("data-state", "occupied")
     expect(page.locator("#map-card .map-card-state")).to_have_text("In use")
     shape(page, north_east).click()
-    expect(page.locator("#map-card .map-card-state")).to_have_text("Sensor offline")
+    expect(page.locator("#map-card .map-card-state")).to_have_text(
+        "Sensor offline", timeout=PUSH_MS
+    )
     expect(page.locator("#route")).to_have_count(0)
     # A room that stops being free while it is chosen loses its route at once.
     north_west = way.sid["north_west"]
     shape(page, north_west).click()
     expect(page.locator("#route")).to_have_attribute("data-space-id", north_west)
     way.sim.world.set_space(north_west, presence=True)
-    expect(page.locator("#route")).to_have_count(0, timeout=2000)
+    expect(page.locator("#route")).to_have_count(0, timeout=PUSH_MS)
     expect(page.locator("#map-card .map-card-state")).to_have_text("In use")
     assert not page.errors
 
@@ -365,12 +399,14 @@ def test_no_contact_with_the_server_means_no_route(way, contexts):
     page = open_page(contexts, way.url + "?no_contact_s=2")
     expect(page.locator("#route")).to_have_count(1)
     way.server.stop()
-    page.wait_for_function(f"() => {FEED} === 'stale'", timeout=5000)
-    expect(page.locator("#route")).to_have_count(0, timeout=1000)
+    page.wait_for_function(f"() => {FEED} === 'stale'", timeout=PUSH_MS)
+    expect(page.locator("#route")).to_have_count(0, timeout=PUSH_MS)
     # The list keeps its last known rooms (the banner says so) but suggests no walk to them.
     texts = page.locator("#free-list .free-distance").all_text_contents()
     assert all(t == "" for t in texts)
-    expect(page.locator('#map-box g.room-shape[data-state="free"]')).to_have_count(0, timeout=5000)
+    expect(page.locator('#map-box g.room-shape[data-state="free"]')).to_have_count(
+        0, timeout=PUSH_MS
+    )
     assert not page.errors
 
 
@@ -387,13 +423,14 @@ def test_a_reload_with_the_server_down_still_shows_the_plan(way, contexts):
     page.wait_for_function(cached, arg=plan_url, timeout=10_000)
     way.server.stop()
     page.reload()
-    expect(page.locator("html")).to_have_attribute("data-shell", "cache")
+    expect(page.locator("html")).to_have_attribute("data-shell", "cache", timeout=PUSH_MS)
     expect(shape(page, way.sid["south_a"])).to_have_count(1)
     # The plan image is answered from the kept copy, not an error.
     status = page.evaluate("u => fetch(u).then(r => r.status, () => 0)", plan_url)
     assert status == 200
 
 
+@pytest.mark.browser
 def test_phone_opened_on_a_room_shows_its_way_and_keeps_it_live(way, contexts):
     north_mid = way.sid["north_mid"]
     phone = open_page(contexts, f"{way.phone_url}?room={north_mid}", 390, 844)
@@ -510,6 +547,7 @@ def test_room_names_on_the_plan_and_the_card_are_text(way, contexts):
     assert page.evaluate("window.__pwned") is None
 
 
+@pytest.mark.browser
 def test_rooms_the_plan_does_not_outline_are_not_said_to_be_on_the_map(way, contexts):
     """A free room the layout does not outline is counted as "more free", not "on the map"."""
     page = open_page(contexts, way.url, 1280, 720)
@@ -584,7 +622,13 @@ def test_stairs_and_lifts_are_drawn_where_they_are_labelled_and_the_nearest_mark
     ]
     exits = {e["kind"]: e for e in wf["exits"]}
     assert exits["lift"]["id"] == "m0" and exits["stairs"]["id"] == "m3"
-    page = open_page(contexts, way.url, *size)
+    # With reduced motion the halo of "you are here" stands still (kiosk.css): it otherwise
+    # pulses to 1.35 times its size, and these measures would depend on when they were taken.
+    page = open_page(contexts, way.url, *size, reduced_motion="reduce")
+    assert (
+        page.locator("#you-are-here .here-halo").evaluate("e => getComputedStyle(e).animationName")
+        == "none"
+    )
     expect(page.locator("#map-box g.landmark")).to_have_count(3)
     here = page.locator("#you-are-here")
     here_box = here.bounding_box()
@@ -695,13 +739,15 @@ def test_nothing_free_here_but_free_elsewhere_draws_the_way_to_the_nearest_stair
     fill_floor(way.sim, others[0], free={elsewhere.id})
     for floor_id in others[1:]:
         fill_floor(way.sim, floor_id)
-    page = open_page(contexts, way.url + "?no_contact_s=3")
+    # Silent for 5 s is "lost" (the server's heartbeat comes every second): the end of the test
+    # waits for it, and a loaded machine does not reach it by accident.
+    page = open_page(contexts, way.url + "?no_contact_s=5")
     expect(page.locator(f'#other-floors li[data-floor-id="{others[0]}"]')).to_have_attribute(
         "data-state", "known", timeout=10_000
     )
-    expect(page.locator("#free-list li.free-item")).to_have_count(0, timeout=5000)
+    expect(page.locator("#free-list li.free-item")).to_have_count(0, timeout=PUSH_MS)
     exit_route = page.locator("#exit-route")
-    expect(exit_route).to_have_attribute("data-node-id", "m3", timeout=5000)
+    expect(exit_route).to_have_attribute("data-node-id", "m3", timeout=PUSH_MS)
     expect(exit_route).to_have_attribute("data-kind", "stairs")
     expect(page.locator("#route")).to_have_count(0)  # no way to a room that is not free
     expect(landmark(page, "m3")).to_have_attribute("data-route", "true")
@@ -718,10 +764,12 @@ def test_nothing_free_here_but_free_elsewhere_draws_the_way_to_the_nearest_stair
 
     # A room frees up on this floor: the way to it replaces the way off the floor.
     way.sim.world.set_space(way.sid["south_b"], presence=False)
-    expect(page.locator("#route")).to_have_attribute("data-space-id", way.sid["south_b"])
+    expect(page.locator("#route")).to_have_attribute(
+        "data-space-id", way.sid["south_b"], timeout=PUSH_MS
+    )
     expect(exit_route).to_have_count(0)
     way.sim.world.set_space(way.sid["south_b"], presence=True)
-    expect(exit_route).to_have_attribute("data-node-id", "m3", timeout=5000)
+    expect(exit_route).to_have_attribute("data-node-id", "m3", timeout=PUSH_MS)
     # Nothing free anywhere: no way to walk, only the signs.
     way.sim.world.set_space(elsewhere.id, presence=True)
     expect(page.locator(f'#other-floors li[data-floor-id="{others[0]}"] .of-total')).to_have_text(
@@ -734,9 +782,61 @@ def test_nothing_free_here_but_free_elsewhere_draws_the_way_to_the_nearest_stair
     way.sim.world.set_space(elsewhere.id, presence=False)
     expect(exit_route).to_have_attribute("data-node-id", "m3", timeout=10_000)
     way.server.stop()
-    page.wait_for_function(f"() => {FEED} === 'stale'", timeout=8000)
-    expect(exit_route).to_have_count(0, timeout=2000)
+    page.wait_for_function(f"() => {FEED} === 'stale'", timeout=PUSH_MS)
+    expect(exit_route).to_have_count(0, timeout=PUSH_MS)
     expect(page.locator("#map-box g.landmark")).to_have_count(3)
+    assert not page.errors
+
+
+@pytest.mark.browser
+def test_a_display_listing_meeting_rooms_points_off_the_floor_only_to_free_meeting_rooms(
+    way, contexts
+):
+    """Other floors come as counts by group: only the groups the display lists send people."""
+    here = [700, 400]  # mid-corridor: the stairs (m3) are the nearest way off the floor
+    settings = {"here": here, "functions": ["meeting_room"]}
+    way.server.svc.store.update_display_settings(way.display.id, settings)
+    others = [f for f in way.sim.world.portfolio.floor_ids if f != way.id]
+    upstairs = rooms_of_floor(way.sim, others[0])
+    booth = next(r for r in upstairs if r.function == "phone_booth")
+    meeting = next(r for r in upstairs if r.function == "meeting_room" and r.counting_mode == "oa")
+    # Here only rooms the display does not list are free; upstairs only a phone booth.
+    unlisted = {r.id for r in rooms_of_floor(way.sim, way.id) if r.function != "meeting_room"}
+    fill_floor(way.sim, way.id, free=unlisted)
+    fill_floor(way.sim, others[0], free={booth.id})
+    for floor_id in others[1:]:
+        fill_floor(way.sim, floor_id)
+    page = open_page(contexts, way.url)
+    line = page.locator(f'#other-floors li[data-floor-id="{others[0]}"]')
+    # The panel and the map read the same message: once the panel shows the booth, the map
+    # has decided about the way off the floor.
+    expect(line.locator('.of-group[data-group="focus"]')).to_have_attribute(
+        "data-count", "1", timeout=PUSH_MS
+    )
+    expect(line.locator(".of-total")).to_have_text("1 free")
+    expect(page.locator("#free-list li.free-item")).to_have_count(0, timeout=PUSH_MS)
+    expect(page.locator("#exit-route")).to_have_count(0)
+    expect(page.locator("#map-card")).to_be_hidden()
+    expect(page.locator("#map-box g.landmark")).to_have_count(2)
+
+    # A meeting room frees up there: now the way to the stairs is worth walking.
+    way.sim.world.set_space(meeting.id, presence=False)
+    expect(line.locator('.of-group[data-group="meet"]')).to_have_attribute(
+        "data-count", "1", timeout=PUSH_MS
+    )
+    expect(page.locator("#exit-route")).to_have_attribute("data-node-id", "m3", timeout=PUSH_MS)
+    expect(page.locator("#map-card .map-card-name")).to_have_text("To other floors")
+
+    # A floor whose counts are not all numbers is unknown, as the panel reads it: no way to it.
+    garbled = {"id": others[0], "name": "1st floor", "feed": "live", "state": "known"}
+    garbled["free"] = {"meet": 1, "focus": "2"}
+    page.evaluate(
+        "f => signageKiosk.apply({type: 'floors', epoch: 'x', seq: 0, feed: 'live',"
+        " other_floors: [f]})",
+        garbled,
+    )
+    expect(line).to_have_attribute("data-state", "unknown")
+    expect(page.locator("#exit-route")).to_have_count(0)
     assert not page.errors
 
 

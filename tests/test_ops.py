@@ -504,7 +504,7 @@ def test_every_route_serving_an_uploaded_plan_sends_its_strict_policy(sim, serve
 
 
 # -- a restart is not a thundering herd --------------------------------------------------------
-# Records each delay the page gives setTimeout for its socket's `connect` (signage/static/kiosk/kiosk.js).
+# Records each delay the page gives setTimeout for its socket's `connect` (kiosk.js).
 RECORD_RECONNECTS = """
 window.__reconnects = [];
 const schedule = window.setTimeout;

@@ -100,18 +100,24 @@
     return Math.max(0.1, Math.pow(10, Math.floor(Math.log10(side / 200))));
   }
 
+  // One coordinate moved by d and kept on the plan (0..max); a point already off the plan (a
+  // smaller plan was uploaded since) may come back towards it but never moves further away.
+  function within(v, d, max) {
+    return Math.min(Math.max(round2(v + d), Math.min(v, 0)), Math.max(v, max));
+  }
+
   // Moves a room's outline and door together from where they were (`outline`, `door`) by
-  // (dx, dy), held back at the plan's edges so the whole room stays on the plan.
+  // (dx, dy), held back at the plan's edges. The shift is limited, not each point, so the room
+  // keeps its shape; one that overhangs moves freely back in but no further out (no jump).
   function shiftRoom(room, outline, door, dx, dy) {
     var L = state.layout;
     var all = door ? outline.concat([door]) : outline;
     var xs = all.map(function (p) { return p[0]; }), ys = all.map(function (p) { return p[1]; });
-    dx = Math.min(Math.max(dx, -Math.min.apply(null, xs)), L.width - Math.max.apply(null, xs));
-    dy = Math.min(Math.max(dy, -Math.min.apply(null, ys)), L.height - Math.max.apply(null, ys));
-    function move(p) {
-      return [Math.min(L.width, Math.max(0, round2(p[0] + dx))),
-              Math.min(L.height, Math.max(0, round2(p[1] + dy)))];
-    }
+    dx = Math.min(Math.max(dx, -Math.max(0, Math.min.apply(null, xs))),
+      Math.max(0, L.width - Math.max.apply(null, xs)));
+    dy = Math.min(Math.max(dy, -Math.max(0, Math.min.apply(null, ys))),
+      Math.max(0, L.height - Math.max.apply(null, ys)));
+    function move(p) { return [within(p[0], dx, L.width), within(p[1], dy, L.height)]; }
     room.outline = outline.map(move);
     room.door = door ? move(door) : null;
   }
@@ -776,24 +782,28 @@
     var sel = state.selection;
     var room = sel && sel.type === "room" ? state.layout.rooms[sel.id] : null;
     if (!room || state.drag) return false;
+    // A selected corner or door that is no longer there moves nothing (never the whole room).
+    if (sel.vertex !== undefined ? !room.outline[sel.vertex] : sel.door && !room.door) return false;
     var step = nudgeStep() * (evt.shiftKey ? 10 : 1);
     var dx = evt.key === "ArrowLeft" ? -step : evt.key === "ArrowRight" ? step : 0;
     var dy = evt.key === "ArrowUp" ? -step : evt.key === "ArrowDown" ? step : 0;
+    var L = state.layout;
+    function shiftPoint(q) { return [within(q[0], dx, L.width), within(q[1], dy, L.height)]; }
+    var moved = { outline: room.outline.slice(), door: room.door || null };
+    var before = JSON.stringify(moved);
+    if (sel.vertex !== undefined) moved.outline[sel.vertex] = shiftPoint(room.outline[sel.vertex]);
+    else if (sel.door) moved.door = shiftPoint(room.door);
+    else shiftRoom(moved, room.outline, room.door, dx, dy);
+    if (JSON.stringify(moved) === before) {
+      // Held at the plan's edge: no Undo step and nothing to save.
+      status("At the edge of the plan: nothing moved.");
+      return true;
+    }
     var what = sel.id + "|" + sel.vertex + "|" + !!sel.door;
     if (!(evt.repeat && state.nudged === what)) remember();
     state.nudged = what;
-    var L = state.layout;
-    function clampPoint(q) {
-      return [Math.min(L.width, Math.max(0, round2(q[0] + dx))),
-              Math.min(L.height, Math.max(0, round2(q[1] + dy)))];
-    }
-    if (sel.vertex !== undefined && room.outline[sel.vertex]) {
-      room.outline[sel.vertex] = clampPoint(room.outline[sel.vertex]);
-    } else if (sel.door && room.door) {
-      room.door = clampPoint(room.door);
-    } else {
-      shiftRoom(room, room.outline, room.door, dx, dy);
-    }
+    room.outline = moved.outline;
+    room.door = moved.door;
     status("Room " + spaceName(sel.id) + " moved: save to keep it.");
     render();
     return true;

@@ -930,12 +930,24 @@
   var otherFree = false;  // the other-floors panel has rooms free now elsewhere
   var freeHere = 0;  // rooms the free list shows on this floor
 
+  function knownFloor(f) {
+    // floors.js's reading: a floor the server vouches for, every group's count a number.
+    if (!f || f.state !== "known" || !f.free || typeof f.free !== "object") return false;
+    return GROUP_ORDER.every(function (g) { return f.free[g] === undefined || typeof f.free[g] === "number"; });
+  }
+
+  function listedGroups() {
+    // Other floors arrive as counts by group, so the display's functions filter is applied by
+    // group: a screen listing meeting rooms must not send people upstairs to a free kitchen.
+    var fns = settings.functions && settings.functions.length ? settings.functions : null;
+    return fns ? GROUP_ORDER.filter(function (g) { return fns.some(function (fn) { return groupOf(fn) === g; }); }) : GROUP_ORDER;
+  }
+
   function otherFloorsFree(list) {
-    // The panel's own reading (floors.js): only floors the server vouches for, with a count.
     if (!Array.isArray(list)) return false;
+    var groups = listedGroups();
     return list.some(function (f) {
-      if (!f || f.state !== "known" || !f.free || typeof f.free !== "object") return false;
-      return Object.keys(f.free).some(function (g) { return typeof f.free[g] === "number" && f.free[g] > 0; });
+      return knownFloor(f) && groups.some(function (g) { return f.free[g] > 0; });
     });
   }
   otherFree = otherFloorsFree(embedded && embedded.other_floors);
