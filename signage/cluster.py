@@ -15,7 +15,8 @@ from Redis; when Redis lost it (restarted without persistence) a new epoch start
 resync. A process that cannot renew its lease stops its upstream socket at once.
 
 Honesty: the mirror knows when the fleet last heard from Density for the floor (from each
-update and from the holder's heartbeat in the hash). When nobody has heard for
+update and from the holder's heartbeat in the hash, stamped and aged on Redis's clock: hosts'
+clocks need not agree). When nobody has heard for
 `stale_after` (Redis away, no holder), the process tells its kiosks itself: every room
 unknown, under a local epoch so that they resync when fresh data returns.
 
@@ -65,23 +66,37 @@ SCREEN_FIELDS = (
     "heap",
 )
 
-# KEYS: lease, state hash. ARGV: holder id, ttl ms, heard (wall s, or ""), want ("1"/"0").
+# Times in the state hash ('heard', 'at') are on Redis's clock, never a host's: hosts' clocks
+# may be minutes apart (a Pi after a boot without network), and a mirror comparing a holder's
+# wall clock with its own would call dead data fresh, or fresh data stale. Writers send ages,
+# the scripts stamp them with TIME; readers get TIME with the stamp and keep the age.
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+# KEYS: lease, state hash. ARGV: holder id, ttl ms, heard age (s, or ""), want ("1"/"0").
 # Renews a lease we hold (and records when the holder last heard from Density), takes a free
-# one, and answers the floor's fleet state, in one round trip.
-_ROUND = """
+# one, and answers the floor's fleet state with Redis's time, in one round trip.
+_ROUND = (
+    _NOW
+    + """
 local cur = redis.call('GET', KEYS[1])
 local mine = 0
 if cur == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   mine = 1
-  if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], 'heard', ARGV[3]) end
+  if ARGV[3] ~= '' then
+    redis.call('HSET', KEYS[2], 'heard', tostring(now - tonumber(ARGV[3])))
+  end
 elseif not cur and ARGV[4] == '1' then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   mine = 2
 end
 local st = redis.call('HMGET', KEYS[2], 'epoch', 'seq', 'heard')
-return {mine, st[1], st[2], st[3]}
+return {mine, st[1], st[2], st[3], tostring(now)}
 """
+)
 
 # KEYS: lease, state hash. ARGV: holder id, epoch, seq. The holder starts a new epoch when
 # Redis has none for the floor (first use, or Redis restarted without its data).
@@ -93,18 +108,22 @@ redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'seq', ARGV[3])
 return {1, ARGV[2], ARGV[3]}
 """
 
-# KEYS: lease, state hash. ARGV: holder id, epoch, seq, snapshot, update text, channel, heard,
-# now (wall s). Fencing: only the lease holder publishes, in its epoch, with a higher seq.
-_PUBLISH = """
+# KEYS: lease, state hash. ARGV: holder id, epoch, seq, snapshot, update text, channel, heard
+# age (s, or ""). Fencing: only the lease holder publishes, in its epoch, with a higher seq.
+_PUBLISH = (
+    _NOW
+    + """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 local st = redis.call('HMGET', KEYS[2], 'epoch', 'seq')
 if st[1] and st[1] ~= ARGV[2] then return -2 end
 if st[2] and tonumber(st[2]) >= tonumber(ARGV[3]) then return -3 end
-redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'seq', ARGV[3], 'snapshot', ARGV[4], 'at', ARGV[8])
-if ARGV[7] ~= '' then redis.call('HSET', KEYS[2], 'heard', ARGV[7]) end
+redis.call('HSET', KEYS[2], 'epoch', ARGV[2], 'seq', ARGV[3], 'snapshot', ARGV[4],
+  'at', tostring(now))
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[2], 'heard', tostring(now - tonumber(ARGV[7]))) end
 redis.call('PUBLISH', ARGV[6], ARGV[5])
 return 1
 """
+)
 
 # KEYS: a key. ARGV: expected value. Compare-and-delete (a lease, a lock).
 _RELEASE = """
@@ -200,6 +219,14 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _age(stamp: Any, redis_now: float) -> float | None:
+    """Seconds from a stamp in the state hash to Redis's `redis_now`; None without a stamp."""
+    try:
+        return max(0.0, redis_now - float(stamp)) if stamp not in (None, "") else None
+    except (TypeError, ValueError):
+        return None  # not a time: as if never heard
 
 
 class Cluster:
@@ -470,23 +497,29 @@ class Cluster:
 
     # -- the Redis calls feeds make ------------------------------------------------------------
     def round(
-        self, floor_id: str, heard: float | None
+        self, floor_id: str, heard_age: float | None
     ) -> tuple[int, str | None, int, float | None]:
-        """Renew or take the floor's lease; (0 none / 1 held / 2 taken now, epoch, seq, heard)."""
-        mine, epoch, seq, heard_at = self._round(
+        """Renew or take the floor's lease; (0 none / 1 held / 2 taken now, epoch, seq, heard).
+
+        `heard_age` is how long ago the holder heard from Density; the answer's heard is the
+        fleet's, as a local monotonic time (the age on Redis's clock, at the round's start).
+        """
+        asked = time.monotonic()
+        mine, epoch, seq, heard, redis_now = self._round(
             keys=[self.lease_key(floor_id), self.state_key(floor_id)],
             args=[
                 self.id,
                 int(self.lease_ttl * 1000),
-                "" if heard is None else repr(heard),
+                "" if heard_age is None else repr(max(0.0, float(heard_age))),
                 "0" if self.leaving else "1",
             ],
         )
+        age = _age(heard, float(redis_now))
         return (
             int(mine),
             _text(epoch),
             int(seq) if seq is not None else 0,
-            float(heard_at) if heard_at is not None else None,
+            None if age is None else asked - age,
         )
 
     def init_state(self, floor_id: str, epoch: str, seq: int) -> tuple[str, int] | None:
@@ -506,7 +539,7 @@ class Cluster:
         seq: int,
         snapshot: str,
         text: str,
-        heard: float | None,
+        heard_age: float | None,
     ) -> int:
         """Publish one update if we hold the lease: 1, or -1 lease lost, -2/-3 superseded."""
         return int(
@@ -519,15 +552,18 @@ class Cluster:
                     snapshot,
                     text,
                     self.channel(floor_id),
-                    "" if heard is None else repr(heard),
-                    repr(time.time()),
+                    "" if heard_age is None else repr(max(0.0, float(heard_age))),
                 ],
             )
         )
 
-    def load_state(self, floor_id: str) -> dict[str, str]:
-        """The floor's fleet state as Redis has it (empty when none)."""
-        return self.redis.hgetall(self.state_key(floor_id))
+    def load_state(self, floor_id: str) -> tuple[dict[str, str], float]:
+        """The floor's fleet state as Redis has it (empty when none), and Redis's time then."""
+        pipe = self.redis.pipeline(transaction=True)  # one moment: the stamps age from there
+        pipe.hgetall(self.state_key(floor_id))
+        pipe.time()
+        state, (seconds, micros) = pipe.execute()
+        return state, seconds + micros / 1_000_000
 
     def release(self, floor_id: str) -> None:
         """Give the floor's lease back at once (a clean stop): another process takes over."""
@@ -878,12 +914,9 @@ class ClusterFeed:
         if inner is not None and self._lost.is_set():
             self._drop("a publish was refused")
             inner = None
-        heard = None
-        if inner is not None:
-            age = inner.status()["heard_age_s"]
-            heard = None if age is None else time.time() - age
+        heard_age = None if inner is None else inner.status()["heard_age_s"]
         try:
-            mine, epoch, seq, heard_at = self.cluster.round(self.floor_id, heard)
+            mine, epoch, seq, heard_at = self.cluster.round(self.floor_id, heard_age)
         except RedisError as exc:
             self.cluster.note(False, exc)
             if inner is not None:
@@ -946,11 +979,9 @@ class ClusterFeed:
         message = json.loads(text)
         with self._lock:
             snapshot = self._snapshot_after(message)
-        age = message.get("heard_age_s")
-        heard = None if age is None else time.time() - age
         try:
             result = self.cluster.publish(
-                floor_id, message["epoch"], seq, _dumps(snapshot), text, heard
+                floor_id, message["epoch"], seq, _dumps(snapshot), text, message.get("heard_age_s")
             )
         except RedisError as exc:
             self.cluster.note(False, exc)
@@ -1048,8 +1079,9 @@ class ClusterFeed:
 
     def _load(self, epoch: str | None = None, seq: int = 0) -> bool:
         """Adopt the floor's state from Redis when it is at least (epoch, seq); lock held."""
+        asked = time.monotonic()
         try:
-            state = self.cluster.load_state(self.floor_id)
+            state, redis_now = self.cluster.load_state(self.floor_id)
         except RedisError as exc:
             self.cluster.note(False, exc)
             return False
@@ -1063,7 +1095,7 @@ class ClusterFeed:
         except ValueError:
             return False
         now = time.monotonic()
-        aged = max(0.0, time.time() - float(state.get("at") or time.time()))
+        aged = _age(state.get("at"), redis_now) or 0.0  # since the snapshot was stored
         self._rooms = {}
         for sid, room in (snapshot.get("rooms") or {}).items():
             if isinstance(room.get("since_s"), int | float):
@@ -1074,8 +1106,9 @@ class ClusterFeed:
         self._feed_reason = snapshot.get("feed_reason")
         if isinstance(snapshot.get("floor"), dict):
             self._floor_info = snapshot["floor"]
-        if state.get("heard"):
-            self._note_heard(now - max(0.0, time.time() - float(state["heard"])))
+        heard_age = _age(state.get("heard"), redis_now)
+        if heard_age is not None:
+            self._note_heard(asked - heard_age)
         self.has_data.set()
         return True
 
@@ -1087,7 +1120,7 @@ class ClusterFeed:
                 self._after_jump()
 
     def _sync(self, epoch: str | None, seq: int, heard: float | None) -> None:
-        """A lease round's view of the fleet state: note the heard time, fill missed updates."""
+        """A lease round's view of the fleet state (heard: monotonic): fill missed updates."""
         with self._lock:
             if epoch is None:
                 return
@@ -1096,7 +1129,7 @@ class ClusterFeed:
             # The holder's heartbeat speaks for the state we have, not for one we lack (a new
             # holder notes its heard time a moment before its first update reaches Redis).
             if heard is not None and epoch == self.fleet_epoch and seq <= self.seq:
-                self._note_heard(time.monotonic() - max(0.0, time.time() - heard))
+                self._note_heard(heard)
 
     def _after_jump(self) -> None:
         """The mirror moved on without an update in hand: have our kiosks resync (lock held)."""

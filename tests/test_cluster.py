@@ -1294,3 +1294,150 @@ def test_a_worker_with_no_kiosks_reports_to_the_fleet(sim, fleet, redis_server):
     (key,) = keys
     assert _process_pid(key.removeprefix("signage:proc:")) in worker_pids(server)
     assert json.loads(r.get(key) or "{}")["screens"] == []
+
+
+# -- freshness across hosts whose clocks disagree -------------------------------------------------
+CLOCK_SKEW = 120.0  # what a Pi's clock can be off after a boot without network
+SKEW_STALE_AFTER = 3.0
+
+
+def _mirror_with_a_skewed_clock(
+    sim: SimServer, fleet, make_server, players: Players, redis_url: str, monkeypatch, skew: float
+) -> tuple[ServeProcess, Any, Player, str, list[str]]:
+    """A holder process on the real clock, and a mirror in this process whose clock is `skew` off.
+
+    The holder (`signage serve`) takes the floor's lease with a 60 s expiry, so that the mirror
+    cannot take it over during the test: whatever the mirror says comes from the fleet's state.
+    A room is free, so that a stale mirror would show a free room it knows nothing about.
+    """
+    (holder_process,) = fleet(1, SIGNAGE_STALE_AFTER=SKEW_STALE_AFTER, SIGNAGE_LEASE_TTL=60.0)
+    floor, cred, rooms = setup_floor(sim, holder_process)
+    sim.world.set_space(rooms[0], presence=False, health="healthy")
+    (on_holder,) = players.add([ws_url(holder_process, cred)], 1, "h")
+    players.wait(lambda p: p.state(rooms[0]) == "free", [on_holder], 20, "the holder has data")
+    wait_until(
+        lambda: holder(redis_url, floor) in worker_pids(holder_process), 15, 0.05, "holder leased"
+    )
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + skew)  # this whole process's clock
+    mirror = make_server(
+        SIGNAGE_REDIS_URL=redis_url, SIGNAGE_STALE_AFTER=SKEW_STALE_AFTER, SIGNAGE_LEASE_TTL=60.0
+    )
+    _display, mirror_cred = mirror.add_display(floor)
+    (on_mirror,) = players.add([mirror.socket_url(mirror_cred)], 1, "m")
+    return holder_process, mirror, on_mirror, floor, rooms
+
+
+def _unknown_frames(player: Player) -> list[str]:
+    """Every room a frame showed unknown, as "seq room"."""
+    return [
+        f"{frame['seq']} {sid}"
+        for _at, frame in player.frames
+        for sid, room in (frame.get("rooms") or {}).items()
+        if room["state"] == "unknown"
+    ]
+
+
+def test_a_mirror_whose_clock_is_behind_the_holders_still_goes_stale_in_time(
+    sim,
+    fleet,
+    make_server,
+    players,
+    redis_server,  # noqa: F811
+    monkeypatch,
+):
+    """Freshness is judged on Redis's clock: a dead holder's last word ages as it should."""
+    holder_process, mirror, player, floor, rooms = _mirror_with_a_skewed_clock(
+        sim, fleet, make_server, players, redis_server.url, monkeypatch, -CLOCK_SKEW
+    )
+    wait_until(lambda: player.state(rooms[0]) == "free", 15, 0.05, "the mirror relays the fleet")
+    (feed,) = [f for f in mirror.svc.cluster.floors() if f.floor_id == floor]
+    assert not feed.holding
+    fleet_epoch = player.epoch
+
+    dead = worker_pids(holder_process)
+    killed_at = time.monotonic()
+    os.kill(holder_process.proc.pid, signal.SIGKILL)  # the master first: it respawns nothing
+    for pid in dead - {holder_process.proc.pid}:
+        os.kill(pid, signal.SIGKILL)
+
+    # The holder's last heartbeat was at most a second old (the simulator refreshes every
+    # second); then stale_after, the mirror's grace and a lease round or a tick.
+    limit = SKEW_STALE_AFTER + 8.0
+    wait_until(
+        lambda: all(player.state(sid) == "unknown" for sid in rooms),
+        limit,
+        0.05,
+        f"every room unknown within {limit} s of the holder's death",
+    )
+    took = time.monotonic() - killed_at
+    print(f"mirror 120 s behind the holder: every room unknown {took:.1f} s after its death")
+    assert player.epoch != fleet_epoch  # said by the mirror itself, under a local epoch
+    assert feed.status()["mode"] == "stale"
+    # Nobody took the lease over (that would have brought fresh data): the clock did this.
+    assert holder(redis_server.url, floor) in dead
+
+
+def test_a_mirror_whose_clock_is_ahead_of_the_holders_keeps_fresh_data_fresh(
+    sim,
+    fleet,
+    make_server,
+    players,
+    redis_server,  # noqa: F811
+    monkeypatch,
+):
+    """A quiet floor (no updates, only the holder's heartbeat) is not called stale by a mirror."""
+    _holder, mirror, player, floor, rooms = _mirror_with_a_skewed_clock(
+        sim, fleet, make_server, players, redis_server.url, monkeypatch, CLOCK_SKEW
+    )
+    joined = time.monotonic()
+    wait_until(lambda: player.frames, 15, 0.05, "the mirror's snapshot")
+    (feed,) = [f for f in mirror.svc.cluster.floors() if f.floor_id == floor]
+    assert not feed.holding
+    # The room's age came through Redis too: not 120 s older than it is.
+    assert player.state(rooms[0]) == "free", _unknown_frames(player)
+    assert player.rooms[rooms[0]]["since_s"] < 60
+
+    # Three times stale_after: the mirror would have given up on the heartbeat long before.
+    def watched_long_enough() -> bool:
+        assert _unknown_frames(player) == [], "a fresh room was shown unknown"
+        assert feed.status()["mode"] != "stale", feed.status()
+        return time.monotonic() - joined > 3 * SKEW_STALE_AFTER
+
+    wait_until(watched_long_enough, 30, 0.1, "the mirror watched the quiet floor")
+    assert feed.local_stale_entries == 0
+    assert player.state(rooms[0]) == "free"
+
+
+def test_heard_and_at_are_stamped_and_read_on_redis_clock(redis_server, monkeypatch):  # noqa: F811
+    """The scripts stamp ages with Redis's TIME; a reader's answer is an age, whatever its clock."""
+    holder_link, reader = Cluster(redis_server.url), Cluster(redis_server.url)
+    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    floor = "floor-skew"
+    try:
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() - 3600)  # an hour off: must not matter
+        assert holder_link.round(floor, None)[0] == 2  # took the free lease
+        assert holder_link.init_state(floor, "e1", 0) == ("e1", 0)
+        assert holder_link.publish(floor, "e1", 1, "{}", "{}", 2.0) == 1
+        seconds, micros = r.time()
+        redis_now = seconds + micros / 1e6
+        state = r.hgetall(Cluster.state_key(floor))
+        assert abs(redis_now - float(state["at"])) < 1.0
+        assert abs(redis_now - 2.0 - float(state["heard"])) < 1.0
+
+        asked = time.monotonic()
+        mine, epoch, seq, heard = holder_link.round(floor, 5.0)  # the heartbeat: heard 5 s ago
+        assert (mine, epoch, seq) == (1, "e1", 1)
+        assert heard is not None and abs(asked - 5.0 - heard) < 1.0
+
+        monkeypatch.setattr(time, "time", lambda: real() + 3600)  # the reader, two hours later
+        asked = time.monotonic()
+        mine, epoch, seq, heard = reader.round(floor, None)
+        assert (mine, epoch, seq) == (0, "e1", 1)  # someone else's lease
+        assert heard is not None and abs(asked - 5.0 - heard) < 1.0
+        state, at = reader.load_state(floor)
+        assert state["epoch"] == "e1" and abs(at - redis_now) < 5.0
+    finally:
+        holder_link.close()
+        reader.close()
