@@ -160,23 +160,41 @@ redis.call('PEXPIRE', KEYS[1], 600000)
 return wait
 """
 
+# Sign-in and pairing attempts, counted fleet-wide (a sorted set of Redis times per key):
+# KEYS[1] the key; ARGV window (s), limit, "hit" or "peek", a unique member. Times are Redis's
+# (hosts' clocks may be minutes apart, and each would see a window of its own).
+# Returns {events in the window before this call, seconds until the oldest leaves it or -1,
+# 1 if counted}.
+_ATTEMPT = (
+    _NOW
+    + """
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local n = redis.call('ZCARD', KEYS[1])
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
+local frees = oldest and tostring(window - (now - tonumber(oldest))) or '-1'
+if ARGV[3] == 'hit' and n < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], tostring(now), ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+  return {n, frees, 1}
+end
+return {n, frees, 0}
+"""
+)
+
+# KEYS: the seen set. ARGV: horizon (s), then the display ids held here. Stamps them with
+# Redis's time and answers the ids seen within the horizon, so no host's clock is compared.
+_SEEN = (
+    _NOW
+    + """
+for i = 2, #ARGV do redis.call('ZADD', KEYS[1], tostring(now), ARGV[i]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 86400)
+return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')
+"""
+)
+
 # KEYS: bucket hash, pause key. ARGV: milliseconds. Every process waits; the bucket restarts
 # empty when the pause ends, as the local limiter does.
-# Sign-in and pairing attempts, counted fleet-wide (a sorted set of times per key):
-# KEYS[1] the key; ARGV now, window (s), limit, "hit" or "peek", a unique member.
-# Returns {events in the window before this call, the oldest one's time or -1, 1 if counted}.
-_ATTEMPT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
-local n = redis.call('ZCARD', KEYS[1])
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2] or '-1'
-if ARGV[4] == 'hit' and n < tonumber(ARGV[3]) then
-  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[5])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2]) * 1000))
-  return {n, oldest, 1}
-end
-return {n, oldest, 0}
-"""
-
 _PAUSE = """
 local ms = tonumber(ARGV[1])
 if redis.call('PTTL', KEYS[2]) >= ms then return 0 end
@@ -1416,17 +1434,17 @@ class RedisAttemptLimiter:
         return f"{PREFIX}attempts:{self.name}:{digest}"
 
     def _call(self, key: str, mode: str) -> tuple[int, float, bool] | None:
-        now = time.time()
+        """The script's answer: (events in the window, seconds until it frees or -1, counted)."""
         try:
-            n, oldest, counted = self.cluster._attempt(
+            n, frees, counted = self.cluster._attempt(
                 keys=[self._key(key)],
-                args=[repr(now), self.window, self.limit, mode, f"{now!r}:{secrets.token_hex(4)}"],
+                args=[self.window, self.limit, mode, secrets.token_hex(8)],
             )
         except RedisError as exc:
             self.cluster.note(False, exc)
             return None
         self.cluster.note(True)
-        return int(n), float(oldest), bool(int(counted))
+        return int(n), float(frees), bool(int(counted))
 
     def blocked(self, key: str) -> bool:
         """Whether the key has used up its allowance, fleet-wide."""
@@ -1443,10 +1461,10 @@ class RedisAttemptLimiter:
         answer = self._call(key, "peek")
         if answer is None:
             return self.local.retry_after(key)
-        n, oldest, _ = answer
-        if n < self.limit or oldest < 0:
+        n, frees, _ = answer
+        if n < self.limit or frees < 0:
             return 0
-        return max(1, int(self.window - (time.time() - oldest)) + 1)
+        return max(1, int(frees) + 1)  # as the local limiter rounds it
 
     def reset(self, key: str) -> None:
         """Forget a key's events (a successful sign-in)."""
@@ -1470,17 +1488,14 @@ class FleetAlerts:
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
+        self._seen = cluster.redis.register_script(_SEEN)  # no round trip until first use
 
     def connected(self, here: set[int], horizon: float) -> set[int] | None:
         """Record the displays held here; return those held anywhere within `horizon` s."""
-        now = time.time()
         try:
-            pipe = self.cluster.redis.pipeline()
-            if here:
-                pipe.zadd(self.SEEN, {str(d): now for d in here})
-            pipe.zremrangebyscore(self.SEEN, "-inf", now - 86400)
-            pipe.zrangebyscore(self.SEEN, now - horizon, "+inf")
-            seen = pipe.execute()[-1]
+            # Stamped and read on Redis's clock: a host whose clock is off by more than the
+            # horizon would otherwise call displays held elsewhere down (or dead ones up).
+            seen = self._seen(keys=[self.SEEN], args=[horizon, *(str(d) for d in sorted(here))])
         except RedisError as exc:
             self.cluster.note(False, exc)
             return None

@@ -1441,3 +1441,75 @@ def test_heard_and_at_are_stamped_and_read_on_redis_clock(redis_server, monkeypa
     finally:
         holder_link.close()
         reader.close()
+
+
+# -- attempt limits and down alerts on Redis's clock ---------------------------------------------
+HOUR = 3600.0
+
+
+def _on_host(monkeypatch, skew: float, call):
+    """Run `call` as on a host whose wall clock is `skew` seconds off (the others' are not)."""
+    real = time.time
+    with monkeypatch.context() as m:
+        m.setattr(time, "time", lambda: real() + skew)
+        return call()
+
+
+def test_attempt_windows_are_the_fleets_whatever_the_hosts_clocks(redis_server, monkeypatch):  # noqa: F811
+    """Hosts two hours apart share one window, and Retry-After is never off by their skew."""
+    from signage.auth import AttemptLimiter
+
+    clusters = [Cluster(redis_server.url) for _ in range(2)]
+    try:
+        ahead, behind = (c.attempt_limiter("login-ip", AttemptLimiter(3, 60.0)) for c in clusters)
+
+        def on_ahead(call):
+            return _on_host(monkeypatch, HOUR, call)
+
+        def on_behind(call):
+            return _on_host(monkeypatch, -HOUR, call)
+
+        key = "10.0.0.9"
+        assert on_ahead(lambda: ahead.hit(key)) and on_behind(lambda: behind.hit(key))
+        assert on_ahead(lambda: ahead.hit(key))
+        # Three attempts in the window, from either host: the fourth is refused on both.
+        assert not on_ahead(lambda: ahead.hit(key)) and not on_behind(lambda: behind.hit(key))
+        assert on_ahead(lambda: ahead.blocked(key)) and on_behind(lambda: behind.blocked(key))
+        for limiter, host in ((ahead, on_ahead), (behind, on_behind)):
+            assert 55 <= host(lambda limiter=limiter: limiter.retry_after(key)) <= 61
+
+        # A short window frees on time for both hosts, and says so beforehand.
+        quick_a, quick_b = (c.attempt_limiter("pair-ip", AttemptLimiter(1, 1.0)) for c in clusters)
+        assert on_ahead(lambda: quick_a.hit(key)) and not on_behind(lambda: quick_b.hit(key))
+        assert 1 <= on_behind(lambda: quick_b.retry_after(key)) <= 2
+        wait_until(lambda: not on_behind(lambda: quick_b.blocked(key)), 10, 0.05, "window freed")
+        assert on_behind(lambda: quick_b.retry_after(key)) == 0
+        assert on_behind(lambda: quick_b.hit(key)) and not on_ahead(lambda: quick_a.hit(key))
+    finally:
+        for cluster in clusters:
+            cluster.close()
+
+
+def test_down_alerts_see_displays_held_elsewhere_whatever_the_hosts_clocks(
+    redis_server,  # noqa: F811
+    monkeypatch,
+):
+    """A display held on a host an hour off is connected for the others, until it is not."""
+    clusters = [Cluster(redis_server.url) for _ in range(2)]
+    try:
+        ahead, behind = (c.alerts() for c in clusters)
+        # Held on the host that is behind: the host ahead must not call it down.
+        assert _on_host(monkeypatch, -HOUR, lambda: behind.connected({7}, 20.0)) == {7}
+        assert _on_host(monkeypatch, HOUR, lambda: ahead.connected(set(), 20.0)) == {7}
+        # Held on the host that is ahead: connected for the host behind too...
+        assert _on_host(monkeypatch, HOUR, lambda: ahead.connected({8}, 20.0)) == {7, 8}
+        assert _on_host(monkeypatch, -HOUR, lambda: behind.connected(set(), 20.0)) == {7, 8}
+
+        # ...but only while it is seen: once no host holds it, it leaves the horizon on time.
+        def gone() -> bool:
+            return not _on_host(monkeypatch, -HOUR, lambda: behind.connected(set(), 1.0))
+
+        wait_until(gone, 10, 0.05, "the displays left the 1 s horizon")
+    finally:
+        for cluster in clusters:
+            cluster.close()
