@@ -461,6 +461,10 @@ class Simulator:
                 session.offer("msg", self._message(session, "refresh", ticket.space_ids))
             if self._closing:
                 session.request_end("close")
+            elif self.socket_mode == "refuse":
+                # Its ticket was claimed just before the outage began: without this, a handshake
+                # in flight would survive both the refusal and a drop_sockets() made meanwhile.
+                session.request_end("drop")
             return session
 
     def close_session(self, session: SocketSession) -> None:
