@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 from werkzeug.serving import make_server
 
+from signage.sim import SimSettings
+
 T = TypeVar("T")
 
 
@@ -139,3 +141,22 @@ class ServeProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait(timeout=5)
+
+
+def serve_env(sim: Any, tmp_path: Any, **extra: Any) -> dict[str, str]:
+    """The environment of a `signage serve` process (or its CLI) that talks to simulator `sim`.
+
+    `extra` adds settings or replaces these (values are turned into strings).
+    """
+    settings = SimSettings()
+    env = {
+        "DENSITY_API_URL": sim.url,
+        "DENSITY_CLIENT_ID": settings.client_id,
+        "DENSITY_CLIENT_SECRET": settings.client_secret,
+        "DENSITY_API_TOKEN": "",
+        "SIGNAGE_DATABASE": str(tmp_path / "signage.sqlite3"),
+        "SIGNAGE_SECRET_KEY": "serve-test-key",
+        "SIGNAGE_CONFIG": str(tmp_path / "none.toml"),
+    }
+    env.update({k: str(v) for k, v in extra.items()})
+    return env

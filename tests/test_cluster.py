@@ -32,7 +32,7 @@ from signage.density.client import DensityClient
 from signage.density.ratelimit import RateLimiter
 from signage.sim import SimServer, SimSettings
 from tests.conftest import FAST
-from tests.helpers import ServeProcess, free_port, wait_until
+from tests.helpers import ServeProcess, free_port, serve_env, wait_until
 from tests.pg_server import pg_server, pg_url  # noqa: F401 (fixtures)
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
 
@@ -183,21 +183,13 @@ class Flips:
 
 # -- the fleet: two `signage serve` processes, one SQLite file, one Redis ----------------------
 def fleet_env(sim: SimServer, tmp_path: Path, redis_url: str, **extra: Any) -> dict[str, str]:
-    settings = SimSettings()
-    env = {
-        "DENSITY_API_URL": sim.url,
-        "DENSITY_CLIENT_ID": settings.client_id,
-        "DENSITY_CLIENT_SECRET": settings.client_secret,
-        "DENSITY_API_TOKEN": "",
+    fleet = {
         "SIGNAGE_DATABASE": str(tmp_path / "fleet.sqlite3"),
         "SIGNAGE_SECRET_KEY": "fleet-secret-key",
-        "SIGNAGE_CONFIG": str(tmp_path / "none.toml"),
         "SIGNAGE_REDIS_URL": redis_url,
-        "SIGNAGE_MAX_KIOSKS": "100",
-        **{k: str(v) for k, v in FAST.items()},
+        "SIGNAGE_MAX_KIOSKS": 100,
     }
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
+    return serve_env(sim, tmp_path, **{**fleet, **FAST, **extra})
 
 
 def worker_pids(server: ServeProcess) -> set[int]:

@@ -427,20 +427,16 @@ def test_one_structured_line_per_feed_and_display_state_change(sim, server, json
 @pytest.mark.slow
 def test_the_production_stack_logs_no_credential_or_secret(sim, tmp_path):
     """`signage serve` (gunicorn) at DEBUG: every line it writes, across kiosk traffic."""
-    from tests.helpers import ServeProcess
+    from tests.helpers import ServeProcess, serve_env
 
     settings = SimSettings()
-    env = {
-        "DENSITY_API_URL": sim.url,
-        "DENSITY_CLIENT_ID": settings.client_id,
-        "DENSITY_CLIENT_SECRET": settings.client_secret,
-        "DENSITY_API_TOKEN": "",
-        "SIGNAGE_DATABASE": str(tmp_path / "signage.sqlite3"),
-        "SIGNAGE_SECRET_KEY": "serve-log-secret-key",
-        "SIGNAGE_CONFIG": str(tmp_path / "none.toml"),
-        "SIGNAGE_LOG_LEVEL": "DEBUG",
-        "SIGNAGE_LOG_FORMAT": "json",
-    }
+    env = serve_env(
+        sim,
+        tmp_path,
+        SIGNAGE_SECRET_KEY="serve-log-secret-key",
+        SIGNAGE_LOG_LEVEL="DEBUG",
+        SIGNAGE_LOG_FORMAT="json",
+    )
     log_path = tmp_path / "serve.log"
     proc = ServeProcess(env)
     floor = next(iter(sim.world.state()["floors"]))

@@ -8,25 +8,14 @@ import signal
 import httpx
 import pytest
 
-from signage.sim import SimSettings
+from tests import helpers
 from tests.helpers import ServeProcess, wait_until
 from tests.kiosks import Fleet
 
 
 @pytest.fixture
 def serve_env(sim, tmp_path):
-    settings = SimSettings()
-    return {
-        "DENSITY_API_URL": sim.url,
-        "DENSITY_CLIENT_ID": settings.client_id,
-        "DENSITY_CLIENT_SECRET": settings.client_secret,
-        "DENSITY_API_TOKEN": "",
-        "SIGNAGE_DATABASE": str(tmp_path / "signage.sqlite3"),
-        "SIGNAGE_SECRET_KEY": "serve-test-key",
-        "SIGNAGE_CONFIG": str(tmp_path / "none.toml"),
-        "SIGNAGE_HEARTBEAT_INTERVAL": "1",
-        "SIGNAGE_FEED_LINGER": "2",
-    }
+    return helpers.serve_env(sim, tmp_path, SIGNAGE_HEARTBEAT_INTERVAL=1, SIGNAGE_FEED_LINGER=2)
 
 
 @pytest.fixture
