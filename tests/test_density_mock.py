@@ -180,6 +180,53 @@ def test_oauth_token_is_fetched_once_with_json_and_string_expires_in() -> None:
     assert rec.requests[-1].headers["Authorization"] == "Bearer eyJorg1"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        [
+            {
+                "id": "dwy_1",
+                "name": "Cafe door",
+                "space_ids": ["spc_cafe"],
+                "sensor_serial_number": "E1",
+            },
+            {
+                "id": "dwy_2",
+                "spaces": [{"id": "spc_cafe"}, {"space_id": "spc_hall"}],
+                "sensors": [{"serial_number": "E2"}],
+            },
+            {"doorway_id": "dwy_3", "space_id": "spc_hall", "serial_numbers": ["E3"]},
+            {"name": "no id"},
+            "junk",
+        ],
+        {"data": []},
+        {"results": []},
+    ],
+)
+def test_doorways_are_read_from_every_shape(body: object) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.method == "GET" and request.url.path == "/v3/doorways"
+        assert request.headers["Authorization"] == f"Bearer {CANARY_TOKEN}"
+        return httpx.Response(200, json=body)
+
+    client, _, _ = make_client(handler)
+    doorways = client.doorways()
+    if not isinstance(body, list):
+        assert doorways == []
+        return
+    assert [(d.id, d.name, d.space_ids, d.serial_numbers) for d in doorways] == [
+        ("dwy_1", "Cafe door", ("spc_cafe",), ("E1",)),
+        ("dwy_2", "dwy_2", ("spc_cafe", "spc_hall"), ("E2",)),
+        ("dwy_3", "dwy_3", ("spc_hall",), ("E3",)),
+    ]
+
+
+def test_doorways_rejects_a_body_that_is_not_a_list() -> None:
+    client, _, _ = make_client(lambda request: httpx.Response(200, json={"id": "dwy_1"}))
+    with pytest.raises(BadResponse):
+        client.doorways()
+
+
 def test_display_calls_use_a_form_encoded_display_token() -> None:
     def data(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json={"data": {}})

@@ -20,6 +20,7 @@ from .errors import (
 )
 from .models import (
     HEALTH_STATES,
+    Doorway,
     Occupancy,
     PresenceHealth,
     SensorHealth,
@@ -43,6 +44,7 @@ __all__ = [
     "BadResponse",
     "DensityClient",
     "DensityError",
+    "Doorway",
     "FloorStream",
     "MalformedFrame",
     "NotFound",

@@ -34,6 +34,7 @@ from .errors import (
     Unavailable,
 )
 from .models import (
+    Doorway,
     Occupancy,
     PresenceHealth,
     SensorHealth,
@@ -54,6 +55,7 @@ PATHS: dict[str, str] = {
     "hello_world": "/v3/hello-world",
     "version": "/version",
     "spaces": "/v3/spaces",
+    "doorways": "/v3/doorways",
     "presence_health": "/v3/analytics/presence-health",
     "presence": "/v3/analytics/presence",
     "occupancy_current": "/v3/analytics/occupancy/current",
@@ -459,6 +461,12 @@ class DensityClient:
         ):
             raise BadResponse("spaces: next page points at another host", endpoint="spaces")
         return url
+
+    def doorways(self) -> list[Doorway]:
+        """GET /v3/doorways: every doorway and the spaces its entry sensor counts for."""
+        response = self._request("GET", "doorways")
+        items = item_list(self._json(response, "doorways"), "doorways")
+        return [d for d in map(Doorway.from_json, items) if d is not None]
 
     def presence_health(
         self, space_ids: Iterable[str] | None = None, *, display_id: str | None = None

@@ -22,6 +22,7 @@ from .errors import BadResponse, MalformedFrame
 __all__ = [
     "HEALTH_STATES",
     "MAX_FRAME_BYTES",
+    "Doorway",
     "Occupancy",
     "PresenceHealth",
     "SensorHealth",
@@ -394,3 +395,60 @@ def parse_frame(
         skipped=skipped,
         by_space=MappingProxyType({u.space_id: u for u in updates}),
     )
+
+
+# ---------------------------------------------------------------------------- doorways
+
+
+def _ids(value: Any, keys: Iterable[str] = ("id",)) -> tuple[str, ...]:
+    """Ids from a list of strings or of objects naming one under ``keys``; order kept, no dups."""
+    if not isinstance(value, list):
+        return ()
+    found: list[str] = []
+    for item in value:
+        if isinstance(item, Mapping):
+            _, item = _first(item, keys)
+        if isinstance(item, str) and item and item not in found:
+            found.append(item)
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class Doorway:
+    """An entry point watched by an entry sensor, and the spaces whose counts it feeds."""
+
+    id: str
+    name: str
+    space_ids: tuple[str, ...] = ()
+    serial_numbers: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, obj: Any) -> Doorway | None:
+        """A Doorway from one entry of GET /v3/doorways, or None when it has no usable id.
+
+        The reference's sample leaves the object's fields open, so the spaces are read from
+        ``space_ids``, ``spaces`` (ids or objects with ``id``/``space_id``) or a single
+        ``space_id``, and the sensors from ``sensor_serial_number``, ``serial_number``,
+        ``serial_numbers`` or ``sensors`` (objects with ``serial_number``).
+        """
+        if not isinstance(obj, Mapping):
+            return None
+        _, doorway_id = _first(obj, ("id", "doorway_id"))
+        if not isinstance(doorway_id, str) or not doorway_id:
+            return None
+        spaces = _ids(obj.get("space_ids")) or _ids(obj.get("spaces"), ("id", "space_id"))
+        single = _str(obj.get("space_id"))
+        if single and single not in spaces:
+            spaces = (*spaces, single)
+        serials = list(_ids(obj.get("serial_numbers")))
+        serials += _ids(obj.get("sensors"), ("serial_number", "sensor_serial_number"))
+        for key in ("sensor_serial_number", "serial_number"):
+            value = _str(obj.get(key))
+            if value:
+                serials.append(value)
+        return cls(
+            id=doorway_id,
+            name=_str(obj.get("name")) or doorway_id,
+            space_ids=spaces,
+            serial_numbers=tuple(dict.fromkeys(serials)),
+        )
