@@ -9,15 +9,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# The app and its runtime dependencies (reinstalled when pyproject.toml changes).
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# The app and its runtime dependencies at the versions tested (constraints.txt), reinstalled
+# when either file changes.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -c constraints.txt -e .
 	touch $@
 
-# The test dependencies on top.
+# The test dependencies on top (the runtime ones stay at their pinned versions).
 # kosoku (the Autobahn cases) declares Python 3.12+, yet its wheel works on 3.11.
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[test,scale]'
+$(VENV)/.installed-test: pyproject.toml constraints.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,scale]'
 	$(BIN)/pip install --quiet --ignore-requires-python kosoku==0.1.0
 	touch $@
 

@@ -85,6 +85,10 @@ def run_gunicorn(
                 "preload_app": False,  # threads started before a fork would not survive it
                 "accesslog": None,
                 "post_worker_init": post_worker_init,
+                # gunicorn 25.1+ otherwise opens a control socket in $XDG_RUNTIME_DIR or
+                # ~/.gunicorn/, outside the instance and shared by every server of the user
+                # (the last one started takes it over). Nothing of ours uses it.
+                "control_socket_disable": True,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
@@ -206,12 +210,21 @@ def serve(host: str, port: int, server: str, workers: int) -> None:
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--scenario", type=click.Choice(["quiet", "day"]), default="day", show_default=True)
 @click.option("--speed", default=1.0, show_default=True, type=float, help="Speed-up of the day.")
-def sim(host: str, port: int, seed: int, scenario: str, speed: float) -> None:
+@click.option(
+    "--shape",
+    type=click.Choice(["simulator", "reference"]),
+    default="simulator",
+    show_default=True,
+    help="reference: spaces and maps exactly as Density's reference samples show them.",
+)
+def sim(host: str, port: int, seed: int, scenario: str, speed: float, shape: str) -> None:
     """Run the built-in Density simulator alone (point any Density client at it)."""
+    from signage.sim import SimSettings
     from signage.sim.server import run_forever
 
     _configure_logging()
-    run_forever(host=host, port=port, seed=seed, scenario=scenario, speed=speed)
+    settings = SimSettings(shape=shape)
+    run_forever(host=host, port=port, seed=seed, scenario=scenario, speed=speed, settings=settings)
 
 
 # -- demo --------------------------------------------------------------------------------------

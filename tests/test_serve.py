@@ -119,3 +119,22 @@ def test_waitress_serves_the_http_fallback_and_refuses_upgrades_cleanly(serve_en
         assert upgrade.status_code == 501
     finally:
         proc.stop()
+
+
+def test_serve_opens_no_control_socket_outside_its_instance(sim, tmp_path):
+    # gunicorn 25.1+ opens a control socket by default in $XDG_RUNTIME_DIR or ~/.gunicorn/,
+    # shared by every server of the user (the last one started wins).
+    home = tmp_path / "home"
+    home.mkdir()
+    env = helpers.serve_env(
+        sim, tmp_path, HOME=home, XDG_RUNTIME_DIR=tmp_path / "no-such-runtime-dir"
+    )
+    proc = ServeProcess(env)
+    log = tmp_path / "serve.log"
+    proc.start(log)
+    try:
+        assert "Starting gunicorn" in log.read_text()
+    finally:
+        assert proc.stop(signal.SIGTERM) == 0
+    assert "Control socket" not in log.read_text()
+    assert list(home.iterdir()) == []
