@@ -28,6 +28,7 @@ from signage.density.client import DensityClient
 from signage.density.errors import DensityError
 from signage.density.models import Space, SpaceUpdate
 from signage.density.stream import PresenceStream
+from signage.directory import SpaceDirectory  # noqa: F401  (importable from here)
 
 logger = logging.getLogger(__name__)
 
@@ -536,80 +537,6 @@ class FloorFeed:
 def _differs(before: dict[str, Any], after: dict[str, Any]) -> bool:
     """Whether a kiosk needs to hear about this room: ages alone do not count."""
     return any(before[key] != after[key] for key in before if key != "since_s")
-
-
-class SpaceDirectory:
-    """Density's spaces, fetched with the organisation token and cached for a while."""
-
-    def __init__(self, client: DensityClient, ttl: float = 600.0) -> None:
-        self.client = client
-        self.ttl = ttl
-        self._lock = threading.Lock()
-        self._spaces: dict[str, Space] = {}
-        self._fetched_at: float | None = None
-
-    def _ensure(self, force: bool = False) -> dict[str, Space]:
-        with self._lock:
-            stale = self._fetched_at is None or time.monotonic() - self._fetched_at > self.ttl
-            if force or stale:
-                try:
-                    spaces = self.client.spaces()
-                except DensityError:
-                    if not self._spaces:
-                        raise
-                    logger.warning("could not refresh spaces from Density; keeping the cache")
-                else:
-                    self._spaces = {s.id: s for s in spaces}
-                    self._fetched_at = time.monotonic()
-            return self._spaces
-
-    def all(self) -> list[Space]:
-        """Every space."""
-        return list(self._ensure().values())
-
-    def get(self, space_id: str) -> Space | None:
-        """One space, refetching once when it is unknown."""
-        spaces = self._ensure()
-        if space_id not in spaces and self._fetched_at is not None:
-            if time.monotonic() - self._fetched_at > 5.0:
-                spaces = self._ensure(force=True)
-        return spaces.get(space_id)
-
-    def floors(self) -> list[Space]:
-        """Every floor, by building then name."""
-        spaces = self._ensure()
-        floors = [s for s in spaces.values() if s.space_type == "floor"]
-        return sorted(floors, key=lambda f: (self._building_name(f, spaces), f.name))
-
-    def _building_name(self, space: Space, spaces: dict[str, Space]) -> str:
-        parent = spaces.get(space.parent_id or "")
-        return parent.name if parent else ""
-
-    def rooms_of(self, floor_id: str) -> list[Space]:
-        """The rooms (leaf spaces) under a floor, at any depth."""
-        spaces = self._ensure()
-        rooms = []
-        for space in spaces.values():
-            if space.space_type in ("floor", "building", "campus"):
-                continue
-            parent, seen = space.parent_id, 0
-            while parent and seen < 16:
-                if parent == floor_id:
-                    rooms.append(space)
-                    break
-                node = spaces.get(parent)
-                parent, seen = (node.parent_id if node else None), seen + 1
-        return sorted(rooms, key=lambda s: s.name)
-
-    def time_zone(self, space_id: str) -> str | None:
-        """A space's time zone, inherited from its nearest ancestor that has one."""
-        spaces = self._ensure()
-        node, seen = spaces.get(space_id), 0
-        while node is not None and seen < 16:
-            if node.time_zone:
-                return node.time_zone
-            node, seen = spaces.get(node.parent_id or ""), seen + 1
-        return None
 
 
 @dataclass

@@ -442,7 +442,7 @@ class DensityClient:
                 raise BadResponse(
                     "spaces: expected a list or a results envelope", endpoint="spaces"
                 )
-            spaces.extend(s for s in map(Space.from_json, items) if s is not None)
+            spaces.extend(Space.all_from_json(items))  # nested children included
             if not isinstance(next_url, str) or not next_url:
                 return spaces
             url = self._next_page(next_url)

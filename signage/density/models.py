@@ -12,7 +12,7 @@ import json
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -143,10 +143,10 @@ class Space:
             return None
         children = obj.get("children_ids")
         if not isinstance(children, list):
-            # Some answers embed children objects instead of ids.
+            # Some answers embed children objects (or their ids) instead of children_ids.
             nested = obj.get("children")
             children = (
-                [c.get("id") for c in nested if isinstance(c, Mapping)]
+                [c.get("id") if isinstance(c, Mapping) else c for c in nested]
                 if isinstance(nested, list)
                 else []
             )
@@ -171,6 +171,30 @@ class Space:
             counting_mode=_str(obj.get("counting_mode")),
             labels=tuple(labels),
         )
+
+    @classmethod
+    def all_from_json(cls, items: Iterable[Any]) -> list[Space]:
+        """Every space of a /v3/spaces list, the objects nested under `children` included.
+
+        A nested child without a `parent_id` gets the id of the object it is nested in, so the
+        tree (signage/directory.py) is the same whichever way Density linked it.
+        """
+        out: list[Space] = []
+        stack: list[tuple[Any, str | None, int]] = [(i, None, 0) for i in reversed(list(items))]
+        while stack:
+            obj, nested_in, depth = stack.pop()
+            space = cls.from_json(obj)
+            if space is None:
+                continue
+            if space.parent_id is None and nested_in is not None:
+                space = replace(space, parent_id=nested_in)
+            out.append(space)
+            nested = obj.get("children")
+            if isinstance(nested, list) and depth < 16:  # deeper is a loop, not a building
+                stack.extend(
+                    (c, space.id, depth + 1) for c in reversed(nested) if isinstance(c, Mapping)
+                )
+        return out
 
 
 @dataclass(frozen=True)
