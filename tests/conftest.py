@@ -28,14 +28,53 @@ FAST = {
 }
 
 
+# -- the simulator, in one shape or both ---------------------------------------------------------
+# Modules marked `both_shapes` run each simulator test twice: against the simulator's own
+# shapes (spaces with parent_id, maps under "data") and against the shapes of the reference's
+# samples (nested children, no parent_id, bare maps). Only those modules, since running every
+# test twice would double the suite's time. `--sim-shape` overrides it for a whole run.
+SIM_SHAPES = ("simulator", "reference")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--sim-shape",
+        choices=(*SIM_SHAPES, "both"),
+        default=None,
+        help="run every simulator test in this shape (both: each test in both shapes)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_shapes: run the module's simulator tests in both simulator shapes"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "sim_shape" not in metafunc.fixturenames:
+        return
+    forced = metafunc.config.getoption("--sim-shape")
+    marked = metafunc.definition.get_closest_marker("both_shapes") is not None
+    if forced == "both" or (forced is None and marked):
+        metafunc.parametrize("sim_shape", SIM_SHAPES, indirect=True)
+
+
 @pytest.fixture
-def sim() -> Iterator[SimServer]:
-    """A fresh simulator (quiet scenario) on a loopback port.
+def sim_shape(request: pytest.FixtureRequest) -> str:
+    """The shape the simulator answers in: a parameter, `--sim-shape`, else "simulator"."""
+    forced = request.config.getoption("--sim-shape")
+    return getattr(request, "param", forced if forced in SIM_SHAPES else "simulator")
+
+
+@pytest.fixture
+def sim(sim_shape: str) -> Iterator[SimServer]:
+    """A fresh simulator (quiet scenario) on a loopback port, in the test's shape.
 
     It refreshes every second: the tests' silence timeout is 2 s, and Density's own minute
     between refreshes would read as a dead socket.
     """
-    with SimServer(SimSettings(refresh_interval=1.0), seed=1) as server:
+    with SimServer(SimSettings(refresh_interval=1.0, shape=sim_shape), seed=1) as server:
         yield server
 
 

@@ -578,3 +578,188 @@ def test_every_setting_is_documented() -> None:
     doc = (Path(__file__).parent.parent / "docs" / "simulator.md").read_text()
     missing = [f.name for f in dataclasses.fields(SimSettings) if f"`{f.name}`" not in doc]
     assert not missing, f"settings missing from docs/simulator.md: {missing}"
+
+
+# --- the reference's shapes ------------------------------------------------------------------
+
+# Every field of the space object in the reference's own sample (Update Space's response).
+REFERENCE_SPACE_FIELDS = {
+    "address", "binary_occupancy", "capacity", "children", "children_ids", "cost_per_sqft",
+    "counting_mode", "daily_reset", "function", "go_live_date_utc", "id", "iwms_id", "labels",
+    "name", "size_area", "space_type", "status", "time_zone",
+}  # fmt: skip
+
+
+@pytest.fixture
+def ref() -> Iterator[SimServer]:
+    with SimServer(SimSettings(shape="reference"), seed=1) as server:
+        yield server
+
+
+@pytest.fixture
+def ref_http(ref: SimServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=ref.url, trust_env=False, timeout=5) as client:
+        yield client
+
+
+def parents_from_nesting(spaces: list[dict[str, Any]]) -> dict[str, str | None]:
+    """space id -> parent id, read from nested `children` objects only."""
+    found: dict[str, str | None] = {}
+
+    def walk(space: dict[str, Any], parent: str | None) -> None:
+        if found.get(space["id"]) is None:
+            found[space["id"]] = parent
+        for child in space["children"]:
+            walk(child, space["id"])
+
+    for space in spaces:
+        walk(space, None)
+    return found
+
+
+def test_reference_shape_spaces_have_nested_children_and_no_parent_id(
+    ref_http: httpx.Client, http: httpx.Client, state: dict[str, Any]
+) -> None:
+    listed = ref_http.get("/v3/spaces", headers=STATIC).json()
+    assert isinstance(listed, list)
+    assert [s["id"] for s in listed] == [s["id"] for s in state["portfolio"]]
+    assert all(set(s) == REFERENCE_SPACE_FIELDS for s in listed)
+    # The same tree as the default shape's parent_id, from children_ids and from nesting.
+    tree = {s["id"]: s["parent_id"] for s in state["portfolio"]}
+    from_ids = {cid: s["id"] for s in listed for cid in s["children_ids"]}
+    assert {sid: from_ids.get(sid) for sid in tree} == tree
+    assert parents_from_nesting(listed) == tree
+    for space in listed:
+        assert [c["id"] for c in space["children"]] == space["children_ids"]
+    building = listed[0]
+    assert building["space_type"] == "building"
+    assert sum(len(f["children"]) for f in building["children"]) == len(state["spaces"])
+    # A filtered list is filtered at the top; children stay whole.
+    entry = ref_http.get("/v3/spaces", params={"counting_mode": "entry"}, headers=STATIC).json()
+    assert entry and all(s["counting_mode"] == "entry" and s["children"] == [] for s in entry)
+    # The default shape is unchanged.
+    default = http.get("/v3/spaces", headers=STATIC).json()
+    assert all("parent_id" in s and "children" not in s for s in default)
+
+
+def test_reference_shape_display_token_sees_only_its_floor_nested(
+    ref_http: httpx.Client, state: dict[str, Any]
+) -> None:
+    display_id, floor_id = next(iter(state["displays"].items()))
+    headers = {"Authorization": f"Bearer {display_token(ref_http, display_id)['access_token']}"}
+    listed = ref_http.get("/v3/spaces", headers=headers).json()
+    building = next(s for s in listed if s["space_type"] == "building")
+    assert [f["id"] for f in building["children"]] == [floor_id]
+    assert {r["id"] for r in building["children"][0]["children"]} == {
+        sid for sid, s in state["spaces"].items() if s["floor_id"] == floor_id
+    }
+
+
+def test_reference_shape_answers_bare_maps(
+    ref: SimServer, ref_http: httpx.Client, http: httpx.Client, state: dict[str, Any]
+) -> None:
+    room = rooms(state, floors(state)[0])[0]
+    ref.world.set_space(room, occupancy=2, health="degraded")
+    body = {"space_ids": [room]}
+    health = ref_http.post("/v3/analytics/presence-health", json=body, headers=STATIC).json()
+    assert set(health) == {room}
+    assert health[room]["occupied"] is True and health[room]["space_health_status"] == "degraded"
+    count = ref_http.post("/v3/analytics/occupancy/current", json=body, headers=STATIC).json()
+    assert set(count) == {room} and count[room]["count"] == 2
+    # The default shape keeps its "data" envelope.
+    wrapped = http.post("/v3/analytics/presence-health", json=body, headers=STATIC).json()
+    assert set(wrapped) == {"data"}
+    wrapped = http.post("/v3/analytics/occupancy/current", json=body, headers=STATIC).json()
+    assert set(wrapped) == {"data"}
+
+
+def test_reference_shape_occupancy_socket_counts_the_floor_and_all_its_children(
+    ref: SimServer, ref_http: httpx.Client, state: dict[str, Any]
+) -> None:
+    floor_id = next(
+        f for f in floors(state) if rooms(state, f, "entry") and len(rooms(state, f)) >= 2
+    )
+    on_floor = rooms(state, floor_id, "oa") + rooms(state, floor_id, "entry")
+    response = ref_http.post(f"/v3/analytics/ws/space/{floor_id}/occupancy", headers=STATIC)
+    with open_socket(response.json()["ws_url"]) as ws:
+        refresh = recv_json(ws)
+        assert refresh["update_type"] == "refresh"
+        assert set(refresh["data"]) == {floor_id, *on_floor}
+        counts = {sid: entry["occupancy"] for sid, entry in refresh["data"].items()}
+        assert counts[floor_id] == sum(counts[r] for r in on_floor)
+        assert all(isinstance(n, int) for n in counts.values())
+        oa_room, other = rooms(state, floor_id, "oa")[:2]
+        assert refresh["data"][oa_room]["counting_mode"] == "oa"
+        assert refresh["data"][floor_id]["space_health_status"] == "healthy"
+        ref.world.set_space(oa_room, occupancy=counts[oa_room] + 4)
+        live = recv_json(ws)
+        assert live["update_type"] == "live" and set(live["data"]) == {floor_id, oa_room}
+        assert live["data"][oa_room]["occupancy"] == counts[oa_room] + 4
+        assert live["data"][floor_id]["occupancy"] == counts[floor_id] + 4
+        # One sensor down makes the floor degraded, by Density's rule for a space's health.
+        ref.world.set_space(other, health="offline")
+        live = recv_json(ws)
+        assert live["data"][other]["space_health_status"] == "offline"
+        assert live["data"][floor_id]["space_health_status"] == "degraded"
+    # A building-wide socket carries the building, every floor and every room.
+    building = state["building_id"]
+    response = ref_http.post(f"/v3/analytics/ws/space/{building}/occupancy", headers=STATIC)
+    with open_socket(response.json()["ws_url"]) as ws:
+        data = recv_json(ws)["data"]
+        assert set(data) == {building, *floors(state), *state["spaces"]}
+        assert data[building]["occupancy"] == sum(data[f]["occupancy"] for f in floors(state))
+
+
+def test_reference_shape_presence_socket_is_unchanged(
+    ref_http: httpx.Client, state: dict[str, Any]
+) -> None:
+    floor_id = floors(state)[0]
+    with open_socket(presence_url(ref_http, floor_id)) as ws:
+        data = recv_json(ws)["data"]
+        assert set(data) == set(rooms(state, floor_id))
+        assert all(
+            set(e) == {"timestamp", "presence", "counting_mode", "space_health_status"}
+            for e in data.values()
+        )
+
+
+def test_shape_is_a_setting_with_two_values(http: httpx.Client) -> None:
+    assert http.get("/_sim/settings").json()["shape"] == "simulator"
+    assert http.post("/_sim/settings", json={"shape": "reference"}).json()["shape"] == "reference"
+    assert "parent_id" not in http.get("/v3/spaces", headers=STATIC).json()[0]
+    assert http.post("/_sim/settings", json={"shape": "density"}).status_code == 400
+    with pytest.raises(ValueError):
+        SimSettings(shape="density")
+    http.post("/_sim/reset")
+    assert "parent_id" in http.get("/v3/spaces", headers=STATIC).json()[0]
+
+
+# --- 429 windows -----------------------------------------------------------------------------
+
+
+def test_a_scenario_burst_never_cuts_short_a_window_set_through_the_control_api(
+    sim: SimServer, http: httpx.Client
+) -> None:
+    first = next(e for e in day_events(sim.world.portfolio, 1, 0) if e.kind == "burst_429")
+    http.post("/_sim/ratelimit", json={"force_429_seconds": 5, "retry_after": 17})
+    # Fast enough that the day's first burst (1 real second long) comes within half a second.
+    sim.world.start_scenario("day", speed=first.at / 0.5)
+    wait_for(lambda: any(e.kind == "burst_429" for _, e in sim.world.scenario_log()))
+    burst_over = time.monotonic() + 1.5
+    while time.monotonic() < burst_over:
+        answer = http.get("/v3/hello-world", headers=STATIC)
+        assert (answer.status_code, answer.headers.get("Retry-After")) == (429, "17")
+        time.sleep(0.05)
+
+
+def test_a_scenario_burst_extends_a_shorter_window(sim: SimServer, http: httpx.Client) -> None:
+    http.post("/_sim/ratelimit", json={"force_429_seconds": 0.2, "retry_after": 9})
+    sim.world.force_429(1.5, 2, extend_only=True)  # as the scenario applies its bursts
+    outlived = time.monotonic() + 0.6
+    while time.monotonic() < outlived:
+        answer = http.get("/v3/hello-world", headers=STATIC)
+        assert (answer.status_code, answer.headers.get("Retry-After")) == (429, "2")
+        time.sleep(0.05)
+    # The control API still sets the window as asked: 0 ends it at once.
+    http.post("/_sim/ratelimit", json={"force_429_seconds": 0})
+    assert http.get("/v3/hello-world", headers=STATIC).status_code == 200

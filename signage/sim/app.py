@@ -230,10 +230,14 @@ def spaces() -> Any:
         listed = [
             s for s in listed if s.floor_id == token.floor_id or s.id == portfolio.building_id
         ]
+    visible = {s.id for s in listed}
     mode = request.args.get("counting_mode")
     if mode:
         listed = [s for s in listed if s.counting_mode == mode]
-    items = [s.to_json() for s in listed]
+    if sim.settings.shape == "reference":
+        items = [portfolio.reference_json(s.id, visible) for s in listed]
+    else:
+        items = [s.to_json() for s in listed]
     if not sim.settings.spaces_envelope:
         return jsonify(items)
     # The envelope variant some integrations meet: two pages linked by `next`.
@@ -252,8 +256,8 @@ def spaces() -> Any:
 def presence_health() -> Any:
     sim, body = _sim(), _body()
     rooms = sim.resolve_rooms(_token(), _id_list(body, "space_ids"), {"oa"})
-    return {
-        "data": {
+    return _space_map(
+        {
             sid: {
                 "occupied": st.presence,
                 "space_health_status": st.health,
@@ -261,7 +265,13 @@ def presence_health() -> Any:
             }
             for sid, st in sim.states(rooms).items()
         }
-    }
+    )
+
+
+def _space_map(by_space: dict[str, Any]) -> dict[str, Any]:
+    # The reference's samples are bare maps keyed by space id; answers seen in the wild wrap
+    # them in "data", which is what the default shape keeps doing.
+    return by_space if _sim().settings.shape == "reference" else {"data": by_space}
 
 
 @api.post("/v3/analytics/presence")
@@ -275,12 +285,12 @@ def presence() -> Any:
 def occupancy_current() -> Any:
     sim, body = _sim(), _body()
     rooms = sim.resolve_rooms(_token(), _id_list(body, "space_ids"), {"oa", "entry"})
-    return {
-        "data": {
+    return _space_map(
+        {
             sid: {"count": st.occupancy, "timestamp": iso(st.changed_at)}
             for sid, st in sim.states(rooms).items()
         }
-    }
+    )
 
 
 @api.post("/v3/analytics/short-term")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import string
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,9 @@ FLOOR_LAYOUTS: tuple[tuple[tuple[str, str, tuple[int, ...], tuple[int, int]], ..
     ),
 )
 BOOKABLE = frozenset({"meeting_room", "phone_booth"})
+BUILDING_ADDRESS = "Am Speicher 7, 10245 Berlin"
+GO_LIVE = "2024-03-04T00:00:00Z"  # when the demo's sensors went live, as Density records it
+DAILY_RESET = "04:00"  # local time entry counts go back to zero
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,43 @@ class Portfolio:
     def sensors_of(self, space_id: str) -> list[Sensor]:
         """The sensors serving one room."""
         return [s for s in self.sensors if s.space_id == space_id]
+
+    def reference_json(
+        self, space_id: str, visible: Container[str] | None = None
+    ) -> dict[str, Any]:
+        """A space as the reference's sample shows it: no `parent_id`, nested `children`.
+
+        `children` holds the child spaces as whole objects (their own children nested in
+        turn); `visible` limits them to what the caller may read (a display token's scope).
+        """
+        space = self.spaces[space_id]
+        children = [
+            self.reference_json(cid, visible)
+            for cid in space.children_ids
+            if visible is None or cid in visible
+        ]
+        room = space.is_room
+        return {
+            "address": BUILDING_ADDRESS if space.space_type == "building" else None,
+            # Open-area rooms know occupied or not; doorway counters count people.
+            "binary_occupancy": room and space.counting_mode == "oa",
+            "capacity": space.capacity,
+            "children": children,
+            "children_ids": list(space.children_ids),
+            "cost_per_sqft": 0,
+            "counting_mode": space.counting_mode,
+            "daily_reset": DAILY_RESET,
+            "function": space.function,
+            "go_live_date_utc": GO_LIVE,
+            "id": space.id,
+            "iwms_id": None,
+            "labels": [{"id": lid, "name": name} for lid, name in space.labels],
+            "name": space.name,
+            "size_area": (space.capacity or 0) * 4,  # square metres: about 4 a person
+            "space_type": space.space_type,
+            "status": "live",
+            "time_zone": space.time_zone,
+        }
 
     def in_floor(self, space_id: str, floor_id: str) -> bool:
         """Whether a space is the floor itself or lies on it."""

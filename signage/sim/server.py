@@ -126,7 +126,10 @@ def run_forever(
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     s = server.world.settings
-    print(f"Density simulator on {server.url} (seed {seed}, scenario {scenario}, speed {speed})")
+    print(
+        f"Density simulator on {server.url} "
+        f"(seed {seed}, scenario {scenario}, speed {speed}, shape {s.shape})"
+    )
     print(f"  DENSITY_API_URL={server.url}")
     print(f"  static token:  {s.static_token}")
     print(f"  client id:     {s.client_id}")

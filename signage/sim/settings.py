@@ -9,6 +9,13 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
+# "simulator": the shapes this simulator always spoke (spaces carry `parent_id`, analytics
+# maps wrapped in `data`). "reference": exactly as the reference's own samples show them
+# (spaces with nested `children` and `children_ids` and no `parent_id`, bare maps).
+SHAPES = ("simulator", "reference")
+# Settings that take one of a few words rather than any string.
+CHOICES: dict[str, tuple[str, ...]] = {"shape": SHAPES}
+
 
 @dataclass(frozen=True)
 class SimSettings:
@@ -21,9 +28,15 @@ class SimSettings:
     rate_burst: int = 100
     ws_url_ttl: float = 30.0
     spaces_envelope: bool = False
+    shape: str = "simulator"
     static_token: str = "tok_sim_static"
     client_id: str = "sim_client_id"
     client_secret: str = "sim_client_secret"
+
+    def __post_init__(self) -> None:
+        for key, allowed in CHOICES.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {', '.join(allowed)}")
 
     def to_json(self) -> dict[str, Any]:
         """The settings as the control API shows them."""
@@ -46,6 +59,10 @@ def _coerce(key: str, current: Any, value: Any) -> Any:
     if isinstance(current, bool):
         if not isinstance(value, bool):
             raise ValueError(f"{key} must be true or false")
+        return value
+    if key in CHOICES:
+        if value not in CHOICES[key]:
+            raise ValueError(f"{key} must be one of {', '.join(CHOICES[key])}")
         return value
     if isinstance(current, str):
         if not isinstance(value, str) or not value:

@@ -33,6 +33,9 @@ class Ticket:
     key: str  # the floor the socket counts against (a building for a building-wide socket)
     space_ids: tuple[str, ...]  # the rooms whose updates it carries
     expires_at: float
+    # Floors and buildings whose summed counts it carries too (the reference's occupancy
+    # socket: "counts for that space and all its children").
+    groups: tuple[str, ...] = ()
 
 
 class SocketSession:

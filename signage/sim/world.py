@@ -65,6 +65,17 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def group_health(healths: list[str]) -> str:
+    """A space's health from its parts, by Density's rule for a space and its sensors."""
+    if all(h == "healthy" for h in healths):
+        return "healthy"
+    if all(h == "offline" for h in healths):
+        return "offline"
+    if "unknown" in healths and "healthy" not in healths:
+        return "unknown"
+    return "degraded"
+
+
 def _jwt_like(claims: dict[str, Any]) -> str:
     # Density's OAuth tokens are JWTs; clients may look for the "eyJ" prefix.
     def part(obj: dict[str, Any]) -> str:
@@ -310,10 +321,20 @@ class Simulator:
                 retry = str(max(1, math.ceil(wait)))
                 raise ApiError(429, "rate limit exceeded", {"Retry-After": retry})
 
-    def force_429(self, seconds: float, retry_after: int | None = None) -> None:
-        """Answer every API call with 429 for `seconds`."""
+    def force_429(
+        self, seconds: float, retry_after: int | None = None, extend_only: bool = False
+    ) -> None:
+        """Answer every API call with 429 for `seconds` from now.
+
+        The control API sets the window as asked (0 ends it). A scenario's burst passes
+        `extend_only`: it may lengthen a window in force, never cut it short, and leaves that
+        window's Retry-After alone unless it outlasts it.
+        """
         with self._lock:
-            self._force_until = self.clock() + seconds
+            until = self.clock() + seconds
+            if extend_only and until <= self._force_until:
+                return
+            self._force_until = until
             self._force_retry_after = max(
                 1, int(retry_after if retry_after is not None else math.ceil(seconds))
             )
@@ -413,8 +434,13 @@ class Simulator:
             raise ApiError(404, f"{'floor' if kind == 'presence' else 'space'} not found")
         self.check_scope(token, node_id)
         rooms = self.portfolio.rooms_under(node_id)
+        groups: tuple[str, ...] = ()
         if kind == "presence":
             watched = tuple(r for r in rooms if self.portfolio.spaces[r].counting_mode == "oa")
+        elif self._settings.shape == "reference":
+            # The reference: a building or floor id gives counts "for that space and all its
+            # children", open-area rooms included.
+            watched, groups = rooms, self._groups_under(node_id)
         else:
             entry = tuple(r for r in rooms if self.portfolio.spaces[r].counting_mode == "entry")
             # A single open-area room asked for directly reports its own count.
@@ -431,9 +457,20 @@ class Simulator:
                 key=space.floor_id or node_id,
                 space_ids=watched,
                 expires_at=now + self._settings.ws_url_ttl,
+                groups=groups,
             )
             self._tickets[ticket.id] = (ticket, False)
             return ticket
+
+    def _groups_under(self, node_id: str) -> tuple[str, ...]:
+        """A building or floor and every floor below it; nothing for a room."""
+        space = self.portfolio.spaces[node_id]
+        if space.is_room:
+            return ()
+        found = [node_id]
+        for child in space.children_ids:
+            found.extend(self._groups_under(child))
+        return tuple(found)
 
     def claim_ticket(self, ticket_id: str) -> Ticket:
         """Use a ticket for its one connection: 503 when refusing, 404 unknown, 403 spent."""
@@ -479,7 +516,13 @@ class Simulator:
 
     def _message(self, session: SocketSession, update_type: str, space_ids: Iterable[str]) -> str:
         counts = session.ticket.kind == "occupancy"
-        data = {}
+        space_ids = tuple(space_ids)
+        data: dict[str, Any] = {}
+        for group in session.ticket.groups:
+            under = self.portfolio.rooms_under(group)
+            # A refresh carries every group; a live message those the changed rooms are in.
+            if update_type == "refresh" or any(sid in under for sid in space_ids):
+                data[group] = self._group_entry(group, under)
         for sid in space_ids:
             st = self._states[sid]
             entry: dict[str, Any] = {"timestamp": iso(st.changed_at)}
@@ -491,6 +534,16 @@ class Simulator:
             entry["space_health_status"] = st.health
             data[sid] = entry
         return json.dumps({"update_type": update_type, "data": data})
+
+    def _group_entry(self, group_id: str, rooms: tuple[str, ...]) -> dict[str, Any]:
+        """A floor's or building's count: the sum of its rooms, health by Density's rule."""
+        states = [self._states[r] for r in rooms]
+        return {
+            "timestamp": iso(max((st.changed_at for st in states), default=self.wall())),
+            "occupancy": sum(st.occupancy for st in states),
+            "counting_mode": self.portfolio.spaces[group_id].counting_mode,
+            "space_health_status": group_health([st.health for st in states]),
+        }
 
     def set_socket_mode(self, mode: str) -> None:
         """normal, refuse (new handshakes get 503) or silent (no messages sent)."""
@@ -581,7 +634,7 @@ class Simulator:
         elif event.kind == "burst_429":
             # A burst lasts its simulated time, but at least a second so a client sees it.
             seconds = max(1.0, float(event.value or 0) / self.speed)
-            self.force_429(seconds, math.ceil(seconds))
+            self.force_429(seconds, math.ceil(seconds), extend_only=True)
 
     # --- reset ---------------------------------------------------------------------------
 
