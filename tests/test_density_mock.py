@@ -450,11 +450,167 @@ def test_503_retry_after_is_respected() -> None:
     answers = [503, 200]
 
     def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(answers.pop(0), text="ok", headers={"Retry-After": "7"})
+        return httpx.Response(answers.pop(0), text="ok", headers={"Retry-After": "4"})
 
     client, rec, _ = make_client(handler)
     assert client.hello_world() == "ok"
-    assert rec.times[1] - rec.times[0] >= 7.0
+    assert rec.times[1] - rec.times[0] >= 4.0
+
+
+def test_a_503_asking_for_a_long_wait_fails_at_once() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, text="down", headers={"Retry-After": "7"})
+
+    client, rec, clock = make_client(handler)
+    with pytest.raises(Unavailable):
+        client.hello_world()
+    assert len(rec.requests) == 1 and clock.sleeps == []  # the caller was not held for 7 s
+
+
+# --------------------------------------------------------------------------- the retry budget
+
+
+def always(status: int, **headers: str) -> Handler:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json={"code": status, "message": "x"}, headers=headers)
+
+    return handler
+
+
+def test_a_logical_call_is_retried_at_most_twice_by_default() -> None:
+    client, rec, clock = make_client(always(503))
+    with pytest.raises(Unavailable):
+        client.presence_health(["spc_1"])
+    assert len(rec.requests) == 3
+    assert len(clock.sleeps) == 2  # jittered backoff between the three
+    backoff = Backoff(base=0.5, cap=30.0)
+    assert all(0 <= slept <= backoff.ceiling(n) for n, slept in enumerate(clock.sleeps))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.hello_world(retries=0),
+        lambda c: c.version(retries=0),
+        lambda c: c.spaces(retries=0),
+        lambda c: c.doorways(retries=0),
+        lambda c: c.presence_health(["spc_1"], retries=0),
+        lambda c: c.presence(["spc_1"], retries=0),
+        lambda c: c.current_occupancy(["spc_1"], retries=0),
+        lambda c: c.sensor_health(space_ids=["spc_1"], retries=0),
+        lambda c: c.short_term(["spc_1"], retries=0),
+        lambda c: c.presence_ws_url("spc_floor", retries=0),
+        lambda c: c.occupancy_ws_url("spc_1", retries=0),
+    ],
+)
+def test_retries_zero_sends_each_call_exactly_once(call: Callable[[DensityClient], object]) -> None:
+    for handler in (always(503), always(429, **{"Retry-After": "1"})):
+        client, rec, clock = make_client(handler)
+        with pytest.raises((Unavailable, RateLimited)):
+            call(client)
+        assert len(rec.requests) == 1
+        assert clock.sleeps == []
+
+
+def test_retries_one_allows_exactly_one_retry() -> None:
+    client, rec, _ = make_client(always(502))
+    with pytest.raises(Unavailable):
+        client.spaces(retries=1)
+    assert len(rec.requests) == 2
+
+
+def test_the_token_fetch_draws_from_the_calls_budget() -> None:
+    """A call whose token cannot be fetched costs 1 + retries requests, not (1 + retries)²."""
+    client, rec, _ = make_client(
+        always(503), api_token=None, client_id="cid", client_secret=CANARY_SECRET
+    )
+    with pytest.raises(Unavailable):
+        client.presence_health(["spc_1"])
+    assert rec.paths() == ["/v3/oauth/token"] * 3
+    client2, rec2, _ = make_client(
+        always(503), api_token=None, client_id="cid", client_secret=CANARY_SECRET
+    )
+    with pytest.raises(Unavailable):
+        client2.presence_health(["spc_1"], display_id="dsp_1", retries=0)
+    assert rec2.paths() == ["/v3/wayfinding/token"]
+
+
+def test_a_token_retry_leaves_the_rest_of_the_budget_to_the_call() -> None:
+    answers = [503, 200]  # the token endpoint fails once, then answers
+
+    def data(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"code": 503, "message": "down"})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v3/oauth/token":
+            if answers.pop(0) == 503:
+                return httpx.Response(503)
+            return token_json("eyJorg0")
+        return data(request)
+
+    client, rec, _ = make_client(handler, api_token=None, client_id="c", client_secret="s")
+    with pytest.raises(Unavailable):
+        client.spaces()
+    # 2 retries in all: one spent on the token, one on the data call.
+    assert rec.paths() == ["/v3/oauth/token", "/v3/oauth/token", "/v3/spaces", "/v3/spaces"]
+
+
+def test_pages_of_spaces_share_one_budget() -> None:
+    calls = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls["n"] += 1
+        if request.url.params.get("page") is None:
+            return httpx.Response(
+                200, json={"results": [{"id": "spc_1", "name": "A"}], "next": "/v3/spaces?page=2"}
+            )
+        return httpx.Response(503)
+
+    client, rec, _ = make_client(handler)
+    with pytest.raises(Unavailable):
+        client.spaces()
+    assert len(rec.requests) == 1 + 3
+
+
+def test_the_budget_is_per_call_not_per_client() -> None:
+    answers = [503, 503, 200, 503, 503, 200]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(answers.pop(0), text="ok")
+
+    client, rec, _ = make_client(handler)
+    assert client.hello_world() == "ok"
+    assert client.hello_world() == "ok"  # the second call starts with a full budget
+    assert len(rec.requests) == 6
+
+
+def test_a_long_retry_after_is_handed_to_the_caller_not_sat_out() -> None:
+    client, rec, clock = make_client(always(429, **{"Retry-After": "30"}))
+    with pytest.raises(RateLimited) as info:
+        client.presence_health(["spc_1"])
+    assert info.value.retry_after == 30.0
+    assert len(rec.requests) == 1 and clock.sleeps == []
+    # Inside the pause, calls fail at once without a request: a loop waits it out itself.
+    clock.now += 20
+    with pytest.raises(RateLimited) as info:
+        client.presence_health(["spc_1"])
+    assert info.value.retry_after == pytest.approx(10.0)
+    assert len(rec.requests) == 1 and clock.sleeps == []
+    assert client.stats["held"] == 1
+    # Once the pause is nearly over, a call waits the rest out and goes through.
+    clock.now += 8
+    with pytest.raises(RateLimited):
+        client.presence_health(["spc_1"])
+    assert len(rec.requests) == 2
+    assert rec.times[1] >= 1030.0
+
+
+def test_max_retry_wait_is_a_setting() -> None:
+    client, rec, _ = make_client(always(429, **{"Retry-After": "30"}), max_retry_wait=60)
+    with pytest.raises(RateLimited):
+        client.hello_world()
+    assert len(rec.requests) == 3  # 30 s is short enough now: both retries waited it out
+    assert rec.times[2] - rec.times[0] >= 60.0
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,14 @@ _request is the only place that takes a rate-limit slot, picks and attaches the 
 token, retries (429 after Retry-After, 5xx/transport errors with jittered backoff, a 401 once
 after renewing the token), counts requests for metrics and turns every httpx failure into a
 DensityError. The public methods only build bodies and parse answers.
+
+Each logical call has one retry budget (``max_retries``, or the call's own ``retries=``), shared
+by its token fetch and every page it reads: with four retries per call and a token fetch
+retrying on its own, a 185 s outage on three floors drew 345 calls to Density. A loop that
+already repeats (a feed polling on its fallback) passes ``retries=0``: the loop is the retry.
+A wait longer than ``max_retry_wait`` (a long Retry-After, a limiter paused by someone else's
+429) is never sat out inside the call: the caller gets RateLimited/Unavailable at once, with
+``retry_after`` saying when to come back, so no thread is parked for half a minute.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ import re
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -68,6 +77,8 @@ PATHS: dict[str, str] = {
 }
 
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+DEFAULT_RETRIES = 2  # per logical call: 5xx, timeouts, transport errors and short 429s
+DEFAULT_RETRY_WAIT = 5.0  # the longest a call sits out a Retry-After or backoff before giving up
 DEFAULT_RETRY_AFTER = 1.0
 MAX_RETRY_AFTER = 300.0  # a bogus header must not park every caller for a day
 MAX_PAGES = 100
@@ -116,6 +127,20 @@ def _retry_after(value: str | None) -> float:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
+class _Budget:
+    """The retries one logical call may still spend (one per thread; never shared)."""
+
+    __slots__ = ("limit", "used")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def left(self) -> int:
+        return self.limit - self.used
+
+
 class DensityClient:
     """Client for Density's public API, safe to share between threads."""
 
@@ -129,7 +154,8 @@ class DensityClient:
         http: httpx.Client | None = None,
         limiter: RateLimiter | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
-        max_retries: int = 4,
+        max_retries: int = DEFAULT_RETRIES,
+        max_retry_wait: float = DEFAULT_RETRY_WAIT,
         backoff_cap: float = 30.0,
         token_margin: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -152,12 +178,16 @@ class DensityClient:
         self.limiter = limiter if limiter is not None else RateLimiter(clock=clock, sleep=sleep)
         self._limiter_timeout = limiter_timeout
         self.max_retries = max(0, int(max_retries))
+        self.max_retry_wait = max(0.0, float(max_retry_wait))
+        # The retry budget of the logical call this thread is making (see _budget).
+        self._local = threading.local()
         self.backoff = Backoff(base=backoff_base, cap=backoff_cap, rng=rng)
         self.paths = {**PATHS, **(paths or {})}
         self.tokens = TokenCache(self._fetch_token, margin=token_margin, clock=clock)
         self._stats_lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._retries = 0
+        self._held = 0  # calls refused locally because the limiter was paused too long
         self._auth_refreshes = 0
         self._issued: deque[str] = deque(maxlen=TOKEN_HISTORY)
         self._closed = False
@@ -237,15 +267,76 @@ class DensityClient:
         auth: str = _AUTH_ORG,
         display_id: str | None = None,
         idempotent: bool = True,
+        retries: int | None = None,
     ) -> httpx.Response:
-        """Send one logical call: limiter, bearer token, retries, counters, error translation."""
+        """Send one request of a logical call, drawing retries from that call's budget."""
+        with self._budget(retries) as budget:
+            return self._send(
+                method,
+                endpoint,
+                budget,
+                path_params=path_params,
+                url=url,
+                params=params,
+                json=json,
+                data=data,
+                auth=auth,
+                display_id=display_id,
+                idempotent=idempotent,
+            )
+
+    @contextmanager
+    def _budget(self, retries: int | None = None) -> Iterator[_Budget]:
+        """The retry budget of the logical call this thread is in, opening one if none is.
+
+        Nested requests (the token fetch a call triggers, the pages of /v3/spaces) draw from
+        the outer call's budget, so one call never costs more than 1 + retries failed requests.
+        """
+        current: _Budget | None = getattr(self._local, "budget", None)
+        if current is not None:
+            yield current
+            return
+        budget = _Budget(self.max_retries if retries is None else max(0, int(retries)))
+        self._local.budget = budget
+        try:
+            yield budget
+        finally:
+            self._local.budget = None
+
+    def _wait_for_pause(self, what: str, endpoint: str) -> None:
+        """Raise RateLimited rather than sit out a limiter pause longer than max_retry_wait."""
+        left = self.limiter.paused_until - self._clock()
+        if left > self.max_retry_wait:
+            with self._stats_lock:
+                self._held += 1
+            raise RateLimited(
+                f"{what}: Density asked for a pause, {left:.0f} s left",
+                retry_after=left,
+                endpoint=endpoint,
+            )
+
+    def _send(
+        self,
+        method: str,
+        endpoint: str,
+        budget: _Budget,
+        *,
+        path_params: Mapping[str, str] | None,
+        url: httpx.URL | None,
+        params: Mapping[str, str] | None,
+        json: Any,
+        data: Mapping[str, str] | None,
+        auth: str,
+        display_id: str | None,
+        idempotent: bool,
+    ) -> httpx.Response:
         if self._closed:
             raise DensityError("client is closed", endpoint=endpoint)
         target = url if url is not None else self._url(endpoint, path_params)
         what = f"{method} {endpoint}"
-        attempt = 0  # retries used for 429/5xx/transport failures
         refreshed = False  # the one 401 retry after renewing the token
         while True:
+            self._wait_for_pause(what, endpoint)
             self.limiter.acquire(timeout=self._limiter_timeout)
             key, bearer = self._auth(auth, display_id)
             headers = {"Accept": "application/json, text/plain, */*"}
@@ -317,13 +408,14 @@ class DensityClient:
                     retry_after = _retry_after(response.headers.get("Retry-After"))
                     # Pause the shared limiter: every caller waits, not just this one.
                     self.limiter.pause_for(retry_after)
-                    if attempt >= self.max_retries:
+                    if budget.left <= 0 or retry_after > self.max_retry_wait:
                         raise RateLimited(
-                            f"{what}: HTTP 429 after {attempt + 1} attempts",
+                            f"{what}: HTTP 429 after {budget.used + 1} attempts"
+                            f" (retry after {retry_after:.0f} s)",
                             retry_after=retry_after,
                             endpoint=endpoint,
                         )
-                    attempt += 1
+                    budget.used += 1
                     self._note_retry(what, "429")
                     continue  # the limiter holds us until Retry-After has passed
                 if status >= 500:
@@ -337,14 +429,14 @@ class DensityClient:
                         f"{what}: unexpected HTTP {status}", status=status, endpoint=endpoint
                     )
             # 5xx or a transport failure: retry reads with capped, jittered backoff.
-            if not idempotent or attempt >= self.max_retries:
+            delay = self.backoff.delay(budget.used)
+            if retry_wait is not None:
+                delay = max(delay, retry_wait)
+            if not idempotent or budget.left <= 0 or delay > self.max_retry_wait:
                 if cause is not None:
                     raise failure from cause
                 raise failure
-            delay = self.backoff.delay(attempt)
-            if retry_wait is not None:
-                delay = max(delay, retry_wait)
-            attempt += 1
+            budget.used += 1
             self._note_retry(what, failure.message)
             self._sleep(delay)
 
@@ -415,16 +507,24 @@ class DensityClient:
 
     # ------------------------------------------------------------------ API calls
 
-    def hello_world(self) -> str:
+    # Every call takes ``retries``: None uses the client's max_retries, 0 sends exactly once.
+
+    def hello_world(self, *, retries: int | None = None) -> str:
         """GET /v3/hello-world: proves the token and the network path work."""
-        return self._request("GET", "hello_world").text.strip()
+        return self._request("GET", "hello_world", retries=retries).text.strip()
 
-    def version(self) -> str:
+    def version(self, *, retries: int | None = None) -> str:
         """GET /version: the API version string."""
-        return self._request("GET", "version").text.strip()
+        return self._request("GET", "version", retries=retries).text.strip()
 
-    def spaces(self, *, counting_mode: str | None = None) -> list[Space]:
+    def spaces(
+        self, *, counting_mode: str | None = None, retries: int | None = None
+    ) -> list[Space]:
         """Every space of the organisation (a bare list or a paged results/next envelope)."""
+        with self._budget(retries):  # every page draws from the one budget
+            return self._spaces(counting_mode)
+
+    def _spaces(self, counting_mode: str | None) -> list[Space]:
         params = {"counting_mode": counting_mode} if counting_mode else None
         spaces: list[Space] = []
         url: httpx.URL | None = None
@@ -462,14 +562,18 @@ class DensityClient:
             raise BadResponse("spaces: next page points at another host", endpoint="spaces")
         return url
 
-    def doorways(self) -> list[Doorway]:
+    def doorways(self, *, retries: int | None = None) -> list[Doorway]:
         """GET /v3/doorways: every doorway and the spaces its entry sensor counts for."""
-        response = self._request("GET", "doorways")
+        response = self._request("GET", "doorways", retries=retries)
         items = item_list(self._json(response, "doorways"), "doorways")
         return [d for d in map(Doorway.from_json, items) if d is not None]
 
     def presence_health(
-        self, space_ids: Iterable[str] | None = None, *, display_id: str | None = None
+        self,
+        space_ids: Iterable[str] | None = None,
+        *,
+        display_id: str | None = None,
+        retries: int | None = None,
     ) -> dict[str, PresenceHealth]:
         """Health-aware presence per space (all spaces the token may see when space_ids is None)."""
         response = self._request(
@@ -478,6 +582,7 @@ class DensityClient:
             json=_space_ids_body(space_ids),
             auth=_AUTH_DISPLAY,
             display_id=display_id,
+            retries=retries,
         )
         payload = space_map(self._json(response, "presence_health"), "presence_health")
         result: dict[str, PresenceHealth] = {}
@@ -488,7 +593,11 @@ class DensityClient:
         return result
 
     def presence(
-        self, space_ids: Iterable[str] | None = None, *, display_id: str | None = None
+        self,
+        space_ids: Iterable[str] | None = None,
+        *,
+        display_id: str | None = None,
+        retries: int | None = None,
     ) -> dict[str, bool]:
         """Deprecated raw presence per space; cannot tell an empty room from a dead sensor."""
         response = self._request(
@@ -497,6 +606,7 @@ class DensityClient:
             json=_space_ids_body(space_ids),
             auth=_AUTH_DISPLAY,
             display_id=display_id,
+            retries=retries,
         )
         payload = space_map(self._json(response, "presence"), "presence")
         result: dict[str, bool] = {}
@@ -512,6 +622,7 @@ class DensityClient:
         *,
         space_ids: Iterable[str] | None = None,
         serial_numbers: Iterable[str] | None = None,
+        retries: int | None = None,
     ) -> list[SensorHealth]:
         """Current health of sensors, filtered by space ids or serial numbers (not both)."""
         if space_ids is not None and serial_numbers is not None:
@@ -520,23 +631,31 @@ class DensityClient:
         if serial_numbers is not None:
             serials = [serial_numbers] if isinstance(serial_numbers, str) else list(serial_numbers)
             body = {"serial_numbers": serials}
-        response = self._request("POST", "sensor_health", json=body)
+        response = self._request("POST", "sensor_health", json=body, retries=retries)
         items = item_list(self._json(response, "sensor_health"), "sensor_health")
         return [s for s in map(SensorHealth.from_json, items) if s is not None]
 
     def short_term(
-        self, space_ids: Iterable[str] | None, minutes_lookback: int = 0
+        self,
+        space_ids: Iterable[str] | None,
+        minutes_lookback: int = 0,
+        *,
+        retries: int | None = None,
     ) -> list[dict[str, Any]]:
         """Short-term presence history (OA spaces and floors): the entries of "data" as dicts."""
         if isinstance(minutes_lookback, bool) or not 0 <= int(minutes_lookback) <= 240:
             raise ValueError("minutes_lookback must be between 0 and 240")
         body = {**_space_ids_body(space_ids), "minutes_lookback": int(minutes_lookback)}
-        response = self._request("POST", "short_term", json=body)
+        response = self._request("POST", "short_term", json=body, retries=retries)
         items = item_list(self._json(response, "short_term"), "short_term")
         return [dict(item) for item in items if isinstance(item, Mapping)]
 
     def current_occupancy(
-        self, space_ids: Iterable[str] | None = None, *, display_id: str | None = None
+        self,
+        space_ids: Iterable[str] | None = None,
+        *,
+        display_id: str | None = None,
+        retries: int | None = None,
     ) -> dict[str, Occupancy]:
         """Current head count per space."""
         response = self._request(
@@ -545,6 +664,7 @@ class DensityClient:
             json=_space_ids_body(space_ids),
             auth=_AUTH_DISPLAY,
             display_id=display_id,
+            retries=retries,
         )
         payload = space_map(self._json(response, "occupancy_current"), "occupancy_current")
         result: dict[str, Occupancy] = {}
@@ -554,21 +674,32 @@ class DensityClient:
                 result[space_id] = parsed
         return result
 
-    def presence_ws_url(self, floor_id: str, *, display_id: str | None = None) -> str:
+    def presence_ws_url(
+        self, floor_id: str, *, display_id: str | None = None, retries: int | None = None
+    ) -> str:
         """A fresh single-use ws_url for the floor's presence socket."""
-        return self._ws_url("ws_floor_presence", {"floor_id": floor_id}, display_id)
+        return self._ws_url("ws_floor_presence", {"floor_id": floor_id}, display_id, retries)
 
-    def occupancy_ws_url(self, space_id: str, *, display_id: str | None = None) -> str:
+    def occupancy_ws_url(
+        self, space_id: str, *, display_id: str | None = None, retries: int | None = None
+    ) -> str:
         """A fresh single-use ws_url for a space's occupancy-count socket."""
-        return self._ws_url("ws_space_occupancy", {"space_id": space_id}, display_id)
+        return self._ws_url("ws_space_occupancy", {"space_id": space_id}, display_id, retries)
 
-    def _ws_url(self, endpoint: str, path_params: Mapping[str, str], display_id: str | None) -> str:
+    def _ws_url(
+        self,
+        endpoint: str,
+        path_params: Mapping[str, str],
+        display_id: str | None,
+        retries: int | None,
+    ) -> str:
         response = self._request(
             "POST",
             endpoint,
             path_params=path_params,
             auth=_AUTH_DISPLAY,
             display_id=display_id,
+            retries=retries,
         )
         body = self._json(response, endpoint)
         ws_url = body.get("ws_url") if isinstance(body, Mapping) else None
@@ -585,10 +716,11 @@ class DensityClient:
             requests: dict[str, dict[str, int]] = {}
             for (endpoint, status), count in sorted(self._counts.items()):
                 requests.setdefault(endpoint, {})[status] = count
-            retries, refreshes = self._retries, self._auth_refreshes
+            retries, refreshes, held = self._retries, self._auth_refreshes, self._held
         return {
             "requests": requests,
             "retries": retries,
+            "held": held,
             "auth_refreshes": refreshes,
             "tokens": self.tokens.snapshot(),
             "limiter": self.limiter.snapshot(),
