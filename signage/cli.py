@@ -24,7 +24,7 @@ def _configure_logging(values: dict[str, Any] | None = None) -> None:
     from signage import config as settings
     from signage import logs
 
-    values = values or settings.load(os.path.join(os.getcwd(), "instance"))
+    values = values or settings.load(settings.instance_dir())
     logs.configure(
         values["SIGNAGE_LOG_LEVEL"], values["SIGNAGE_LOG_FORMAT"], settings.secret_values(values)
     )
@@ -173,7 +173,7 @@ def serve(host: str, port: int, server: str, workers: int) -> None:
     from signage import config as settings
 
     os.environ.setdefault("SIGNAGE_PUBLIC_URL", _default_public_url(host, port))
-    values = settings.load(os.path.join(os.getcwd(), "instance"))
+    values = settings.load(settings.instance_dir())
     _configure_logging(values)
     if workers > 1 and not values["SIGNAGE_REDIS_URL"]:
         raise click.UsageError(
@@ -268,14 +268,17 @@ def demo(host: str, port: int, speed: float, instance: str) -> None:
         if not _wait_for(f"{sim_url}/version", 30):
             raise click.ClickException("the simulator did not start")
         defaults = SimSettings()
+        instance = os.path.abspath(instance)
         os.makedirs(instance, exist_ok=True)
         public_url = _default_public_url(host, port)
         env = {
+            # The demo's own instance: its database, secret key and plans (not the real one's).
+            "SIGNAGE_INSTANCE": instance,
             "DENSITY_API_URL": sim_url,
             "DENSITY_CLIENT_ID": defaults.client_id,
             "DENSITY_CLIENT_SECRET": defaults.client_secret,
             "DENSITY_API_TOKEN": defaults.static_token,
-            "SIGNAGE_DATABASE": os.path.abspath(os.path.join(instance, "signage.sqlite3")),
+            "SIGNAGE_DATABASE": os.path.join(instance, "signage.sqlite3"),
             "SIGNAGE_PUBLIC_URL": public_url,
         }
         os.environ.update(env)
@@ -354,7 +357,7 @@ def check(display_id: str | None) -> None:
     from signage.density.client import DensityClient
     from signage.density.errors import AuthError, DensityError, RateLimited, Unavailable
 
-    values = settings.load(os.path.join(os.getcwd(), "instance"))
+    values = settings.load(settings.instance_dir())
     url = values["DENSITY_API_URL"]
     has_token = bool(values["DENSITY_API_TOKEN"])
     has_oauth = bool(values["DENSITY_CLIENT_ID"] and values["DENSITY_CLIENT_SECRET"])
@@ -646,7 +649,7 @@ def backup(file: str) -> None:
     from signage import config as settings
     from signage.backup import BackupError, create_backup
 
-    values = settings.load(os.path.join(os.getcwd(), "instance"))
+    values = settings.load(settings.instance_dir())
     try:
         manifest = create_backup(values, file)
     except BackupError as exc:
@@ -663,7 +666,7 @@ def restore(file: str, yes: bool) -> None:
     from signage.backup import BackupError, restore_backup
     from signage.db import redact_url
 
-    values = settings.load(os.path.join(os.getcwd(), "instance"))
+    values = settings.load(settings.instance_dir())
     if not yes:
         # The URL of a PostgreSQL database may carry its password.
         target = redact_url(values["SIGNAGE_DATABASE"])

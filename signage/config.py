@@ -49,6 +49,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     # The app's own settings.
     Setting(
+        "SIGNAGE_INSTANCE",
+        str,
+        "",
+        "Instance folder: `signage.toml`, the SQLite database, the generated secret key, plans"
+        " (default: `instance/` in the working directory). Environment only.",
+    ),
+    Setting(
         "SIGNAGE_DATABASE",
         str,
         "",
@@ -59,7 +66,8 @@ SETTINGS: tuple[Setting, ...] = (
         "SIGNAGE_SECRET_KEY",
         str,
         "",
-        "Signs session cookies. Generated and kept in the instance folder when unset.",
+        "Signs session cookies and kiosk credentials. Generated when unset and kept beside the"
+        " SQLite database (`secret_key`; in the instance folder with PostgreSQL).",
         True,
     ),
     Setting(
@@ -264,13 +272,30 @@ def defaults() -> dict[str, Any]:
     return {s.name: s.default for s in SETTINGS}
 
 
+def instance_dir(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Path:
+    """The instance folder every command uses: SIGNAGE_INSTANCE, else `./instance`.
+
+    Never the installed package's folder: that is read-only under the systemd unit and shared by
+    every server run from the same install. `serve`, `demo`, `backup`, `restore` and the other
+    commands all resolve it here, so they read and write the same files.
+    """
+    environ = os.environ if environ is None else environ
+    configured = (overrides or {}).get("SIGNAGE_INSTANCE") or environ.get("SIGNAGE_INSTANCE")
+    folder = Path(configured).expanduser() if configured else Path.cwd() / "instance"
+    return Path(os.path.abspath(folder))
+
+
 def load(
-    instance_path: str | os.PathLike[str],
+    instance_path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Layer defaults, `<instance>/signage.toml` (or `SIGNAGE_CONFIG`), environment, overrides."""
     environ = os.environ if environ is None else environ
+    if instance_path is None:
+        instance_path = instance_dir(environ, overrides)
     values = defaults()
 
     file = Path(environ.get("SIGNAGE_CONFIG") or Path(instance_path) / CONFIG_FILE_NAME)
@@ -292,6 +317,8 @@ def load(
         setting = SETTINGS_BY_NAME.get(key)
         values[key] = _coerce(setting, value) if setting else value
 
+    # The folder actually used (a file cannot move the folder it is read from).
+    values["SIGNAGE_INSTANCE"] = os.path.abspath(instance_path)
     if not values["SIGNAGE_DATABASE"]:
         values["SIGNAGE_DATABASE"] = str(Path(instance_path) / "signage.sqlite3")
     return values

@@ -22,7 +22,7 @@ from signage import config as settings
 from signage.alerts import AlertWatcher
 from signage.announcements import Announcer
 from signage.building import OtherFloors
-from signage.db import StoreUnavailable
+from signage.db import StoreUnavailable, is_postgres
 from signage.density.client import DensityClient
 from signage.density.ratelimit import RateLimiter
 from signage.feeds import FeedManager, FeedSettings, SpaceDirectory
@@ -108,24 +108,56 @@ def services() -> Services:
     return current_app.extensions["signage"]
 
 
-def _secret_key(instance_path: Path, configured: str) -> str:
-    """The configured secret key, else one generated once and kept in the instance folder."""
+def secret_key_path(config: dict[str, Any]) -> Path:
+    """Where a generated secret key is kept: beside the SQLite database it signs for (each
+    database its own key, whatever the working directory), else in the instance folder."""
+    database = str(config.get("SIGNAGE_DATABASE") or "")
+    if database and database != ":memory:" and not is_postgres(database):
+        return Path(os.path.abspath(database)).parent / "secret_key"
+    return Path(config.get("SIGNAGE_INSTANCE") or settings.instance_dir()) / "secret_key"
+
+
+def _legacy_secret_keys() -> list[Path]:
+    """Where versions before the one-instance-folder change kept a generated key: Flask's
+    default instance folder, inside the checkout or the virtualenv."""
+    import sys
+
+    return [
+        PACKAGE_ROOT.parent / "instance" / "secret_key",
+        Path(sys.prefix) / "var" / "signage-instance" / "secret_key",
+    ]
+
+
+def _secret_key(config: dict[str, Any]) -> str:
+    """The configured secret key, else one generated once and kept beside the database."""
+    configured = config.get("SIGNAGE_SECRET_KEY") or ""
     if configured:
         return configured
-    path = instance_path / "secret_key"
+    path = secret_key_path(config)
     if path.exists():
         return path.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32)
+    database = Path(str(config.get("SIGNAGE_DATABASE") or ""))
+    if database.is_file():
+        # An existing installation whose key an older version kept in the package's folder:
+        # adopt that key, or every paired screen's credential would change with the upgrade.
+        # A new database never adopts one: unrelated servers must not share a key.
+        legacy = next((p for p in _legacy_secret_keys() if p != path and p.is_file()), None)
+        if legacy is not None:
+            key = legacy.read_text().strip() or key
+            logger.warning("secret key moved from %s to %s, beside the database", legacy, path)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
     return key
 
 
-def build_services(config: dict[str, Any], instance_path: Path) -> Services:
+def build_services(config: dict[str, Any], instance_path: Path | None = None) -> Services:
     """Create the store, client, directory, hub and feed manager from settings."""
-    secret = _secret_key(instance_path, config["SIGNAGE_SECRET_KEY"])
+    if instance_path is not None:
+        config.setdefault("SIGNAGE_INSTANCE", str(instance_path))
+    secret = _secret_key(config)
     config["SIGNAGE_SECRET_KEY"] = secret
     store = Store(config["SIGNAGE_DATABASE"], secret)
     store.migrate()
