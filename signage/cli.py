@@ -127,11 +127,24 @@ def run_gunicorn(
         # Now that this worker has forked: a server no screen has reached yet must still
         # report the displays that are down (the watcher otherwise starts on a first request).
         app.extensions["signage"].alerts.ensure_started()
+        app.extensions["signage"].directory.start()  # the space tree, fetched in the background
         cluster = app.extensions["signage"].cluster
         if cluster is not None:  # in the fleet page of every process, kiosks or none
             cluster.start_reports()
 
     _Server().run()
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether `serve --host` keeps the server to this machine (a proxy's upstream)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to any interface
 
 
 def _raise_file_limit(wanted: int) -> None:
@@ -188,6 +201,15 @@ def serve(host: str, port: int, server: str, workers: int) -> None:
             raise click.UsageError(problem)
     if workers > 1 and server == "waitress":
         raise click.UsageError("--workers is for gunicorn; waitress serves in one process")
+    if values["SIGNAGE_PROXY_COUNT"] == 0 and not _is_loopback(host):
+        # Reachable directly: slow clients can hold every connection (300 sending a header line
+        # every 3 s made /healthz time out); nginx buffers them and keeps them off the workers.
+        logger.warning(
+            "serving on %s with SIGNAGE_PROXY_COUNT=0, reachable without a reverse proxy: slow"
+            " or many clients can take every connection. Put nginx in front (serve on 127.0.0.1,"
+            " deploy/nginx-signage.conf) and set SIGNAGE_PROXY_COUNT=1.",
+            host,
+        )
     max_kiosks = values["SIGNAGE_MAX_KIOSKS"]
     _raise_file_limit(max_kiosks * 2 + 256)  # per process: each worker inherits it
     click.echo(f"signage {__version__} serving on http://{host}:{port} ({server})")
@@ -195,6 +217,7 @@ def serve(host: str, port: int, server: str, workers: int) -> None:
         import waitress
 
         app = _app()
+        app.extensions["signage"].directory.start()  # before the first kiosk asks for a floor
         cluster = app.extensions["signage"].cluster
         if cluster is not None:  # no fork here: report to the fleet from the start
             cluster.start_reports()

@@ -238,6 +238,8 @@ def init_app(app: Flask, test_config: dict[str, Any] | None) -> None:
     app.config.update(config)
     app.testing = bool(config.get("TESTING", False))
     svc = build_services(config, Path(app.instance_path))
+    if config["SIGNAGE_PROXY_COUNT"] == 0:
+        app.before_request(_warn_forwarded_without_proxy_count)
     if config["SIGNAGE_PROXY_COUNT"] > 0:
         # Behind nginx: the client's address (pairing and login limits), scheme (Secure
         # cookies) and host (the socket origin check) come from the proxy's headers.
@@ -273,6 +275,31 @@ def init_app(app: Flask, test_config: dict[str, Any] | None) -> None:
     security.init_app(app)
     app.register_error_handler(StoreUnavailable, _database_unavailable)
     svc.ready = True
+
+
+def _warn_forwarded_without_proxy_count() -> None:
+    """A proxy on this machine forwards requests, but SIGNAGE_PROXY_COUNT=0 ignores its headers:
+    every client is 127.0.0.1, so the sign-in and pairing limits hit everyone at once. Said
+    once per process, on the first such request."""
+    from flask import request
+
+    svc = services()
+    if svc.state.get("warned_forwarded") or "HTTP_X_FORWARDED_FOR" not in request.environ:
+        return
+    import ipaddress
+
+    try:
+        loopback = ipaddress.ip_address(request.environ.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        svc.state["warned_forwarded"] = True
+        logger.warning(
+            "requests from %s carry X-Forwarded-For, but SIGNAGE_PROXY_COUNT is 0: every client"
+            " looks like the proxy, and sign-in and pairing limits hit all of them at once. Set"
+            " SIGNAGE_PROXY_COUNT=1 behind nginx.",
+            request.environ.get("REMOTE_ADDR"),
+        )
 
 
 def _database_unavailable(_exc: StoreUnavailable) -> Any:
