@@ -673,7 +673,6 @@ def test_malformed_json_is_bad_response(body: bytes) -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        {"access_token": "eyJx"},  # no expires_in
         {"access_token": "eyJx", "expires_in": "soon"},
         {"access_token": "eyJx", "expires_in": 0},
         {"access_token": "eyJx", "expires_in": True},
@@ -688,6 +687,74 @@ def test_bad_token_bodies_are_bad_response(body: object) -> None:
     client, _, _ = make_client(handler, api_token=None, client_id="c", client_secret="s3cr3t")
     with pytest.raises(BadResponse):
         client.org_token()
+
+
+@pytest.mark.parametrize("body", [{}, {"expires_in": None}, {"expires_in": " "}])
+def test_a_token_without_expires_in_gets_a_short_default_lifetime(body: dict) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v3/oauth/token":
+            return httpx.Response(200, json={"access_token": "eyJorg", **body})
+        return httpx.Response(200, json=[])
+
+    client, rec, clock = make_client(handler, api_token=None, client_id="c", client_secret="s")
+    assert client.spaces() == []
+    assert client.token_expiry("org") == pytest.approx(300)
+    # It is renewed before those 300 s run out, as any token would be.
+    clock.now += 290
+    client.spaces()
+    assert rec.paths().count("/v3/oauth/token") == 2
+
+
+def test_audience_and_token_duration_are_sent_when_set() -> None:
+    def data(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"data": [] if request.url.path == "/v3/spaces" else {}})
+
+    handler = oauth_handler(data)
+    client, rec, _ = make_client(
+        handler,
+        api_token=None,
+        client_id="cid",
+        client_secret="s",
+        audience="https://api.density.io",
+        token_duration=900,
+    )
+    client.spaces()
+    client.presence_health(["spc_1"], display_id="dsp_1")
+    body = json.loads(rec.requests[0].content)
+    assert body["audience"] == "https://api.density.io"
+    assert body["token_duration"] == 900
+    # The display-token form has neither field.
+    form = parse_qs(rec.requests[2].content.decode())
+    assert set(form) == {"grant_type", "client_id", "client_secret", "display_id"}
+    # Unset, neither is sent: Density's own defaults apply.
+    plain, rec2, _ = make_client(
+        oauth_handler(data), api_token=None, client_id="c", client_secret="s"
+    )
+    plain.spaces()
+    assert set(json.loads(rec2.requests[0].content)) == {
+        "grant_type",
+        "client_id",
+        "client_secret",
+    }
+
+
+def test_a_short_token_duration_caps_the_assumed_lifetime() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v3/oauth/token":
+            return httpx.Response(200, json={"access_token": "eyJorg"})
+        return httpx.Response(200, json=[])
+
+    client, _, _ = make_client(
+        handler, api_token=None, client_id="c", client_secret="s", token_duration=120
+    )
+    client.spaces()
+    assert client.token_expiry("org") == pytest.approx(120)
+
+
+@pytest.mark.parametrize("duration", [-5, 1.5, True])
+def test_a_bad_token_duration_is_refused(duration: object) -> None:
+    with pytest.raises(ValueError):
+        DensityClient(BASE, client_id="c", client_secret="s", token_duration=duration)  # type: ignore[arg-type]
 
 
 def test_expires_in_accepts_numeric_strings_and_numbers() -> None:

@@ -271,3 +271,25 @@ def test_token_repr_and_str_hide_the_secret() -> None:
     assert "eyJSECRET" not in repr(token) and "eyJSECRET" not in str(token)
     assert "eyJSECRET" not in repr(TokenGrant("eyJSECRET", 1.0))
     assert copy.copy(token) == token
+
+
+def test_the_oauth_settings_reach_the_client(tmp_path, monkeypatch) -> None:
+    """DENSITY_OAUTH_AUDIENCE and DENSITY_TOKEN_DURATION are read from the environment."""
+    from signage import create_app
+
+    monkeypatch.setenv("SIGNAGE_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("DENSITY_OAUTH_AUDIENCE", "https://api.density.io")
+    monkeypatch.setenv("DENSITY_TOKEN_DURATION", "900")
+    app = create_app(
+        {
+            "TESTING": True,
+            "SIGNAGE_DATABASE": str(tmp_path / "signage.sqlite3"),
+            "SIGNAGE_SECRET_KEY": "test",
+        }
+    )
+    svc = app.extensions["signage"]
+    try:
+        assert svc.client.audience == "https://api.density.io"
+        assert svc.client.token_duration == 900
+    finally:
+        svc.close()

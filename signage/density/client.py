@@ -52,7 +52,14 @@ from .models import (
     space_map,
 )
 from .ratelimit import RateLimiter
-from .tokens import ORG_KEY, Token, TokenCache, TokenGrant, parse_token_response
+from .tokens import (
+    DEFAULT_TOKEN_LIFETIME,
+    ORG_KEY,
+    Token,
+    TokenCache,
+    TokenGrant,
+    parse_token_response,
+)
 
 __all__ = ["DEFAULT_TIMEOUT", "PATHS", "DensityClient"]
 
@@ -164,12 +171,29 @@ class DensityClient:
         rng: random.Random | None = None,
         limiter_timeout: float | None = 120.0,
         paths: Mapping[str, str] | None = None,
+        audience: str | None = None,
+        token_duration: int | None = None,
+        default_token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
     ) -> None:
         self.base_url = str(base_url).rstrip("/")
         self._base = httpx.URL(self.base_url + "/")
         self._api_token = api_token or None
         self._client_id = client_id or None
         self._client_secret = client_secret or None
+        # Sent with the OAuth (organisation) token request only when set: Density's defaults
+        # apply otherwise. The display-token endpoint takes neither.
+        self.audience = audience or None
+        if token_duration is not None and (
+            isinstance(token_duration, bool) or int(token_duration) != token_duration
+        ):
+            raise ValueError("token_duration must be a whole number of seconds")
+        self.token_duration = int(token_duration) if token_duration else None
+        if self.token_duration is not None and self.token_duration < 0:
+            raise ValueError("token_duration must not be negative")
+        # A token answer without expires_in is trusted this long, and never longer than asked.
+        self.default_token_lifetime = min(
+            float(default_token_lifetime), float(self.token_duration or default_token_lifetime)
+        )
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self._owns_http = http is None
         self._http = http if http is not None else httpx.Client(timeout=self._timeout)
@@ -456,16 +480,16 @@ class DensityClient:
     def _fetch_token(self, key: Hashable) -> TokenGrant:
         """Ask Density for a token for ``key`` (TokenCache calls this, one flight per key)."""
         if key == ORG_KEY:
-            response = self._request(
-                "POST",
-                "oauth_token",
-                json={
-                    "grant_type": "client_credentials",
-                    "client_id": self._client_id,
-                    "client_secret": self._client_secret,
-                },
-                auth=_AUTH_NONE,
-            )
+            body: dict[str, Any] = {
+                "grant_type": "client_credentials",
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+            }
+            if self.audience:
+                body["audience"] = self.audience
+            if self.token_duration:
+                body["token_duration"] = self.token_duration
+            response = self._request("POST", "oauth_token", json=body, auth=_AUTH_NONE)
             endpoint = "oauth_token"
         else:
             response = self._request(
@@ -480,7 +504,7 @@ class DensityClient:
                 auth=_AUTH_NONE,
             )
             endpoint = "wayfinding_token"
-        grant = parse_token_response(self._json(response, endpoint))
+        grant = parse_token_response(self._json(response, endpoint), self.default_token_lifetime)
         with self._stats_lock:
             self._issued.append(grant.access_token)
         return grant

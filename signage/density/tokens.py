@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 ORG_KEY = "org"
 
+# The lifetime assumed when a token endpoint does not say (no `expires_in`, or null). Short on
+# purpose: renewing a long-lived token early costs one request, using a dead one costs a 401.
+DEFAULT_TOKEN_LIFETIME = 300.0
+
 
 @dataclass(frozen=True)
 class TokenGrant:
@@ -63,14 +67,22 @@ class Token:
         return self.expires_at - now
 
 
-def parse_token_response(body: Any) -> TokenGrant:
-    """Build a TokenGrant from a token endpoint's JSON; expires_in may be a number or a string."""
+def parse_token_response(body: Any, default_lifetime: float = DEFAULT_TOKEN_LIFETIME) -> TokenGrant:
+    """Build a TokenGrant from a token endpoint's JSON; expires_in may be a number or a string.
+
+    A response without ``expires_in`` gets ``default_lifetime``: the reference marks the field
+    as a string and does not promise it, and failing every call over it would be worse than
+    renewing a little early. A value that is there but not a positive number is still an error.
+    """
     if not isinstance(body, Mapping):
         raise BadResponse("token response is not a JSON object")
     access_token = body.get("access_token")
     if not isinstance(access_token, str) or not access_token:
         raise BadResponse("token response has no access_token")
     raw = body.get("expires_in")
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        logger.info("token response has no expires_in: assuming %.0f s", default_lifetime)
+        raw = default_lifetime
     try:
         if isinstance(raw, bool):
             raise TypeError
