@@ -47,6 +47,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Static API token (`tok_…`) for organisation calls; OAuth is used when unset.",
         True,
     ),
+    Setting(
+        "DENSITY_OAUTH_AUDIENCE",
+        str,
+        "",
+        "`audience` sent with the OAuth token request (Density's default when unset).",
+    ),
+    Setting(
+        "DENSITY_TOKEN_DURATION",
+        int,
+        0,
+        "Seconds an OAuth token should live (`token_duration`); 0: Density's default. A token"
+        " answer without `expires_in` is trusted for 300 s, or this if shorter.",
+    ),
     # The app's own settings.
     Setting(
         "SIGNAGE_INSTANCE",
