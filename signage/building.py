@@ -5,7 +5,13 @@ the same `FeedManager.acquire/release` every kiosk uses, so a floor's upstream s
 once however many displays show it or list it as "other". From those feeds it keeps a small
 summary per floor: the rooms free now by group (meet, focus, work, social, other) and the feed's
 mode. Counts come only from rooms the feed itself calls free (unoccupied, healthy, fresh); a floor
-whose feed is stale, not running yet or has no room it can vouch for is "unknown", never a count.
+whose feed is stale, not running yet or has no room it can vouch for is "unknown", never a count;
+a floor under an emergency override is "not_available" (its free rooms are not to be walked to);
+and when the kiosk's own floor is stale, every floor is "unknown" in its panel: a screen that
+cannot vouch for its own floor's data is in no position to vouch for another's.
+
+Nothing here calls Density: the floors come from the space directory's cached tree, and the
+summaries from feeds' memory, so the worker keeps pushing honest panels through an outage.
 
 When a summary changes, the kiosks of every floor that lists it get a `floors` message (at most
 about one a second per floor), carrying the envelope of their own floor so its `seq` and `feed`
@@ -25,7 +31,8 @@ from typing import Any
 
 from signage.density.errors import DensityError
 from signage.density.models import Space
-from signage.feeds import FeedManager, FloorFeed, SpaceDirectory
+from signage.directory import SpaceDirectory
+from signage.feeds import FeedManager, FloorFeed
 from signage.hub import Hub
 
 logger = logging.getLogger(__name__)
@@ -56,8 +63,8 @@ def summarise(
         return entry
     snapshot = feed.snapshot()
     entry["feed"] = snapshot["feed"]
-    if snapshot["feed"] == "stale":
-        return entry
+    if snapshot["feed"] not in ("live", "polling"):
+        return entry  # a floor counts only while its own feed is fresh
     rooms = snapshot["rooms"].values()
     if not any(r["state"] in ("free", "occupied") for r in rooms):
         return entry  # live, but not one room it can vouch for: a zero would be a guess
@@ -68,6 +75,37 @@ def summarise(
             free[group if group in free else groups[-1]] += 1
     entry.update(state="known", free=free, free_total=sum(free.values()))
     return entry
+
+
+class EmergencyFloors:
+    """The floors under an emergency override now, read from the store at most every `ttl` s.
+
+    Announcements decide what a floor's own screens show (signage/announcements.py); this only
+    reads them, so other floors' panels stop sending people to a floor being evacuated.
+    """
+
+    def __init__(self, store: Any, ttl: float = 2.0, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._floors: set[str] = set()
+        self._read_at: float | None = None
+
+    def __call__(self) -> set[str]:
+        now = self.clock()
+        with self._lock:
+            if self._read_at is not None and now - self._read_at < self.ttl:
+                return set(self._floors)
+        announcements = self.store.list_announcements(current_at=now)
+        floors = {
+            a.target
+            for a in announcements
+            if a.kind == "emergency" and a.scope == "floor" and a.target and a.current(now)
+        }
+        with self._lock:
+            self._floors, self._read_at = floors, now
+        return set(floors)
 
 
 class OtherFloors:
@@ -82,8 +120,12 @@ class OtherFloors:
         group_of: Callable[[str | None], str],
         debounce: float = DEBOUNCE_S,
         sweep: float = SWEEP_S,
+        emergencies: Callable[[], set[str]] | None = None,
     ) -> None:
         self.directory = directory
+        # The floors under an emergency override now (read from the announcements; an empty
+        # set when unknown): their free rooms are not advertised to other floors.
+        self.emergencies = emergencies or set
         self.feeds = feeds
         self.hub = hub
         self.groups = tuple(groups)
@@ -95,6 +137,9 @@ class OtherFloors:
         self._summaries: dict[str, dict[str, Any]] = {}  # what kiosks were last told
         self._dirty: set[str] = set()
         self._pushed_at: dict[str, float] = {}
+        self._told: dict[str, list[dict[str, Any]]] = {}  # floor -> the panel its kiosks got
+        self._targets: set[str] = set()  # floors whose kiosks were given a panel
+        self._own_dirty: set[str] = set()  # of those, floors whose own feed published since
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -102,23 +147,7 @@ class OtherFloors:
     # -- the building's floors -----------------------------------------------------------------
     def siblings(self, floor_id: str) -> list[Space]:
         """The other floors of the floor's building, in the building's order; [] when unknown."""
-        try:
-            spaces = {s.id: s for s in self.directory.all()}
-        except DensityError:
-            return []
-        floor = spaces.get(floor_id)
-        if floor is None:
-            return []
-        building = _building_of(floor, spaces)
-        if building is None:
-            return []
-        floors = [
-            s
-            for s in spaces.values()
-            if s.space_type == "floor" and s.id != floor_id and _building_of(s, spaces) == building
-        ]
-        order = {sid: i for i, sid in enumerate(spaces[building].children_ids)}
-        return sorted(floors, key=lambda f: (order.get(f.id, len(order)), f.name, f.id))
+        return self.directory.siblings(floor_id)  # the cached tree: never waits on Density
 
     # -- holding sibling feeds for a connected kiosk -------------------------------------------
     def hold(self, floor_id: str) -> list[str]:
@@ -150,6 +179,15 @@ class OtherFloors:
         floors = self.siblings(floor_id)
         if not floors:
             return None
+        with self._lock:
+            self._targets.add(floor_id)
+        own = self.feeds.get(floor_id)
+        own_fresh = own is not None and own.snapshot()["feed"] in ("live", "polling")
+        try:
+            emergencies = self.emergencies()
+        except Exception:  # the database down: no override known, the counts still honest
+            logger.debug("other floors: emergencies unknown", exc_info=True)
+            emergencies = set()
         out = []
         for floor in floors:
             with self._lock:
@@ -159,6 +197,12 @@ class OtherFloors:
                 known = self._summary(floor)
                 with self._lock:
                     known = self._summaries.setdefault(floor.id, known)
+            if floor.id in emergencies:
+                known = {**known, "state": "not_available", "reason": "emergency"}
+                known.update(free=None, free_total=None)
+            elif not own_fresh and known["state"] == "known":
+                known = {**known, "state": "unknown", "reason": "own_floor_stale"}
+                known.update(free=None, free_total=None)
             out.append(known)
         return out
 
@@ -176,9 +220,14 @@ class OtherFloors:
     def on_publish(self, floor_id: str) -> None:
         """A floor's feed published something (called under that feed's lock: only mark it)."""
         with self._lock:
-            if floor_id not in self._summaries:
+            # The floor's own kiosks: its freshness decides whether their panel may count.
+            own = floor_id in self._targets
+            if own:
+                self._own_dirty.add(floor_id)
+            if floor_id not in self._summaries and not own:
                 return  # no kiosk lists this floor
-            self._dirty.add(floor_id)
+            if floor_id in self._summaries:
+                self._dirty.add(floor_id)
         self._wake.set()
 
     def _ensure_worker(self) -> None:
@@ -202,6 +251,8 @@ class OtherFloors:
                     self._forget_unlisted()
                     with self._lock:
                         self._dirty.update(self._summaries)
+                        # Emergencies start and end without a feed noticing: look again.
+                        self._own_dirty.update(self._targets)
                 wait = min(self._refresh_due(now), max(0.0, next_sweep - now))
             except Exception:  # the panel must not end for good because of one bad summary
                 logger.exception("other floors: refresh failed")
@@ -213,8 +264,9 @@ class OtherFloors:
             due = [f for f in self._dirty if now - self._pushed_at.get(f, -1e9) >= self.debounce]
             self._dirty.difference_update(due)
         changed: set[str] = set()
+        tree = self.directory.tree()  # memory only: the refresh worker never waits on Density
         for floor_id in due:
-            floor = self.directory.get(floor_id)
+            floor = tree.get(floor_id)
             if floor is None:
                 continue
             summary = self._summary(floor)
@@ -223,29 +275,35 @@ class OtherFloors:
                     self._summaries[floor_id] = summary
                     self._pushed_at[floor_id] = now
                     changed.add(floor_id)
-        if changed:
-            self._push(changed)
+        with self._lock:
+            own, self._own_dirty = self._own_dirty, set()
+        if changed or own:
+            self._push(changed, own)
         with self._lock:
             waits = [self._pushed_at.get(f, now) + self.debounce - now for f in self._dirty]
         return max(0.01, min(waits)) if waits else self.sweep
 
-    def _push(self, changed: set[str]) -> None:
-        """One floors message per listing floor that has kiosks, whatever number changed."""
-        targets: set[str] = set()
+    def _push(self, changed: set[str], own: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        """One floors message per listing floor that has kiosks and a changed panel."""
+        targets: set[str] = set(own)
         for floor_id in changed:
             targets.update(s.id for s in self.siblings(floor_id))
         for target in targets:
             if self.hub.count(target) == 0:
                 continue
             panel = self.panel(target)
-            if panel is not None:
-                self._send(target, panel, lambda text, t=target: self.hub.notify(t, text))
+            with self._lock:
+                if panel is None or self._told.get(target) == panel:
+                    continue
+            self._send(target, panel, lambda text, t=target: self.hub.notify(t, text))
 
     def _send(self, floor_id: str, panel: list[dict[str, Any]], send: Callable[[str], Any]) -> None:
         feed = self.feeds.get(floor_id)
         if feed is None:
             return
         feed.send_in_order("floors", {"other_floors": panel}, send)
+        with self._lock:
+            self._told[floor_id] = panel
         self.pushes += 1
 
     def _forget_unlisted(self) -> None:
@@ -258,6 +316,9 @@ class OtherFloors:
                 del self._summaries[floor_id]
                 self._pushed_at.pop(floor_id, None)
                 self._dirty.discard(floor_id)
+            for floor_id in self._targets - set(self.hub.counts_by_floor()):
+                self._targets.discard(floor_id)
+                self._told.pop(floor_id, None)
 
     def stop(self) -> None:
         """Stop the worker thread."""
@@ -265,16 +326,6 @@ class OtherFloors:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=3)
-
-
-def _building_of(space: Space, spaces: dict[str, Space]) -> str | None:
-    """The id of a space's nearest building ancestor, else of its parent (a floor's own group)."""
-    node, seen = spaces.get(space.parent_id or ""), 0
-    while node is not None and seen < 16:
-        if node.space_type == "building":
-            return node.id
-        node, seen = spaces.get(node.parent_id or ""), seen + 1
-    return space.parent_id if space.parent_id in spaces else None
 
 
 def tag(panel: list[dict[str, Any]] | None) -> str:

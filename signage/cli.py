@@ -312,6 +312,7 @@ def demo(host: str, port: int, speed: float, instance: str) -> None:
         for display_id, floor_id in sorted(state["displays"].items()):
             floor_displays.setdefault(floor_id, display_id)
         existing = {d.floor_id for d in svc.store.list_displays()}
+        svc.directory.wait_settled(30)  # the CLI may wait; requests never do
         for floor in svc.directory.floors():
             if floor.id not in existing:
                 svc.store.add_display(

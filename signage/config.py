@@ -260,6 +260,12 @@ SETTINGS: tuple[Setting, ...] = (
         15.0,
         "Seconds between two looks for down displays and feeds.",
     ),
+    Setting(
+        "SIGNAGE_SPACES_TTL",
+        float,
+        600.0,
+        "Seconds the space tree is kept before it is fetched again in the background.",
+    ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}

@@ -242,7 +242,7 @@ class SpaceDirectory:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.client = client
-        self.ttl = ttl
+        self.ttl = max(1.0, ttl)  # a zero would fetch in a loop
         self.store = store
         self.clock = clock
         # Called from the refresh thread with the new tree after each change.
@@ -259,6 +259,7 @@ class SpaceDirectory:
         self._refreshing = False
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._settled = threading.Event()  # a tree is held, or a first fetch has failed
         self._thread: threading.Thread | None = None
         self._load()
 
@@ -323,14 +324,21 @@ class SpaceDirectory:
             }
 
     # -- refreshing -------------------------------------------------------------------------
-    def start(self) -> SpaceDirectory:
+    def start(self) -> None:
         """Start the refresh thread (again after a fork); it fetches at once when due."""
         with self._lock:
             if self._stop.is_set() or (self._thread is not None and self._thread.is_alive()):
-                return self
+                return
             self._thread = threading.Thread(target=self._run, name="space-directory", daemon=True)
             self._thread.start()
-        return self
+
+    def wait_settled(self, timeout: float) -> bool:
+        """For the CLI and tests, never a request: start the worker and wait until a tree is
+        held or a first fetch failed; whether a tree is held."""
+        self.start()
+        self._settled.wait(timeout)
+        with self._lock:
+            return bool(self._tree)
 
     def stop(self) -> None:
         """Stop the refresh thread (a refresh in flight ends with its own call)."""
@@ -385,6 +393,7 @@ class SpaceDirectory:
             first = self._error is None
             self._error = reason[:200]
             self._failures += 1
+        self._settled.set()
         if first:
             logger.warning("spaces from Density unavailable, serving the last tree: %s", reason)
 
@@ -398,6 +407,7 @@ class SpaceDirectory:
             self._error = None
             self._failures = 0
             as_of = self._as_of
+        self._settled.set()
         if recovered:
             logger.info("spaces from Density again (%d spaces)", len(tree))
         if self.store is not None:
@@ -460,4 +470,6 @@ class SpaceDirectory:
             logger.warning("the kept space tree is not JSON; ignoring it")
             return
         self._tree, self._as_of = tree, fetched_at
+        if tree:
+            self._settled.set()
         logger.info("space tree of %d spaces loaded from the store", len(tree))

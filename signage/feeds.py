@@ -630,10 +630,15 @@ class FeedManager:
             return [e.feed for e in self._feeds.values()]
 
     def _new_feed(self, floor_id: str) -> FloorFeed:
-        floor = self.directory.get(floor_id)
-        rooms = self.directory.rooms_of(floor_id) if floor else []
+        # The directory's cached tree, never a call to Density: a floor it does not know yet
+        # starts with no rooms, and `respace` rebuilds it when the tree arrives.
+        tree = self.directory.tree()
+        floor = tree.get(floor_id)
+        if floor is None:
+            self.directory.request_refresh()
+        rooms = tree.rooms_of(floor_id) if floor else []
         if floor is not None and not floor.time_zone:
-            floor = _with_time_zone(floor, self.directory.time_zone(floor_id))
+            floor = _with_time_zone(floor, tree.time_zone(floor_id))
         return self.feed_factory(
             floor_id,
             self.client,
@@ -645,6 +650,33 @@ class FeedManager:
             self.epoch,
             seq_start=self._seq.get(floor_id, 0),
         )
+
+    def respace(self) -> list[str]:
+        """Rebuild running feeds whose floor or rooms differ from the directory's tree now.
+
+        Called from the directory's refresh thread after the tree changed (a server started
+        inside an outage with no tree, a room added in Density). Returns the floors rebuilt:
+        their kiosks hold the old feed and must reconnect to see the new rooms.
+        """
+        tree = self.directory.tree()
+        rebuilt: list[str] = []
+        with self._lock:
+            entries = [] if self._closed else list(self._feeds.items())
+        for floor_id, entry in entries:
+            old = entry.feed
+            floor = tree.get(floor_id)
+            rooms = {s.id for s in tree.rooms_of(floor_id)} if floor else set()
+            if (old.floor is None) == (floor is None) and set(old.rooms) == rooms:
+                continue
+            new = self._new_feed(floor_id)
+            with self._lock:
+                if self._closed or self._feeds.get(floor_id) is not entry:
+                    continue
+                entry.feed = new.start()
+            logger.info("floor %s rebuilt with %d rooms from the space tree", floor_id, len(rooms))
+            old.stop()
+            rebuilt.append(floor_id)
+        return rebuilt
 
     def _publish_and_count(self, floor_id: str, seq: int, text: str) -> Any:
         self._seq[floor_id] = seq

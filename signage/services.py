@@ -21,11 +21,12 @@ from flask import Flask, current_app
 from signage import config as settings
 from signage.alerts import AlertWatcher
 from signage.announcements import Announcer
-from signage.building import OtherFloors
+from signage.building import EmergencyFloors, OtherFloors
 from signage.db import StoreUnavailable, is_postgres
 from signage.density.client import DensityClient
 from signage.density.ratelimit import RateLimiter
-from signage.feeds import FeedManager, FeedSettings, SpaceDirectory
+from signage.directory import SpaceDirectory
+from signage.feeds import FeedManager, FeedSettings
 from signage.hub import Hub
 from signage.store import Display, Store
 
@@ -92,6 +93,7 @@ class Services:
         """Stop feeds and threads, close the client (tests and shutdown)."""
         if self.building is not None:
             self.building.stop()
+        self.directory.stop()
         for service in (self.announcer, self.alerts):
             if service is not None:
                 service.stop()
@@ -193,7 +195,9 @@ def build_services(config: dict[str, Any], instance_path: Path | None = None) ->
     hub = (cluster.hub_factory if cluster else Hub)(
         queue_size=config["SIGNAGE_KIOSK_QUEUE"], send_timeout=config["SIGNAGE_KIOSK_SEND_TIMEOUT"]
     )
-    directory = SpaceDirectory(client)
+    # The tree a past run kept in the store is read now; Density is asked only by the
+    # directory's own thread, started by `serve` and by the first request (after any fork).
+    directory = SpaceDirectory(client, ttl=config["SIGNAGE_SPACES_TTL"], store=store)
     epoch = secrets.token_hex(4)
     svc_holder: dict[str, Services] = {}
     feeds = FeedManager(
@@ -223,13 +227,28 @@ def build_services(config: dict[str, Any], instance_path: Path | None = None) ->
     )
     from signage.web import floormap  # the kiosk's room groups, injected: building is below web
 
-    svc.building = OtherFloors(directory, feeds, hub, floormap.GROUP_ORDER, floormap.group_of)
+    svc.building = OtherFloors(
+        directory,
+        feeds,
+        hub,
+        floormap.GROUP_ORDER,
+        floormap.group_of,
+        emergencies=EmergencyFloors(store),
+    )
     feeds.listeners.append(svc.building.on_publish)
+    directory.listeners.append(lambda _tree: _respace(svc))
     from signage.metrics import create_registry
 
     svc.metrics_registry, fanout = create_registry(svc)
     hub.on_fanout = fanout.observe
     return svc
+
+
+def _respace(svc: Services) -> None:
+    """The space tree changed: rebuild the feeds it changes, and have their kiosks reconnect."""
+    for floor_id in svc.feeds.respace():
+        for sub in svc.hub.subscribers(floor_id):
+            sub.close(1012, "the floor's spaces changed")
 
 
 def init_app(app: Flask, test_config: dict[str, Any] | None) -> None:
@@ -274,6 +293,9 @@ def init_app(app: Flask, test_config: dict[str, Any] | None) -> None:
     sockets.init_app(app)
     # The alert watcher starts with the first request (threads must start after gunicorn forks).
     app.before_request(svc.alerts.ensure_started)
+    # The space tree refreshes in its own thread (also restarted after a fork); no request
+    # ever waits for it. `serve` starts it before the first request too.
+    app.before_request(svc.directory.start)
     security.init_app(app)
     app.register_error_handler(StoreUnavailable, _database_unavailable)
     svc.ready = True

@@ -123,6 +123,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX announcements_end ON announcements (ends_at);
     """,
+    # The last space tree Density gave (JSON, parent links resolved) and when (Unix seconds):
+    # a restart inside an outage still shows every room by name.
+    """
+    CREATE TABLE space_cache (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        data TEXT NOT NULL,
+        fetched_at REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -771,6 +780,22 @@ class Store:
                 "SELECT * FROM announcements WHERE id = ?", (announcement_id,)
             ).fetchone()
         return self._announcement(row) if row is not None else None
+
+    # -- the last space tree from Density (signage/directory.py) --------------------------------
+    def load_space_cache(self) -> tuple[str, float] | None:
+        """The space tree last fetched (JSON text) and when (Unix seconds), or None."""
+        rows = self._query("SELECT data, fetched_at FROM space_cache WHERE id = 1")
+        return (rows[0]["data"], float(rows[0]["fetched_at"])) if rows else None
+
+    def save_space_cache(self, data: str, fetched_at: float) -> None:
+        """Keep the space tree, so a restart inside a Density outage still knows every room."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO space_cache (id, data, fetched_at) VALUES (1, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET data = excluded.data,"
+                " fetched_at = excluded.fetched_at",
+                (data, fetched_at),
+            )
 
 
 @dataclass(frozen=True)

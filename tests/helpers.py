@@ -44,8 +44,11 @@ class ServerThread:
     def svc(self) -> Any:
         return self.app.extensions["signage"]
 
-    def start(self) -> ServerThread:
+    def start(self, spaces_wait: float = 15.0) -> ServerThread:
         self._thread.start()
+        # The space tree arrives in the background (no request waits for it): tests that read
+        # floors at once wait here for it, or for its first failure in an outage test.
+        self.svc.directory.wait_settled(spaces_wait)
         return self
 
     def stop(self) -> None:

@@ -28,7 +28,6 @@ from flask import (
 )
 
 from signage import auth, i18n, plans
-from signage.density.errors import DensityError
 from signage.hub import CLOSE_RELOAD, CLOSE_UNAUTHORIZED
 from signage.services import Services, services
 from signage.store import Display, StoreError
@@ -182,29 +181,38 @@ class FloorChoice:
 
 
 def floor_choices(svc: Services) -> tuple[list[FloorChoice], str | None]:
-    """Density's floors (cached by the directory), or an explanation when it cannot be reached."""
-    try:
-        floors = svc.directory.floors()
-    except DensityError as exc:
-        logger.warning("floors not loaded from Density: %s", exc)
-        return [], f"Could not load floors from Density ({exc.__class__.__name__})."
+    """Density's floors from the directory's cached tree, and a note when it is not current.
+
+    Never waits on Density: with no tree yet the list is empty and the note says so; during an
+    outage the last tree is offered with the time it was fetched (server local time).
+    """
+    tree = svc.directory.tree()
     choices = []
-    for floor in floors:
-        parent = svc.directory.get(floor.parent_id) if floor.parent_id else None
-        choices.append(FloorChoice(floor.id, floor.name, parent.name if parent else ""))
-    return choices, None
+    for floor in tree.floors():
+        building = tree.building_of(floor.id)
+        choices.append(FloorChoice(floor.id, floor.name, building.name if building else ""))
+    return choices, directory_note(svc.directory.status())
+
+
+def directory_note(status: dict[str, Any]) -> str | None:
+    """What a page says about the space tree: None when current."""
+    if status["state"] == "waiting":
+        return "Waiting for Density: no floors fetched yet. Reload in a moment."
+    if status["state"] == "unreachable":
+        as_of = status.get("as_of")
+        when = time.strftime("%H:%M", time.localtime(as_of)) if as_of else "?"
+        return f"Density unreachable: floors as of {when}."
+    return None
 
 
 def floor_label(svc: Services, floor_id: str) -> str:
     """ "Building / Floor" for a floor id, or the id when Density does not know it (now)."""
-    try:
-        floor = svc.directory.get(floor_id)
-    except DensityError:
-        return floor_id
+    tree = svc.directory.tree()
+    floor = tree.get(floor_id)
     if floor is None:
         return floor_id
-    parent = svc.directory.get(floor.parent_id) if floor.parent_id else None
-    return f"{parent.name} / {floor.name}" if parent else floor.name
+    building = tree.building_of(floor_id)
+    return f"{building.name} / {floor.name}" if building else floor.name
 
 
 # -- display validation (console forms and the JSON API) -------------------------------------------
@@ -531,10 +539,9 @@ def display_new() -> Any:
 
 
 def _rooms_for(svc: Services, floor_id: str) -> tuple[list[Any], str | None]:
-    try:
-        return svc.directory.rooms_of(floor_id), None
-    except DensityError as exc:
-        return [], f"Could not load rooms from Density ({exc.__class__.__name__})."
+    rooms = svc.directory.rooms_of(floor_id)  # the cached tree: never waits on Density
+    note = directory_note(svc.directory.status())
+    return rooms, (note.replace("floors", "rooms") if note and not rooms else note)
 
 
 @bp.route("/displays/<int:display_id>", methods=["GET", "POST"])

@@ -14,7 +14,6 @@ from flask import Blueprint, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from signage import __version__, auth, plans
-from signage.density.errors import DensityError
 from signage.hub import CLOSE_RELOAD
 from signage.services import Services, services
 from signage.store import Display, StoreError
@@ -138,8 +137,9 @@ def displays_list() -> Response:
 
 
 def _floor_ids(svc: Services) -> set[str] | None:
-    choices, error = admin.floor_choices(svc)
-    return None if error else {c.id for c in choices}
+    choices, _note = admin.floor_choices(svc)
+    # No tree yet (Density never answered): the floor cannot be checked, so it is not.
+    return {c.id for c in choices} if choices else None
 
 
 @bp.post("/displays")
@@ -238,15 +238,17 @@ def pair() -> Any:
 def floors() -> Any:
     """Density's floors, by building (cached)."""
     svc = services()
-    choices, error = admin.floor_choices(svc)
-    if error:
-        return jsonify(error="density_unavailable", message=error), 503
+    choices, note = admin.floor_choices(svc)
+    if not choices and note:
+        return jsonify(error="density_unavailable", message=note), 503
     plans = {p.floor_id for p in svc.store.list_plans()}
+    status = svc.directory.status()
     return jsonify(
         floors=[
             {"id": c.id, "name": c.name, "building": c.building, "has_plan": c.id in plans}
             for c in choices
-        ]
+        ],
+        directory={"state": status["state"], "as_of": status["as_of"], "message": note},
     )
 
 
@@ -254,11 +256,14 @@ def floors() -> Any:
 def floor_rooms(floor_id: str) -> Any:
     """The rooms of a floor: id, name, function, capacity."""
     svc = services()
-    try:
-        floor = svc.directory.get(floor_id)
-        rooms = svc.directory.rooms_of(floor_id) if floor is not None else []
-    except DensityError as exc:
-        return jsonify(error="density_unavailable", message=str(exc)), 503
+    tree = svc.directory.tree()  # the cached tree: never waits on Density
+    if not tree:
+        message = admin.directory_note(svc.directory.status()) or "no floors yet"
+        return jsonify(error="density_unavailable", message=message), 503
+    floor = tree.get(floor_id)
+    rooms = tree.rooms_of(floor_id) if floor is not None else []
+    if floor is None:
+        svc.directory.request_refresh()
     if floor is None or floor.space_type != "floor":
         abort(404, "no such floor")
     return jsonify(

@@ -64,21 +64,23 @@ def floor_context(svc: Services, floor_id: str) -> FloorContext:
     """The floor and its rooms from Density; EditorError 404 when Density does not know it."""
     if not _FLOOR_ID.match(floor_id):
         raise EditorError(404, "no such floor", "not_found")
-    try:
-        floor = svc.directory.get(floor_id)
-        if floor is None or floor.space_type != "floor":
-            raise EditorError(404, "no such floor", "not_found")
-        rooms = svc.directory.rooms_of(floor_id)
-        parent = svc.directory.get(floor.parent_id) if floor.parent_id else None
-    except DensityError as exc:
-        # The editor still opens with what is stored; new rooms cannot be checked meanwhile.
-        logger.warning("floor editor: Density unreachable for floor %s: %s", floor_id, exc)
+    tree = svc.directory.tree()  # the cached tree: the editor never waits on Density
+    floor = tree.get(floor_id)
+    if floor is None and not tree:
+        # No tree fetched yet: the editor still opens with what is stored; new rooms cannot be
+        # checked meanwhile.
+        svc.directory.request_refresh()
         return FloorContext(
             {"id": floor_id, "name": floor_id, "building": ""},
             None,
-            f"Could not load the floor's rooms from Density ({exc.__class__.__name__}):"
-            " rooms already drawn can be edited, new ones can be assigned once it answers.",
+            "Waiting for Density: the floor's rooms are not known yet. Rooms already drawn can"
+            " be edited, new ones can be assigned once it answers.",
         )
+    if floor is None or floor.space_type != "floor":
+        svc.directory.request_refresh()
+        raise EditorError(404, "no such floor", "not_found")
+    rooms = tree.rooms_of(floor_id)
+    parent = tree.building_of(floor_id)
     return FloorContext(
         {"id": floor.id, "name": floor.name, "building": parent.name if parent else ""},
         [
