@@ -208,6 +208,20 @@ SETTINGS: tuple[Setting, ...] = (
         "Messages per second a kiosk may send on average before it is closed.",
     ),
     Setting(
+        "SIGNAGE_KIOSK_MAX_PER_DISPLAY",
+        int,
+        100,
+        "Kiosk sockets one display's credential may hold at once, per server process (a leaked"
+        " kiosk URL cannot take every slot).",
+    ),
+    Setting(
+        "SIGNAGE_KIOSK_MAX_PER_ADDRESS",
+        int,
+        500,
+        "Kiosk sockets one client address may hold at once, per server process: a building's"
+        " screens behind one NAT address must fit.",
+    ),
+    Setting(
         "SIGNAGE_WORKER_CLASS",
         str,
         "gthread",

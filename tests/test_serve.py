@@ -79,7 +79,9 @@ def test_server_restart_kiosks_come_back_with_a_new_snapshot(serve_env, sim, fle
 def test_thousand_kiosks_at_once_one_socket_per_floor_one_token_per_display(
     serve_env, sim, fleet, tmp_path
 ):
-    proc = ServeProcess(serve_env)
+    # A thousand sockets from one address and a few credentials: above the default caps.
+    caps = {"SIGNAGE_KIOSK_MAX_PER_DISPLAY": "1000", "SIGNAGE_KIOSK_MAX_PER_ADDRESS": "1000"}
+    proc = ServeProcess({**serve_env, **caps})
     displays = add_displays(proc, sim)
     proc.start(tmp_path / "serve.log")
     try:

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 sock = Sock()
 
 CLOSE_TRY_LATER = 1013  # the database is unreachable: come back later (kiosk.js retries)
+CLOSE_TOO_MANY = 4429  # this display or this address holds its share of sockets already
 
 # Where the WSGI servers flask-sock supports hand over the raw socket.
 SOCKET_ENVIRON_KEYS = ("werkzeug.socket", "gunicorn.socket", "eventlet.input")
@@ -109,6 +110,63 @@ class _InboundBudget:
             return False
         self.tokens -= 1
         return True
+
+
+class SocketCaps:
+    """Kiosk sockets held per display and per client address, each under its own cap.
+
+    Without them one leaked kiosk URL (or one address) could open every socket the process is
+    sized for and leave real screens hanging in the handshake.
+    """
+
+    def __init__(self, per_display: int, per_address: int) -> None:
+        self.per_display, self.per_address = per_display, per_address
+        self._lock = threading.Lock()
+        self._displays: dict[int, int] = {}
+        self._addresses: dict[str, int] = {}
+        self._warned: set[tuple[str, Any]] = set()  # logged once while at the cap
+
+    def take(self, display_id: int, address: str) -> tuple[str | None, bool]:
+        """Hold a slot: (None, _) when taken, else (why not, whether to log it)."""
+        with self._lock:
+            if self._displays.get(display_id, 0) >= self.per_display:
+                key: tuple[str, Any] = ("display", display_id)
+                reason = "too many screens on this display"
+            elif self._addresses.get(address, 0) >= self.per_address:
+                key, reason = ("address", address), "too many screens from this address"
+            else:
+                self._displays[display_id] = self._displays.get(display_id, 0) + 1
+                self._addresses[address] = self._addresses.get(address, 0) + 1
+                return None, False
+            first = key not in self._warned
+            self._warned.add(key)
+            return reason, first
+
+    def give_back(self, display_id: int, address: str) -> None:
+        with self._lock:
+            for counts, key in ((self._displays, display_id), (self._addresses, address)):
+                left = counts.get(key, 0) - 1
+                if left > 0:
+                    counts[key] = left
+                else:
+                    counts.pop(key, None)  # the maps hold only what is connected now
+            self._warned.discard(("display", display_id))
+            self._warned.discard(("address", address))
+
+
+def _caps(svc: Any) -> SocketCaps:
+    """This app's socket caps (kept with its services, made on first use)."""
+    caps = svc.state.get("socket_caps")
+    if caps is None:
+        with svc.lock:
+            caps = svc.state.get("socket_caps")
+            if caps is None:
+                caps = SocketCaps(
+                    svc.config["SIGNAGE_KIOSK_MAX_PER_DISPLAY"],
+                    svc.config["SIGNAGE_KIOSK_MAX_PER_ADDRESS"],
+                )
+                svc.state["socket_caps"] = caps
+    return caps
 
 
 def _handle_inbound(sub: Subscriber, raw: str | bytes) -> str | None:
@@ -209,6 +267,20 @@ def _serve_kiosk(ws: Any, credential: str) -> None:
     if display is None:
         ws.close(CLOSE_UNAUTHORIZED, "unknown or revoked display")
         return
+    caps, address = _caps(svc), request.remote_addr or "unknown"
+    refused, log = caps.take(display.id, address)
+    if refused is not None:
+        if log:  # once per display or address while it stays at its cap: no log flood
+            logger.warning("kiosk socket of display %s refused: %s", display.id, refused)
+        ws.close(CLOSE_TOO_MANY, refused)
+        return
+    try:
+        _serve_display(ws, svc, credential, display)
+    finally:
+        caps.give_back(display.id, address)
+
+
+def _serve_display(ws: Any, svc: Any, credential: str, display: Display) -> None:
     config = svc.config
     heartbeat_every = config["SIGNAGE_HEARTBEAT_INTERVAL"]
     budget = _InboundBudget(config["SIGNAGE_KIOSK_MAX_RATE"], config["SIGNAGE_KIOSK_MAX_RATE"] * 4)
