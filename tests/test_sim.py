@@ -763,3 +763,19 @@ def test_a_scenario_burst_extends_a_shorter_window(sim: SimServer, http: httpx.C
     # The control API still sets the window as asked: 0 ends it at once.
     http.post("/_sim/ratelimit", json={"force_429_seconds": 0})
     assert http.get("/v3/hello-world", headers=STATIC).status_code == 200
+
+
+def test_an_outage_answers_every_call_with_its_status(sim: SimServer, http: httpx.Client) -> None:
+    assert http.post("/_sim/outage", json={"seconds": 30}).json() == {"seconds": 30, "status": 503}
+    down = http.get("/v3/spaces", headers=STATIC)
+    assert down.status_code == 503 and "Retry-After" not in down.headers
+    assert down.json()["code"] == 503
+    assert http.post("/v3/oauth/token", json={}).status_code == 503  # tokens too
+    http.post("/_sim/outage", json={"seconds": 30, "status": 502, "retry_after": 4})
+    bad_gateway = http.get("/v3/hello-world", headers=STATIC)
+    assert (bad_gateway.status_code, bad_gateway.headers["Retry-After"]) == (502, "4")
+    assert http.post("/_sim/outage", json={"seconds": 1, "status": 404}).status_code == 400
+    assert http.post("/_sim/outage", json={"seconds": -1}).status_code == 400
+    http.post("/_sim/outage", json={"seconds": 0})
+    assert http.get("/v3/hello-world", headers=STATIC).status_code == 200
+    assert sim.calls()["status"]["503"] == 2

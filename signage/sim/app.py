@@ -636,6 +636,28 @@ def control_ratelimit() -> Any:
     return {"force_429_seconds": seconds}
 
 
+@control.post("/outage")
+def control_outage() -> Any:
+    body = _control_body()
+    seconds, status = body.get("seconds", 0), body.get("status", 503)
+    retry_after = body.get("retry_after")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ApiError(400, "seconds must be a number >= 0")
+    if isinstance(status, bool) or not isinstance(status, int):
+        raise ApiError(400, "status must be an integer")
+    if retry_after is not None and (
+        isinstance(retry_after, bool) or not isinstance(retry_after, int | float)
+    ):
+        raise ApiError(400, "retry_after must be a number")
+    try:
+        _sim().force_outage(
+            seconds, status, None if retry_after is None else math.ceil(retry_after)
+        )
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    return {"seconds": seconds, "status": status}
+
+
 @control.route("/settings", methods=["GET", "POST"])
 def control_settings() -> Any:
     sim = _sim()

@@ -136,7 +136,8 @@ class Simulator:
             self._settings = self._initial_settings
             self._bucket = TokenBucket(self._settings.rate_burst, self.clock())
             self._force_until = 0.0
-            self._force_retry_after = 1
+            self._force_status = 429
+            self._force_retry_after: int | None = 1
             self.socket_mode = "normal"
             self._calls: Counter[str] = Counter()
             self._statuses: Counter[str] = Counter()
@@ -307,11 +308,9 @@ class Simulator:
         with self._lock:
             now = self.clock()
             if now < self._force_until:
-                raise ApiError(
-                    429,
-                    "rate limit exceeded",
-                    {"Retry-After": str(self._force_retry_after)},
-                )
+                status, retry = self._force_status, self._force_retry_after
+                message = "rate limit exceeded" if status == 429 else "service unavailable"
+                raise ApiError(status, message, {"Retry-After": str(retry)} if retry else {})
             settings = self._settings
             if settings.rate_limit <= 0:
                 return
@@ -335,10 +334,28 @@ class Simulator:
             if extend_only and until <= self._force_until:
                 return
             self._force_until = until
+            self._force_status = 429
             self._force_retry_after = max(
                 1, int(retry_after if retry_after is not None else math.ceil(seconds))
             )
         logger.info("forcing 429 for %.1f s", seconds)
+
+    def force_outage(
+        self, seconds: float, status: int = 503, retry_after: int | None = None
+    ) -> None:
+        """Answer every API call (token endpoints too) with `status` for `seconds` from now.
+
+        An outage as Density's edge shows one: 5xx (or 429) to each call, `Retry-After` only
+        when given. It replaces any forced window in force; 0 seconds ends it. Sockets are
+        separate: refuse or drop them through the socket controls.
+        """
+        if status != 429 and not 500 <= status <= 599:
+            raise ValueError("status must be 429 or 500..599")
+        with self._lock:
+            self._force_until = self.clock() + seconds
+            self._force_status = status
+            self._force_retry_after = None if retry_after is None else max(1, int(retry_after))
+        logger.info("forcing %d for %.1f s", status, seconds)
 
     def issue_oauth_token(
         self, grant_type: str, client_id: str, client_secret: str, duration: float | None = None
