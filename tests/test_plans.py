@@ -281,3 +281,151 @@ def test_api_uploads_and_serves_plans(server, floor):
     refused = client.put(f"/api/admin/floors/{floor}/plan", data=bomb, headers=headers)
     assert refused.status_code == 400 and "DTD" in json.dumps(refused.json)
     assert client.delete(f"/api/admin/floors/{floor}/plan", headers=headers).status_code == 204
+
+
+# -- depth and size bombs (issue 15, finding 3) ---------------------------------------------------
+def nested(depth: int, leaves: int = 1) -> bytes:
+    """An SVG with `depth` nested groups around `leaves` rectangles."""
+    return (
+        b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">'
+        + b"<g>" * depth
+        + b'<rect width="1" height="1"/>' * leaves
+        + b"</g>" * depth
+        + b"</svg>"
+    )
+
+
+def test_nesting_and_element_count_are_limited_while_parsing():
+    assert b"<rect" in plans.check_upload(nested(plans.MAX_DEPTH - 2), LIMIT).data
+    for depth in (plans.MAX_DEPTH + 1, 1000, 20_000):
+        with pytest.raises(plans.PlanError, match=f"nested more than {plans.MAX_DEPTH} deep"):
+            plans.check_upload(nested(depth), LIMIT)
+    many = nested(1, plans.MAX_ELEMENTS)
+    with pytest.raises(plans.PlanError, match=f"more than {plans.MAX_ELEMENTS:,} elements"):
+        plans.check_upload(many, len(many))
+
+
+def test_a_crash_inside_the_sanitiser_is_a_refusal_and_this_process_lives_on():
+    """Depth 50,000 aborts py-svg-hush (SIGABRT in Rust): only its own process may die."""
+    with pytest.raises(plans.PlanError, match="could not be read by the sanitiser"):
+        plans.run_sanitiser(nested(50_000), LIMIT)
+    # A sanitiser output above its limit is refused, not stored.
+    with pytest.raises(plans.PlanError, match="larger than"):
+        plans.run_sanitiser(nested(200), 10_000)
+
+
+def vm_rss_mib(pid: int) -> float:
+    """Resident memory of a process, from /proc (MiB)."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def gunicorn_worker(proc) -> int:
+    """The one gunicorn worker of a `signage serve` process."""
+    pid = proc.proc.pid
+    with open(f"/proc/{pid}/task/{pid}/children") as fh:
+        (worker,) = (int(p) for p in fh.read().split())
+    return worker
+
+
+@pytest.mark.slow
+def test_depth_bombs_uploaded_to_the_served_app_get_a_400_and_leave_memory_alone(sim, tmp_path):
+    import time
+
+    import httpx
+
+    from tests.helpers import ServeProcess, serve_env
+
+    proc = ServeProcess(serve_env(sim, tmp_path))
+    token = proc.cli("admin", "token", "create", "bombs").strip()
+    floor_id = sorted(set(sim.world.displays.values()))[0]
+    proc.start(tmp_path / "serve.log")
+    try:
+        worker = gunicorn_worker(proc)
+        url = f"{proc.url}/api/admin/floors/{floor_id}/plan"
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "image/svg+xml"}
+        ok = httpx.put(url, content=nested(3), headers=headers, timeout=30)
+        assert ok.status_code == 200, ok.text  # warmed up: the first upload's imports are paid
+        before = vm_rss_mib(worker)
+        for depth in (20_000, 50_000):
+            started = time.monotonic()
+            refused = httpx.put(url, content=nested(depth), headers=headers, timeout=60)
+            took = time.monotonic() - started
+            after = vm_rss_mib(worker) if gunicorn_worker(proc) == worker else float("nan")
+            print(
+                f"depth {depth}: {refused.status_code} in {took * 1000:.0f} ms,"
+                f" worker RSS {before:.0f} -> {after:.0f} MiB"
+            )
+            assert refused.status_code == 400, (depth, refused.status_code, refused.text[:200])
+            assert "nested more than" in refused.json()["fields"]["plan"], refused.text
+            assert after - before < 100, (depth, before, after)
+        assert gunicorn_worker(proc) == worker  # the same worker: nothing crashed
+        assert httpx.get(f"{proc.url}/healthz", timeout=5).status_code == 200
+    finally:
+        proc.stop()
+
+
+# -- styles that fetch (issue 15, finding 12) -----------------------------------------------------
+CSS_VECTORS = ("css_image_set", "css_escaped_url", "css_media_import", "css_import", "css_url_fill")
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=lambda p: p.stem)
+def test_no_style_is_left_that_could_fetch(vector):
+    """url(), image-set() and @import go from <style> and style=, escaped spellings included;
+    the stored file must fetch nothing wherever it is opened (a backup, a browser)."""
+    if vector.stem in REFUSED:
+        return
+    text = plans.check_upload(vector.read_bytes(), LIMIT).data.decode()
+    assert "evil.example" not in text
+    assert not re.search(r"(?i)image-set|@import|\\", text)
+    assert not re.search(r"(?i)url\(\s*['\"]?(?!#)", text)
+
+
+def test_styles_keep_what_does_not_fetch():
+    text = plans.check_upload((VECTORS[0].parent / "css_image_set.svg").read_bytes(), LIMIT)
+    styles = text.data.decode()
+    assert "fill:#8ac" in styles.replace(" ", "") and "fill:#c84" in styles.replace(" ", "")
+    mixed = (
+        b'<svg xmlns="http://www.w3.org/2000/svg"><style>rect { fill: #8ac;'
+        b" background: url(http://evil.example/x.png) } @media screen { rect { stroke: red } }"
+        b' .hatch { fill: url(#hatch) }</style><rect width="1" height="1"/></svg>'
+    )
+    kept = plans.check_upload(mixed, LIMIT).data.decode().replace(" ", "")
+    assert "fill:#8ac" in kept and "@mediascreen{rect{stroke:red}}" in kept
+    assert "fill:url(#hatch)" in kept and "evil" not in kept
+    assert set(CSS_VECTORS) <= {p.stem for p in VECTORS}
+
+
+# -- plan file names (issue 15, finding 16) -------------------------------------------------------
+def test_floors_whose_ids_sanitise_alike_do_not_share_a_plan_file(server):
+    store, config = server.svc.store, server.svc.config
+    same = png(6, 6)
+    colon = plans.store_plan(store, config, "a:b", same, "test")
+    under = plans.store_plan(store, config, "a_b", same, "test")
+    assert colon.filename != under.filename
+    assert plans.delete_plan(store, config, "a:b")
+    assert plans.read_plan(config, store.get_plan("a_b")) == same
+
+
+def test_plans_stored_under_the_old_names_stay_readable_and_are_not_removed_while_shared(server):
+    """Names from before (floor id sanitised + content digest) are read as recorded, and a
+    file two floors already share outlives the removal of one of them."""
+    import hashlib
+    from dataclasses import replace
+
+    store, config = server.svc.store, server.svc.config
+    data = png(5, 5)
+    digest = hashlib.sha256(data).hexdigest()
+    old_name = f"x_y-{digest[:16]}.png"
+    plans.atomic_write(plans.plans_dir(config) / old_name, data)
+    first = plans.Plan("x:y", old_name, "image/png", len(data), digest, "2026-01-01T00:00:00", "t")
+    store.put_plan(first)
+    store.put_plan(replace(first, floor_id="x_y"))
+    assert plans.read_plan(config, store.get_plan("x:y")) == data
+    assert plans.delete_plan(store, config, "x:y")
+    assert plans.read_plan(config, store.get_plan("x_y")) == data
+    plans.store_plan(store, config, "x_y", png(7, 7), "test")  # replaced: now the file can go
+    assert not (plans.plans_dir(config) / old_name).exists()
