@@ -609,15 +609,20 @@ class FeedManager:
             if entry.users == 0:
                 entry.idle_since = time.monotonic()
 
-    def touch(self, floor_id: str, wait: float = 2.0) -> FloorFeed:
+    def touch(self, floor_id: str, wait: float = 0.5) -> FloorFeed:
         """Use a feed without holding it (a page load, an HTTP poll): it lingers from now.
 
-        A request that starts the feed waits up to `wait` seconds for Density's first answer,
-        so a page's first paint shows rooms rather than "unknown" while the feed warms up.
+        Only a request that starts the feed waits, up to `wait` seconds, for Density's first
+        answer, so a page's first paint shows rooms rather than "unknown" while the feed warms
+        up. Every other request answers from memory at once: during an outage the feed never
+        has data, and a kiosk page must still answer within a second.
         """
+        with self._lock:
+            starting = floor_id not in self._feeds
         feed = self.acquire(floor_id)
         self.release(floor_id)
-        feed.wait_for_data(wait)
+        if starting:
+            feed.wait_for_data(wait)
         return feed
 
     def get(self, floor_id: str) -> FloorFeed | None:
