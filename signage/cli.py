@@ -188,6 +188,9 @@ def serve(host: str, port: int, server: str, workers: int) -> None:
     os.environ.setdefault("SIGNAGE_PUBLIC_URL", _default_public_url(host, port))
     values = settings.load(settings.instance_dir())
     _configure_logging(values)
+    conflict = settings.mode_conflict(values)
+    if conflict is not None:
+        raise click.UsageError(conflict)
     if workers > 1 and not values["SIGNAGE_REDIS_URL"]:
         raise click.UsageError(
             "--workers above 1 needs SIGNAGE_REDIS_URL: without Redis each worker would open its"
@@ -303,6 +306,8 @@ def demo(host: str, port: int, speed: float, instance: str) -> None:
             "DENSITY_API_TOKEN": defaults.static_token,
             "SIGNAGE_DATABASE": os.path.join(instance, "signage.sqlite3"),
             "SIGNAGE_PUBLIC_URL": public_url,
+            # Its Density is the simulator on this machine: test knobs are safe to try here.
+            "SIGNAGE_TEST_MODE": "1",
         }
         os.environ.update(env)
         app = _app()

@@ -109,6 +109,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("SIGNAGE_LOG_LEVEL", str, "INFO", "Log level: DEBUG, INFO, WARNING or ERROR."),
     Setting(
+        "SIGNAGE_TEST_MODE",
+        bool,
+        False,
+        "Honour test knobs in kiosk and phone URLs (`no_contact_s`, `clock`, `tz`). Only with a"
+        " loopback DENSITY_API_URL (the simulator): `serve` refuses it with Density's real"
+        " API. `demo` turns it on.",
+    ),
+    Setting(
         "SIGNAGE_LOG_FORMAT", str, "text", "Log lines as `text` or `json` (one object a line)."
     ),
     Setting(
@@ -298,6 +306,46 @@ def _coerce(setting: Setting, value: Any) -> Any:
         raise ValueError(
             f"{setting.name}: expected {setting.type.__name__}, got {value!r}"
         ) from exc
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` names this machine (the built-in simulator), not a real Density."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name may resolve anywhere: treat it as production
+
+
+def mode_conflict(config: Mapping[str, Any]) -> str | None:
+    """Why SIGNAGE_TEST_MODE may not be on with these settings, or None when it may.
+
+    Test knobs let a URL keep rooms "free" after the server is gone; that is a test's tool,
+    and with Density's real API behind it, a lie a kiosk could be made to tell.
+    """
+    if not config.get("SIGNAGE_TEST_MODE"):
+        return None
+    url = str(config.get("DENSITY_API_URL") or "")
+    if is_loopback_url(url):
+        return None
+    return (
+        f"SIGNAGE_TEST_MODE is on while DENSITY_API_URL is {url or 'unset'}: test knobs"
+        " (no_contact_s, clock, tz in kiosk URLs) are for the simulator on this machine only."
+        " Unset SIGNAGE_TEST_MODE, or point DENSITY_API_URL at a loopback simulator."
+    )
+
+
+def knobs_allowed(config: Mapping[str, Any]) -> bool:
+    """Whether kiosk and phone pages honour test knobs: test mode on, and no real Density."""
+    return bool(config.get("SIGNAGE_TEST_MODE")) and mode_conflict(config) is None
 
 
 def defaults() -> dict[str, Any]:

@@ -89,6 +89,8 @@ def server_config(sim: SimServer, tmp_path, **overrides) -> dict:
         "DENSITY_API_TOKEN": "",
         "SIGNAGE_DATABASE": str(tmp_path / "signage.sqlite3"),
         "SIGNAGE_SECRET_KEY": "test-secret-key",
+        # The browser tests' knobs (?no_contact_s=, window.__SIGNAGE_TEST__) need test mode.
+        "SIGNAGE_TEST_MODE": True,
         **FAST,
     }
     config.update(overrides)

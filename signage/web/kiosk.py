@@ -239,6 +239,47 @@ def _snapshot_or_none(display: Display) -> dict[str, Any] | None:
         return None
 
 
+def _test_knobs() -> dict[str, Any] | None:
+    """The test knobs of this page's URL, or None when the server does not honour any.
+
+    Only with SIGNAGE_TEST_MODE on and a loopback Density (config.knobs_allowed): in
+    production the page never receives them, so ``?no_contact_s=100000`` on a kiosk or phone
+    URL cannot keep rooms "free" after the server is gone. With test mode on, a knob that
+    does not parse is a 400 rather than silently ignored.
+    """
+    from signage import config as settings
+
+    if not settings.knobs_allowed(services().config):
+        return None
+    knobs: dict[str, Any] = {}
+    raw = request.args.get("no_contact_s")
+    if raw is not None:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not 0 < value <= 10_000_000:
+            abort(400, description="no_contact_s must be a number of seconds above 0")
+        knobs["no_contact_s"] = value
+    raw = request.args.get("clock")
+    if raw is not None:
+        from signage.density.models import parse_timestamp
+
+        if parse_timestamp(raw) is None:
+            abort(400, description="clock must be an ISO 8601 time, e.g. 2025-01-15T22:30:00Z")
+        knobs["clock"] = raw
+    raw = request.args.get("tz")
+    if raw is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(raw)
+        except (ZoneInfoNotFoundError, ValueError):
+            abort(400, description="tz must be an IANA time zone, e.g. Europe/Berlin")
+        knobs["tz"] = raw
+    return knobs
+
+
 def _render(
     template: str, display: Display, config: dict[str, Any], qr: Markup | None, plan_url: str
 ) -> str:
@@ -258,6 +299,9 @@ def _render(
         "plan": floor_plan,
         "wayfinding": wayfinding,
     }
+    knobs = _test_knobs()
+    if knobs is not None:  # the key's presence is what turns the page's test hooks on
+        config["test"] = knobs
     return render_template(
         template,
         display=display_public(display),

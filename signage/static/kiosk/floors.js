@@ -24,10 +24,11 @@
   var config = readJSON("kiosk-config") || {};
   var M = readJSON("kiosk-messages") || {};
   var snapshot = readJSON("kiosk-snapshot");
-  var testOpts = window.__SIGNAGE_TEST__ || {};
-  var params = new URLSearchParams(location.search);
+  // Test knobs only when the server runs in test mode (config.test), as in kiosk.js.
+  var knobs = config.test || null;
+  var testOpts = knobs ? window.__SIGNAGE_TEST__ || {} : {};
   // The same threshold kiosk.js turns its rooms unknown at.
-  var NO_CONTACT_S = num(testOpts.noContactS, num(params.get("no_contact_s"), 120));
+  var NO_CONTACT_S = num(testOpts.noContactS, num(knobs && knobs.no_contact_s, 120));
 
   function t(key, values) {
     var text = M[key] !== undefined ? M[key] : key;

@@ -11,6 +11,9 @@
 //   window.__SIGNAGE_TEST__ = {noContactS: 3, reloadMinUptimeS: 0, reloadHour: 3, reloadMinute: 0,
 //                              idleS: 1.5}
 // (or the query parameters clock, tz, no_contact_s), and window.signageKiosk.setClock(iso).
+// All of these only when the server runs in test mode (SIGNAGE_TEST_MODE): it then puts the
+// URL's knobs, parsed, in config.test. The page never reads them from its own URL, and without
+// config.test it ignores the window hooks too, so a production URL cannot change its rules.
 (function () {
   "use strict";
 
@@ -41,13 +44,14 @@
   var isPhone = config.mode === "phone";
   var settings = config.settings || {};
   var params = new URLSearchParams(location.search);
-  var testOpts = window.__SIGNAGE_TEST__ || {};
-  var testClock = window.__SIGNAGE_TEST_CLOCK__ || {};
+  var knobs = config.test || null;  // present only in test mode
+  var testOpts = knobs ? window.__SIGNAGE_TEST__ || {} : {};
+  var testClock = knobs ? window.__SIGNAGE_TEST_CLOCK__ || {} : {};
   var startedAt = perf();
 
   function num(v, fallback) { var n = parseFloat(v); return isFinite(n) ? n : fallback; }
   var HEARTBEAT_S = num(config.heartbeat_s, 15);
-  var NO_CONTACT_S = num(testOpts.noContactS, num(params.get("no_contact_s"), 120));
+  var NO_CONTACT_S = num(testOpts.noContactS, num(knobs && knobs.no_contact_s, 120));
   var POLL_S = isPhone ? 5 : 3;
   var SEND_HEARTBEAT_S = num(testOpts.sendHeartbeatS, 30);
   var RELOAD_HOUR = num(testOpts.reloadHour, 3);
@@ -70,14 +74,14 @@
     clockBase = { wall: ms, at: perf(), test: !!isTest };
   }
   if (testClock.now !== undefined) setClock(testClock.now, true);
-  else if (params.get("clock")) setClock(params.get("clock"), true);
+  else if (knobs && knobs.clock) setClock(knobs.clock, true);
   function serverClock(iso) {
     if (!iso || (clockBase && clockBase.test)) return;
     setClock(iso, false);
   }
   function wallNow() { return clockBase ? clockBase.wall + (perf() - clockBase.at) : Date.now(); }
 
-  var testTz = testClock.timeZone || params.get("tz") || null;
+  var testTz = testClock.timeZone || (knobs && knobs.tz) || null;
   var formatters = {};
   function tz() { return testTz || (model.floor && model.floor.time_zone) || undefined; }
   function formatter(kind) {
