@@ -46,8 +46,9 @@ from redis.retry import Retry
 from signage.density.client import DensityClient
 from signage.density.models import Space
 from signage.density.tokens import TokenGrant
-from signage.feeds import FeedSettings, FloorFeed, Room
+from signage.feeds import Doorways, FeedSettings, FloorFeed, SharedPolls
 from signage.hub import CLOSE_RESTART, Hub
+from signage.rooms import Room, aged, envelope, floor_info, unknown
 
 logger = logging.getLogger(__name__)
 
@@ -221,12 +222,6 @@ def check_url(url: str) -> str | None:
     if parts.scheme != "unix" and not parts.hostname:
         return "SIGNAGE_REDIS_URL has no host (redis://host:6379/0)"
     return None
-
-
-def _iso_now() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _dumps(message: dict[str, Any]) -> str:
@@ -830,11 +825,15 @@ class ClusterFeed:
         self.settings = settings
         self._deliver_text = publish
         self.token_display_id = token_display_id
-        self.started_at = time.monotonic()
+        self.clock = settings.clock
+        self.started_at = self.clock.monotonic()
         # Queues to the hub happen under this lock (signage/building.py relies on it).
         self._lock = threading.RLock()
         self.has_data = threading.Event()
         self.rooms: dict[str, Room] = {s.id: Room(space=s) for s in spaces}
+        # Set by the feed manager before start, handed on to the FloorFeed held here.
+        self.shared_polls: SharedPolls | None = None
+        self.doorways: Doorways | None = None
         self._inner: FloorFeed | None = None
         self._lost = threading.Event()  # the holder's publish was refused: stop at once
         self._stopped = False
@@ -842,16 +841,16 @@ class ClusterFeed:
         # time, so that a round cannot start a feed just after the floor was stopped.
         self._life = threading.Lock()
         # The mirror: what the fleet last said, with the local clock of each room's since_s.
-        blank = self._blank_feed(secrets.token_hex(4), seq_start).snapshot()
-        self.fleet_epoch: str = blank["epoch"]
+        # Until the fleet says anything, every room is as a starting FloorFeed shows it.
+        self.fleet_epoch: str = secrets.token_hex(4)
         self.seq: int = seq_start
         self._high_seq = 0  # the highest seq any kiosk here was given (a new epoch starts above)
-        self._feed = blank["feed"]
-        self._feed_reason: str | None = blank["feed_reason"]
-        self._floor_info = blank["floor"]
-        now = time.monotonic()
+        self._feed = "stale"
+        self._feed_reason: str | None = "starting"
+        self._floor_info = floor_info(floor_id, floor)
+        now = self.clock.monotonic()
         self._rooms: dict[str, tuple[dict[str, Any], float]] = {
-            sid: (room, now) for sid, room in blank["rooms"].items()
+            sid: (room.public(now, fresh=False), now) for sid, room in self.rooms.items()
         }
         self._heard: float | None = None  # monotonic time the fleet last heard from Density
         self._local_stale = False
@@ -859,7 +858,7 @@ class ClusterFeed:
         self.local_stale_entries = 0
 
     def _blank_feed(self, epoch: str, seq: int) -> FloorFeed:
-        return FloorFeed(
+        feed = FloorFeed(
             self.floor_id,
             self.client,
             self.floor,
@@ -870,6 +869,8 @@ class ClusterFeed:
             epoch,
             seq_start=seq,
         )
+        feed.shared_polls, feed.doorways = self.shared_polls, self.doorways
+        return feed
 
     # -- life cycle (FeedManager) --------------------------------------------------------------
     def start(self) -> ClusterFeed:
@@ -983,9 +984,7 @@ class ClusterFeed:
         if inner is None:
             return
         logger.warning("floor %s: upstream socket stopped here (%s)", self.floor_id, reason)
-        inner.stopped.set()
-        for channel in inner.channels:
-            channel.stop()
+        inner.halt()
         threading.Thread(target=inner.stop, args=(5.0,), daemon=True).start()
 
     # -- the holder's side: publish through Redis ----------------------------------------------
@@ -1007,15 +1006,15 @@ class ClusterFeed:
         if result != 1:
             # Lost the lease (or Redis): never two writers. The lease round stops the socket.
             self._lost.set()
-            inner.stopped.set()
+            inner.halt(close_sockets=False)  # we are inside its publish: its loop closes them
             self.cluster.wake()
             return
         self._accept(message, text)
 
     def _snapshot_after(self, message: dict[str, Any]) -> dict[str, Any]:
         """The floor's snapshot once `message` is applied (lock held), as stored in Redis."""
-        now = time.monotonic()
-        rooms = {sid: self._aged(room, at, now) for sid, (room, at) in self._rooms.items()}
+        now = self.clock.monotonic()
+        rooms = {sid: aged(room, at, now) for sid, (room, at) in self._rooms.items()}
         rooms.update(message.get("rooms") or {})
         snapshot = {k: v for k, v in message.items() if k != "rooms"}
         snapshot["type"] = "snapshot"
@@ -1042,7 +1041,7 @@ class ClusterFeed:
         with self._lock:
             if epoch == self.fleet_epoch and seq <= self.seq:
                 return  # had it (our own publish, echoed by Redis)
-            now = time.monotonic()
+            now = self.clock.monotonic()
             rooms = message.get("rooms") or {}
             if epoch != self.fleet_epoch or seq != self.seq + 1:
                 # A gap, or a new epoch: the hash holds the whole state at least this new.
@@ -1064,14 +1063,14 @@ class ClusterFeed:
     def _apply_room(self, sid: str, room: dict[str, Any], now: float) -> None:
         self._rooms[sid] = (room, now)
         known = self.rooms.get(sid)
-        if known is not None and isinstance(room.get("health"), str):
-            known.health = room["health"]
+        if known is not None:
+            known.follow(room)
 
     def _apply_gap(self, epoch: str, seq: int, rooms: dict[str, Any], now: float) -> None:
         """No state in Redis to fill a gap: keep only what this message says, rest unknown."""
         for sid, (room, _at) in list(self._rooms.items()):
             if sid not in rooms:
-                self._rooms[sid] = (self._unknown(room), now)
+                self._rooms[sid] = (unknown(room), now)
         for sid, room in rooms.items():
             self._apply_room(sid, room, now)
         self.fleet_epoch, self.seq = epoch, seq
@@ -1097,7 +1096,7 @@ class ClusterFeed:
 
     def _load(self, epoch: str | None = None, seq: int = 0) -> bool:
         """Adopt the floor's state from Redis when it is at least (epoch, seq); lock held."""
-        asked = time.monotonic()
+        asked = self.clock.monotonic()
         try:
             state, redis_now = self.cluster.load_state(self.floor_id)
         except RedisError as exc:
@@ -1112,7 +1111,7 @@ class ClusterFeed:
             snapshot = json.loads(state["snapshot"])
         except ValueError:
             return False
-        now = time.monotonic()
+        now = self.clock.monotonic()
         aged = _age(state.get("at"), redis_now) or 0.0  # since the snapshot was stored
         self._rooms = {}
         for sid, room in (snapshot.get("rooms") or {}).items():
@@ -1154,7 +1153,7 @@ class ClusterFeed:
         self._local_stale = False
         self._reconnect_ahead(self.seq)
         self._high_seq = max(self._high_seq, self.seq)
-        self._notify(self._envelope("heartbeat", time.monotonic()))
+        self._notify(self._envelope("heartbeat", self.clock.monotonic()))
 
     def _note_heard(self, at: float) -> None:
         if self._heard is None or at > self._heard:
@@ -1176,7 +1175,7 @@ class ClusterFeed:
     def check_stale(self) -> None:
         """Nobody heard from Density for this floor for too long: say so to our kiosks."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             grace = min(1.0, self.settings.stale_after / 4)
             fresh = self._heard is not None and now - self._heard <= self.settings.stale_after
             if fresh:
@@ -1203,49 +1202,30 @@ class ClusterFeed:
             message["rooms"] = self._public_rooms(now)
             self._notify(message)
 
-    # -- what kiosks receive (FloorFeed's interface) -------------------------------------------
-    @staticmethod
-    def _unknown(room: dict[str, Any]) -> dict[str, Any]:
-        out = dict(room)
-        if out.get("state") != "unknown":
-            out["state"] = "unknown"
-            out["reason"] = "stale" if out.get("last_known") is not None else "no_data"
-        return out
-
-    @staticmethod
-    def _aged(room: dict[str, Any], at: float, now: float) -> dict[str, Any]:
-        since = room.get("since_s")
-        if not isinstance(since, int | float):
-            return room
-        out = dict(room)
-        out["since_s"] = round(since + (now - at), 1)
-        return out
-
+    # -- what kiosks receive (FloorFeed's interface, by the rules in signage/rooms.py) ---------
     def _public_rooms(self, now: float) -> dict[str, dict[str, Any]]:
-        rooms = {sid: self._aged(room, at, now) for sid, (room, at) in self._rooms.items()}
+        rooms = {sid: aged(room, at, now) for sid, (room, at) in self._rooms.items()}
         if self._local_stale:
-            rooms = {sid: self._unknown(room) for sid, room in rooms.items()}
+            rooms = {sid: unknown(room) for sid, room in rooms.items()}
         return rooms
 
     def _envelope(self, kind: str, now: float) -> dict[str, Any]:
         stale = self._local_stale
-        feed = "stale" if stale else self._feed
-        reason = "no fresh data from the fleet" if stale else self._feed_reason
-        return {
-            "type": kind,
-            "epoch": self._local_epoch if stale else self.fleet_epoch,
-            "seq": self.seq,
-            "floor_id": self.floor_id,
-            "feed": feed,
-            "feed_reason": reason if feed != "live" else None,
-            "heard_age_s": None if self._heard is None else round(now - self._heard, 1),
-            "server_time": _iso_now(),
-        }
+        return envelope(
+            kind,
+            epoch=self._local_epoch if stale else self.fleet_epoch,
+            seq=self.seq,
+            floor_id=self.floor_id,
+            feed="stale" if stale else self._feed,
+            feed_reason="no fresh data from the fleet" if stale else self._feed_reason,
+            heard_age_s=None if self._heard is None else round(now - self._heard, 1),
+            wall=self.clock.time(),
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """Every room and the floor's state, from the mirror (never older than it admits)."""
         self.check_stale()
-        now = time.monotonic()
+        now = self.clock.monotonic()
         with self._lock:
             message = self._envelope("snapshot", now)
             self._high_seq = max(self._high_seq, self.seq)  # a kiosk may now hold this seq
@@ -1257,12 +1237,12 @@ class ClusterFeed:
         """The small message a quiet kiosk gets: seq and feed, no rooms."""
         self.check_stale()
         with self._lock:
-            return self._envelope("heartbeat", time.monotonic())
+            return self._envelope("heartbeat", self.clock.monotonic())
 
     def send_in_order(self, kind: str, fields: dict[str, Any], send: Callable[[str], Any]) -> None:
         """As FloorFeed.send_in_order: the floor's envelope, queued in order with its updates."""
         with self._lock:
-            message = self._envelope(kind, time.monotonic())
+            message = self._envelope(kind, self.clock.monotonic())
             message.update(fields)
             send(json.dumps(message, separators=(",", ":")))
 
@@ -1277,7 +1257,7 @@ class ClusterFeed:
         """For fleet health and metrics: the holder's channels when held here."""
         inner = self._inner
         channels = inner.status()["channels"] if inner is not None else []
-        now = time.monotonic()
+        now = self.clock.monotonic()
         with self._lock:
             stale = self._local_stale
             return {
@@ -1291,12 +1271,16 @@ class ClusterFeed:
             }
 
     def set_sensor_health(self, by_space: dict[str, list[tuple[str, str]]]) -> None:
-        """Record each room's sensors (informational: shown to admins)."""
+        """Record each room's sensors (shown to admins); the held FloorFeed publishes their
+        effect (an entry room's health) to the fleet."""
         with self._lock:
             for sid, sensors in by_space.items():
                 room = self.rooms.get(sid)
                 if room is not None:
-                    room.sensors = tuple(sensors)
+                    room.apply_sensors(sensors)
+        inner = self._inner
+        if inner is not None:
+            inner.set_sensor_health(by_space)
 
 
 class RedisTokens:

@@ -5,11 +5,12 @@ entry-counted spaces, one for its occupancy socket. Each channel runs in its own
 connects (a fresh `ws_url` every time), applies `refresh`/`live` messages, and when the socket
 closes, is refused or goes silent, polls REST while reconnecting with jittered backoff.
 
-The feed turns what Density says into what a kiosk may show. A room is `free` only when Density
-says it is unoccupied, its space health is `healthy` and the channel that serves it heard from
-Density within `stale_after`; `occupied` when occupied with healthy data; `unknown` otherwise,
-always with a reason. Ages are computed here, on the server, because a Raspberry Pi kiosk may
-have no real-time clock.
+The feed turns what Density says into what a kiosk may show, by the room rules in
+signage/rooms.py (shared with the Redis mirror in signage/cluster.py): a room is `free` only
+when Density says it is unoccupied, its space health is `healthy` and the channel that serves it
+heard from Density within `stale_after`; `unknown` otherwise, always with a reason; each channel
+sets only what it knows. Ages are computed here, on the server, because a Raspberry Pi kiosk may
+have no real-time clock; they are read from `FeedSettings.clock`, so tests can move time on.
 """
 
 from __future__ import annotations
@@ -17,32 +18,39 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from signage.clock import SYSTEM_CLOCK, Clock
 from signage.density.backoff import Backoff
 from signage.density.client import DensityClient
 from signage.density.errors import DensityError
-from signage.density.models import Space, SpaceUpdate
+from signage.density.models import Doorway, PresenceHealth, Space, SpaceUpdate
 from signage.density.stream import PresenceStream
 from signage.directory import SpaceDirectory  # noqa: F401  (importable from here)
+from signage.rooms import (
+    UNHEALTHY_REASONS,  # noqa: F401  (importable from here)
+    Room,
+    differs,
+    envelope,
+    floor_info,
+    needs_doorways,
+    sensors_by_space,
+)
 
 logger = logging.getLogger(__name__)
 
 FEED_MODES = ("live", "polling", "stale")
-UNHEALTHY_REASONS = {
-    "offline": "sensor_offline",
-    "degraded": "sensor_degraded",
-    "unknown": "not_verified",
-}
 
 
 @dataclass(frozen=True)
 class FeedSettings:
-    """Every interval a feed uses, in seconds (small in tests, Density-sized in production)."""
+    """Every interval a feed uses, in seconds (small in tests, Density-sized in production).
+
+    `clock` is what feeds, their channels and the feed manager read time from: the real clock
+    unless a test passes a `FakeClock` to run an outage in a moment.
+    """
 
     ping_interval: float = 10.0
     ping_timeout: float = 5.0
@@ -54,9 +62,10 @@ class FeedSettings:
     backoff_max: float = 60.0
     sensor_health_interval: float = 300.0
     linger: float = 60.0
+    clock: Clock = field(default=SYSTEM_CLOCK, compare=False, repr=False)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> FeedSettings:
+    def from_config(cls, config: dict[str, Any], clock: Clock = SYSTEM_CLOCK) -> FeedSettings:
         """Read the SIGNAGE_* feed settings."""
         return cls(
             ping_interval=config["SIGNAGE_PING_INTERVAL"],
@@ -69,45 +78,117 @@ class FeedSettings:
             backoff_max=config["SIGNAGE_BACKOFF_MAX"],
             sensor_health_interval=config["SIGNAGE_SENSOR_HEALTH_INTERVAL"],
             linger=config["SIGNAGE_FEED_LINGER"],
+            clock=clock,
         )
 
 
-@dataclass
-class Room:
-    """What the feed knows of one room, and since when."""
+class Doorways:
+    """Density's doorways, read only when a sensor names a doorway rather than a space.
 
-    space: Space
-    occupied: bool | None = None  # oa spaces
-    count: int | None = None  # entry spaces
-    health: str = "unknown"
-    changed_at: float | None = None  # monotonic time occupancy last changed
-    source: str | None = None  # "socket" or "poll"
-    sensors: tuple[tuple[str, str], ...] = ()  # (serial, health) from sensor health
+    They change when a building is refitted: kept for `ttl` seconds, and the last good list
+    is used while Density does not answer.
+    """
 
-    @property
-    def entry(self) -> bool:
-        return self.space.counting_mode == "entry"
+    def __init__(self, client: DensityClient, clock: Clock, ttl: float = 600.0) -> None:
+        self.client = client
+        self.clock = clock
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._doorways: list[Doorway] = []
+        self._read_at: float | None = None
 
-    def last_known(self) -> str | None:
-        """Free or occupied by Density's last word, whatever its health or age."""
-        if self.entry:
-            return None if self.count is None else ("occupied" if self.count > 0 else "free")
-        return None if self.occupied is None else ("occupied" if self.occupied else "free")
-
-    def classify(self, fresh: bool) -> tuple[str, str | None]:
-        """The state a kiosk may show, with the reason when it is `unknown`."""
-        known = self.last_known()
-        if known is None:
-            return "unknown", "no_data"
-        if not fresh:
-            return "unknown", "stale"
-        if self.health != "healthy":
-            return "unknown", UNHEALTHY_REASONS.get(self.health, "not_verified")
-        return known, None
+    def get(self, retries: int | None = None) -> list[Doorway]:
+        """The doorways, read from Density at most once per `ttl` (failed reads included)."""
+        with self._lock:
+            now = self.clock.monotonic()
+            if self._read_at is not None and now - self._read_at < self.ttl:
+                return self._doorways
+            self._read_at = now
+        try:
+            doorways = self.client.doorways(retries=retries)
+        except DensityError as exc:
+            logger.info("doorways not read: %s", exc)
+            return self._doorways
+        with self._lock:
+            self._doorways = doorways
+        return doorways
 
 
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+class SharedPolls:
+    """One presence-health poll per interval for every floor on its fallback.
+
+    Each floor whose presence socket is down used to poll on its own, and retry each poll:
+    an outage cost as many calls as there were floors, times the retries. The endpoint takes a
+    list of space ids, so the floors on fallback (per token) share one call per
+    `poll_interval`, sent once: this loop is the retry.
+    """
+
+    def __init__(self, client: DensityClient, settings: FeedSettings) -> None:
+        self.client = client
+        self.settings = settings
+        self.clock = settings.clock
+        self._lock = threading.Lock()
+        self._channels: list[Channel] = []
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.calls = 0  # presence-health calls made (metrics, tests)
+
+    def join(self, channel: Channel) -> None:
+        """Poll for this channel from the next round on."""
+        with self._lock:
+            if channel not in self._channels:
+                self._channels.append(channel)
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._run, name="feed-fallback-polls", daemon=True
+                )
+                self._thread.start()
+
+    def leave(self, channel: Channel) -> None:
+        """Stop polling for this channel (its socket is back, or its feed stopped)."""
+        with self._lock:
+            if channel in self._channels:
+                self._channels.remove(channel)
+
+    def stop(self) -> None:
+        self._stop.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=3)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = self.clock.monotonic()
+            try:
+                self.poll_once()
+            except Exception:  # its own thread: a bug here must not end fallback polling
+                logger.exception("shared fallback poll failed")
+            wait = self.settings.poll_interval - (self.clock.monotonic() - started)
+            self.clock.wait(self._stop, max(0.05, wait))
+
+    def poll_once(self) -> int:
+        """One round: a call per token for the floors on fallback now; how many calls."""
+        with self._lock:
+            channels = [c for c in self._channels if not c.stopping]
+        groups: dict[str | None, list[Channel]] = {}
+        for channel in channels:
+            groups.setdefault(channel.feed.token_display_id(), []).append(channel)
+        for display_id, members in groups.items():
+            space_ids = [sid for c in members for sid in c.feed.space_ids(entry=False)]
+            if not space_ids:
+                continue
+            self.calls += 1
+            try:
+                result = self.client.presence_health(space_ids, display_id=display_id, retries=0)
+            except DensityError as exc:
+                for channel in members:
+                    channel.poll_failed(exc)
+                continue
+            for channel in members:
+                channel.take_presence(result)
+        return len(groups)
 
 
 class Channel:
@@ -116,9 +197,10 @@ class Channel:
     def __init__(self, feed: FloorFeed, kind: str) -> None:
         self.feed = feed
         self.kind = kind  # "presence" or "occupancy"
+        self.clock = feed.clock
         self.mode = "starting"  # starting, live, polling
         self.last_heard: float | None = None
-        self.started_at = time.monotonic()
+        self.started_at = self.clock.monotonic()
         self.messages = 0
         self.polls = 0
         self.reconnects = 0
@@ -175,7 +257,7 @@ class Channel:
                 backoff.reset()
             self._set_mode("polling", self.last_error)
             self.reconnects += 1
-            self._fallback_until(time.monotonic() + backoff.next())
+            self._fallback_until(self.clock.monotonic() + backoff.next())
 
     def _hold_socket(self) -> None:
         """Connect and apply messages until the socket closes, goes silent or is refused."""
@@ -197,40 +279,61 @@ class Channel:
             return
         stream.connect()
         # Density does not promise a refresh on connect: take a REST snapshot if none comes.
-        timer = threading.Timer(settings.snapshot_wait, self._snapshot_if_quiet)
-        timer.daemon = True
-        timer.start()
+        ended = threading.Event()
+        threading.Thread(
+            target=self._snapshot_if_quiet,
+            args=(ended,),
+            name=f"feed-snapshot-{self.feed.floor_id}",
+            daemon=True,
+        ).start()
         try:
             for message in stream:
                 self._got_message.set()
                 self.messages += 1
-                self.last_heard = time.monotonic()
+                self.last_heard = self.clock.monotonic()
                 self.feed.apply(message.updates, source="socket", channel=self)
                 self._set_mode("live")
         finally:
-            timer.cancel()
+            ended.set()
             stream.close()
 
-    def _snapshot_if_quiet(self) -> None:
+    def _snapshot_if_quiet(self, ended: threading.Event) -> None:
+        if self.clock.wait(ended, self.feed.settings.snapshot_wait):
+            return  # the socket ended first
         if not self._got_message.is_set() and not self.stopping and self._stream is not None:
             if self._poll():
                 self._set_mode("live")
 
     def _fallback_until(self, deadline: float) -> None:
-        """Poll every `poll_interval` until it is time to try the socket again."""
-        poll_interval = self.feed.settings.poll_interval
-        next_poll = time.monotonic()
-        while not self.stopping:
-            now = time.monotonic()
-            if now >= deadline:
-                return
-            if now >= next_poll:
-                self._poll()
-                next_poll = time.monotonic() + poll_interval
-            self.feed.tick()
-            self.feed.stopped.wait(max(0.05, min(deadline, next_poll) - time.monotonic()))
+        """Poll every `poll_interval` until it is time to try the socket again.
 
-    def _poll(self) -> bool:
+        The floor is on its fallback already, so each poll is sent once: the next poll is the
+        retry. A presence channel polls through the feed manager's shared poll when there is
+        one (one call for every floor on fallback).
+        """
+        poll_interval = self.feed.settings.poll_interval
+        shared = self.feed.shared_polls if self.kind == "presence" else None
+        if shared is not None:
+            shared.join(self)
+        try:
+            next_poll = self.clock.monotonic()
+            while not self.stopping:
+                now = self.clock.monotonic()
+                if now >= deadline:
+                    return
+                if shared is None and now >= next_poll:
+                    self._poll(retries=0)
+                    next_poll = self.clock.monotonic() + poll_interval
+                self.feed.tick()
+                wake = deadline if shared is not None else min(deadline, next_poll)
+                # Ticks at least once a second: they turn a silent floor stale on time.
+                wait = min(1.0, wake - self.clock.monotonic())
+                self.clock.wait(self.feed.stopped, max(0.05, wait))
+        finally:
+            if shared is not None:
+                shared.leave(self)
+
+    def _poll(self, retries: int | None = None) -> bool:
         """One REST read of this channel's rooms; True when Density answered."""
         space_ids = self.feed.space_ids(entry=self.kind == "occupancy")
         if not space_ids:
@@ -238,39 +341,59 @@ class Channel:
         client, display_id = self.feed.client, self.feed.token_display_id()
         try:
             if self.kind == "presence":
-                result = client.presence_health(space_ids, display_id=display_id)
-                updates = [
-                    SpaceUpdate(
-                        space_id=sid,
-                        counting_mode="oa",
-                        presence=ph.occupied,
-                        occupancy=None,
-                        health=ph.health,
-                        timestamp=ph.timestamp,
-                    )
-                    for sid, ph in result.items()
-                ]
+                result = client.presence_health(space_ids, display_id=display_id, retries=retries)
             else:
-                result = client.current_occupancy(space_ids, display_id=display_id)
-                updates = [
-                    SpaceUpdate(
-                        space_id=sid,
-                        counting_mode="entry",
-                        presence=None,
-                        occupancy=occ.count,
-                        health=None,
-                        timestamp=occ.timestamp,
-                    )
-                    for sid, occ in result.items()
-                ]
+                counts = client.current_occupancy(space_ids, display_id=display_id, retries=retries)
         except DensityError as exc:
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            self.feed.tick()
+            self.poll_failed(exc)
             return False
-        self.polls += 1
-        self.last_heard = time.monotonic()
-        self.feed.apply(updates, source="poll", channel=self)
+        if self.kind == "presence":
+            self.take_presence(result)
+            return True
+        self._heard_by_poll(
+            [
+                SpaceUpdate(
+                    space_id=sid,
+                    counting_mode="entry",
+                    presence=None,
+                    occupancy=occ.count,
+                    health=None,  # occupancy/current says nothing of health
+                    timestamp=occ.timestamp,
+                    capped=occ.capped,
+                )
+                for sid, occ in counts.items()
+            ]
+        )
+        # Entry rooms' health: from their sensors (counts alone cannot make a room free).
+        self.feed.read_entry_health(space_ids, retries=retries)
         return True
+
+    def take_presence(self, result: dict[str, PresenceHealth]) -> None:
+        """Apply a presence-health answer (this floor's or a shared one) to this floor's rooms."""
+        rooms = self.feed.rooms
+        self._heard_by_poll(
+            [
+                SpaceUpdate(
+                    space_id=sid,
+                    counting_mode="oa",
+                    presence=ph.occupied,
+                    occupancy=None,
+                    health=ph.health,
+                    timestamp=ph.timestamp,
+                )
+                for sid, ph in result.items()
+                if sid in rooms
+            ]
+        )
+
+    def poll_failed(self, exc: DensityError) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.feed.tick()
+
+    def _heard_by_poll(self, updates: list[SpaceUpdate]) -> None:
+        self.polls += 1
+        self.last_heard = self.clock.monotonic()
+        self.feed.apply(updates, source="poll", channel=self)
 
     def _set_mode(self, mode: str, reason: str | None = None) -> None:
         if mode != self.mode:
@@ -305,6 +428,7 @@ class FloorFeed:
         self.client = client
         self.floor = floor
         self.settings = settings
+        self.clock = settings.clock
         self._publish = publish
         self.token_display_id = token_display_id
         self.epoch = epoch
@@ -312,6 +436,11 @@ class FloorFeed:
         # Set when kiosks may hold another process's state (Redis fan-out, signage/cluster.py):
         # the next update then carries every room, not only those this feed saw change.
         self.publish_all_next = False
+        # Given by the feed manager before start (signage/cluster.py hands them on): the
+        # presence-health poll floors on fallback share, and the doorways cache. Without a
+        # manager the feed polls on its own and reads doorways itself.
+        self.shared_polls: SharedPolls | None = None
+        self.doorways: Doorways | None = None
         self.malformed_frames = 0
         self.stopped = threading.Event()
         self.has_data = threading.Event()  # set once Density has answered at least once
@@ -319,7 +448,7 @@ class FloorFeed:
         self.rooms: dict[str, Room] = {s.id: Room(space=s) for s in rooms}
         self.mode = "stale"
         self.mode_reason: str | None = "starting"
-        self.started_at = time.monotonic()
+        self.started_at = self.clock.monotonic()
         self.channels = [Channel(self, "presence")]
         if any(r.entry for r in self.rooms.values()):
             self.channels.append(Channel(self, "occupancy"))
@@ -331,10 +460,19 @@ class FloorFeed:
             channel.start()
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def halt(self, close_sockets: bool = True) -> None:
+        """Stop talking to Density now, without waiting for the channels' threads.
+
+        From inside the feed's own publish (a refused Redis publish), `close_sockets=False`:
+        the channel's loop sees the stop and closes its socket itself.
+        """
         self.stopped.set()
-        for channel in self.channels:
-            channel.stop()
+        if close_sockets:
+            for channel in self.channels:
+                channel.stop()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.halt()
         for channel in self.channels:
             channel.join(timeout)
         logger.info("floor %s feed stopped", self.floor_id)
@@ -354,30 +492,51 @@ class FloorFeed:
 
     # -- applying what Density says ----------------------------------------------------------
     def apply(self, updates: Iterable[SpaceUpdate], source: str, channel: Channel) -> None:
-        """Merge updates; publish the rooms whose public state changed."""
-        now = time.monotonic()
+        """Merge updates (each sets only what it carries); publish rooms whose state changed."""
+        now = self.clock.monotonic()
         self.has_data.set()
+        self._edit_rooms(
+            now,
+            ((u.space_id, lambda room, u=u: room.apply(u, now, source)) for u in updates),
+        )
+
+    def set_sensor_health(self, by_space: dict[str, list[tuple[str, str]]]) -> None:
+        """Record each room's sensors and their health; entry rooms take their health from them."""
+        edits = (
+            (sid, lambda room, s=found: room.apply_sensors(s)) for sid, found in by_space.items()
+        )
+        self._edit_rooms(self.clock.monotonic(), edits)
+
+    def read_entry_health(self, space_ids: list[str], retries: int | None = None) -> bool:
+        """Sensor health for entry rooms (no count carries it); True when Density answered."""
+        try:
+            sensors = self.client.sensor_health(space_ids=space_ids, retries=retries)
+        except DensityError as exc:
+            logger.info("floor %s: entry sensor health not read: %s", self.floor_id, exc)
+            return False
+        doorways: list[Doorway] = []
+        if needs_doorways(sensors):
+            if self.doorways is None:
+                self.doorways = Doorways(self.client, self.clock)
+            doorways = self.doorways.get(retries=retries)
+        by_space = sensors_by_space(sensors, doorways)
+        self.set_sensor_health({sid: by_space[sid] for sid in space_ids if sid in by_space})
+        return True
+
+    def _edit_rooms(self, now: float, edits: Iterable[tuple[str, Callable[[Room], Any]]]) -> None:
+        """Edit rooms; publish those whose public state changed (all, when the mode changed)."""
         with self._lock:
             before_mode = self.mode
             new_mode, reason = self._compute_mode(now)
             changed: dict[str, dict[str, Any]] = {}
-            for update in updates:
-                room = self.rooms.get(update.space_id)
+            for space_id, edit in edits:
+                room = self.rooms.get(space_id)
                 if room is None:
                     continue  # a space that is not a room of this floor (or not yet known)
                 before = self._room_public(room, now, new_mode)
-                if room.entry:
-                    if update.occupancy is not None and update.occupancy != room.count:
-                        room.count = update.occupancy
-                        room.changed_at = now
-                elif update.presence is not None and update.presence != room.occupied:
-                    room.occupied = update.presence
-                    room.changed_at = now
-                if update.health:
-                    room.health = update.health
-                room.source = source
+                edit(room)
                 after = self._room_public(room, now, new_mode)
-                if _differs(before, after):
+                if differs(before, after):
                     changed[room.space.id] = after
             if new_mode != before_mode:
                 self._set_mode(new_mode, reason)
@@ -387,7 +546,7 @@ class FloorFeed:
 
     def tick(self) -> None:
         """Re-derive the feed's mode from the channels and the clock; publish a change."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         with self._lock:
             mode, reason = self._compute_mode(now)
             if mode != self.mode:
@@ -418,24 +577,7 @@ class FloorFeed:
 
     # -- what kiosks receive -----------------------------------------------------------------
     def _room_public(self, room: Room, now: float, mode: str) -> dict[str, Any]:
-        fresh = mode != "stale" and self._channel_for(room).fresh(now)
-        state, reason = room.classify(fresh)
-        space = room.space
-        return {
-            "id": space.id,
-            "name": space.name,
-            "function": space.function,
-            "capacity": space.capacity,
-            "counting_mode": space.counting_mode or "oa",
-            "state": state,
-            "reason": reason,
-            "last_known": room.last_known(),
-            "occupied": room.occupied,
-            "count": room.count,
-            "health": room.health,
-            "since_s": None if room.changed_at is None else round(now - room.changed_at, 1),
-            "source": room.source,
-        }
+        return room.public(now, fresh=mode != "stale" and self._channel_for(room).fresh(now))
 
     def _all_rooms_public(self, now: float) -> dict[str, dict[str, Any]]:
         return {sid: self._room_public(r, now, self.mode) for sid, r in self.rooms.items()}
@@ -445,16 +587,16 @@ class FloorFeed:
         return None if not heard else round(now - min(heard), 1)
 
     def _envelope(self, kind: str, now: float) -> dict[str, Any]:
-        return {
-            "type": kind,
-            "epoch": self.epoch,
-            "seq": self.seq,
-            "floor_id": self.floor_id,
-            "feed": self.mode,
-            "feed_reason": self.mode_reason if self.mode != "live" else None,
-            "heard_age_s": self._heard_age(now),
-            "server_time": _iso_now(),
-        }
+        return envelope(
+            kind,
+            epoch=self.epoch,
+            seq=self.seq,
+            floor_id=self.floor_id,
+            feed=self.mode,
+            feed_reason=self.mode_reason,
+            heard_age_s=self._heard_age(now),
+            wall=self.clock.time(),
+        )
 
     def _publish_update(self, now: float, rooms: dict[str, dict[str, Any]]) -> None:
         self.seq += 1
@@ -470,7 +612,7 @@ class FloorFeed:
 
     def snapshot(self) -> dict[str, Any]:
         """Every room and the feed's state now, from memory (no upstream call)."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         with self._lock:
             mode, reason = self._compute_mode(now)
             if mode != self.mode:
@@ -478,16 +620,12 @@ class FloorFeed:
                 self._publish_update(now, self._all_rooms_public(now))
             message = self._envelope("snapshot", now)
             message["rooms"] = self._all_rooms_public(now)
-            message["floor"] = {
-                "id": self.floor_id,
-                "name": self.floor.name if self.floor else self.floor_id,
-                "time_zone": self.floor.time_zone if self.floor else None,
-            }
+            message["floor"] = floor_info(self.floor_id, self.floor)
             return message
 
     def heartbeat(self) -> dict[str, Any]:
         """The small message a quiet kiosk gets so it can tell a quiet floor from a dead link."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         with self._lock:
             return self._envelope("heartbeat", now)
 
@@ -498,13 +636,13 @@ class FloorFeed:
         the lock the updates are published under keeps that seq from overtaking an update.
         """
         with self._lock:
-            message = self._envelope(kind, time.monotonic())
+            message = self._envelope(kind, self.clock.monotonic())
             message.update(fields)
             send(json.dumps(message, separators=(",", ":")))
 
     def status(self) -> dict[str, Any]:
         """For fleet health and metrics."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         with self._lock:
             return {
                 "floor_id": self.floor_id,
@@ -524,19 +662,6 @@ class FloorFeed:
                     for c in self.channels
                 ],
             }
-
-    def set_sensor_health(self, by_space: dict[str, list[tuple[str, str]]]) -> None:
-        """Record each room's sensors and their health (informational: shown to admins)."""
-        with self._lock:
-            for sid, sensors in by_space.items():
-                room = self.rooms.get(sid)
-                if room is not None:
-                    room.sensors = tuple(sensors)
-
-
-def _differs(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """Whether a kiosk needs to hear about this room: ages alone do not count."""
-    return any(before[key] != after[key] for key in before if key != "since_s")
 
 
 @dataclass
@@ -569,6 +694,11 @@ class FeedManager:
         self.publish = publish
         self.token_display_for_floor = token_display_for_floor
         self.epoch = epoch
+        self.clock = settings.clock
+        # Shared by every floor's feed: one presence-health poll per interval for the floors
+        # on fallback, and the doorways (read only where a sensor names one).
+        self.shared_polls = SharedPolls(client, settings)
+        self.doorways = Doorways(client, self.clock)
         self._lock = threading.Lock()
         self._feeds: dict[str, _Entry] = {}
         self._seq: dict[str, int] = {}  # kept across a feed's restarts: seq never goes back
@@ -591,7 +721,9 @@ class FeedManager:
                 return self._new_feed(floor_id)
             entry = self._feeds.get(floor_id)
             if entry is None:
-                entry = _Entry(self._new_feed(floor_id).start())
+                feed = self._new_feed(floor_id)
+                feed.shared_polls, feed.doorways = self.shared_polls, self.doorways
+                entry = _Entry(feed.start())
                 self._feeds[floor_id] = entry
                 self.feeds_started += 1
             entry.users += 1
@@ -607,7 +739,7 @@ class FeedManager:
                 return
             entry.users = max(0, entry.users - 1)
             if entry.users == 0:
-                entry.idle_since = time.monotonic()
+                entry.idle_since = self.clock.monotonic()
 
     def touch(self, floor_id: str, wait: float = 0.5) -> FloorFeed:
         """Use a feed without holding it (a page load, an HTTP poll): it lingers from now.
@@ -700,14 +832,14 @@ class FeedManager:
             self._housekeeper.start()
 
     def _housekeep(self) -> None:
-        while not self._stop.wait(1.0):
+        while not self.clock.wait(self._stop, 1.0):
             try:
                 self._housekeep_once()
             except Exception:
                 logger.exception("feed housekeeping failed")
 
     def _housekeep_once(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         expired: list[FloorFeed] = []
         with self._lock:
             for floor_id, entry in list(self._feeds.items()):
@@ -747,12 +879,8 @@ class FeedManager:
         except DensityError as exc:
             logger.info("sensor health not refreshed: %s", exc)
             return
-        by_space: dict[str, list[tuple[str, str]]] = {}
-        for sensor in sensors:
-            if sensor.space_id:
-                by_space.setdefault(sensor.space_id, []).append(
-                    (sensor.serial_number, sensor.health)
-                )
+        doorways = self.doorways.get() if needs_doorways(sensors) else []
+        by_space = sensors_by_space(sensors, doorways)
         for feed in feeds:
             feed.set_sensor_health(by_space)
 
@@ -765,6 +893,7 @@ class FeedManager:
             self._feeds.clear()
         for feed in feeds:
             feed.stop()
+        self.shared_polls.stop()
         if self._housekeeper is not None:
             self._housekeeper.join(timeout=3)
 

@@ -25,6 +25,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from signage.clock import SYSTEM_CLOCK, Clock
+
 logger = logging.getLogger(__name__)
 
 # Close codes a kiosk can act on (docs/protocol.md).
@@ -67,6 +69,7 @@ class Subscriber:
     close_reason: str = ""
     detached: bool = False
     blocked_since: float | None = None  # when a write first found the socket buffer full
+    # Monotonic times on the hub's clock (the hub sets both when it subscribes a kiosk).
     last_sent: float = field(default_factory=time.monotonic)
     info: dict = field(default_factory=dict)  # last heartbeat from the page
     connected_at: float = field(default_factory=time.monotonic)
@@ -83,9 +86,12 @@ class Subscriber:
 class Hub:
     """Every kiosk subscriber, by floor; fan-out, eviction and the sender thread."""
 
-    def __init__(self, queue_size: int = 64, send_timeout: float = 5.0) -> None:
+    def __init__(
+        self, queue_size: int = 64, send_timeout: float = 5.0, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.queue_size = queue_size
         self.send_timeout = send_timeout
+        self.clock = clock  # send-timeout cuts and fan-out times (a FakeClock in tests)
         self._lock = threading.Lock()
         self._by_floor: dict[str, set[Subscriber]] = {}
         self._dirty: set[Subscriber] = set()
@@ -115,6 +121,7 @@ class Hub:
     ) -> Subscriber:
         """Register a kiosk; updates wait until `start` queues its snapshot."""
         sub = Subscriber(floor_id, display_id, wakeup, sock, self.queue_size)
+        sub.last_sent = sub.connected_at = self.clock.monotonic()
         with self._lock:
             self._by_floor.setdefault(floor_id, set()).add(sub)
         self._ensure_sender()
@@ -185,7 +192,7 @@ class Hub:
         delivered = 0
         with self._lock:
             if self._published_at is None:
-                self._published_at = time.monotonic()
+                self._published_at = self.clock.monotonic()
             for sub in self._by_floor.get(floor_id, ()):
                 if not sub.ready:
                     sub.early.append((seq, frame))
@@ -279,7 +286,7 @@ class Hub:
                 for sub in dirty:
                     self._flush(sub)
                 if published_at is not None and self.on_fanout is not None:
-                    self.on_fanout(time.monotonic() - published_at)
+                    self.on_fanout(self.clock.monotonic() - published_at)
                 self._cut_stuck()
             except Exception:  # the sender must outlive any one kiosk's misfortune
                 logger.exception("hub sender error")
@@ -304,11 +311,11 @@ class Hub:
                     sub._pending = None
                     break
                 if sent:
-                    sub.last_sent = time.monotonic()
+                    sub.last_sent = self.clock.monotonic()
                 if sent < len(sub._pending):
                     sub._pending = sub._pending[sent:]
                     if sub.blocked_since is None:
-                        sub.blocked_since = time.monotonic()
+                        sub.blocked_since = self.clock.monotonic()
                     self._block(sub)
                     return
                 sub._pending = None
@@ -336,7 +343,7 @@ class Hub:
 
     def _cut_stuck(self) -> None:
         """A kiosk whose data stayed unsent past the send timeout is cut."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         for sub in list(self._blocked):
             if sub.blocked_since is not None and now - sub.blocked_since > self.send_timeout:
                 self.stalled_cuts += 1

@@ -210,7 +210,9 @@ def test_frame_level_errors(frame: Any) -> None:
         {"occupancy": True},
         {"occupancy": -1},
         {"occupancy": 2.5},
-        {"occupancy": "3+"},
+        {"occupancy": "3 people"},
+        {"occupancy": "3.5"},
+        {"occupancy": float("inf")},
         {"presence": True, "space_health_status": 3},
         {"presence": True, "counting_mode": ["oa"]},
         {"presence": True, "timestamp": True},
@@ -281,3 +283,37 @@ def test_pathological_inputs(wire: str | bytes) -> None:
     except MalformedFrame:
         return
     assert message.skipped == 1  # NaN presence: the frame parses, the entry is skipped
+
+
+@pytest.mark.parametrize(
+    ("entry", "count", "capped"),
+    [
+        ({"occupancy": 3}, 3, False),
+        ({"occupancy": "3"}, 3, False),
+        ({"occupancy": 3.0}, 3, False),
+        ({"occupancy": " 3 "}, 3, False),
+        ({"occupancy": "3+"}, 3, True),
+        ({"occupancy": 3, "is_capped": True}, 3, True),
+        ({"occupancy": 5, "capped_count_limit": 3}, 3, True),
+        ({"occupancy": "3+", "capped_count_limit": 3}, 3, True),
+        ({"occupancy": 2, "capped_count_limit": 3}, 2, False),
+        ({"count": 0}, 0, False),
+    ],
+)
+def test_counts_are_read_the_same_on_the_socket_and_rest(entry: Any, count: int, capped: bool):
+    """ "3", 3.0 and Waffle's "3+" are counts on the socket as on occupancy/current."""
+    from signage.density.models import Occupancy
+
+    frame = {"update_type": "live", "data": {"spc_e": {**entry, "counting_mode": "entry"}}}
+    update = parse_frame(json.dumps(frame)).by_space["spc_e"]
+    assert (update.occupancy, update.capped) == (count, capped)
+    rest = Occupancy.from_json(
+        "spc_e",
+        {
+            "count": entry.get("occupancy", entry.get("count")),
+            **{k: v for k, v in entry.items() if k not in ("occupancy", "count")},
+        },
+    )
+    assert rest is not None and (rest.count, rest.capped) == (count, capped)
+    # A frame without a health field says nothing of health (not "unknown").
+    assert update.health is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ __all__ = [
     "SpaceUpdate",
     "StreamMessage",
     "normalise_health",
+    "parse_count",
     "parse_frame",
     "parse_timestamp",
 ]
@@ -97,6 +99,56 @@ def _int(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
         return int(value.strip())
     return None
+
+
+_CAPPED_COUNT = re.compile(r"\s*(\d{1,9})\s*\+\s*")
+
+
+def _whole(value: Any) -> int | None:
+    """A non-negative whole number from an int, an integral float or a numeric string."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or len(text) > 20:
+            return None
+        try:
+            value = int(text) if text.lstrip("-").isdigit() else float(text)
+        except ValueError:
+            return None
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            return None
+        value = int(value)
+    if isinstance(value, int) and value >= 0:
+        return value
+    return None
+
+
+def parse_count(
+    value: Any, is_capped: Any = None, capped_count_limit: Any = None
+) -> tuple[int, bool] | None:
+    """A head count and whether it is capped, read the same way on every path; None if unreadable.
+
+    Counts arrive as ints, integral floats (3.0) or numeric strings ("3"); Waffle-backed spaces
+    cap them, as "3+" on the socket or with `is_capped` (and `capped_count_limit`) on the
+    analytics endpoints. A capped count is the limit, shown "3+": at or above the limit Density
+    cannot tell 3 people from 30.
+    """
+    capped = False
+    if isinstance(value, str):
+        match = _CAPPED_COUNT.fullmatch(value)
+        if match:
+            value, capped = match.group(1), True
+    count = _whole(value)
+    if count is None:
+        return None
+    if is_capped is True:
+        capped = True
+    limit = _whole(capped_count_limit)
+    if limit is not None and (capped or count >= limit):
+        count, capped = limit, True
+    return count, capped
 
 
 def _first(obj: Mapping[str, Any], keys: Iterable[str]) -> tuple[bool, Any]:
@@ -230,15 +282,20 @@ class Occupancy:
     space_id: str
     count: int | None
     timestamp: datetime | None = None
+    capped: bool = False  # Waffle's "3+": at least `count`
 
     @classmethod
     def from_json(cls, space_id: str, obj: Any) -> Occupancy | None:
-        """Accepts {"count": n} / {"occupancy": n} objects or a bare number."""
+        """Accepts {"count": n} / {"occupancy": n} objects or a bare number ("3", 3.0, "3+")."""
         if isinstance(obj, Mapping):
-            _, count = _first(obj, ("count", "occupancy"))
-            return cls(space_id, _int(count), parse_timestamp(obj.get("timestamp")))
-        count = _int(obj)
-        return None if count is None else cls(space_id, count, None)
+            _, raw = _first(obj, ("count", "occupancy"))
+            read = parse_count(raw, obj.get("is_capped"), obj.get("capped_count_limit"))
+            timestamp = parse_timestamp(obj.get("timestamp"))
+            if read is None:
+                return cls(space_id, None, timestamp)
+            return cls(space_id, read[0], timestamp, capped=read[1])
+        read = parse_count(obj)
+        return None if read is None else cls(space_id, read[0], None, capped=read[1])
 
 
 @dataclass(frozen=True)
@@ -248,6 +305,7 @@ class SensorHealth:
     serial_number: str
     health: str
     space_id: str | None = None
+    doorway_id: str | None = None  # an entry sensor may name its doorway instead of a space
 
     @classmethod
     def from_json(cls, obj: Any) -> SensorHealth | None:
@@ -261,7 +319,12 @@ class SensorHealth:
         space_id = _str(obj.get("space_id"))
         if space_id is None and isinstance(obj.get("space_ids"), list):
             space_id = next((s for s in obj["space_ids"] if isinstance(s, str)), None)
-        return cls(serial_number=serial, health=normalise_health(health), space_id=space_id)
+        return cls(
+            serial_number=serial,
+            health=normalise_health(health),
+            space_id=space_id,
+            doorway_id=_str(obj.get("doorway_id")),
+        )
 
 
 def space_map(body: Any, what: str) -> Mapping[str, Any]:
@@ -291,19 +354,26 @@ class SpaceUpdate:
     counting_mode: str | None
     presence: bool | None
     occupancy: int | None
-    health: str
+    # None when the entry carries no health field: it says nothing about the space's health
+    # (a channel sets only what it knows), which is not the same as "unknown".
+    health: str | None
     timestamp: datetime | None = None
+    capped: bool = False  # Waffle's "3+": at least `occupancy`
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict in Density's own field names."""
-        return {
+        """A JSON-friendly dict in Density's own field names (no health field when it had none)."""
+        out: dict[str, Any] = {
             "space_id": self.space_id,
             "counting_mode": self.counting_mode,
             "presence": self.presence,
             "occupancy": self.occupancy,
-            "space_health_status": self.health,
-            "timestamp": self.timestamp.isoformat() if self.timestamp else None,
         }
+        if self.capped:
+            out["is_capped"] = True
+        if self.health is not None:
+            out["space_health_status"] = self.health
+        out["timestamp"] = self.timestamp.isoformat() if self.timestamp else None
+        return out
 
 
 @dataclass(frozen=True)
@@ -335,8 +405,11 @@ def _space_update(space_id: str, obj: Any) -> SpaceUpdate | None:
         return None  # says nothing about the space
     if has_flag and flag is not None and not isinstance(flag, bool):
         return None
+    read: tuple[int, bool] | None = None
     if has_count and count is not None:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        # "3", 3.0 and Waffle's "3+" are counts as much as 3 is (the REST path reads them too).
+        read = parse_count(count, obj.get("is_capped"), obj.get("capped_count_limit"))
+        if read is None:
             return None
     if has_health and health is not None and not isinstance(health, str):
         return None
@@ -354,9 +427,10 @@ def _space_update(space_id: str, obj: Any) -> SpaceUpdate | None:
         space_id=space_id,
         counting_mode=mode,
         presence=flag if has_flag else None,
-        occupancy=count if has_count else None,
-        health=normalise_health(health),
+        occupancy=None if read is None else read[0],
+        health=normalise_health(health) if has_health else None,
         timestamp=timestamp,
+        capped=read is not None and read[1],
     )
 
 

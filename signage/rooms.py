@@ -1,0 +1,243 @@
+"""The room rules, in one place: what a kiosk may be told about a room, and what each message holds.
+
+Two feeds tell kiosks about a floor: `FloorFeed` (signage/feeds.py) keeps its rooms from
+Density's sockets and polls, and `ClusterFeed` (signage/cluster.py) mirrors the `FloorFeed` of
+whichever process holds the floor in Redis mode. Both build what kiosks receive here, so a rule
+changed once changes both:
+
+- A room is `free` only when Density says it is unoccupied, its space health is `healthy` and
+  the channel that serves it heard from Density within `stale_after`; `occupied` on the same
+  terms; `unknown` otherwise, always with a reason (`classify`). A process that cannot vouch
+  for a room any more (a mirror that stopped hearing from the fleet) shows it `unknown` by the
+  same rule (`unknown`).
+- Each channel sets only what it knows (`Room.apply`): a frame without a health field leaves
+  the room's health as it was, a count poll sets counts, a presence poll presence and health.
+- An entry room's health comes from its sensors' health (`Room.apply_sensors`, by Density's
+  own rule in `space_health`) where no frame carries one: `occupancy/current` has none.
+- Counts are whole numbers; a capped count (Waffle's "3+") travels as `count` with
+  `capped: true`, and occupies the room like any count above zero.
+- Every message to a kiosk opens with the same envelope (`envelope`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from signage.density.models import Doorway, SensorHealth, Space, SpaceUpdate
+
+logger = logging.getLogger(__name__)
+
+# Why a room with data is still `unknown`, by its space health.
+UNHEALTHY_REASONS = {
+    "offline": "sensor_offline",
+    "degraded": "sensor_degraded",
+    "unknown": "not_verified",
+}
+
+
+def classify(last_known: str | None, health: str | None, fresh: bool) -> tuple[str, str | None]:
+    """The state a kiosk may show for a room, with the reason when it is `unknown`.
+
+    `last_known` is Density's last word (free/occupied, whatever its health or age), `fresh`
+    whether the channel serving the room heard from Density within `stale_after`.
+    """
+    if last_known is None:
+        return "unknown", "no_data"
+    if not fresh:
+        return "unknown", "stale"
+    if health != "healthy":
+        return "unknown", UNHEALTHY_REASONS.get(health or "unknown", "not_verified")
+    return last_known, None
+
+
+def space_health(sensor_healths: Iterable[str]) -> str | None:
+    """A space's health from its sensors' (Density's rule); None for a space without sensors.
+
+    Healthy when all are healthy, offline when all are offline, unknown when one or more is
+    unknown and none is healthy, degraded otherwise.
+    """
+    healths = list(sensor_healths)
+    if not healths:
+        return None
+    if all(h == "healthy" for h in healths):
+        return "healthy"
+    if all(h == "offline" for h in healths):
+        return "offline"
+    if "unknown" in healths and "healthy" not in healths:
+        return "unknown"
+    return "degraded"
+
+
+@dataclass
+class Room:
+    """What a feed knows of one room, and since when."""
+
+    space: Space
+    occupied: bool | None = None  # oa spaces
+    count: int | None = None  # entry spaces
+    capped: bool = False  # the count is Waffle's "3+": at least `count`
+    health: str = "unknown"
+    changed_at: float | None = None  # monotonic time occupancy last changed
+    source: str | None = None  # "socket" or "poll"
+    sensors: tuple[tuple[str, str], ...] = ()  # (serial, health) from sensor health
+
+    @property
+    def entry(self) -> bool:
+        return self.space.counting_mode == "entry"
+
+    def last_known(self) -> str | None:
+        """Free or occupied by Density's last word, whatever its health or age."""
+        if self.entry:
+            return None if self.count is None else ("occupied" if self.count > 0 else "free")
+        return None if self.occupied is None else ("occupied" if self.occupied else "free")
+
+    def classify(self, fresh: bool) -> tuple[str, str | None]:
+        """The state a kiosk may show, with the reason when it is `unknown`."""
+        return classify(self.last_known(), self.health, fresh)
+
+    def apply(self, update: SpaceUpdate, now: float, source: str) -> None:
+        """Take what one update says, and only that: fields it lacks keep their value."""
+        if self.entry:
+            if update.occupancy is not None and (update.occupancy, update.capped) != (
+                self.count,
+                self.capped,
+            ):
+                self.count, self.capped = update.occupancy, update.capped
+                self.changed_at = now
+        elif update.presence is not None and update.presence != self.occupied:
+            self.occupied = update.presence
+            self.changed_at = now
+        if update.health is not None:
+            self.health = update.health
+        self.source = source
+
+    def apply_sensors(self, sensors: Iterable[tuple[str, str]]) -> None:
+        """Record the room's sensors; an entry room takes its space health from them."""
+        self.sensors = tuple(sensors)
+        if self.entry:
+            health = space_health(h for _, h in self.sensors)
+            if health is not None:
+                self.health = health
+
+    def follow(self, public: Mapping[str, Any]) -> None:
+        """A mirror's copy learns what the fleet's room dict says (for the admin pages)."""
+        if isinstance(public.get("health"), str):
+            self.health = public["health"]
+
+    def public(self, now: float, fresh: bool) -> dict[str, Any]:
+        """The room as kiosks receive it (docs/protocol.md)."""
+        state, reason = self.classify(fresh)
+        space = self.space
+        return {
+            "id": space.id,
+            "name": space.name,
+            "function": space.function,
+            "capacity": space.capacity,
+            "counting_mode": space.counting_mode or "oa",
+            "state": state,
+            "reason": reason,
+            "last_known": self.last_known(),
+            "occupied": self.occupied,
+            "count": self.count,
+            "capped": self.capped,
+            "health": self.health,
+            "since_s": None if self.changed_at is None else round(now - self.changed_at, 1),
+            "source": self.source,
+        }
+
+
+def unknown(room: Mapping[str, Any]) -> dict[str, Any]:
+    """A room dict its holder can no longer vouch for: `unknown`, keeping Density's last word."""
+    out = dict(room)
+    if out.get("state") != "unknown":
+        out["state"], out["reason"] = classify(out.get("last_known"), out.get("health"), False)
+    return out
+
+
+def aged(room: Mapping[str, Any], at: float, now: float) -> dict[str, Any]:
+    """A room dict taken at monotonic time `at`, with its `since_s` as of `now`."""
+    since = room.get("since_s")
+    if not isinstance(since, int | float):
+        return dict(room)
+    out = dict(room)
+    out["since_s"] = round(since + (now - at), 1)
+    return out
+
+
+def differs(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether a kiosk needs to hear about this room: ages alone do not count."""
+    return any(before.get(key) != after.get(key) for key in after if key != "since_s")
+
+
+def iso_now(wall: float) -> str:
+    """`server_time` from a wall-clock time in seconds."""
+    moment = datetime.fromtimestamp(wall, UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def envelope(
+    kind: str,
+    *,
+    epoch: str,
+    seq: int,
+    floor_id: str,
+    feed: str,
+    feed_reason: str | None,
+    heard_age_s: float | None,
+    wall: float,
+) -> dict[str, Any]:
+    """The fields every message to a kiosk opens with (docs/protocol.md)."""
+    return {
+        "type": kind,
+        "epoch": epoch,
+        "seq": seq,
+        "floor_id": floor_id,
+        "feed": feed,
+        "feed_reason": feed_reason if feed != "live" else None,
+        "heard_age_s": heard_age_s,
+        "server_time": iso_now(wall),
+    }
+
+
+def floor_info(floor_id: str, floor: Space | None) -> dict[str, Any]:
+    """The `floor` of a snapshot."""
+    return {
+        "id": floor_id,
+        "name": floor.name if floor else floor_id,
+        "time_zone": floor.time_zone if floor else None,
+    }
+
+
+def sensors_by_space(
+    sensors: Iterable[SensorHealth], doorways: Iterable[Doorway] = ()
+) -> dict[str, list[tuple[str, str]]]:
+    """(serial, health) of each space's sensors.
+
+    An entry sensor may name its doorway rather than a space; the doorway (by its id, or by
+    the sensor's serial number) says which spaces it counts for.
+    """
+    by_id: dict[str, Doorway] = {}
+    by_serial: dict[str, Doorway] = {}
+    for doorway in doorways:
+        by_id[doorway.id] = doorway
+        for serial in doorway.serial_numbers:
+            by_serial[serial] = doorway
+    out: dict[str, list[tuple[str, str]]] = {}
+    for sensor in sensors:
+        if sensor.space_id:
+            spaces: Iterable[str] = (sensor.space_id,)
+        else:
+            doorway = by_id.get(sensor.doorway_id or "") or by_serial.get(sensor.serial_number)
+            spaces = doorway.space_ids if doorway is not None else ()
+        for sid in spaces:
+            out.setdefault(sid, []).append((sensor.serial_number, sensor.health))
+    return out
+
+
+def needs_doorways(sensors: Iterable[SensorHealth]) -> bool:
+    """Whether some sensor names no space, so doorways must say where it counts."""
+    return any(not s.space_id for s in sensors)
