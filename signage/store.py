@@ -520,6 +520,42 @@ class Store:
         )
         return rows[0][0]
 
+    def make_room_for_pairing(
+        self, client_ip: str, now: float, per_address: int, total: int
+    ) -> None:
+        """Before `client_ip` gets a new code, keep the pending pool fair between addresses.
+
+        The address's own oldest codes go when it holds `per_address` already; when the pool
+        holds `total`, the oldest codes of whichever address holds the most go. A flood from
+        many addresses thus replaces its own codes, never a lone screen's.
+        """
+        pending = "display_id IS NULL AND expires_at >= ?"
+        with self.transaction() as conn:
+            own = conn.execute(
+                f"SELECT id FROM pairing_codes WHERE {pending} AND COALESCE(client_ip, '') = ?"
+                " ORDER BY created_at, id",
+                (now, client_ip),
+            ).fetchall()
+            for row in own[: max(0, len(own) - per_address + 1)]:
+                conn.execute("DELETE FROM pairing_codes WHERE id = ?", (row[0],))
+            count = conn.execute(
+                f"SELECT COUNT(*) FROM pairing_codes WHERE {pending}", (now,)
+            ).fetchone()[0]
+            for _ in range(max(0, count - total + 1)):
+                greediest = conn.execute(
+                    "SELECT COALESCE(client_ip, '') AS ip, COUNT(*) AS n FROM pairing_codes"
+                    f" WHERE {pending} GROUP BY COALESCE(client_ip, '') ORDER BY n DESC LIMIT 1",
+                    (now,),
+                ).fetchone()
+                if greediest is None:
+                    break
+                oldest = conn.execute(
+                    f"SELECT id FROM pairing_codes WHERE {pending}"
+                    " AND COALESCE(client_ip, '') = ? ORDER BY created_at, id LIMIT 1",
+                    (now, greediest[0]),
+                ).fetchone()
+                conn.execute("DELETE FROM pairing_codes WHERE id = ?", (oldest[0],))
+
     def claim_pairing_code(self, code: str, display_id: int, now: float) -> Display | None:
         """Give an unexpired, unclaimed code to a display; None when no such code (or display)."""
         if _has_nul(code):

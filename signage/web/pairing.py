@@ -31,10 +31,15 @@ CODE_TTL_S = 600.0
 COOKIE = "signage_pair"
 POLL_INTERVAL_S = 2
 
-# Codes a single address may create per window (a screen makes one per 10 minutes at most).
-CREATE_PER_IP = 20
+# Codes a single address may create per window (a screen makes one per 10 minutes at most; a
+# building behind one NAT address pairs many screens at once).
+CREATE_PER_IP = 100
 CREATE_WINDOW_S = 600.0
-MAX_PENDING = 2000  # unclaimed codes kept at once, whoever asks
+# Unclaimed codes one address holds at once: its oldest code makes room for its next one.
+PENDING_PER_ADDRESS = 50
+# Unclaimed codes kept at once, whoever asks. When full, the address holding the most loses its
+# oldest code: a flood from many addresses cannot lock a new screen out.
+MAX_PENDING = 2000
 # Failed claims (wrong or expired code) per admin and per address: guessing 40 bits needs
 # billions of tries, and this allows a handful of typos per quarter hour.
 CLAIM_FAILURES = 10
@@ -105,6 +110,7 @@ def _new_pairing() -> tuple[str, str, float] | Response:
             render_template("pairing/busy.html"), status=429, headers={"Retry-After": "60"}
         )
     now = time.time()
+    svc.store.make_room_for_pairing(ip, now, PENDING_PER_ADDRESS, MAX_PENDING)
     if svc.store.pending_pairing_count(now) >= MAX_PENDING:
         return Response(
             render_template("pairing/busy.html"), status=503, headers={"Retry-After": "60"}
