@@ -133,6 +133,7 @@ class SharedPolls:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.calls = 0  # presence-health calls made (metrics, tests)
+        self.rounds = 0  # rounds done, calls or not (tests wait on it)
 
     def join(self, channel: Channel) -> None:
         """Poll for this channel from the next round on."""
@@ -165,6 +166,7 @@ class SharedPolls:
                 self.poll_once()
             except Exception:  # its own thread: a bug here must not end fallback polling
                 logger.exception("shared fallback poll failed")
+            self.rounds += 1
             wait = self.settings.poll_interval - (self.clock.monotonic() - started)
             self.clock.wait(self._stop, max(0.05, wait))
 
@@ -753,7 +755,8 @@ class FeedManager:
             starting = floor_id not in self._feeds
         feed = self.acquire(floor_id)
         self.release(floor_id)
-        if starting:
+        if starting and self.directory.status()["state"] == "ok":
+            # (Not when Density is known to be unreachable: the wait could only run out.)
             feed.wait_for_data(wait)
         return feed
 

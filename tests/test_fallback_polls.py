@@ -1,0 +1,95 @@
+"""Floors on their fallback share one presence-health poll per interval, sent once.
+
+Real feeds (FeedManager, FloorFeed, SharedPolls) against the real simulator over loopback, on a
+`FakeClock`: the test moves time one poll interval at a time and counts the calls the
+simulator received, so production intervals (15 s polls) run in a moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from signage.clock import FakeClock
+from signage.density.client import DensityClient
+from signage.directory import SpaceDirectory
+from signage.feeds import FeedManager, FeedSettings
+from signage.sim import SimServer, SimSettings
+from tests.helpers import wait_until
+
+PRESENCE_HEALTH = "POST /v3/analytics/presence-health"
+
+
+def presence_calls(sim: SimServer) -> int:
+    return sim.world.calls()["calls"].get(PRESENCE_HEALTH, 0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def manager(sim: SimServer, clock: FakeClock) -> Iterator[FeedManager]:
+    # Production intervals, except a backoff so long that the floors stay on their fallback
+    # for the whole test (the socket is refused anyway).
+    settings = FeedSettings(backoff_base=1e9, backoff_max=1e9, clock=clock)
+    creds = SimSettings()
+    client = DensityClient(sim.url, client_id=creds.client_id, client_secret=creds.client_secret)
+    directory = SpaceDirectory(client, clock=clock)
+    assert directory.refresh()
+    feeds = FeedManager(client, directory, settings, lambda *_: 0, lambda _f: None, "e1")
+    try:
+        yield feeds
+    finally:
+        feeds.stop()
+        client.close()
+
+
+def test_two_floors_on_fallback_make_one_presence_health_call_per_interval(
+    sim: SimServer, manager: FeedManager, clock: FakeClock
+) -> None:
+    sim.world.set_socket_mode("refuse")
+    floors = [f.id for f in manager.directory.floors()][:2]
+    assert len(floors) == 2
+    feeds = [manager.acquire(f) for f in floors]
+    shared = manager.shared_polls
+    # Each floor's first REST snapshot is its own; then both sockets are refused and both
+    # floors join the shared poll (its first round is at once).
+    wait_until(
+        lambda: (
+            all(f.channels[0].mode == "polling" for f in feeds)
+            and all(c in shared._channels for f in feeds for c in f.channels[:1])
+        ),
+        15,
+        0.02,
+        "both floors on their fallback",
+    )
+    # The round that ran when the first floor joined may have missed the second: one more.
+    rounds_before = shared.rounds
+    clock.advance(manager.settings.poll_interval)
+    wait_until(lambda: shared.rounds > rounds_before, 10, 0.02, "a shared round")
+    before, rounds = presence_calls(sim), shared.rounds
+
+    for n in range(1, 6):
+        clock.advance(manager.settings.poll_interval)
+        wait_until(lambda n=n: shared.rounds >= rounds + n, 10, 0.02, f"round {n}")
+    calls = presence_calls(sim) - before
+    print(f"2 floors on fallback, 5 poll intervals: {calls} presence-health calls")
+    assert calls == 5
+    # Both floors heard from Density in every round: fresh, not stale.
+    assert all(f.snapshot()["feed"] == "polling" for f in feeds)
+
+    # Density refuses (429): each round's call is sent once, not retried; the loop is the retry.
+    sim.world.force_429(3600, retry_after=1)
+    before, rounds = presence_calls(sim), shared.rounds
+    for n in range(1, 4):
+        clock.advance(manager.settings.poll_interval)
+        wait_until(lambda n=n: shared.rounds >= rounds + n, 15, 0.02, f"refused round {n}")
+    assert presence_calls(sim) - before == 3
+    # Past stale_after without an answer: both floors say so.
+    clock.advance(manager.settings.stale_after)
+    wait_until(lambda: all(f.snapshot()["feed"] == "stale" for f in feeds), 10, 0.02, "both stale")
+    for floor in floors:
+        manager.release(floor)
