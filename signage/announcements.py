@@ -34,6 +34,11 @@ MAX_TITLE = 120
 MAX_BODY = 1000
 MAX_DURATION_MIN = 31 * 24 * 60  # a month: an announcement nobody remembers should still end
 MAX_START_AHEAD_S = 365 * 24 * 3600
+# Every kiosk state carries every announcement it shows (1040 at once made each 150 KB), and no
+# lobby screen can show more than a handful: at most this many at any moment to one audience
+# (a display, a floor, or all), and in all. Ended and cancelled ones do not count.
+MAX_PER_AUDIENCE = 20
+MAX_ACTIVE = 50
 FIELDS = (
     "scope",
     "target",
@@ -204,6 +209,12 @@ def clean_announcement(
             errors["ends_at"] = "the end must come after the start"
         elif ends_at - starts_at > MAX_DURATION_MIN * 60:
             errors["ends_at"] = "an announcement lasts at most 31 days"
+    if not errors:
+        assert ends_at is not None
+        field = "audience" if audience not in (None, "") else "scope"
+        full = _no_room(store, scope, target, starts_at, ends_at, now)
+        if full:
+            errors[field] = full
     if errors:
         raise AnnouncementInvalid(errors)
     assert ends_at is not None
@@ -216,6 +227,34 @@ def clean_announcement(
         "starts_at": starts_at,
         "ends_at": ends_at,
     }
+
+
+def _no_room(
+    store: Store, scope: str, target: str | None, starts_at: float, ends_at: float, now: float
+) -> str:
+    """Why a new announcement would pass a cap, or "" when there is room.
+
+    Only those whose time overlaps the new one's count: every moment the new one shows lies in
+    its own window, so if it overlaps fewer than the cap, no moment shows more than the cap.
+    """
+    overlapping = [
+        a
+        for a in store.list_announcements(current_at=now)
+        if a.starts_at < ends_at and starts_at < a.ends_at
+    ]
+    same = [a for a in overlapping if a.scope == scope and a.target == target]
+    whom = {"all": "all displays", "floor": f"floor {target}", "display": f"display {target}"}
+    if len(same) >= MAX_PER_AUDIENCE:
+        return (
+            f"at most {MAX_PER_AUDIENCE} announcements may show at once to {whom[scope]}, and"
+            f" {len(same)} would overlap this one: cancel one first, or choose another time"
+        )
+    if len(overlapping) >= MAX_ACTIVE:
+        return (
+            f"at most {MAX_ACTIVE} announcements may show at once in all, and"
+            f" {len(overlapping)} would overlap this one: cancel one first, or choose another time"
+        )
+    return ""
 
 
 # -- who sees what ---------------------------------------------------------------------------------

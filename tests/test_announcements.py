@@ -596,3 +596,46 @@ def test_banner_shows_text_as_text_and_themes(server, browser):
         assert errors == []
     finally:
         ctx.close()
+
+
+# -- the cap (issue 15, finding 17) ---------------------------------------------------------------
+def test_active_announcements_are_capped_per_audience_and_in_all(server, api):
+    """1040 active announcements made every kiosk state 150 KB: at most 20 to one display,
+    floor or all, and 50 in all (the documented limits); cancelled ones free their place."""
+    MAX_PER_AUDIENCE, MAX_ACTIVE = 20, 50
+
+    f1 = floors(server)[0]
+    display, _ = server.add_display(f1)
+
+    def send(scope: str, target: Any = None, minutes: int = 30):
+        body = {"scope": scope, "title": "Note", "duration_minutes": minutes}
+        if target is not None:
+            body["target"] = target
+        return api("POST", "/announcements", body)
+
+    ids = [send("floor", f1).json["id"] for _ in range(MAX_PER_AUDIENCE)]
+    refused = send("floor", f1)
+    assert refused.status_code == 400
+    assert f"at most {MAX_PER_AUDIENCE}" in refused.json["message"], refused.json
+    assert "cancel one" in refused.json["message"]
+    assert send("display", display.id).status_code == 201  # another audience has room
+    later = {"scope": "floor", "target": f1, "title": "Later", "duration_minutes": 30}
+    later_made = api("POST", "/announcements", {**later, "starts_at": iso_in(3600)})
+    assert later_made.status_code == 201  # after these end: never on screen with them
+    assert api("POST", f"/announcements/{later_made.json['id']}/cancel").status_code == 200
+    assert api("POST", f"/announcements/{ids[0]}/cancel").status_code == 200
+    assert send("floor", f1).status_code == 201  # a cancelled one freed its place
+
+    # In all: every other floor and display until MAX_ACTIVE, then nothing more.
+    others = [f for f in floors(server) if f != f1]
+    active = MAX_PER_AUDIENCE + 1
+    while active < MAX_ACTIVE:
+        scope, target = ("all", None) if active % 2 else ("display", display.id)
+        made = send(scope, target)
+        assert made.status_code == 201, (active, made.json)
+        active += 1
+    over = send("floor", others[0])
+    assert over.status_code == 400
+    assert f"at most {MAX_ACTIVE} announcements" in over.json["message"], over.json
+    state = api("GET", "/announcements").json
+    assert len(state["current"]) == MAX_ACTIVE
