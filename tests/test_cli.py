@@ -1,13 +1,19 @@
-"""The `signage` command line: check, init-db, displays, sim (each in a subprocess)."""
+"""The `signage` command line: check, init-db, displays, sim (each in a subprocess).
+
+`check` walks what `serve` needs from Density and prints a table (step, result, reason).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 import httpx
+import pytest
 
 from signage.sim import SimSettings
 from tests.helpers import free_port, wait_until
@@ -37,18 +43,96 @@ def base_env(tmp_path, sim=None) -> dict:
     return env
 
 
-def test_check_with_good_credentials_lists_floors(sim, tmp_path):
+def oauth_env(tmp_path, sim) -> dict:
     settings = SimSettings()
-    display_id = sorted(sim.world.displays)[0]
-    env = base_env(tmp_path, sim) | {
+    return base_env(tmp_path, sim) | {
         "DENSITY_CLIENT_ID": settings.client_id,
         "DENSITY_CLIENT_SECRET": settings.client_secret,
     }
-    done = run(env, "check", "--display-id", display_id)
+
+
+def rows(stdout: str) -> dict[str, tuple[str, str]]:
+    """The check table as {step: (result, reason)}."""
+    found = {}
+    for line in stdout.splitlines():
+        match = re.match(r"^(\S.*?|  floor .*?)\s{2,}(ok|FAIL|warn|skip)\b\s*(.*)$", line)
+        if match:
+            found[match.group(1).strip()] = (match.group(2), match.group(3))
+    return found
+
+
+def add_display(env: dict, floor_id: str, density_display_id: str | None = None) -> None:
+    args = ["displays", "add", "--name", f"Lobby {floor_id}", "--floor", floor_id]
+    if density_display_id:
+        args += ["--density-display-id", density_display_id]
+    done = run(env, *args)
     assert done.returncode == 0, done.stderr
-    assert f"ok  display token for {display_id}" in done.stdout
-    assert "3 floor(s)" in done.stdout
+
+
+@pytest.mark.parametrize("sim_shape", ["simulator", "reference"], indirect=True)
+def test_check_walks_what_serve_needs(sim, tmp_path, sim_shape):
+    settings = SimSettings()
+    env = oauth_env(tmp_path, sim)
+    assert run(env, "init-db").returncode == 0
+    display_id, floor_id = sorted(sim.world.displays.items())[0]
+    add_display(env, floor_id, display_id)
+    extra = sorted(d for d, f in sim.world.displays.items() if f != floor_id)[0]
+    done = run(env, "check", "--display-id", extra)
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = rows(done.stdout)
+    assert done.stdout.splitlines()[1].split() == ["step", "result", "reason"]
+    for step in (
+        "configured displays",
+        "organisation token",
+        "space tree",
+        f"display token {display_id}",
+        f"display token {extra}",
+        "presence-health",
+        "floor socket",
+        "entry occupancy",
+        "sensor health",
+    ):
+        assert table[step][0] == "ok", (step, table.get(step))
+    # Rooms counted per floor, whatever shape the spaces came in (the reference has no
+    # parent_id: counting through it alone gave every floor 0 rooms).
+    floors = {k: v for k, v in table.items() if k.startswith("floor ") and k != "floor socket"}
+    assert len(floors) == 3, table
+    for result, reason in floors.values():
+        assert result == "ok" and int(reason.split()[0]) > 0, reason
+    assert "first refresh frame" in table["floor socket"][1]
+    assert "check passed" in done.stdout
     assert settings.client_secret not in done.stdout + done.stderr
+
+
+def test_check_fails_and_names_the_socket_step_when_sockets_are_refused(sim, tmp_path):
+    env = oauth_env(tmp_path, sim)
+    httpx.post(f"{sim.url}/_sim/sockets", json={"mode": "refuse"}).raise_for_status()
+    done = run(env, "check")
+    assert done.returncode == 1, done.stdout + done.stderr
+    table = rows(done.stdout)
+    assert table["floor socket"] == ("FAIL", "presence socket refused: HTTP 503")
+    assert table["presence-health"][0] == "ok"  # the rest of the walk still ran
+    assert "check failed: floor socket" in done.stderr
+
+
+def test_check_fails_for_a_displays_floor_that_density_does_not_list(sim, tmp_path):
+    env = oauth_env(tmp_path, sim)
+    assert run(env, "init-db").returncode == 0
+    add_display(env, "spc_gone")
+    done = run(env, "check")
+    assert done.returncode == 1
+    assert rows(done.stdout)["floor spc_gone"][0] == "FAIL"
+    assert "floor spc_gone" in done.stderr
+
+
+def test_check_with_a_static_token_skips_display_tokens(sim, tmp_path):
+    env = base_env(tmp_path, sim) | {"DENSITY_API_TOKEN": SimSettings().static_token}
+    done = run(env, "check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = rows(done.stdout)
+    assert table["organisation token"][0] == "ok"
+    assert table["organisation token"][1].startswith("static API token")
+    assert table["display tokens"][0] == "skip"
 
 
 def test_check_explains_each_failure_without_the_secret(sim, tmp_path):
@@ -59,7 +143,10 @@ def test_check_explains_each_failure_without_the_secret(sim, tmp_path):
     }
     refused = run(env, "check")
     assert refused.returncode != 0
-    assert "refused by Density" in refused.stderr and "Check the credentials" in refused.stderr
+    result, reason = rows(refused.stdout)["organisation token"]
+    assert result == "FAIL" and "refused by Density" in reason and "check the credentials" in reason
+    assert rows(refused.stdout)["space tree"][0] == "skip"
+    assert "check failed: organisation token" in refused.stderr
     assert canary not in refused.stdout + refused.stderr
 
     nothing = run(base_env(tmp_path, sim), "check")
@@ -70,7 +157,22 @@ def test_check_explains_each_failure_without_the_secret(sim, tmp_path):
         | {"DENSITY_API_URL": f"http://127.0.0.1:{free_port()}", "DENSITY_API_TOKEN": "tok_x"},
         "check",
     )
-    assert unreachable.returncode != 0 and "unreachable" in unreachable.stderr
+    assert unreachable.returncode != 0
+    assert "unreachable" in rows(unreachable.stdout)["organisation token"][1]
+
+
+def test_check_answers_promptly_through_an_outage(sim, tmp_path):
+    """Every call 503: the walk fails at its first step within seconds, not minutes."""
+    env = oauth_env(tmp_path, sim)
+    httpx.post(f"{sim.url}/_sim/outage", json={"seconds": 120}).raise_for_status()
+    began = time.monotonic()
+    done = run(env, "check")
+    assert done.returncode == 1
+    assert time.monotonic() - began < 30
+    assert rows(done.stdout)["organisation token"][0] == "FAIL"
+    # One retry budget: the token call and its two retries, nothing more.
+    calls = httpx.get(f"{sim.url}/_sim/calls").json()
+    assert sum(calls["calls"].values()) <= 3, calls
 
 
 def test_init_db_and_displays(tmp_path):
