@@ -732,16 +732,44 @@
     }
     var count = $("free-count");
     var hasData = Object.keys(model.rooms).length > 0;
-    var countText = !hasData ? t("no_data") : free.length === 1 ? t("free_count_one") : t("free_count", { n: free.length });
+    var unknownWhy = hasData && !free.length ? availabilityUnknown() : null;
+    var countText = !hasData ? t("no_data") : unknownWhy ? "" : free.length === 1 ? t("free_count_one") : t("free_count", { n: free.length });
     if (count && count.textContent !== countText) count.textContent = countText;
     var empty = $("free-empty");
-    if (empty) empty.hidden = !hasData || free.length > 0;
+    if (empty) {
+      empty.hidden = !hasData || free.length > 0;
+      renderEmpty(empty, unknownWhy);
+    }
     var note = $("free-note");
     var approx = ranked && WF.approximate && free.some(function (r) { return routeOf(r.id); });
     if (note && note.hidden === approx) { note.hidden = !approx; scheduleFit(null); }
     if (ranked !== list.classList.contains("ranked")) list.classList.toggle("ranked", ranked);
     if (order !== lastFitOrder) { lastFitOrder = order; scheduleFit(null); }
     renderRoute();
+  }
+
+  // Why no room can be called free, when the truth is "we cannot tell" rather than "nothing
+  // is free": the page lost the server, or the server lost Density. Null otherwise.
+  function availabilityUnknown() {
+    if (noContact()) return t("free_unknown_no_contact", { time: model.contactWall ? fmtTime(model.contactWall) : "–" });
+    if (model.feed !== "stale") return null;
+    var heard = heardWall();
+    if (heard) return t("free_unknown_since", { time: fmtTime(heard) });
+    return waitingForDensity() ? t("free_unknown_waiting") : t("free_unknown");
+  }
+
+  function waitingForDensity() {
+    // The server's feed has not heard from Density yet and does not count it as down yet.
+    return heardWall() === null && (model.feedReason === "starting" || model.feedReason === "waiting");
+  }
+
+  function renderEmpty(empty, unknownWhy) {
+    var head = unknownWhy || t("none_free");
+    var hint = unknownWhy ? "" : t("none_free_hint");
+    var strong = empty.querySelector("strong"), span = empty.querySelector("span");
+    if (strong && strong.textContent !== head) strong.textContent = head;
+    if (span && span.textContent !== hint) { span.textContent = hint; span.hidden = !hint; }
+    if (empty.classList.contains("unknown") !== !!unknownWhy) empty.classList.toggle("unknown", !!unknownWhy);
   }
 
   function fitList() {
@@ -1323,9 +1351,11 @@
     if (noContact()) return t("feed_no_contact", { time: contactTime });
     if (!linkUp()) return t("feed_reconnecting", { time: contactTime });
     if (feed === "stale") {
-      if (model.feedReason === "starting") return t("feed_connecting");
+      // Connected, so say what the server knows about Density, not "connecting".
+      if (!model.feed) return t("feed_connecting");
+      if (waitingForDensity()) return t("feed_waiting");
       var heard = heardWall();
-      return t("feed_upstream", { time: heard ? fmtTime(heard) : contactTime });
+      return heard ? t("feed_density_since", { time: fmtTime(heard) }) : t("feed_density");
     }
     if (feed === "polling") {
       var age = model.heardAge === null || model.heardAge === undefined ? sinceContactS()
