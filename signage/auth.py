@@ -1,9 +1,11 @@
 """Admin authentication: password hashing, sessions, API tokens, CSRF and attempt limits.
 
-A console session is Flask's signed cookie holding the admin's id and session generation; the
-generation is checked against the database on every request, so a new password or a removed
-account signs out every browser at once. API callers present `Authorization: Bearer <token>`;
-only a SHA-256 of the token is stored (tokens are 256 random bits, so a slow hash adds nothing).
+A console session is Flask's signed cookie holding the admin's id, session generation and a
+digest of the admin's own random secret; all three are checked against the database on every
+request, so a new password, signing out or a removed account ends every browser's session at
+once, and a cookie can never open another account that happens to get the same id. API callers
+present `Authorization: Bearer <token>`; only a SHA-256 of the token is stored (tokens are 256
+random bits, so a slow hash adds nothing).
 """
 
 from __future__ import annotations
@@ -36,9 +38,14 @@ SESSION_LIFETIME = timedelta(hours=12)
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 
-# Failed logins allowed per window before the form answers 429.
+# Failed sign-ins allowed per window before the form answers 429. An address is refused after
+# LOGIN_FAILURES_PER_IP failures (any usernames) or LOGIN_FAILURES_PER_IP_USER for one username.
+# Failures for one username from everywhere never refuse an address that has not failed for it:
+# past LOGIN_FAILURES_PER_USER, each address gets one guess at that account per window, so a
+# guesser is slowed and the real admin, signing in from their own address, is not locked out.
 LOGIN_WINDOW_S = 15 * 60
 LOGIN_FAILURES_PER_IP = 20
+LOGIN_FAILURES_PER_IP_USER = 8
 LOGIN_FAILURES_PER_USER = 8
 
 _hasher = PasswordHasher()
@@ -135,14 +142,25 @@ class Principal:
         return f"{self.kind}:{self.name}"
 
 
+def session_key(admin: Admin) -> str:
+    """What a session cookie holds of the admin's secret: a digest, never the secret itself
+    ('' for an admin from before there were secrets, as their cookies from then hold)."""
+    if not admin.secret:
+        return ""
+    return hashlib.sha256(f"signage-session:{admin.secret}".encode()).hexdigest()[:32]
+
+
 def session_principal() -> Principal | None:
     """The admin signed in through this request's session cookie, if the session is current."""
     admin_id = session.get("admin_id")
-    if not isinstance(admin_id, int):
+    key = session.get("admin_key", "")
+    if not isinstance(admin_id, int) or not isinstance(key, str):
         return None
     admin = services().store.get_admin(admin_id)
     if admin is None or session.get("admin_gen") != admin.session_generation:
         return None
+    if not hmac.compare_digest(key, session_key(admin)):
+        return None  # a cookie of another account once given this id
     return Principal("session", admin.id, admin.username, admin.role)
 
 
@@ -178,12 +196,17 @@ def start_session(admin: Admin) -> None:
     session.permanent = True
     session["admin_id"] = admin.id
     session["admin_gen"] = admin.session_generation
+    session["admin_key"] = session_key(admin)
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
     g.pop("principal", None)
 
 
 def end_session() -> None:
-    """Sign out."""
+    """Sign out: this admin's session ends on the server too, in this and every other browser,
+    so a copy of the cookie taken before opens nothing."""
+    principal = session_principal()
+    if principal is not None:
+        services().store.end_admin_sessions(principal.id)
     session.clear()
     g.pop("principal", None)
 
@@ -263,6 +286,11 @@ class AttemptLimiter:
             if len(events) < self.limit:
                 return 0
             return max(1, int(self.window - (now - events[0])) + 1)
+
+    def count(self, key: str) -> int:
+        """Events of the key within the window."""
+        with self._lock:
+            return len(self._recent(key, self.clock()))
 
     def reset(self, key: str) -> None:
         """Forget a key's events (a successful login)."""

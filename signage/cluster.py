@@ -1440,6 +1440,11 @@ class RedisAttemptLimiter:
         answer = self._call(key, "hit")
         return self.local.hit(key) if answer is None else answer[2]
 
+    def count(self, key: str) -> int:
+        """Events of the key within the window, fleet-wide."""
+        answer = self._call(key, "peek")
+        return self.local.count(key) if answer is None else answer[0]
+
     def retry_after(self, key: str) -> int:
         """Seconds until the key may try again."""
         answer = self._call(key, "peek")

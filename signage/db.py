@@ -5,7 +5,8 @@ translates the few SQLite-isms it meets, explicitly and nothing else: `?` placeh
 migrations `INTEGER PRIMARY KEY` (an identity column), `INTEGER` (64-bit in SQLite, so BIGINT),
 `REAL` (double precision in SQLite), `BLOB` and `UNIQUE COLLATE NOCASE` (a unique index on
 lower(column)). Anything else SQLite-only in a migration stops the migration with a message, so a
-new migration cannot silently mean two different schemas.
+new migration cannot silently mean two different schemas. A migration that cannot be one script
+for both (a table rebuild) is a mapping {"sqlite": …, "postgresql": …}, each run as written.
 
 Both backends hand out connections with the same small surface: `execute(sql, params)` returning
 a cursor with fetchone/fetchall/rowcount, rows readable by column name and by position.
@@ -14,11 +15,12 @@ a cursor with fetchone/fetchall/rowcount, rows readable by column name and by po
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +32,15 @@ logger = logging.getLogger(__name__)
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 # Any constant works: it only has to be the same in every process that migrates this database.
 MIGRATION_LOCK = 0x5167_6E61  # "Sgna"
+
+
+# A migration: one SQLite script translated for PostgreSQL, or one script per backend.
+Migration = str | Mapping[str, str]
+
+
+def migration_script(migration: Migration, backend: str) -> str:
+    """The script a backend ("sqlite" or "postgresql") runs for this migration."""
+    return migration if isinstance(migration, str) else migration[backend]
 
 
 class StoreError(Exception):
@@ -72,6 +83,31 @@ def redact_url(url: str) -> str:
 
 
 # -- SQLite ------------------------------------------------------------------------------------
+def private_database_file(path: str | os.PathLike[str]) -> None:
+    """Create the database file readable by its owner only (it holds password hashes), or take
+    group and other access away from an existing one.
+
+    SQLite gives the -wal and -shm files the mode of the database file, whatever the umask,
+    so creating it 0600 before SQLite opens it covers all three.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = os.stat(path).st_mode & 0o777
+        if mode & 0o077:
+            try:
+                for name in (str(path), f"{path}-wal", f"{path}-shm"):
+                    if os.path.exists(name):
+                        os.chmod(name, mode & 0o700)
+            except PermissionError:  # not ours to change (another user's file): leave it be
+                return
+            logger.warning(
+                "the database was readable by other users (%s): now owner-only", oct(mode)
+            )
+        return
+    os.close(fd)
+
+
 class SqliteBackend:
     """An SQLite file; connections come from a small pool, one thread at a time each.
 
@@ -90,6 +126,7 @@ class SqliteBackend:
         self._pool_lock = threading.Lock()
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_database_file(path)
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -136,10 +173,11 @@ class SqliteBackend:
         cur = conn.execute(sql, params)
         return cur.lastrowid if cur.rowcount > 0 else None
 
-    def migrate(self, migrations: Sequence[str]) -> int:
+    def migrate(self, migrations: Sequence[Migration]) -> int:
         with self.transaction() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(migrations[version:], start=version + 1):
+            for number, migration in enumerate(migrations[version:], start=version + 1):
+                script = migration_script(migration, self.name)
                 for statement in filter(str.strip, script.split(";")):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {number}")
@@ -212,8 +250,12 @@ POSTGRES_EXTRAS: dict[int, tuple[str, ...]] = {
 }
 
 
-def postgres_statements(number: int, script: str) -> list[str]:
+def postgres_statements(number: int, migration: Migration) -> list[str]:
     """Migration `number` (SQLite DDL) as PostgreSQL statements; ValueError if untranslatable."""
+    if not isinstance(migration, str):  # written for PostgreSQL already
+        own = [s.strip() for s in migration["postgresql"].split(";") if s.strip()]
+        return [*own, *POSTGRES_EXTRAS.get(number, ())]
+    script = migration
     out: list[str] = []
     for statement in filter(str.strip, script.split(";")):
         indexes: list[str] = []
@@ -396,7 +438,7 @@ class PostgresBackend:
         row = conn.execute(f"{sql} RETURNING id", params).fetchone()
         return row[0] if row is not None else None
 
-    def migrate(self, migrations: Sequence[str]) -> int:
+    def migrate(self, migrations: Sequence[Migration]) -> int:
         # Statements are translated before anything runs: an untranslatable one changes nothing.
         translated = [postgres_statements(n, s) for n, s in enumerate(migrations, start=1)]
         with self.transaction() as conn:

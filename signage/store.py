@@ -14,18 +14,20 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from signage.db import StoreError, StoreUnavailable, open_backend
+from signage.db import Migration, StoreError, StoreUnavailable, open_backend
 
 logger = logging.getLogger(__name__)
 
 # Each entry moves the schema one version forward; applied in order, never edited once shipped.
-MIGRATIONS: tuple[str, ...] = (
+MIGRATIONS: tuple[Migration, ...] = (
     """
     CREATE TABLE displays (
         id INTEGER PRIMARY KEY,
@@ -132,6 +134,70 @@ MIGRATIONS: tuple[str, ...] = (
         fetched_at REAL NOT NULL
     );
     """,
+    # A credential or session names one row for its whole life. SQLite hands a freed highest id
+    # of a plain INTEGER PRIMARY KEY to the next row, so a deleted display's kiosk link (or a
+    # deleted admin's cookie) opened the next one: the tables are rebuilt with AUTOINCREMENT.
+    # pairing_codes is rebuilt with them because it refers to displays, and dropping a table
+    # others refer to would cascade. PostgreSQL's identity columns never give a value twice.
+    # `secret` is random per row and part of every credential and session; rows from before
+    # keep '' (the formula without it), so screens paired and admins signed in carry on.
+    {
+        "sqlite": """
+    CREATE TABLE displays_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        floor_id TEXT NOT NULL,
+        density_display_id TEXT,
+        key_generation INTEGER NOT NULL DEFAULT 1,
+        settings TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        phone_key_generation INTEGER NOT NULL DEFAULT 1,
+        secret TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO displays_new (id, name, floor_id, density_display_id, key_generation, settings,
+        created_at, updated_at, phone_key_generation)
+        SELECT id, name, floor_id, density_display_id, key_generation, settings, created_at,
+        updated_at, phone_key_generation FROM displays;
+    CREATE TABLE pairing_codes_new (
+        id INTEGER PRIMARY KEY,
+        code TEXT NOT NULL UNIQUE,
+        secret_hash TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        display_id INTEGER REFERENCES displays_new (id) ON DELETE CASCADE,
+        claimed_at REAL,
+        client_ip TEXT
+    );
+    INSERT INTO pairing_codes_new (id, code, secret_hash, created_at, expires_at, display_id,
+        claimed_at, client_ip)
+        SELECT id, code, secret_hash, created_at, expires_at, display_id, claimed_at, client_ip
+        FROM pairing_codes;
+    DROP TABLE pairing_codes;
+    DROP TABLE displays;
+    ALTER TABLE displays_new RENAME TO displays;
+    ALTER TABLE pairing_codes_new RENAME TO pairing_codes;
+    CREATE INDEX displays_floor ON displays (floor_id);
+    CREATE INDEX pairing_codes_expiry ON pairing_codes (expires_at);
+    CREATE TABLE admins_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('owner', 'admin')),
+        session_generation INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        secret TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO admins_new (id, username, password_hash, role, session_generation, created_at)
+        SELECT id, username, password_hash, role, session_generation, created_at FROM admins;
+    DROP TABLE admins;
+    ALTER TABLE admins_new RENAME TO admins
+    """,
+        "postgresql": """
+    ALTER TABLE displays ADD COLUMN secret TEXT NOT NULL DEFAULT '';
+    ALTER TABLE admins ADD COLUMN secret TEXT NOT NULL DEFAULT ''
+    """,
+    },
 )
 
 
@@ -150,6 +216,8 @@ class Display:
     settings: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     phone_key_generation: int = 1
     updated_at: str = ""
+    # Random per display ('' for one made before there were secrets): in every credential.
+    secret: str = field(default="", repr=False, compare=False)
 
 
 def _display_identity(name: str, floor_id: str, density_display_id: str | None) -> tuple[str, str]:
@@ -161,6 +229,11 @@ def _display_identity(name: str, floor_id: str, density_display_id: str | None) 
         raise StoreError("a display needs a floor id")
     _check_text(name, floor_id, density_display_id)
     return name, floor_id
+
+
+def new_row_secret() -> str:
+    """A display's or admin's own secret: 256 random bits, hex."""
+    return secrets.token_hex(32)
 
 
 def _now() -> str:
@@ -231,6 +304,7 @@ class Store:
             settings=json.loads(row["settings"] or "{}"),
             phone_key_generation=row["phone_key_generation"],
             updated_at=row["updated_at"],
+            secret=row["secret"],
         )
 
     def add_display(
@@ -247,8 +321,16 @@ class Store:
             new_id = self._db.insert(
                 conn,
                 "INSERT INTO displays (name, floor_id, density_display_id, settings,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (name, floor_id, density_display_id or None, json.dumps(settings or {}), now, now),
+                " created_at, updated_at, secret) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    floor_id,
+                    density_display_id or None,
+                    json.dumps(settings or {}),
+                    now,
+                    now,
+                    new_row_secret(),
+                ),
             )
             row = conn.execute("SELECT * FROM displays WHERE id = ?", (new_id,)).fetchone()
         return self._display(row)
@@ -268,10 +350,17 @@ class Store:
             rows = self._query("SELECT * FROM displays WHERE floor_id = ? ORDER BY id", (floor_id,))
         return [self._display(r) for r in rows]
 
-    def remove_display(self, display_id: int) -> bool:
-        """Delete a display; True when one was deleted."""
+    def remove_display(self, display_id: int, now: float | None = None) -> bool:
+        """Delete a display and cancel the announcements sent to it; True when one was deleted."""
         with self.transaction() as conn:
             cur = conn.execute("DELETE FROM displays WHERE id = ?", (display_id,))
+            if cur.rowcount > 0:
+                # Its messages end with it: none may ever show on another screen.
+                conn.execute(
+                    "UPDATE announcements SET cancelled_at = ? WHERE scope = 'display'"
+                    " AND target = ? AND cancelled_at IS NULL",
+                    (time.time() if now is None else now, str(display_id)),
+                )
         return cur.rowcount > 0
 
     def _update_display(self, display_id: int, assignments: str, params: tuple = ()) -> Display:
@@ -299,20 +388,39 @@ class Store:
         return self._update_display(display_id, "key_generation = key_generation + 1")
 
     # -- credentials ------------------------------------------------------------------------
-    # A credential is "<id>.<hmac(secret, purpose:id:generation)>": nothing secret is stored, an
-    # admin can show the URL again at any time, and bumping the generation revokes it. The
-    # kiosk credential and the phone link differ by purpose, so one never opens the other.
-    def _mac(self, purpose: str, display_id: int, generation: int) -> str:
-        message = f"{purpose}:{display_id}:{generation}".encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
+    # A credential is "<id>.<hmac(key, purpose:id:generation:row secret)>": an admin can show the
+    # URL again at any time, bumping the generation revokes it, and the row's random secret ties
+    # it to this one row (another row with the same id, after a restore or elsewhere, has
+    # another). The kiosk credential and the phone link differ by purpose, so one never opens the
+    # other. A row from before row secrets has '' and keeps the formula its screens were given.
+    def _mac(self, purpose: str, display: Display, generation: int) -> str:
+        message = f"{purpose}:{display.id}:{generation}"
+        if display.secret:
+            message += f":{display.secret}"
+        return hmac.new(self._secret, message.encode(), hashlib.sha256).hexdigest()[:32]
 
     def credential(self, display: Display) -> str:
         """The display's current kiosk credential (goes in its kiosk and socket URLs)."""
-        return f"{display.id}.{self._mac('display', display.id, display.key_generation)}"
+        return f"{display.id}.{self._mac('display', display, display.key_generation)}"
 
     def phone_credential(self, display: Display) -> str:
         """The display's read-only phone link credential (the QR code)."""
-        return f"{display.id}.{self._mac('phone', display.id, display.phone_key_generation)}"
+        return f"{display.id}.{self._mac('phone', display, display.phone_key_generation)}"
+
+    def reissue_credentials(self) -> int:
+        """A new random secret for every display and admin: every kiosk credential, phone link
+        and console session issued so far stops working (a restore does this). Returns the
+        number of displays."""
+        with self.transaction() as conn:
+            counts = {}
+            for table in ("displays", "admins"):
+                ids = [r["id"] for r in conn.execute(f"SELECT id FROM {table}").fetchall()]
+                for row_id in ids:
+                    conn.execute(
+                        f"UPDATE {table} SET secret = ? WHERE id = ?", (new_row_secret(), row_id)
+                    )
+                counts[table] = len(ids)
+        return counts["displays"]
 
     def _lookup(self, credential: str, expected: Any) -> Display | None:
         head, _, _mac = credential.partition(".")
@@ -359,6 +467,7 @@ class Store:
             role=row["role"],
             session_generation=row["session_generation"],
             created_at=row["created_at"],
+            secret=row["secret"],
         )
 
     def add_admin(self, username: str, password_hash: str, role: str | None = None) -> Admin:
@@ -376,9 +485,9 @@ class Store:
             try:
                 new_id = self._db.insert(
                     conn,
-                    "INSERT INTO admins (username, password_hash, role, created_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (username, password_hash, role, _now()),
+                    "INSERT INTO admins (username, password_hash, role, created_at, secret)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (username, password_hash, role, _now(), new_row_secret()),
                 )
             except self._db.integrity_errors as exc:
                 raise StoreError(f"an admin named {username!r} exists already") from exc
@@ -417,6 +526,14 @@ class Store:
                 raise StoreError(f"no admin {admin_id}")
             row = conn.execute("SELECT * FROM admins WHERE id = ?", (admin_id,)).fetchone()
         return self._admin(row)
+
+    def end_admin_sessions(self, admin_id: int) -> None:
+        """Sign an admin out of every browser (a new session generation)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE admins SET session_generation = session_generation + 1 WHERE id = ?",
+                (admin_id,),
+            )
 
     def remove_admin(self, admin_id: int) -> bool:
         """Delete an admin, never the last owner; True when one was deleted."""
@@ -844,6 +961,8 @@ class Admin:
     role: str
     session_generation: int
     created_at: str
+    # Random per admin ('' for one made before there were secrets): in every session.
+    secret: str = field(default="", repr=False, compare=False)
 
 
 @dataclass(frozen=True)

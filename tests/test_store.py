@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from signage import plans
-from signage.db import SqliteBackend
+from signage.db import SqliteBackend, migration_script
 from signage.store import MIGRATIONS, Store, StoreError
 from tests import pg_server as pgs
 
@@ -80,15 +80,15 @@ def _schema(path: str) -> list[tuple]:
 def _apply_raw(path: str, upto: int) -> None:
     """Migrations 1..upto applied the way every shipped version did: one statement at a time."""
     conn = sqlite3.connect(path)
-    for number, script in enumerate(MIGRATIONS[:upto], start=1):
-        for statement in filter(str.strip, script.split(";")):
+    for number, migration in enumerate(MIGRATIONS[:upto], start=1):
+        for statement in filter(str.strip, migration_script(migration, "sqlite").split(";")):
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {number}")
     conn.commit()
     conn.close()
 
 
-@pytest.mark.parametrize("old_version", [0, 6])
+@pytest.mark.parametrize("old_version", [0, 6, 9])
 def test_an_old_sqlite_file_migrates_to_exactly_the_fresh_schema(tmp_path, old_version):
     reference = str(tmp_path / "reference.sqlite3")
     _apply_raw(reference, len(MIGRATIONS))

@@ -109,7 +109,10 @@ def _template_globals() -> dict[str, Any]:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path inside the console: never an open redirect."""
+    """Only a path inside the console: never an open redirect; a 400 for control characters
+    (a header cannot carry them: they would have been a 500)."""
+    if target and any(ord(c) < 32 or ord(c) == 127 for c in target):
+        abort(400, "the next parameter may not contain control characters")
     if target and target.startswith("/admin") and not target.startswith("//"):
         if "\\" not in target and not urlsplit(target).netloc:
             return target
@@ -119,18 +122,29 @@ def _safe_next(target: str | None) -> str:
 # -- sign-in -------------------------------------------------------------------------------------
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
-    """The sign-in form; failed attempts are limited per address and per username."""
+    """The sign-in form; failed attempts are limited per address and per address and username
+    (see auth.LOGIN_FAILURES_PER_USER for how an attack on one account from many is slowed)."""
     if request.method == "GET":
         if auth.load_principal(allow_token=False) is not None:
             return redirect(_safe_next(request.args.get("next")))
+        _safe_next(request.args.get("next"))  # refused now, not after signing in
         return render_template("admin/login.html", next=request.args.get("next", ""))
+    _safe_next(request.form.get("next"))
     username = request.form.get("username", "").strip()[:128]
     password = request.form.get("password", "")
-    by_ip = auth.limiter("login-ip", auth.LOGIN_FAILURES_PER_IP, auth.LOGIN_WINDOW_S)
-    by_user = auth.limiter("login-user", auth.LOGIN_FAILURES_PER_USER, auth.LOGIN_WINDOW_S)
+    window = auth.LOGIN_WINDOW_S
+    by_ip = auth.limiter("login-ip", auth.LOGIN_FAILURES_PER_IP, window)
+    by_pair = auth.limiter("login-ip-user", auth.LOGIN_FAILURES_PER_IP_USER, window)
+    by_user = auth.limiter("login-user", auth.LOGIN_FAILURES_PER_USER, window)
     ip, user_key = auth.client_ip(), username.lower()
-    if by_ip.blocked(ip) or by_user.blocked(user_key):
-        wait = max(by_ip.retry_after(ip), by_user.retry_after(user_key))
+    pair_key = f"{ip} {user_key}"
+    # An account under attack refuses only the addresses that have guessed at it already.
+    user_attacked = by_user.blocked(user_key) and by_pair.count(pair_key) > 0
+    if by_ip.blocked(ip) or by_pair.blocked(pair_key) or user_attacked:
+        waits = [by_ip.retry_after(ip), by_pair.retry_after(pair_key)]
+        if user_attacked:
+            waits.append(by_user.retry_after(user_key))
+        wait = max(1, *waits)
         logger.warning("sign-in refused: too many failed attempts (from %s)", ip)
         body = render_template(
             "admin/login.html",
@@ -142,6 +156,7 @@ def login() -> Any:
     admin = auth.authenticate(username, password)
     if admin is None:
         by_ip.hit(ip)
+        by_pair.hit(pair_key)
         by_user.hit(user_key)
         logger.info("failed sign-in for a username from %s", ip)
         body = render_template(
@@ -151,7 +166,7 @@ def login() -> Any:
             error="Wrong username or password.",
         )
         return Response(body, status=401)
-    by_user.reset(user_key)
+    by_pair.reset(pair_key)
     auth.start_session(admin)
     logger.info("admin %s signed in", admin.username)
     return redirect(_safe_next(request.form.get("next")))
@@ -159,7 +174,8 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Response:
-    """Sign out (a POST with the form token, so no other site can sign anyone out)."""
+    """Sign out, on the server too: a copy of the cookie opens nothing after (a POST with the
+    form token, so no other site can sign anyone out)."""
     auth.end_session()
     return redirect(url_for("admin.login"))
 

@@ -1,0 +1,263 @@
+"""A credential or session names one row for its whole life: ids are never reused and every row
+carries a random secret; sign-out ends the session on the server; sign-in limits slow a guesser
+without locking the real admin out; the database is private to its owner; a bad `next` is a 400.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from signage.hub import CLOSE_UNAUTHORIZED
+from signage.store import MIGRATIONS, Store
+from tests import pg_server as pgs
+from tests.admin_helpers import PASSWORD, Console, csrf_from, make_admin
+from tests.helpers import wait_until
+from tests.test_store import _apply_raw
+
+# The fixtures, named here so that pytest finds them for this module's tests.
+pg_server, pg_url = pgs.pg_server, pgs.pg_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_server(request, make_server):
+    """The real server on each backend."""
+    if request.param == "sqlite":
+        return make_server()
+    return make_server(SIGNAGE_DATABASE=request.getfixturevalue("pg_url"))
+
+
+def _floor(server) -> str:
+    """A real floor of the simulated portfolio (the directory loads in the background)."""
+    return wait_until(server.svc.directory.floors, message="floors listed")[0].id
+
+
+# -- identities are never reused ----------------------------------------------------------------
+def test_a_deleted_admins_session_never_opens_the_next_account(any_server):
+    server = any_server
+    make_admin(server.svc, "owner")
+    owner = Console(server.app)
+    assert owner.login("owner").status_code == 302
+    added = owner.post(
+        "/admin/admins", {"username": "mallory", "role": "admin", "password": PASSWORD}
+    )
+    assert added.status_code == 302
+    mallory = Console(server.app, ip="10.1.1.1")
+    assert mallory.login("mallory").status_code == 302
+    assert mallory.api("GET", "/api/admin/me").json["name"] == "mallory"
+    mallory_id = server.svc.store.admin_by_username("mallory").id
+    assert owner.post(f"/admin/admins/{mallory_id}/delete").status_code == 302
+    added = owner.post("/admin/admins", {"username": "bob", "role": "owner", "password": PASSWORD})
+    assert added.status_code == 302
+    bob = server.svc.store.admin_by_username("bob")
+    assert bob.id != mallory_id
+    # Mallory's cookie, kept from before her removal, opens nothing (bob's account least of all).
+    assert mallory.get("/admin/admins").status_code == 302
+    assert mallory.api("GET", "/api/admin/me").status_code == 401
+
+
+def test_a_deleted_displays_kiosk_link_socket_and_phone_link_never_open_the_next(any_server):
+    server = any_server
+    store, floor = server.svc.store, _floor(server)
+    displays = [store.add_display(f"Screen {i}", floor) for i in range(1, 5)]
+    gone = displays[-1]
+    old_kiosk, old_phone = store.credential(gone), store.phone_credential(gone)
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.get(f"/api/kiosk/{old_kiosk}/state").status_code == 200
+        store.remove_display(gone.id)
+        ceo = store.add_display("CEO office door", floor)
+        assert ceo.id != gone.id
+        assert http.get(f"/kiosk/{old_kiosk}").status_code == 404
+        assert http.get(f"/api/kiosk/{old_kiosk}/state").status_code == 404
+        assert http.get(f"/phone/{old_phone}").status_code == 404
+        assert http.get(f"/api/phone/{old_phone}/state").status_code == 404
+        assert http.get(f"/api/kiosk/{store.credential(ceo)}/state").status_code == 200
+    # The old socket URL gets no snapshot: it is closed as unknown (the kiosk goes to pairing).
+    with connect(server.socket_url(old_kiosk), open_timeout=5) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd.code == CLOSE_UNAUTHORIZED
+
+
+def test_an_emergency_to_a_deleted_display_never_reaches_the_next_one(any_server):
+    server = any_server
+    store, floor = server.svc.store, _floor(server)
+    first = store.add_display("First", floor)
+    doomed = store.add_display("Doomed", floor)
+    server.svc.announcer.create(
+        scope="display",
+        target=str(doomed.id),
+        kind="emergency",
+        title="Evacuate",
+        body="",
+        starts_at=0.0,
+        ends_at=4e9,
+        created_by="test",
+    )
+    store.remove_display(doomed.id)
+    (cancelled,) = store.list_announcements()
+    assert cancelled.cancelled_at is not None  # its screen is gone: so is its message
+    following = store.add_display("Following", floor)
+    for display in (first, following):
+        state = server.app.test_client().get(f"/api/kiosk/{store.credential(display)}/state")
+        assert state.status_code == 200 and state.json["announcements"] == []
+
+
+def test_ids_stay_unique_after_the_highest_is_deleted_on_each_backend(any_server):
+    store = any_server.svc.store
+    display = store.add_display("A", "spc_1")
+    store.remove_display(display.id)
+    assert store.add_display("B", "spc_1").id > display.id
+    make_admin(any_server.svc, "owner")
+    admin = make_admin(any_server.svc, "carol")
+    store.remove_admin(admin.id)
+    assert make_admin(any_server.svc, "dave").id > admin.id
+
+
+def test_every_row_has_its_own_secret_in_its_credential(tmp_path):
+    # Two databases with the same secret key and the same ids still issue different credentials.
+    a, b = Store(str(tmp_path / "a.sqlite3"), "same"), Store(str(tmp_path / "b.sqlite3"), "same")
+    try:
+        for store in (a, b):
+            store.migrate()
+        da, db = a.add_display("X", "spc_1"), b.add_display("X", "spc_1")
+        assert da.id == db.id
+        assert a.credential(da) != b.credential(db)
+        assert a.phone_credential(da) != b.phone_credential(db)
+        assert a.display_for_credential(b.credential(db)) is None
+        assert "secret" not in repr(da) and da.secret not in repr(da)
+    finally:
+        a.close()
+        b.close()
+
+
+def _old_credential(key: str, purpose: str, display_id: int, generation: int) -> str:
+    """A credential as every version before the per-row secret made it."""
+    message = f"{purpose}:{display_id}:{generation}".encode()
+    return f"{display_id}.{hmac.new(key.encode(), message, hashlib.sha256).hexdigest()[:32]}"
+
+
+def test_the_upgrade_keeps_paired_screens_and_signed_in_admins_working(tmp_path):
+    path = str(tmp_path / "old.sqlite3")
+    # The schema every installation had before per-row secrets.
+    before = next(i for i, m in enumerate(MIGRATIONS) if not isinstance(m, str))
+    _apply_raw(path, before)
+    conn = sqlite3.connect(path)
+    for i in (1, 2, 3):
+        conn.execute(
+            "INSERT INTO displays (id, name, floor_id, created_at, updated_at)"
+            " VALUES (?, 'Lobby', 'spc_1', 'x', 'x')",
+            (i,),
+        )
+    conn.execute("DELETE FROM displays WHERE id = 3")
+    conn.execute(
+        "INSERT INTO pairing_codes (code, secret_hash, created_at, expires_at, display_id)"
+        " VALUES ('ABCD2345', 'h', 0, 9e9, 2)"
+    )
+    conn.commit()
+    conn.close()
+    store = Store(path, "k")
+    try:
+        assert store.migrate() == len(MIGRATIONS)
+        for i in (1, 2):
+            display = store.display_for_credential(_old_credential("k", "display", i, 1))
+            assert display is not None and display.id == i
+            phone = store.display_for_phone_credential(_old_credential("k", "phone", i, 1))
+            assert phone is not None and phone.id == i
+        assert store.pairing_by_secret("h").display_id == 2  # a pairing in flight survives
+        # A display created after the upgrade has a secret: the old formula does not open it.
+        new = store.add_display("New", "spc_1")
+        assert store.display_for_credential(_old_credential("k", "display", new.id, 1)) is None
+        assert store.display_for_credential(store.credential(new)) == new
+        # Deleting a display still removes its pairings (the foreign key survived the rebuild).
+        store.remove_display(2)
+        assert store.pairing_by_secret("h") is None
+    finally:
+        store.close()
+
+
+# -- sign-out -------------------------------------------------------------------------------------
+def test_signing_out_ends_the_session_on_the_server(server):
+    make_admin(server.svc)
+    c = Console(server.app)
+    assert c.login().status_code == 302
+    copied = c.client.get_cookie("signage_session").value
+    assert c.post("/admin/logout").status_code == 302
+    thief = server.app.test_client()
+    thief.set_cookie("signage_session", copied)
+    assert thief.get("/admin/displays").status_code == 302
+    assert thief.get("/api/admin/me").status_code == 401
+    assert Console(server.app).login().status_code == 302  # signing in again works
+
+
+# -- sign-in limits -------------------------------------------------------------------------------
+def test_failures_from_other_addresses_never_refuse_the_right_password(server):
+    make_admin(server.svc)
+    for i in range(10):  # the review's attack: 8+ failures from 10 addresses
+        assert Console(server.app, ip=f"10.0.0.{i}").login(password="guess" * 3).status_code == 401
+    assert Console(server.app, ip="10.0.1.1").login().status_code == 302
+    # The addresses that guessed are slowed: once the account is under attack, each of them is
+    # refused for this account (the right password included) until the window passes.
+    refused = Console(server.app, ip="10.0.0.3").login()
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+
+
+def test_one_address_guessing_one_account_is_refused_but_not_for_others(server):
+    make_admin(server.svc)
+    make_admin(server.svc, "bob")
+    for _ in range(8):
+        assert Console(server.app, ip="10.2.2.2").login(password="guess" * 3).status_code == 401
+    assert Console(server.app, ip="10.2.2.2").login().status_code == 429
+    assert Console(server.app, ip="10.2.2.2").login(username="bob").status_code == 302
+    assert Console(server.app, ip="10.2.2.3").login().status_code == 302
+
+
+# -- a bad `next` ---------------------------------------------------------------------------------
+def test_a_next_with_control_characters_is_a_400_not_a_500(server):
+    make_admin(server.svc)
+    for target in ("/admin/x\r\nSet-Cookie: a=b", "/admin/\nx", "/admin/\x00", "/admin/\x7f"):
+        c = Console(server.app)
+        response = c.login(next_=target)
+        assert response.status_code == 400, repr(target)
+        assert "Set-Cookie" not in response.headers or "a=b" not in response.headers["Set-Cookie"]
+        assert b"next" in response.data
+    signed_in = Console(server.app)
+    assert signed_in.login().status_code == 302
+    assert signed_in.get("/admin/login?next=/admin/%0d%0aX:%20y").status_code == 400
+    page = Console(server.app).get("/admin/login")
+    assert csrf_from(page.get_data(as_text=True))
+
+
+# -- files private to their owner ---------------------------------------------------------------
+def test_a_fresh_database_and_its_journal_files_are_private(tmp_path):
+    path = tmp_path / "fresh" / "signage.sqlite3"
+    # In a child process: the umask is process-wide, and most installations run under 022.
+    code = (
+        "import os, sys, pathlib\n"
+        "os.umask(0o022)\n"
+        "from signage.store import Store\n"
+        "store = Store(sys.argv[1], 'k')\n"
+        "store.migrate()\n"
+        "store.add_display('A', 'spc_1')\n"
+        "with store.connection():\n"  # the -wal and -shm files exist while a connection is open
+        "    for p in sorted(pathlib.Path(sys.argv[1]).parent.iterdir()):\n"
+        "        print(p.name, oct(p.stat().st_mode & 0o777))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    files = dict(line.split() for line in done.stdout.splitlines())
+    assert set(files) == {"signage.sqlite3", "signage.sqlite3-shm", "signage.sqlite3-wal"}
+    assert set(files.values()) == {"0o600"}, files
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
