@@ -677,6 +677,13 @@ def displays() -> None:
     """Add, list, pair, revoke and remove displays."""
 
 
+def phone_url(svc, display) -> str:
+    """The display's phone link, as the console shows it."""
+    from signage.web.admin import phone_url as console_phone_url
+
+    return console_phone_url(svc, display)
+
+
 def _display_json(svc, display) -> dict[str, Any]:
     return {
         "id": display.id,
@@ -686,6 +693,7 @@ def _display_json(svc, display) -> dict[str, Any]:
         "kiosk_url": svc.kiosk_url(display),
         "socket_url": svc.socket_url(display),
         "state_url": svc.state_url(display),
+        "phone_url": phone_url(svc, display),
     }
 
 
@@ -734,15 +742,29 @@ def displays_remove(display_id: int) -> None:
 
 @displays.command("revoke")
 @click.argument("display_id", type=int)
-def displays_revoke(display_id: int) -> None:
+@click.option(
+    "--phone", is_flag=True, help="Revoke only the phone link (QR code); screens stay paired."
+)
+def displays_revoke(display_id: int, phone: bool) -> None:
     """Issue a new credential for a display; screens holding the old one return to pairing."""
     from signage.store import StoreError
 
     svc = _app().extensions["signage"]
+    if phone and svc.store.get_display(display_id) is None:
+        raise click.ClickException(f"no display {display_id}")
     try:
-        display = svc.store.revoke_display(display_id)
+        if phone:
+            display = svc.store.revoke_phone_link(display_id)
+        else:
+            display = svc.store.revoke_display(display_id)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
+    if phone:
+        # This process cannot reach a running server's screens: they show the new code when
+        # their page next loads (at once with the console's or the API's revoke, or Reload).
+        click.echo(f"display {display_id} phone link revoked; new: {phone_url(svc, display)}")
+        click.echo("screens show the new QR code after their next reload", err=True)
+        return
     click.echo(f"display {display_id} revoked; its new kiosk URL: {svc.kiosk_url(display)}")
 
 

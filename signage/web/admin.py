@@ -462,6 +462,9 @@ def apply_display_change(
         cleaned["density_display_id"],
         cleaned["settings"],
     )
+    if display.settings.get("qr") is False and cleaned["settings"].get("qr") is not False:
+        # The QR code back on shows a new link: one handed out before it went off stays dead.
+        updated = svc.store.revoke_phone_link(display.id)
     closed = svc.hub.close_display(display.id, CLOSE_RELOAD, "display reconfigured")
     logger.info(
         "display %s reconfigured; %d kiosk socket(s) asked to reconnect",
@@ -492,6 +495,26 @@ def revoke_display(svc: Services, display: Display) -> Display:
         display.id,
         closed,
         extra={"event": "display", "display_id": display.id, "state": "revoked"},
+    )
+    return revoked
+
+
+def phone_url(svc: Services, display: Display) -> str:
+    """The display's phone link (its QR code's address), as phones on the guest Wi-Fi reach it."""
+    base = (svc.config.get("SIGNAGE_PHONE_URL") or svc.public_url()).rstrip("/")
+    return f"{base}/phone/{svc.store.phone_credential(display)}"
+
+
+def revoke_phone_link(svc: Services, display: Display) -> Display:
+    """Issue a new phone link: the old one opens nothing, and the display's screens reload to
+    show the new QR code (the screens themselves keep their credential)."""
+    revoked = svc.store.revoke_phone_link(display.id)
+    closed = svc.hub.close_display(display.id, CLOSE_RELOAD, "phone link revoked")
+    logger.info(
+        "display %s phone link revoked; %d kiosk socket(s) asked to reload",
+        display.id,
+        closed,
+        extra={"event": "display", "display_id": display.id, "state": "phone_revoked"},
     )
     return revoked
 
@@ -607,6 +630,7 @@ def display_edit(display_id: int) -> Any:
         kiosk_url=svc.kiosk_url(display),
         socket_url=svc.socket_url(display),
         state_url=svc.state_url(display),
+        phone_url=phone_url(svc, display),
         connected=len([s for s in svc.hub.subscribers() if s.display_id == display.id]),
     )
     return Response(body, status=400 if errors else 200)
@@ -629,6 +653,16 @@ def display_revoke(display_id: int) -> Response:
     display = _display_or_404(display_id)
     revoke_display(svc, display)
     flash("Credential revoked: its screens show a pairing code again.", "ok")
+    return redirect(url_for("admin.display_edit", display_id=display.id))
+
+
+@bp.post("/displays/<int:display_id>/revoke-phone")
+def display_revoke_phone(display_id: int) -> Response:
+    """A new phone link (QR code) for a display: phones holding the old one lose the view."""
+    svc = services()
+    display = _display_or_404(display_id)
+    revoke_phone_link(svc, display)
+    flash("Phone link revoked: its screens show a new QR code within seconds.", "ok")
     return redirect(url_for("admin.display_edit", display_id=display.id))
 
 

@@ -112,6 +112,7 @@ def display_json(svc: Services, display: Display, connected: int | None = None) 
         out["kiosk_url"] = svc.kiosk_url(display)
         out["socket_url"] = svc.socket_url(display)
         out["state_url"] = svc.state_url(display)
+        out["phone_url"] = admin.phone_url(svc, display)
     return out
 
 
@@ -197,6 +198,14 @@ def display_revoke(display_id: int) -> Response:
     """A new credential: screens holding the old one are closed (4401) and show pairing."""
     svc = services()
     revoked = admin.revoke_display(svc, _display_or_404(display_id))
+    return jsonify(display_json(svc, revoked))
+
+
+@bp.post("/displays/<int:display_id>/revoke-phone")
+def display_revoke_phone(display_id: int) -> Response:
+    """A new phone link (QR code): the old one opens nothing; screens reload with the new one."""
+    svc = services()
+    revoked = admin.revoke_phone_link(svc, _display_or_404(display_id))
     return jsonify(display_json(svc, revoked))
 
 
@@ -550,6 +559,11 @@ def openapi_document() -> dict[str, Any]:
             "/displays/{display_id}/revoke": {
                 "post": _op(
                     "New credential; open screens return to pairing", params=("display_id",)
+                )
+            },
+            "/displays/{display_id}/revoke-phone": {
+                "post": _op(
+                    "New phone link (QR code); the old one opens nothing", params=("display_id",)
                 )
             },
             "/displays/{display_id}/reload": {
