@@ -142,3 +142,31 @@ def test_restore_from_another_directory_writes_the_database_serve_reads(sim, tmp
     assert [d["name"] for d in listed] == ["Before"]
     assert not (admin_home / "instance").exists()
     assert (server_dir / "instance" / "signage.sqlite3").is_file()
+
+
+def test_an_existing_database_keeps_the_key_an_older_version_kept_in_the_package(
+    sim, tmp_path, monkeypatch, apps
+):
+    from signage import services
+    from signage.store import Store
+
+    legacy = tmp_path / "old-package-instance" / "secret_key"
+    legacy.parent.mkdir()
+    legacy.write_text("the-key-paired-screens-were-given\n")
+    monkeypatch.setattr(services, "_legacy_secret_keys", lambda: [legacy])
+    monkeypatch.setenv("SIGNAGE_CONFIG", str(tmp_path / "none.toml"))
+    existing = tmp_path / "existing" / "signage.sqlite3"
+    existing.parent.mkdir()
+    store = Store(str(existing), "the-key-paired-screens-were-given")
+    store.migrate()
+    store.close()
+
+    config = server_config(sim, tmp_path, SIGNAGE_DATABASE=str(existing))
+    config["SIGNAGE_SECRET_KEY"] = ""
+    assert apps(config).config["SECRET_KEY"] == "the-key-paired-screens-were-given"
+    assert (existing.parent / "secret_key").read_text() == "the-key-paired-screens-were-given"
+
+    # A new database never takes it: unrelated servers must not share a key.
+    config = server_config(sim, tmp_path, SIGNAGE_DATABASE=str(tmp_path / "new" / "db.sqlite3"))
+    config["SIGNAGE_SECRET_KEY"] = ""
+    assert apps(config).config["SECRET_KEY"] != "the-key-paired-screens-were-given"
