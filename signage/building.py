@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 DEBOUNCE_S = 1.0
 # Summaries are also re-derived this often, in case a change reached no listener.
 SWEEP_S = 10.0
+# Each kiosk's panel is looked at again this often: an emergency on another floor starts and
+# ends without any feed publishing (the override is read from the store, cached as long).
+RECHECK_S = 2.0
 
 
 def summarise(
@@ -210,6 +213,8 @@ class OtherFloors:
         """Send a kiosk that just joined the panel when it changed after its snapshot was built."""
         current = self.panel(floor_id)
         if current is None or current == shown:
+            with self._lock:  # what this floor's kiosks hold: a recheck sends only a change
+                self._told.setdefault(floor_id, shown or [])
             return
         self._send(floor_id, current, lambda text: self.hub.send(sub, text))
 
@@ -240,6 +245,7 @@ class OtherFloors:
 
     def _run(self) -> None:
         next_sweep = time.monotonic() + self.sweep
+        next_recheck = time.monotonic() + RECHECK_S
         wait = self.sweep
         while not self._stop.is_set():
             self._wake.wait(timeout=wait)
@@ -251,9 +257,15 @@ class OtherFloors:
                     self._forget_unlisted()
                     with self._lock:
                         self._dirty.update(self._summaries)
-                        # Emergencies start and end without a feed noticing: look again.
+                if now >= next_recheck:
+                    next_recheck = now + RECHECK_S
+                    with self._lock:
                         self._own_dirty.update(self._targets)
-                wait = min(self._refresh_due(now), max(0.0, next_sweep - now))
+                wait = min(
+                    self._refresh_due(now),
+                    max(0.0, next_sweep - now),
+                    max(0.0, next_recheck - now),
+                )
             except Exception:  # the panel must not end for good because of one bad summary
                 logger.exception("other floors: refresh failed")
                 wait = self.debounce

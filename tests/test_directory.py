@@ -368,7 +368,7 @@ def test_pages_answer_within_a_second_through_an_outage_and_a_restart(make_serve
     )
     times, _ = timed_pages(server, credential)
     assert p99(times) < 1.0, f"warm cache: p99 {p99(times):.3f}s, max {max(times):.3f}s"
-    print(f"{kind} warm cache: p99 {p99(times):.3f}s max {max(times):.3f}s")
+    print(f"{kind} warm: p50 {sorted(times)[25]:.3f}s p99 {p99(times):.3f}s")
 
     # The admin floor picker says where the floors come from, at once.
     make_admin(server.svc)
@@ -387,7 +387,7 @@ def test_pages_answer_within_a_second_through_an_outage_and_a_restart(make_serve
     calls = RequestThreadCalls(again.svc.client)
     times, state = timed_pages(again, credential)
     assert p99(times) < 1.0, f"after a restart: p99 {p99(times):.3f}s, max {max(times):.3f}s"
-    print(f"{kind} after a restart: p99 {p99(times):.3f}s max {max(times):.3f}s")
+    print(f"{kind} restart: p50 {sorted(times)[25]:.3f}s p99 {p99(times):.3f}s")
     rooms = state["rooms"]
     assert {sid: r["name"] for sid, r in rooms.items()} == names
     assert {r["state"] for r in rooms.values()} == {"unknown"}

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 from websockets.exceptions import ConnectionClosed
@@ -472,3 +473,91 @@ def test_panel_turns_unknown_when_the_kiosk_loses_the_server(sim, server, contex
     server.stop()  # stops listening too: a dead server refuses, it does not hang
     expect(floor_line(page, first)).to_have_attribute("data-state", "unknown", timeout=8000)
     expect(page.locator("#other-floors .of-total").first).to_have_text("Unknown")
+
+
+# -- honest through outages and emergencies --------------------------------------------------
+def test_other_floors_turn_unknown_when_the_kiosks_own_floor_is_stale(sim, server, listeners):
+    ground, first, second = building(sim)
+    for floor_id in (ground, first, second):
+        set_floor(sim, floor_id)
+    _, cred = server.add_display(ground)
+    kiosk = listeners(server.socket_url(cred))
+    wait_until(lambda: shows(kiosk, sim, first) and shows(kiosk, sim, second), timeout=10)
+    # Only the kiosk's own floor stops hearing Density; the other floors' feeds stay fresh.
+    server.svc.feeds.get(ground).stop()
+    wait_until(
+        lambda: all(kiosk.floor(f)["state"] == "unknown" for f in (first, second)),
+        timeout=20,
+        message="every other floor unknown once the kiosk's own floor is stale",
+    )
+    assert {kiosk.floor(f)["reason"] for f in (first, second)} == {"own_floor_stale"}
+    assert {kiosk.floor(f)["free"] for f in (first, second)} == {None}
+    assert server.svc.feeds.get(first).snapshot()["feed"] in ("live", "polling")
+
+
+def test_a_total_outage_turns_every_floor_unknown_even_as_the_space_tree_expires(
+    sim, make_server, listeners
+):
+    server = make_server(SIGNAGE_SPACES_TTL=2.0)
+    ground, first, second = building(sim)
+    for floor_id in (ground, first, second):
+        set_floor(sim, floor_id)
+    _, cred = server.add_display(ground)
+    kiosk = listeners(server.socket_url(cred))
+    wait_until(lambda: shows(kiosk, sim, first) and shows(kiosk, sim, second), timeout=10)
+    names = {f["id"]: f["name"] for f in kiosk.panel}
+
+    # Every call answered 429 (Retry-After: 30), sockets cut and refused.
+    sim.world.force_429(3600, 30)
+    sim.world.set_socket_mode("refuse")
+    sim.world.drop_sockets()
+    started = time.monotonic()
+    wait_until(
+        lambda: all(kiosk.floor(f)["state"] == "unknown" for f in (first, second)),
+        timeout=30,
+        message="every floor unknown in a total outage",
+    )
+    took = time.monotonic() - started
+    # stale_after (4 s here) and a debounce: the panel's worker never waited on Density.
+    assert took < 4.0 + 6.0, took
+    # The space tree's lifetime passes inside the outage: its refresh fails in the background,
+    # and the panel still lists every floor by name, unknown.
+    wait_until(lambda: server.svc.directory.status()["state"] == "unreachable", timeout=30)
+    time.sleep(0)  # the next assertion reads the latest panel
+    assert {f["id"]: f["name"] for f in kiosk.panel} == names
+    assert {f["state"] for f in kiosk.panel} == {"unknown"}
+    state = httpx.get(f"{server.url}/api/kiosk/{cred}/state", timeout=5).json()
+    assert {f["state"] for f in state["other_floors"]} == {"unknown"}
+
+    sim.world.force_429(0)
+    sim.world.set_socket_mode("normal")
+    wait_until(lambda: shows(kiosk, sim, first), timeout=30, message="counts again after")
+
+
+def test_a_floor_under_an_emergency_is_not_available_on_other_floors(sim, server, listeners):
+    ground, first, second = building(sim)
+    for floor_id in (ground, first, second):
+        set_floor(sim, floor_id)
+    _, cred = server.add_display(ground)
+    kiosk = listeners(server.socket_url(cred))
+    wait_until(lambda: shows(kiosk, sim, first) and shows(kiosk, sim, second), timeout=10)
+    now = time.time()
+    emergency = server.svc.announcer.create(
+        created_by="test",
+        scope="floor",
+        target=first,
+        kind="emergency",
+        title="Evacuate",
+        body="",
+        starts_at=now,
+        ends_at=now + 600,
+    )
+    wait_until(
+        lambda: kiosk.floor(first)["state"] == "not_available",
+        timeout=10,
+        message="the evacuated floor is not offered",
+    )
+    assert kiosk.floor(first)["free"] is None and kiosk.floor(first)["reason"] == "emergency"
+    assert shows(kiosk, sim, second)
+    server.svc.announcer.cancel(emergency.id, "test")
+    wait_until(lambda: shows(kiosk, sim, first), timeout=10, message="offered again after")
