@@ -512,6 +512,19 @@ def test_retries_zero_sends_each_call_exactly_once(call: Callable[[DensityClient
         assert clock.sleeps == []
 
 
+def test_a_ws_url_is_asked_for_once_unless_retries_are_asked_for() -> None:
+    """The socket's reconnect loop is the retry: a ws_url call is not retried underneath it."""
+    client, rec, _ = make_client(always(503))
+    with pytest.raises(Unavailable):
+        client.presence_ws_url("spc_floor")
+    with pytest.raises(Unavailable):
+        client.occupancy_ws_url("spc_1")
+    assert len(rec.requests) == 2
+    with pytest.raises(Unavailable):
+        client.presence_ws_url("spc_floor", retries=2)
+    assert len(rec.requests) == 2 + 3
+
+
 def test_retries_one_allows_exactly_one_retry() -> None:
     client, rec, _ = make_client(always(502))
     with pytest.raises(Unavailable):

@@ -698,16 +698,20 @@ class DensityClient:
                 result[space_id] = parsed
         return result
 
+    # A ws_url is asked for by a socket's reconnect loop, which is itself the retry (with its
+    # own backoff): retried here too, an outage cost three ws_url calls per socket attempt.
+    # So these calls are sent once unless the caller asks for retries.
+
     def presence_ws_url(
-        self, floor_id: str, *, display_id: str | None = None, retries: int | None = None
+        self, floor_id: str, *, display_id: str | None = None, retries: int | None = 0
     ) -> str:
-        """A fresh single-use ws_url for the floor's presence socket."""
+        """A fresh single-use ws_url for the floor's presence socket (sent once by default)."""
         return self._ws_url("ws_floor_presence", {"floor_id": floor_id}, display_id, retries)
 
     def occupancy_ws_url(
-        self, space_id: str, *, display_id: str | None = None, retries: int | None = None
+        self, space_id: str, *, display_id: str | None = None, retries: int | None = 0
     ) -> str:
-        """A fresh single-use ws_url for a space's occupancy-count socket."""
+        """A fresh single-use ws_url for a space's occupancy-count socket (sent once by default)."""
         return self._ws_url("ws_space_occupancy", {"space_id": space_id}, display_id, retries)
 
     def _ws_url(
