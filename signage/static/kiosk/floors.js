@@ -73,6 +73,14 @@
     li.setAttribute("data-feed", lost ? "stale" : String(floor.feed || "stale"));
     var head = el("div", "of-head");
     head.appendChild(el("span", "of-name", String(floor.name || "")));
+    if (!lost && floor.state === "not_available") {
+      // An emergency override on that floor: its free rooms are not to be walked to.
+      li.setAttribute("data-state", "not-available");
+      head.appendChild(el("span", "of-total of-unknown", t("floors_not_available")));
+      li.appendChild(head);
+      li.appendChild(el("p", "of-groups of-hint", t("floors_not_available_hint")));
+      return li;
+    }
     if (!ok) {
       head.appendChild(el("span", "of-total of-unknown", t("floors_unknown")));
       li.appendChild(head);
