@@ -561,3 +561,50 @@ def test_a_floor_under_an_emergency_is_not_available_on_other_floors(sim, server
     assert shows(kiosk, sim, second)
     server.svc.announcer.cancel(emergency.id, "test")
     wait_until(lambda: shows(kiosk, sim, first), timeout=10, message="offered again after")
+
+
+@pytest.mark.browser
+def test_panel_in_a_total_outage_and_an_emergency(sim, make_server, contexts):
+    """In Chromium: every floor unknown once stale_after has passed in a total outage (the space
+    tree expiring meanwhile), and an evacuated floor "Not available" once Density is back."""
+    server = make_server(SIGNAGE_SPACES_TTL=2.0)
+    ground, first, second = building(sim)
+    for floor_id in (ground, first, second):
+        set_floor(sim, floor_id)
+    _, cred = server.add_display(ground)
+    page = open_kiosk(contexts, f"{server.url}/kiosk/{cred}")
+    for floor_id in (first, second):
+        expect(floor_line(page, floor_id)).to_have_attribute("data-state", "known", timeout=10_000)
+
+    sim.world.force_429(3600, 30)
+    sim.world.set_socket_mode("refuse")
+    sim.world.drop_sockets()
+    for floor_id in (first, second):
+        expect(floor_line(page, floor_id)).to_have_attribute(
+            "data-state", "unknown", timeout=15_000
+        )
+    wait_until(lambda: server.svc.directory.status()["state"] == "unreachable", timeout=30)
+    for floor_id in (first, second):
+        expect(floor_line(page, floor_id)).to_have_attribute("data-state", "unknown")
+        expect(floor_line(page, floor_id).locator(".of-total")).to_have_text("Unknown")
+    expect(floor_line(page, first).locator(".of-name")).to_have_text("1st floor")
+
+    sim.world.force_429(0)
+    sim.world.set_socket_mode("normal")
+    expect(floor_line(page, first)).to_have_attribute("data-state", "known", timeout=30_000)
+    now = time.time()
+    server.svc.announcer.create(
+        created_by="test",
+        scope="floor",
+        target=first,
+        kind="emergency",
+        title="Evacuate",
+        body="",
+        starts_at=now,
+        ends_at=now + 600,
+    )
+    line = floor_line(page, first)
+    expect(line).to_have_attribute("data-state", "not-available", timeout=10_000)
+    expect(line.locator(".of-total")).to_have_text("Not available")
+    expect(floor_line(page, second)).to_have_attribute("data-state", "known")
+    assert page.errors == []
