@@ -12,7 +12,7 @@ spelling (escapes included): the stored file fetches nothing wherever it is open
 py-svg-hush runs in a process of its own (signage/svgworker.py) with memory, CPU and time
 limits: fed 20,000 nested groups it grew the server to 1.6 GB, and 50,000 aborted the whole
 process inside its Rust code (SIGABRT). The depth limit refuses those before it runs; the
-process is there for whatever else it may choke on. It costs about 30 ms an upload.
+process is there for whatever else it may choke on. It adds 20 to 30 ms to an upload.
 
 Files are written to a temporary file, fsynced and renamed into place, and recorded in the
 database only after the rename: a crash leaves either the old plan or the new one, never a torn

@@ -309,9 +309,25 @@ def test_a_crash_inside_the_sanitiser_is_a_refusal_and_this_process_lives_on():
     """Depth 50,000 aborts py-svg-hush (SIGABRT in Rust): only its own process may die."""
     with pytest.raises(plans.PlanError, match="could not be read by the sanitiser"):
         plans.run_sanitiser(nested(50_000), LIMIT)
+    # Depth 20,000 took 1.6 GB inside the server: now the sanitiser's memory limit ends it.
+    with pytest.raises(plans.PlanError, match="could not be read by the sanitiser"):
+        plans.run_sanitiser(nested(20_000), 10**10)
     # A sanitiser output above its limit is refused, not stored.
     with pytest.raises(plans.PlanError, match="larger than"):
         plans.run_sanitiser(nested(200), 10_000)
+
+
+def test_a_sanitiser_that_takes_too_long_is_stopped(monkeypatch):
+    monkeypatch.setattr(plans, "SANITISER_TIMEOUT_S", 0.001)
+    with pytest.raises(plans.PlanError, match="took more than"):
+        plans.run_sanitiser(nested(10), LIMIT)
+
+
+def test_the_console_refuses_a_depth_bomb_with_a_message(server, console, floor):
+    refused = upload(console, floor, nested(50_000))
+    assert refused.status_code == 400
+    assert "nested more than 64 deep" in refused.get_data(as_text=True)
+    assert server.svc.store.get_plan(floor) is None
 
 
 def vm_rss_mib(pid: int) -> float:
