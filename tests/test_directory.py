@@ -434,9 +434,23 @@ def test_the_floor_picker_waits_for_density_without_waiting(make_server, sim, ga
     response = console.api("GET", "/api/admin/floors")
     assert response.status_code == 503
     assert "Waiting for Density" in response.get_json()["message"]
+    # A kiosk of a floor nobody has fetched yet: its page and state answer at once.
+    floor = sim.world.portfolio.floor_ids[0]
+    _, credential = server.add_display(floor)
+    times, state = timed_pages(server, credential, 10)
+    assert max(times) < 1.0, times
+    assert state["rooms"] == {}
+
     gate.down = False
-    # Once Density answers, the background refresh brings the floors (no request fetched them).
+    # Once Density answers, the background refresh brings the floors (no request fetched them),
+    # and the floor's running feed is rebuilt with its rooms.
     server.svc.directory.request_refresh()
     wait_until(lambda: server.svc.directory.floors(), timeout=30)
     page = console.get("/admin/displays/new").get_data(as_text=True)
     assert "Waiting for Density" not in page and "unreachable" not in page
+    rooms = set(sim.world.portfolio.rooms_under(floor))
+    wait_until(
+        lambda: set(timed_pages(server, credential, 2)[1]["rooms"]) == rooms,
+        timeout=15,
+        message="the floor's rooms once the tree arrived",
+    )
