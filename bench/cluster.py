@@ -199,6 +199,9 @@ async def run(args: argparse.Namespace) -> dict:
                     "SIGNAGE_KIOSK_QUEUE": "256",
                     "SIGNAGE_HEARTBEAT_INTERVAL": "15",
                     "SIGNAGE_LOG_LEVEL": "WARNING",
+                    # Every bench kiosk shares one credential and one address, unlike a building.
+                    "SIGNAGE_KIOSK_MAX_PER_DISPLAY": "100000",
+                    "SIGNAGE_KIOSK_MAX_PER_ADDRESS": "100000",
                 }
                 state = sim.world.state()
                 floor = sorted(state["floors"])[0]

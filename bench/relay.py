@@ -191,6 +191,9 @@ class SignageServer:
             "SIGNAGE_CONFIG": os.path.join(tmp, "none.toml"),
             "SIGNAGE_PUBLIC_URL": self.url,
             "SIGNAGE_MAX_KIOSKS": "1200",
+            # Every bench kiosk shares one credential and one address, unlike a building.
+            "SIGNAGE_KIOSK_MAX_PER_DISPLAY": "1200",
+            "SIGNAGE_KIOSK_MAX_PER_ADDRESS": "1200",
             "SIGNAGE_KIOSK_QUEUE": "256",
             "SIGNAGE_HEARTBEAT_INTERVAL": "15",
             "SIGNAGE_WORKER_CLASS": worker,
