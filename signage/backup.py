@@ -18,10 +18,14 @@ import io
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import tarfile
 import tempfile
 import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +40,18 @@ DB_MEMBER = "signage.sqlite3"
 EXPORT_MEMBER = "database.json"  # PostgreSQL backups: {table: {"columns": [...], "rows": [...]}}
 PLANS_PREFIX = "plans/"
 MANIFEST = "manifest.json"
+
+# What a restore accepts (the file and what it unpacks to), so that a crafted or damaged archive
+# is refused with a reason rather than filling memory or the disk: a gzip bomb of 4.5 MB once
+# took a restore to 1.07 GB of memory. Each entry's size is in its header, checked before any
+# byte is read; the database is streamed to disk, the rest read one entry at a time.
+MAX_ARCHIVE_BYTES = 2 * 1024**3
+MAX_TOTAL_BYTES = 8 * 1024**3
+MAX_MEMBERS = 10_000  # a manifest, a database and one plan per floor
+MAX_MANIFEST_BYTES = 1024**2
+MAX_DATABASE_BYTES = 4 * 1024**3
+MAX_EXPORT_BYTES = 256 * 1024**2  # parsed whole: JSON has no streaming reader in the stdlib
+MAX_PLAN_BYTES = 64 * 1024**2
 
 
 class BackupError(Exception):
@@ -96,16 +112,20 @@ def create_backup(config: dict, destination: str | os.PathLike[str]) -> dict:
     return manifest
 
 
-def restore_backup(config: dict, source: str | os.PathLike[str]) -> dict:
-    """Replace the database and plans with a backup's (the server must be stopped)."""
+def restore_backup(
+    config: dict, source: str | os.PathLike[str], keep_credentials: bool = False
+) -> dict:
+    """Replace the database and plans with a backup's (the server must be stopped).
+
+    Every display and admin gets a new secret unless `keep_credentials`: a credential revoked
+    since the backup was taken (or a session ended since) must not open anything again, so
+    screens pair again and admins sign in again. Ids go on after every id either database
+    issued, so none is given twice.
+    """
     if is_postgres(config["SIGNAGE_DATABASE"]):
-        return _restore_into_postgres(config, source)
-    try:
-        tar = tarfile.open(source, mode="r:gz")
-    except (OSError, tarfile.TarError) as exc:
-        raise BackupError(f"not a signage backup: {exc}") from exc
-    with tar:
-        members = {m.name: m for m in tar.getmembers()}
+        return _restore_into_postgres(config, source, keep_credentials)
+    db_path = Path(config["SIGNAGE_DATABASE"])
+    with _open_archive(source) as (tar, members):
         if MANIFEST not in members or DB_MEMBER not in members:
             if EXPORT_MEMBER in members:
                 raise BackupError(
@@ -113,60 +133,229 @@ def restore_backup(config: dict, source: str | os.PathLike[str]) -> dict:
                     " database (SIGNAGE_DATABASE=postgresql://…)"
                 )
             raise BackupError("not a signage backup (no manifest or database inside)")
-        manifest = json.loads(_read(tar, members[MANIFEST]))
-        database = _read(tar, members[DB_MEMBER])
-        plan_files = _plan_members(tar, members)
-    _check_database(database)
-    folder = plans_dir(config)
-    for name, data in plan_files.items():
-        atomic_write(folder / name, data)
-    db_path = Path(config["SIGNAGE_DATABASE"])
-    for suffix in ("-wal", "-shm"):  # the old journal must not be replayed onto the new file
-        try:
-            os.unlink(f"{db_path}{suffix}")
-        except FileNotFoundError:
-            pass
-    atomic_write(db_path, database)
-    logger.info("backup restored: %d plan file(s)", len(plan_files))
+        manifest = _manifest(tar, members[MANIFEST])
+        plan_members = _plan_members(members)
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        staging = tempfile.TemporaryDirectory(dir=db_path.parent, prefix=".restore-")
+        with staging as tmp:
+            staged = Path(tmp) / DB_MEMBER
+            _copy_member(tar, members[DB_MEMBER], staged)
+            _check_database(staged)
+            _prepare_database(staged, db_path, keep_credentials)
+            folder = plans_dir(config)
+            for name, member in plan_members.items():
+                atomic_write(folder / name, _read(tar, member, MAX_PLAN_BYTES))
+            for suffix in ("-wal", "-shm"):  # the old journal must not be replayed onto the new
+                try:
+                    os.unlink(f"{db_path}{suffix}")
+                except FileNotFoundError:
+                    pass
+            os.replace(staged, db_path)
+            _fsync_dir(db_path.parent)
+    logger.info(
+        "backup restored: %d plan file(s), credentials %s",
+        len(plan_members),
+        "kept" if keep_credentials else "issued anew",
+    )
     return manifest
 
 
-def _plan_members(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) -> dict[str, bytes]:
+# -- reading an archive: every entry checked before anything is read ---------------------------
+@contextmanager
+def _open_archive(
+    source: str | os.PathLike[str],
+) -> Iterator[tuple[tarfile.TarFile, dict[str, tarfile.TarInfo]]]:
+    """The archive and its entries by name, once every entry's header has passed the limits."""
+    try:
+        size = os.stat(source).st_size
+    except OSError as exc:
+        raise BackupError(f"cannot read the backup: {exc.strerror}") from exc
+    if size > MAX_ARCHIVE_BYTES:
+        raise BackupError(
+            f"the backup is {_mib(size)}: larger than the {_mib(MAX_ARCHIVE_BYTES)} a restore"
+            " accepts"
+        )
+    try:
+        tar = tarfile.open(source, mode="r:gz")
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise BackupError(f"not a signage backup: {exc}") from exc
+    with tar:
+        members: dict[str, tarfile.TarInfo] = {}
+        total = 0
+        try:
+            # Header by header (never getmembers()): the count is checked as it grows.
+            for member in tar:
+                if len(members) >= MAX_MEMBERS:
+                    raise BackupError(
+                        f"the backup has more than {MAX_MEMBERS} entries: not one signage made"
+                    )
+                _check_member(member)
+                if member.name in members:
+                    raise BackupError(f"the backup has the entry {member.name!r} twice")
+                members[member.name] = member
+                total += member.size
+                if total > MAX_TOTAL_BYTES:
+                    raise BackupError(
+                        f"the backup unpacks to more than {_mib(MAX_TOTAL_BYTES)}: refused"
+                    )
+        except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
+            raise BackupError(f"the backup is damaged: {exc}") from exc
+        yield tar, members
+
+
+def _check_member(member: tarfile.TarInfo) -> None:
+    """Only regular files, each within the size its kind may have."""
+    if not member.isreg():
+        raise BackupError(
+            f"backup entry {member.name!r} is not a regular file (links, devices and folders"
+            " are refused)"
+        )
+    limit = _limit_for(member.name)
+    if member.size > limit:
+        raise BackupError(
+            f"backup entry {member.name!r} is {_mib(member.size)}: larger than the"
+            f" {_mib(limit)} a restore accepts for it"
+        )
+
+
+def _limit_for(name: str) -> int:
+    if name == MANIFEST:
+        return MAX_MANIFEST_BYTES
+    if name == DB_MEMBER:
+        return MAX_DATABASE_BYTES
+    if name == EXPORT_MEMBER:
+        return MAX_EXPORT_BYTES
+    return MAX_PLAN_BYTES  # plans, and anything else (which is not read)
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def _manifest(tar: tarfile.TarFile, member: tarfile.TarInfo) -> dict:
+    manifest = _json(_read(tar, member, MAX_MANIFEST_BYTES), "manifest")
+    if not isinstance(manifest, dict):
+        raise BackupError("the backup's manifest is not a JSON object")
+    return manifest
+
+
+def _json(data: bytes, what: str) -> Any:
+    """Parsed JSON, or a BackupError saying what is wrong with it."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise BackupError(f"the backup's {what} is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both
+        raise BackupError(f"the backup's {what} is not valid JSON: {exc}") from None
+
+
+def _plan_members(members: dict[str, tarfile.TarInfo]) -> dict[str, tarfile.TarInfo]:
     """The plan files in a backup, by file name; both restore paths read them the same way."""
-    files: dict[str, bytes] = {}
+    files: dict[str, tarfile.TarInfo] = {}
     for name, member in members.items():
         if not name.startswith(PLANS_PREFIX):
             continue
         base = name[len(PLANS_PREFIX) :]
         # Only plain names: a crafted archive cannot write outside the plans folder.
-        if not member.isfile() or not base or "/" in base or base.startswith("."):
+        if not base or "/" in base or "\\" in base or base.startswith("."):
             raise BackupError(f"unexpected entry in backup: {name!r}")
-        files[base] = _read(tar, member)
+        files[base] = member
     return files
 
 
-def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int) -> bytes:
+    """An entry's bytes, never more than `limit` (its header was checked; this holds anyway)."""
     handle = tar.extractfile(member)
     if handle is None:
         raise BackupError(f"unreadable entry in backup: {member.name!r}")
-    return handle.read()
+    try:
+        data = handle.read(limit + 1)
+    except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
+        raise BackupError(f"backup entry {member.name!r} is damaged: {exc}") from exc
+    if len(data) > limit:
+        raise BackupError(f"backup entry {member.name!r} is larger than {_mib(limit)}")
+    return data
 
 
-def _check_database(data: bytes) -> None:
-    """Refuse a database copy that SQLite does not find intact."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, DB_MEMBER)
-        Path(path).write_bytes(data)
+def _copy_member(tar: tarfile.TarFile, member: tarfile.TarInfo, path: Path) -> None:
+    """Stream an entry to a new owner-only file, a megabyte at a time."""
+    handle = tar.extractfile(member)
+    if handle is None:
+        raise BackupError(f"unreadable entry in backup: {member.name!r}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
         try:
-            conn = sqlite3.connect(path)
-            try:
-                result = conn.execute("PRAGMA integrity_check").fetchone()[0]
-            finally:
-                conn.close()
-        except sqlite3.DatabaseError as exc:
-            raise BackupError(f"the database in the backup is unreadable: {exc}") from exc
+            shutil.copyfileobj(handle, out, 1024 * 1024)
+        except (tarfile.TarError, EOFError, zlib.error) as exc:
+            raise BackupError(f"backup entry {member.name!r} is damaged: {exc}") from exc
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_database(path: Path) -> None:
+    """Refuse a database copy that SQLite does not find intact."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"the database in the backup is unreadable: {exc}") from exc
     if result != "ok":
         raise BackupError(f"the database in the backup is damaged: {result}")
+
+
+def _prepare_database(staged: Path, live: Path, keep_credentials: bool) -> None:
+    """Bring a staged SQLite copy to this version's schema, issue new credentials (unless
+    kept) and carry the live database's id high-water marks over, before it goes in place."""
+    store = Store(str(staged), "backup")  # the key signs nothing here
+    try:
+        store.migrate()
+        if not keep_credentials:
+            store.reissue_credentials()
+    finally:
+        store.close()
+    issued = _sqlite_high_water(live) if live.exists() else {}
+    conn = sqlite3.connect(staged, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for table, seq in issued.items():
+            # Ids the live database issued after the backup was taken stay used.
+            if conn.execute("SELECT 1 FROM sqlite_sequence WHERE name = ?", (table,)).fetchone():
+                conn.execute(
+                    "UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (seq, table)
+                )
+            else:
+                conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, seq))
+        conn.execute("COMMIT")
+        # Everything into the main file: the staged -wal goes away when this connection closes.
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+def _sqlite_high_water(path: Path) -> dict[str, int]:
+    """The highest id each AUTOINCREMENT table of an SQLite database has issued."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return {}
+    try:
+        rows = conn.execute("SELECT name, seq FROM sqlite_sequence").fetchall()
+    except sqlite3.Error:  # no AUTOINCREMENT table yet, or not a database at all
+        return {}
+    finally:
+        conn.close()
+    return {name: int(seq) for name, seq in rows if isinstance(seq, int)}
 
 
 # -- PostgreSQL: a logical export ---------------------------------------------------------------
@@ -218,6 +407,7 @@ def _create_postgres_backup(config: dict, destination: str | os.PathLike[str]) -
                     "rows": [[_encode(v) for v in row] for row in rows],
                 }
             version = conn.execute("SELECT version FROM signage_schema").fetchone()[0]
+            issued = {t: _issued(conn, t) for t in _id_tables(conn, list(export))}
             files = conn.execute("SELECT filename, data FROM plan_files ORDER BY 1").fetchall()
     finally:
         store.close()
@@ -225,6 +415,7 @@ def _create_postgres_backup(config: dict, destination: str | os.PathLike[str]) -
         "version": __version__,
         "backend": "postgresql",
         "schema_version": version,
+        "id_high_water": issued,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "plans": [f["filename"] for f in files],
     }
@@ -240,89 +431,160 @@ def _create_postgres_backup(config: dict, destination: str | os.PathLike[str]) -
     return manifest
 
 
-def _rows_from_sqlite(data: bytes) -> dict[str, Any]:
-    """Every table of an SQLite backup, brought to the current schema first."""
-    _check_database(data)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, DB_MEMBER)
-        Path(path).write_bytes(data)
-        old = Store(path, "backup")
-        old.migrate()
-        old.close()
-        conn = sqlite3.connect(path)
-        try:
-            names = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'"
-                    " AND name NOT LIKE 'sqlite_%' ORDER BY name"
-                )
-            ]
-            export = {}
-            for table in names:
-                cur = conn.execute(f"SELECT * FROM {table} ORDER BY 1")
-                rows = cur.fetchall()
-                export[table] = {
-                    "columns": [c[0] for c in cur.description],
-                    "rows": [[_encode(v) for v in row] for row in rows],
-                }
-            return export
-        finally:
-            conn.close()
-
-
-def _restore_into_postgres(config: dict, source: str | os.PathLike[str]) -> dict:
+def _rows_from_sqlite(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """Every table of a staged SQLite backup, brought to the current schema first, and the
+    highest id each of its tables has issued."""
+    _check_database(path)
+    old = Store(str(path), "backup")
+    old.migrate()
+    old.close()
+    conn = sqlite3.connect(path)
     try:
-        tar = tarfile.open(source, mode="r:gz")
-    except (OSError, tarfile.TarError) as exc:
-        raise BackupError(f"not a signage backup: {exc}") from exc
-    with tar:
-        members = {m.name: m for m in tar.getmembers()}
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+                " AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        export = {}
+        for table in names:
+            cur = conn.execute(f"SELECT * FROM {table} ORDER BY 1")
+            rows = cur.fetchall()
+            export[table] = {
+                "columns": [c[0] for c in cur.description],
+                "rows": [[_encode(v) for v in row] for row in rows],
+            }
+    finally:
+        conn.close()
+    return export, _sqlite_high_water(path)
+
+
+def _check_export(export: Any) -> dict[str, Any]:
+    """A PostgreSQL backup's tables, shaped as this module writes them."""
+    if not isinstance(export, dict):
+        raise BackupError("the database in the backup is not a JSON object of tables")
+    for table, content in export.items():
+        ok = (
+            isinstance(content, dict)
+            and isinstance(content.get("columns"), list)
+            and all(isinstance(c, str) for c in content["columns"])
+            and isinstance(content.get("rows"), list)
+            and all(
+                isinstance(r, list) and len(r) == len(content["columns"]) for r in content["rows"]
+            )
+        )
+        if not ok:
+            raise BackupError(f"the backup's table {table!r} is not in the expected shape")
+    return export
+
+
+def _id_tables(conn: Any, tables: list[str]) -> list[str]:
+    """The tables whose `id` is an identity column (with a sequence to keep ahead)."""
+    rows = conn.execute(
+        "SELECT table_name FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND column_name = 'id' AND is_identity = 'YES'"
+    ).fetchall()
+    return sorted({r[0] for r in rows} & set(tables))
+
+
+def _issued(conn: Any, table: str) -> int:
+    """The highest value the id sequence of `table` has handed out (0 if none)."""
+    row = conn.execute(
+        f"SELECT pg_sequence_last_value(pg_get_serial_sequence('{table}', 'id'))"
+    ).fetchone()
+    return int(row[0] or 0)
+
+
+def _restore_into_postgres(
+    config: dict, source: str | os.PathLike[str], keep_credentials: bool = False
+) -> dict:
+    with _open_archive(source) as (tar, members):
         if MANIFEST not in members or not ({DB_MEMBER, EXPORT_MEMBER} & set(members)):
             raise BackupError("not a signage backup (no manifest or database inside)")
-        manifest = json.loads(_read(tar, members[MANIFEST]))
-        files = _plan_members(tar, members)
+        manifest = _manifest(tar, members[MANIFEST])
+        plan_members = _plan_members(members)
         if EXPORT_MEMBER in members:
             if manifest.get("schema_version") != len(MIGRATIONS):
                 raise BackupError(
-                    f"the backup has schema version {manifest.get('schema_version')}; this"
+                    f"the backup has schema version {manifest.get('schema_version')!r}; this"
                     f" signage has {len(MIGRATIONS)}: restore it with the version that made it"
                 )
-            try:
-                export = json.loads(_read(tar, members[EXPORT_MEMBER]))
-            except ValueError as exc:
-                raise BackupError("the database in the backup is unreadable") from exc
+            data = _read(tar, members[EXPORT_MEMBER], MAX_EXPORT_BYTES)
+            export = _check_export(_json(data, "database"))
+            del data
+            backup_issued = manifest.get("id_high_water")
+            if not isinstance(backup_issued, dict):
+                backup_issued = {}
         else:
-            export = _rows_from_sqlite(_read(tar, members[DB_MEMBER]))
-    store = _open_store(config)
-    try:
-        with store.transaction() as conn:
-            tables = _tables(conn)
-            unknown = set(export) - set(tables)
-            if unknown:
-                raise BackupError(f"the backup has tables this database has not: {sorted(unknown)}")
-            conn.execute(f"TRUNCATE {', '.join([*tables, 'plan_files'])} RESTART IDENTITY")
-            for table in _insert_order(conn, tables):
-                content = export.get(table, {"columns": [], "rows": []})
-                columns = content["columns"]
-                marks = ", ".join("?" for _ in columns)
-                for row in content["rows"]:
-                    conn.execute(
-                        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
-                        tuple(_decode(v) for v in row),
+            with tempfile.TemporaryDirectory(prefix="signage-restore-") as tmp:
+                staged = Path(tmp) / DB_MEMBER
+                _copy_member(tar, members[DB_MEMBER], staged)
+                export, backup_issued = _rows_from_sqlite(staged)
+        store = _open_store(config)
+        try:
+            with store.transaction() as conn:
+                tables = _tables(conn)
+                unknown = set(export) - set(tables)
+                if unknown:
+                    raise BackupError(
+                        f"the backup has tables this database has not: {sorted(unknown)}"
                     )
-                if "id" in columns:
-                    # Identity columns go on after the highest id restored, not from 1.
+                id_tables = _id_tables(conn, tables)
+                # Before the truncation resets them: ids this database has issued stay used.
+                issued = {t: _issued(conn, t) for t in id_tables}
+                conn.execute(f"TRUNCATE {', '.join([*tables, 'plan_files'])} RESTART IDENTITY")
+                for table in _insert_order(conn, tables):
+                    content = export.get(table, {"columns": [], "rows": []})
+                    columns = content["columns"]
+                    known = _columns(conn, table)
+                    if set(columns) - known:
+                        raise BackupError(
+                            f"the backup's table {table!r} has columns this database has not:"
+                            f" {sorted(set(columns) - known)}"
+                        )
+                    marks = ", ".join("?" for _ in columns)
+                    for row in content["rows"]:
+                        conn.execute(
+                            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                            tuple(_decode(v) for v in row),
+                        )
+                for table in id_tables:
+                    high = max(issued[table], _int(backup_issued.get(table)))
+                    # Identity columns go on after every id either database issued, not from 1.
                     conn.execute(
                         f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
-                        f" COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+                        f" GREATEST(COALESCE((SELECT MAX(id) FROM {table}), 0), ?) + 1, false)",
+                        (high,),
                     )
-            for name, data in files.items():
-                conn.execute("INSERT INTO plan_files (filename, data) VALUES (?, ?)", (name, data))
-    finally:
-        store.close()
-    logger.info("backup restored into PostgreSQL: %d plan file(s)", len(files))
+                for name, member in plan_members.items():
+                    data = _read(tar, member, MAX_PLAN_BYTES)
+                    conn.execute(
+                        "INSERT INTO plan_files (filename, data) VALUES (?, ?)", (name, data)
+                    )
+            if not keep_credentials:
+                store.reissue_credentials()
+        finally:
+            store.close()
+    logger.info(
+        "backup restored into PostgreSQL: %d plan file(s), credentials %s",
+        len(plan_members),
+        "kept" if keep_credentials else "issued anew",
+    )
     return manifest
+
+
+def _columns(conn: Any, table: str) -> set[str]:
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = ?",
+        (table,),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _insert_order(conn: Any, tables: list[str]) -> list[str]:

@@ -656,7 +656,13 @@ def _check_with(client, run: _CheckRun, values, displays, extra_display, stream_
     def sensors() -> str:
         found = client.sensor_health(space_ids=[r.id for r in rooms], retries=0)
         unwell = sum(1 for s in found if s.health != "healthy")
-        return f"{len(found)} sensor(s), {unwell} not healthy"
+        text = f"{len(found)} sensor(s), {unwell} not healthy"
+        unplaced = sum(1 for s in found if not s.space_id)
+        if unplaced:
+            # Serve maps a sensor that names a doorway to its spaces through GET /v3/doorways.
+            doorways = client.doorways(retries=0)
+            text += f"; {unplaced} name a doorway, {len(doorways)} doorway(s) read"
+        return text
 
     run.attempt("sensor health", sensors, lambda text: text)
 

@@ -99,3 +99,186 @@ def test_restore_refuses_archives_that_are_not_ours_or_escape_the_plans_folder(t
 
 def test_no_route_serves_a_backup(server):
     assert not [r.rule for r in server.app.url_map.iter_rules() if "backup" in r.rule]
+
+
+# -- limits: a crafted archive gets a clear refusal, in bounded memory ---------------------------
+def _crafted(path, entries):
+    """A .tar.gz of (TarInfo, bytes or None) pairs, written as given."""
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in entries:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def _valid_database(tmp_path) -> bytes:
+    path = tmp_path / "valid.sqlite3"
+    store = Store(str(path), "k")
+    store.migrate()
+    store.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hardlink", "device", "fifo", "directory"])
+def test_restore_refuses_links_and_devices_with_a_clear_message(tmp_path, kind):
+    config = {"SIGNAGE_DATABASE": str(tmp_path / "db.sqlite3")}
+    odd = tarfile.TarInfo("manifest.json")
+    odd.type = {
+        "symlink": tarfile.SYMTYPE,
+        "hardlink": tarfile.LNKTYPE,
+        "device": tarfile.CHRTYPE,
+        "fifo": tarfile.FIFOTYPE,
+        "directory": tarfile.DIRTYPE,
+    }[kind]
+    odd.linkname = "/etc/passwd" if kind == "symlink" else "signage.sqlite3"
+    archive = _crafted(
+        tmp_path / "odd.tar.gz",
+        [(tarfile.TarInfo("signage.sqlite3"), _valid_database(tmp_path)), (odd, None)],
+    )
+    with pytest.raises(BackupError, match="not a regular file"):
+        restore_backup(config, archive)
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
+def test_restore_refuses_a_deeply_nested_or_odd_manifest_clearly(tmp_path):
+    config = {"SIGNAGE_DATABASE": str(tmp_path / "db.sqlite3")}
+    database = _valid_database(tmp_path)
+    for manifest, message in (
+        (b"[" * 200_000 + b"]" * 200_000, "manifest"),
+        (b"[1, 2]", "manifest"),
+        (b"\xff\xfe", "manifest"),
+    ):
+        archive = _crafted(
+            tmp_path / "deep.tar.gz",
+            [
+                (tarfile.TarInfo("manifest.json"), manifest),
+                (tarfile.TarInfo("signage.sqlite3"), database),
+            ],
+        )
+        with pytest.raises(BackupError, match=message):
+            restore_backup(config, archive)
+    assert not (tmp_path / "db.sqlite3").exists()
+
+
+def test_restore_refuses_too_many_entries(tmp_path):
+    config = {"SIGNAGE_DATABASE": str(tmp_path / "db.sqlite3")}
+    entries = [
+        (tarfile.TarInfo("manifest.json"), b"{}"),
+        (tarfile.TarInfo("signage.sqlite3"), _valid_database(tmp_path)),
+    ]
+    entries += [(tarfile.TarInfo(f"plans/p{i}.svg"), SVG) for i in range(20_001)]
+    with pytest.raises(BackupError, match="entries"):
+        restore_backup(config, _crafted(tmp_path / "many.tar.gz", entries))
+
+
+def test_a_compression_bomb_is_refused_in_bounded_memory(env, tmp_path):
+    # 400 MB of zeros compress to under half a megabyte: the size is declared in the entry's
+    # header, so it is refused before anything is read.
+    archive = tmp_path / "bomb.tar.gz"
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        _add(tar, "manifest.json", b"{}")
+        _add(tar, "signage.sqlite3", _valid_database(tmp_path))
+        bomb = tarfile.TarInfo("plans/plan.svg")
+        bomb.size = 400 * 1024 * 1024
+        tar.addfile(bomb, _Zeros(bomb.size))
+    assert archive.stat().st_size < 2_000_000
+    # VmHWM is this process's peak (ru_maxrss would count the parent's memory at fork).
+    code = (
+        "import re, sys\n"
+        "from signage.cli import main\n"
+        "try:\n"
+        "    main(['restore', '--yes', sys.argv[1]], standalone_mode=False)\n"
+        "except Exception as exc:\n"
+        "    print('refused:', exc)\n"
+        "status = open('/proc/self/status').read()\n"
+        "print('maxrss_kib', re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(archive)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "refused:" in done.stdout and "plans/plan.svg" in done.stdout, done.stdout
+    rss_mib = int(done.stdout.split("maxrss_kib")[1]) / 1024
+    assert rss_mib < 150, rss_mib
+    assert not (tmp_path / "live" / "plans" / "plan.svg").exists()
+
+
+def _add(tar, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+class _Zeros(io.RawIOBase):
+    """`size` zero bytes, read in chunks (never all in memory at once)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
+# -- a restore cannot revive a revoked credential -------------------------------------------------
+def _credentials(db):
+    store = Store(db, "backup-test")
+    try:
+        store.migrate()
+        return {d.id: store.credential(d) for d in store.list_displays()}, store.get_admin(1)
+    finally:
+        store.close()
+
+
+def test_a_restore_issues_new_credentials_unless_asked_to_keep_them(env, tmp_path):
+    db = env["SIGNAGE_DATABASE"]
+    store = Store(db, "backup-test")
+    store.migrate()
+    store.add_admin("alice", auth.hash_password("a long enough password"))
+    lobby = store.add_display("Lobby", "spc_1")
+    stolen = store.credential(lobby)
+    store.close()
+    archive = tmp_path / "backup.tar.gz"
+    assert cli(env, "backup", str(archive)).returncode == 0
+    # The lobby's credential leaked: the admin revokes it, and later restores the backup.
+    store = Store(db, "backup-test")
+    current = store.credential(store.revoke_display(lobby.id))
+    gone = store.add_display("Temporary", "spc_1")
+    store.remove_display(gone.id)
+    store.close()
+    done = cli(env, "restore", "--yes", str(archive))
+    assert done.returncode == 0, done.stderr
+    assert "pair" in done.stdout  # it says the screens must be paired again
+    store = Store(db, "backup-test")
+    try:
+        assert store.display_for_credential(stolen) is None  # the revoked one stays revoked
+        assert store.display_for_credential(current) is None  # every credential is new
+        restored = store.get_display(lobby.id)
+        assert store.display_for_credential(store.credential(restored)) == restored
+        # No id issued before the restore is issued again.
+        assert store.add_display("Next", "spc_1").id > gone.id
+    finally:
+        store.close()
+    # Asked to keep them, the backup's credentials (the revoked one too) come back as they were.
+    done = cli(env, "restore", "--yes", "--keep-credentials", str(archive))
+    assert done.returncode == 0, done.stderr
+    store = Store(db, "backup-test")
+    try:
+        assert store.display_for_credential(stolen) == store.get_display(lobby.id)
+    finally:
+        store.close()
+
+
+def test_restore_help_explains_new_credentials(env):
+    done = cli(env, "restore", "--help")
+    assert "--keep-credentials" in done.stdout and "pair" in done.stdout

@@ -217,3 +217,67 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code in (200, 401)  # 401: up, no token
     except httpx.HTTPError:
         return False
+
+
+def test_check_reads_doorways_when_a_sensor_names_one(capsys):
+    """A sensor serving a doorway rather than a space: check reads /v3/doorways as serve does.
+
+    The simulator's sensors always name a space, so this edge runs on MockTransport, with a
+    stand-in for the socket (its step is not what this test is about).
+    """
+    from signage.cli import _check_with, _CheckRun
+    from signage.density.client import DensityClient
+    from signage.directory import build_tree
+
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        path = request.url.path
+        if path == "/v3/hello-world":
+            return httpx.Response(200, text="hi")
+        if path == "/v3/spaces":
+            return httpx.Response(
+                200,
+                json=[
+                    {"id": "spc_f", "name": "Floor", "space_type": "floor",
+                     "children_ids": ["spc_r"]},
+                    {"id": "spc_r", "name": "Room", "space_type": "space"},
+                ],
+            )  # fmt: skip
+        if path == "/v3/analytics/presence-health":
+            return httpx.Response(200, json={"spc_r": {"presence": False, "health": "healthy"}})
+        if path == "/v3/sensors/health/current":
+            return httpx.Response(
+                200, json=[{"serial_number": "E1", "health_status": "healthy", "doorway_id": "d"}]
+            )
+        if path == "/v3/doorways":
+            return httpx.Response(200, json=[{"id": "d", "space_ids": ["spc_r"]}])
+        return httpx.Response(404)
+
+    class QuietStream:
+        def __init__(self, *args, **kwargs) -> None:
+            pass
+
+        def connect(self) -> None:
+            pass
+
+        def wait_first(self, timeout: float) -> None:
+            return None
+
+        def close(self) -> None:
+            pass
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    client = DensityClient("https://density.test", api_token="tok_x", http=http)
+    run = _CheckRun()
+    _check_with(client, run, {"DENSITY_API_TOKEN": "tok_x"}, [], None, QuietStream, build_tree)
+    table = {step.strip(): (result, reason) for step, result, reason in run.rows}
+    assert table["sensor health"] == (
+        "ok",
+        "1 sensor(s), 0 not healthy; 1 name a doorway, 1 doorway(s) read",
+    )
+    assert "/v3/doorways" in asked
+    # A socket that opens but stays quiet is worth a look, not a failure.
+    assert table["floor socket"][0] == "warn"
+    assert run.failed == []

@@ -304,3 +304,53 @@ def test_an_sqlite_backup_moves_into_postgresql(pg_url, tmp_path):
         assert plans.read_plan({"SIGNAGE_DATABASE": pg_url}, plan).startswith(b"<?xml")
     finally:
         store.close()
+
+
+def test_a_postgresql_restore_issues_new_credentials_and_never_reuses_an_id(pg_url, tmp_path):
+    config = {"SIGNAGE_DATABASE": pg_url}
+    store = Store(pg_url, "k")
+    store.migrate()
+    lobby = store.add_display("Lobby", "spc_1")
+    stolen = store.credential(lobby)
+    archive = tmp_path / "backup.tar.gz"
+    create_backup(config, archive)
+    # After the backup: the credential is revoked, and a display comes and goes.
+    store.revoke_display(lobby.id)
+    later = store.add_display("Later", "spc_1")
+    store.remove_display(later.id)
+    store.close()
+    restore_backup(config, archive)
+    store = Store(pg_url, "k")
+    try:
+        assert store.display_for_credential(stolen) is None
+        restored = store.get_display(lobby.id)
+        assert store.display_for_credential(store.credential(restored)) == restored
+        assert store.add_display("Next", "spc_1").id > later.id
+    finally:
+        store.close()
+    restore_backup(config, archive, keep_credentials=True)
+    store = Store(pg_url, "k")
+    try:
+        assert store.display_for_credential(stolen) == store.get_display(lobby.id)
+        assert store.add_display("After", "spc_1").id > later.id + 1
+    finally:
+        store.close()
+
+
+def test_an_sqlite_backup_restored_into_postgresql_keeps_its_ids_used(pg_url, tmp_path):
+    sqlite_config = {"SIGNAGE_DATABASE": str(tmp_path / "old.sqlite3")}
+    old = Store(sqlite_config["SIGNAGE_DATABASE"], "k")
+    old.migrate()
+    kept = old.add_display("Kept", "spc_1")
+    gone = old.add_display("Gone", "spc_1")
+    old.remove_display(gone.id)
+    old.close()
+    archive = tmp_path / "sqlite-backup.tar.gz"
+    create_backup(sqlite_config, archive)
+    restore_backup({"SIGNAGE_DATABASE": pg_url}, archive)
+    store = Store(pg_url, "k")
+    try:
+        assert store.get_display(kept.id) is not None
+        assert store.add_display("New", "spc_1").id > gone.id
+    finally:
+        store.close()
