@@ -938,8 +938,20 @@ def backup(file: str) -> None:
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def restore(file: str, yes: bool) -> None:
-    """Replace the database and floor plans with those in FILE. Stop the server first."""
+@click.option(
+    "--keep-credentials",
+    is_flag=True,
+    help="Keep the backup's kiosk credentials, phone links and sessions, including any revoked"
+    " since it was taken.",
+)
+def restore(file: str, yes: bool, keep_credentials: bool) -> None:
+    """Replace the database and floor plans with those in FILE. Stop the server first.
+
+    Every display gets a new credential, so every screen shows a pairing code and must be
+    paired again, and admins sign in again: a credential revoked after the backup was taken
+    must not work again. --keep-credentials keeps the backup's credentials instead (when none
+    has leaked, for example after losing the disk).
+    """
     from signage import config as settings
     from signage.backup import BackupError, restore_backup
     from signage.db import redact_url
@@ -950,7 +962,12 @@ def restore(file: str, yes: bool) -> None:
         target = redact_url(values["SIGNAGE_DATABASE"])
         click.confirm(f"Replace {target} and its plans with the backup?", abort=True)
     try:
-        manifest = restore_backup(values, file)
+        manifest = restore_backup(values, file, keep_credentials=keep_credentials)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"restored the backup of {manifest.get('created_at', '?')}; start the server again")
+    if not keep_credentials:
+        click.echo(
+            "every display has a new credential: pair each screen again (it shows a code), and"
+            " sign in to the console again"
+        )
