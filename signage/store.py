@@ -515,24 +515,30 @@ class Store:
 
     def set_admin_password(self, admin_id: int, password_hash: str, *, sign_out: bool) -> Admin:
         """Store a new password hash; `sign_out` ends every session of this admin."""
-        bump = 1 if sign_out else 0
         with self.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE admins SET password_hash = ?,"
-                " session_generation = session_generation + ? WHERE id = ?",
-                (password_hash, bump, admin_id),
-            )
+            if sign_out:
+                # A new secret too: an admin from before row secrets gets one once signed out.
+                cur = conn.execute(
+                    "UPDATE admins SET password_hash = ?, secret = ?,"
+                    " session_generation = session_generation + 1 WHERE id = ?",
+                    (password_hash, new_row_secret(), admin_id),
+                )
+            else:
+                cur = conn.execute(
+                    "UPDATE admins SET password_hash = ? WHERE id = ?", (password_hash, admin_id)
+                )
             if cur.rowcount == 0:
                 raise StoreError(f"no admin {admin_id}")
             row = conn.execute("SELECT * FROM admins WHERE id = ?", (admin_id,)).fetchone()
         return self._admin(row)
 
     def end_admin_sessions(self, admin_id: int) -> None:
-        """Sign an admin out of every browser (a new session generation)."""
+        """Sign an admin out of every browser (a new session generation and secret)."""
         with self.transaction() as conn:
             conn.execute(
-                "UPDATE admins SET session_generation = session_generation + 1 WHERE id = ?",
-                (admin_id,),
+                "UPDATE admins SET session_generation = session_generation + 1, secret = ?"
+                " WHERE id = ?",
+                (new_row_secret(), admin_id),
             )
 
     def remove_admin(self, admin_id: int) -> bool:

@@ -261,3 +261,17 @@ def test_a_fresh_database_and_its_journal_files_are_private(tmp_path):
     assert set(files) == {"signage.sqlite3", "signage.sqlite3-shm", "signage.sqlite3-wal"}
     assert set(files.values()) == {"0o600"}, files
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_an_admin_signed_in_before_the_upgrade_stays_in_until_signing_out(server):
+    make_admin(server.svc)
+    with server.svc.store.transaction() as conn:  # an account from before row secrets
+        conn.execute("UPDATE admins SET secret = ''")
+    c = Console(server.app)
+    assert c.login().status_code == 302
+    with c.client.session_transaction() as cookie:
+        del cookie["admin_key"]  # a cookie from before held no digest of the secret
+    assert c.get("/admin/displays").status_code == 200
+    assert c.post("/admin/logout").status_code == 302
+    assert server.svc.store.admin_by_username("alice").secret  # it has one of its own now
+    assert c.get("/admin/displays").status_code == 302
