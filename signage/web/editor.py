@@ -73,8 +73,8 @@ def floor_context(svc: Services, floor_id: str) -> FloorContext:
         return FloorContext(
             {"id": floor_id, "name": floor_id, "building": ""},
             None,
-            "Waiting for Density: the floor's rooms are not known yet. Rooms already drawn can"
-            " be edited, new ones can be assigned once it answers.",
+            "Could not load the floor's rooms from Density (waiting for its first answer):"
+            " rooms already drawn can be edited, new ones can be assigned once it answers.",
         )
     if floor is None or floor.space_type != "floor":
         svc.directory.request_refresh()
