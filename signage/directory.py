@@ -385,6 +385,13 @@ class SpaceDirectory:
         finally:
             with self._lock:
                 self._refreshing = False
+        with self._lock:
+            had_tree = bool(self._tree)
+        if not tree and had_tree:
+            # An empty answer (a token that sees nothing, a bad page) must not erase every room
+            # a kiosk shows by name, nor the copy kept for the next restart.
+            self._failed("Density listed no spaces")
+            return True
         self._succeeded(tree)
         return True
 

@@ -14,6 +14,7 @@ call the Density client at all.
 from __future__ import annotations
 
 import copy
+import json
 import threading
 import time
 from typing import Any
@@ -25,8 +26,10 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from signage.density.client import DensityClient
+from signage.density.errors import Unavailable
 from signage.directory import SpaceDirectory, build_tree
 from signage.sim import SimServer, SimSettings
+from tests import pg_server as pgs
 from tests.admin_helpers import Console, make_admin
 from tests.helpers import wait_until
 
@@ -218,8 +221,6 @@ class MemoryCache:
 
 
 def test_reads_never_wait_for_a_refresh_in_flight():
-    from signage.density.errors import Unavailable
-
     density = Spaces(reference_building())
     cache = MemoryCache()
     directory = SpaceDirectory(density, ttl=1.0, store=cache)
@@ -252,6 +253,28 @@ def test_reads_never_wait_for_a_refresh_in_flight():
         assert {r.name for r in again.tree().rooms_of("spc_f0")} == {"Atlas", "Booth 1"}
     finally:
         again.stop()
+
+
+# The store's two backends, named here so that pytest finds the fixtures.
+pg_server, pg_url, any_store = pgs.pg_server, pgs.pg_url, pgs.any_store
+
+
+def test_the_store_keeps_one_space_tree_on_either_backend(any_store):
+    """SQLite and PostgreSQL: one row, replaced by each save, and it builds back the tree."""
+    assert any_store.load_space_cache() is None
+    tree = build_tree(reference_building())
+    any_store.save_space_cache(json.dumps(tree.to_json()), 1_700_000_000.5)
+    any_store.save_space_cache(json.dumps(tree.to_json()), 1_700_000_100.25)
+    data, fetched_at = any_store.load_space_cache()
+    assert fetched_at == 1_700_000_100.25
+    down = Spaces([])
+    down.fail = Unavailable("refused", endpoint="spaces")
+    directory = SpaceDirectory(down, store=any_store)
+    try:
+        assert tree_shape(directory.tree()) == tree_shape(tree)
+        assert directory.status()["as_of"] == fetched_at
+    finally:
+        directory.stop()
 
 
 # -- outages with the real server ---------------------------------------------------------------
@@ -454,3 +477,20 @@ def test_the_floor_picker_waits_for_density_without_waiting(make_server, sim, ga
         timeout=15,
         message="the floor's rooms once the tree arrived",
     )
+
+
+def test_an_empty_answer_does_not_erase_the_tree():
+    density = Spaces(reference_building())
+    cache = MemoryCache()
+    directory = SpaceDirectory(density, store=cache)
+    try:
+        assert directory.wait_settled(5)
+        kept = cache.kept
+        density.body = []
+        assert directory.refresh()
+        assert len(directory.rooms_of("spc_f0")) == 2
+        assert directory.status()["state"] == "unreachable"
+        assert "no spaces" in directory.status()["error"]
+        assert cache.kept == kept
+    finally:
+        directory.stop()
