@@ -43,27 +43,36 @@ def _floor(server) -> str:
 
 
 # -- identities are never reused ----------------------------------------------------------------
+def _http_login(server, username: str) -> httpx.Client:
+    """A browser of the console over the real server's socket, signed in."""
+    http = httpx.Client(base_url=server.url, timeout=10)
+    token = csrf_from(http.get("/admin/login").text)
+    form = {"csrf_token": token, "username": username, "password": PASSWORD}
+    assert http.post("/admin/login", data=form).status_code == 302
+    return http
+
+
 def test_a_deleted_admins_session_never_opens_the_next_account(any_server):
     server = any_server
     make_admin(server.svc, "owner")
     owner = Console(server.app)
     assert owner.login("owner").status_code == 302
-    added = owner.post(
-        "/admin/admins", {"username": "mallory", "role": "admin", "password": PASSWORD}
-    )
-    assert added.status_code == 302
-    mallory = Console(server.app, ip="10.1.1.1")
-    assert mallory.login("mallory").status_code == 302
-    assert mallory.api("GET", "/api/admin/me").json["name"] == "mallory"
-    mallory_id = server.svc.store.admin_by_username("mallory").id
-    assert owner.post(f"/admin/admins/{mallory_id}/delete").status_code == 302
-    added = owner.post("/admin/admins", {"username": "bob", "role": "owner", "password": PASSWORD})
-    assert added.status_code == 302
-    bob = server.svc.store.admin_by_username("bob")
-    assert bob.id != mallory_id
-    # Mallory's cookie, kept from before her removal, opens nothing (bob's account least of all).
-    assert mallory.get("/admin/admins").status_code == 302
-    assert mallory.api("GET", "/api/admin/me").status_code == 401
+    form = {"username": "mallory", "role": "admin", "password": PASSWORD}
+    assert owner.post("/admin/admins", form).status_code == 302
+    mallory = _http_login(server, "mallory")
+    try:
+        assert mallory.get("/api/admin/me").json()["name"] == "mallory"
+        mallory_id = server.svc.store.admin_by_username("mallory").id
+        assert owner.post(f"/admin/admins/{mallory_id}/delete").status_code == 302
+        form = {"username": "bob", "role": "owner", "password": PASSWORD}
+        assert owner.post("/admin/admins", form).status_code == 302
+        assert server.svc.store.admin_by_username("bob").id != mallory_id
+        # Mallory's cookie, kept from before her removal, opens nothing (bob's account least
+        # of all).
+        assert mallory.get("/admin/admins").status_code == 302
+        assert mallory.get("/api/admin/me").status_code == 401
+    finally:
+        mallory.close()
 
 
 def test_a_deleted_displays_kiosk_link_socket_and_phone_link_never_open_the_next(any_server):
@@ -239,6 +248,18 @@ def test_a_next_with_control_characters_is_a_400_not_a_500(server):
 
 
 # -- files private to their owner ---------------------------------------------------------------
+def test_an_existing_database_readable_by_others_is_made_private(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    Store(str(path), "k").migrate()
+    os.chmod(path, 0o644)
+    store = Store(str(path), "k")
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
 def test_a_fresh_database_and_its_journal_files_are_private(tmp_path):
     path = tmp_path / "fresh" / "signage.sqlite3"
     # In a child process: the umask is process-wide, and most installations run under 022.
