@@ -21,12 +21,14 @@ from websockets.sync.client import connect
 from signage.hub import CLOSE_UNAUTHORIZED
 from signage.store import MIGRATIONS, Store
 from tests import pg_server as pgs
+from tests import redis_server as rs
 from tests.admin_helpers import PASSWORD, Console, csrf_from, make_admin
 from tests.helpers import wait_until
 from tests.test_store import _apply_raw
 
 # The fixtures, named here so that pytest finds them for this module's tests.
 pg_server, pg_url = pgs.pg_server, pgs.pg_url
+redis_server = rs.redis_server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -210,7 +212,19 @@ def test_signing_out_ends_the_session_on_the_server(server):
 
 
 # -- sign-in limits -------------------------------------------------------------------------------
-def test_failures_from_other_addresses_never_refuse_the_right_password(server):
+@pytest.fixture(params=["process", "redis"])
+def limited_server(request, make_server):
+    """The real server counting attempts on its own, and for a fleet through Redis."""
+    if request.param == "process":
+        return make_server()
+    redis = request.getfixturevalue("redis_server")
+    server = make_server(SIGNAGE_REDIS_URL=redis.url)
+    assert server.svc.cluster is not None
+    return server
+
+
+def test_failures_from_other_addresses_never_refuse_the_right_password(limited_server):
+    server = limited_server
     make_admin(server.svc)
     for i in range(10):  # the review's attack: 8+ failures from 10 addresses
         assert Console(server.app, ip=f"10.0.0.{i}").login(password="guess" * 3).status_code == 401
@@ -219,6 +233,8 @@ def test_failures_from_other_addresses_never_refuse_the_right_password(server):
     # refused for this account (the right password included) until the window passes.
     refused = Console(server.app, ip="10.0.0.3").login()
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    if server.svc.cluster is not None:  # counted in Redis, for every process of the fleet
+        assert server.svc.cluster.redis.keys("*attempts:login-ip-user:*")
 
 
 def test_one_address_guessing_one_account_is_refused_but_not_for_others(server):
