@@ -300,10 +300,15 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _read_only_uri(path: Path) -> str:
+    # as_uri() percent-encodes: a folder named with "?" or "#" stays part of the path.
+    return f"{Path(path).resolve().as_uri()}?mode=ro"
+
+
 def _check_database(path: Path) -> None:
     """Refuse a database copy that SQLite does not find intact."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(_read_only_uri(path), uri=True)
         try:
             result = conn.execute("PRAGMA integrity_check").fetchone()[0]
         finally:
@@ -346,7 +351,7 @@ def _prepare_database(staged: Path, live: Path, keep_credentials: bool) -> None:
 def _sqlite_high_water(path: Path) -> dict[str, int]:
     """The highest id each AUTOINCREMENT table of an SQLite database has issued."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(_read_only_uri(path), uri=True)
     except sqlite3.Error:
         return {}
     try:
