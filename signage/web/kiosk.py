@@ -277,6 +277,13 @@ def _test_knobs() -> dict[str, Any] | None:
         except (ZoneInfoNotFoundError, ValueError):
             abort(400, description="tz must be an IANA time zone, e.g. Europe/Berlin")
         knobs["tz"] = raw
+    raw = request.args.get("hang")
+    if raw is not None:
+        # For the kiosk kit's session test: the page then busy-loops, as a hung renderer does,
+        # so that the Pi watchdog has a real hang to find through its remote-debugging probe.
+        if raw != "1":
+            abort(400, description="hang must be 1")
+        knobs["hang"] = True
     return knobs
 
 

@@ -48,6 +48,9 @@
   var testOpts = knobs ? window.__SIGNAGE_TEST__ || {} : {};
   var testClock = knobs ? window.__SIGNAGE_TEST_CLOCK__ || {} : {};
   var startedAt = perf();
+  // The kiosk kit's session test (test mode, ?hang=1): a page stuck in a busy loop once it has
+  // drawn, for the Pi watchdog to find through Chromium's remote-debugging port.
+  if (knobs && knobs.hang) setTimeout(function () { for (;;) { /* hung on purpose */ } }, 1000);
 
   function num(v, fallback) { var n = parseFloat(v); return isFinite(n) ? n : fallback; }
   var HEARTBEAT_S = num(config.heartbeat_s, 15);
