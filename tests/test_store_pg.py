@@ -6,6 +6,8 @@ store's own methods are covered on both backends in test_store.py.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import io
 import json
 import logging
@@ -352,5 +354,29 @@ def test_an_sqlite_backup_restored_into_postgresql_keeps_its_ids_used(pg_url, tm
     try:
         assert store.get_display(kept.id) is not None
         assert store.add_display("New", "spc_1").id > gone.id
+    finally:
+        store.close()
+
+
+def test_the_upgrade_to_row_secrets_keeps_paired_screens_working_on_postgresql(pg_url):
+    before = next(i for i, m in enumerate(MIGRATIONS) if not isinstance(m, str))
+    backend = PostgresBackend(pg_url)
+    try:
+        backend.migrate(MIGRATIONS[:before])
+        with backend.transaction() as conn:
+            conn.execute(
+                "INSERT INTO displays (name, floor_id, created_at, updated_at)"
+                " VALUES ('Lobby', 'spc_1', 'x', 'x')"
+            )
+    finally:
+        backend.close()
+    store = Store(pg_url, "k")
+    try:
+        assert store.migrate() == len(MIGRATIONS)
+        (display,) = store.list_displays()
+        mac = hmac.new(b"k", f"display:{display.id}:1".encode(), hashlib.sha256).hexdigest()
+        assert store.display_for_credential(f"{display.id}.{mac[:32]}") == display
+        new = store.add_display("New", "spc_1")
+        assert new.secret and store.display_for_credential(store.credential(new)) == new
     finally:
         store.close()
