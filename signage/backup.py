@@ -32,7 +32,7 @@ from typing import Any
 from signage import __version__
 from signage.db import is_postgres
 from signage.plans import atomic_write, plans_dir
-from signage.store import MIGRATIONS, Store
+from signage.store import MIGRATIONS, Store, reissue_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -567,8 +567,8 @@ def _restore_into_postgres(
                     conn.execute(
                         "INSERT INTO plan_files (filename, data) VALUES (?, ?)", (name, data)
                     )
-            if not keep_credentials:
-                store.reissue_credentials()
+                if not keep_credentials:
+                    reissue_secrets(conn)  # with the rows, in one transaction
         finally:
             store.close()
     logger.info(

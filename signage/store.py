@@ -236,6 +236,17 @@ def new_row_secret() -> str:
     return secrets.token_hex(32)
 
 
+def reissue_secrets(conn: Any) -> int:
+    """Store.reissue_credentials inside a caller's transaction; the number of displays."""
+    counts = {}
+    for table in ("displays", "admins"):
+        ids = [r["id"] for r in conn.execute(f"SELECT id FROM {table}").fetchall()]
+        for row_id in ids:
+            conn.execute(f"UPDATE {table} SET secret = ? WHERE id = ?", (new_row_secret(), row_id))
+        counts[table] = len(ids)
+    return counts["displays"]
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -412,15 +423,7 @@ class Store:
         and console session issued so far stops working (a restore does this). Returns the
         number of displays."""
         with self.transaction() as conn:
-            counts = {}
-            for table in ("displays", "admins"):
-                ids = [r["id"] for r in conn.execute(f"SELECT id FROM {table}").fetchall()]
-                for row_id in ids:
-                    conn.execute(
-                        f"UPDATE {table} SET secret = ? WHERE id = ?", (new_row_secret(), row_id)
-                    )
-                counts[table] = len(ids)
-        return counts["displays"]
+            return reissue_secrets(conn)
 
     def _lookup(self, credential: str, expected: Any) -> Display | None:
         head, _, _mac = credential.partition(".")
