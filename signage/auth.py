@@ -40,13 +40,15 @@ CSRF_HEADER = "X-CSRF-Token"
 
 # Failed sign-ins allowed per window before the form answers 429. An address is refused after
 # LOGIN_FAILURES_PER_IP failures (any usernames) or LOGIN_FAILURES_PER_IP_USER for one username.
-# Failures for one username from everywhere never refuse an address that has not failed for it:
-# past LOGIN_FAILURES_PER_USER, each address gets one guess at that account per window, so a
-# guesser is slowed and the real admin, signing in from their own address, is not locked out.
+# Failures at one username from everywhere never lock its real admin out: past
+# LOGIN_FAILURES_PER_USER the account is under attack, and each address then gets only
+# LOGIN_FAILURES_UNDER_ATTACK guesses at it per window (a guesser is slowed to that many per
+# address), while an address that has not failed, or only mistyped once, may still sign in.
 LOGIN_WINDOW_S = 15 * 60
 LOGIN_FAILURES_PER_IP = 20
 LOGIN_FAILURES_PER_IP_USER = 8
 LOGIN_FAILURES_PER_USER = 8
+LOGIN_FAILURES_UNDER_ATTACK = 3
 
 _hasher = PasswordHasher()
 

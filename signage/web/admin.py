@@ -138,8 +138,11 @@ def login() -> Any:
     by_user = auth.limiter("login-user", auth.LOGIN_FAILURES_PER_USER, window)
     ip, user_key = auth.client_ip(), username.lower()
     pair_key = f"{ip} {user_key}"
-    # An account under attack refuses only the addresses that have guessed at it already.
-    user_attacked = by_user.blocked(user_key) and by_pair.count(pair_key) > 0
+    # An account under attack refuses only the addresses that have guessed at it a few times.
+    user_attacked = (
+        by_user.blocked(user_key)
+        and by_pair.count(pair_key) >= auth.LOGIN_FAILURES_UNDER_ATTACK
+    )
     if by_ip.blocked(ip) or by_pair.blocked(pair_key) or user_attacked:
         waits = [by_ip.retry_after(ip), by_pair.retry_after(pair_key)]
         if user_attacked:
