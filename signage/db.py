@@ -93,19 +93,23 @@ def private_database_file(path: str | os.PathLike[str]) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        pass
+    except OSError:  # a folder we cannot write: SQLite's own error says so when it opens
+        return
+    else:
+        os.close(fd)
+        return
+    try:
         mode = os.stat(path).st_mode & 0o777
         if mode & 0o077:
-            try:
-                for name in (str(path), f"{path}-wal", f"{path}-shm"):
-                    if os.path.exists(name):
-                        os.chmod(name, mode & 0o700)
-            except PermissionError:  # not ours to change (another user's file): leave it be
-                return
+            for name in (str(path), f"{path}-wal", f"{path}-shm"):
+                if os.path.exists(name):
+                    os.chmod(name, mode & 0o700)
             logger.warning(
                 "the database was readable by other users (%s): now owner-only", oct(mode)
             )
+    except OSError:  # not ours to change (another user's file, a read-only disk): leave it
         return
-    os.close(fd)
 
 
 class SqliteBackend:
