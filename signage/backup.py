@@ -46,10 +46,10 @@ MANIFEST = "manifest.json"
 # took a restore to 1.07 GB of memory. Each entry's size is in its header, checked before any
 # byte is read; the database is streamed to disk, the rest read one entry at a time.
 MAX_ARCHIVE_BYTES = 2 * 1024**3
-MAX_TOTAL_BYTES = 8 * 1024**3
+MAX_TOTAL_BYTES = 4 * 1024**3
 MAX_MEMBERS = 10_000  # a manifest, a database and one plan per floor
 MAX_MANIFEST_BYTES = 1024**2
-MAX_DATABASE_BYTES = 4 * 1024**3
+MAX_DATABASE_BYTES = 1024**3
 MAX_EXPORT_BYTES = 256 * 1024**2  # parsed whole: JSON has no streaming reader in the stdlib
 MAX_PLAN_BYTES = 64 * 1024**2
 
