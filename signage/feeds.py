@@ -25,8 +25,8 @@ from typing import Any
 from signage.clock import SYSTEM_CLOCK, Clock
 from signage.density.backoff import Backoff
 from signage.density.client import DensityClient
-from signage.density.errors import DensityError
-from signage.density.models import Doorway, PresenceHealth, Space, SpaceUpdate
+from signage.density.errors import DensityError, RateLimited, Unavailable
+from signage.density.models import Doorway, Occupancy, PresenceHealth, Space, SpaceUpdate
 from signage.density.stream import PresenceStream
 from signage.directory import SpaceDirectory  # noqa: F401  (importable from here)
 from signage.rooms import (
@@ -115,24 +115,29 @@ class Doorways:
 
 
 class SharedPolls:
-    """One presence-health poll per interval for every floor on its fallback.
+    """One poll per interval for every floor on its fallback, sent once: this loop is the retry.
 
-    Each floor whose presence socket is down used to poll on its own, and retry each poll:
-    an outage cost as many calls as there were floors, times the retries. The endpoint takes a
-    list of space ids, so the floors on fallback (per token) share one call per
-    `poll_interval`, sent once: this loop is the retry.
+    Each floor whose socket was down used to poll on its own, and retry each poll: an outage
+    cost as many calls as there were floors, times the retries. presence-health and
+    occupancy/current take a list of space ids, so the floors on fallback share one call of
+    each per `poll_interval` (per token). While Density is down (5xx, 429, no connection) a
+    round stops at its first failed call: the other tokens' calls could only fail the same
+    way, so an outage costs one call per interval whatever the number of floors.
     """
 
-    def __init__(self, client: DensityClient, settings: FeedSettings) -> None:
+    def __init__(
+        self, client: DensityClient, settings: FeedSettings, doorways: Doorways | None = None
+    ) -> None:
         self.client = client
         self.settings = settings
         self.clock = settings.clock
+        self.doorways = doorways or Doorways(client, settings.clock)
         self._lock = threading.Lock()
         self._channels: list[Channel] = []
         self._stop = threading.Event()
-        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self.calls = 0  # presence-health calls made (metrics, tests)
+        self.failing: DensityError | None = None  # the last round's failure, None when answered
+        self.calls = 0  # poll calls made (metrics, tests)
         self.rounds = 0  # rounds done, calls or not (tests wait on it)
 
     def join(self, channel: Channel) -> None:
@@ -140,6 +145,8 @@ class SharedPolls:
         with self._lock:
             if channel not in self._channels:
                 self._channels.append(channel)
+            if self.failing is not None:
+                channel.rest_down = True  # known already: no need to find out by a socket
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
                 self._thread = threading.Thread(
@@ -170,27 +177,64 @@ class SharedPolls:
             wait = self.settings.poll_interval - (self.clock.monotonic() - started)
             self.clock.wait(self._stop, max(0.05, wait))
 
-    def poll_once(self) -> int:
-        """One round: a call per token for the floors on fallback now; how many calls."""
+    def poll_once(self) -> None:
+        """One round: presence then counts, a call per token, for the floors on fallback now."""
         with self._lock:
             channels = [c for c in self._channels if not c.stopping]
-        groups: dict[str | None, list[Channel]] = {}
-        for channel in channels:
-            groups.setdefault(channel.feed.token_display_id(), []).append(channel)
-        for display_id, members in groups.items():
-            space_ids = [sid for c in members for sid in c.feed.space_ids(entry=False)]
-            if not space_ids:
-                continue
-            self.calls += 1
-            try:
-                result = self.client.presence_health(space_ids, display_id=display_id, retries=0)
-            except DensityError as exc:
-                for channel in members:
-                    channel.poll_failed(exc)
-                continue
+        groups: dict[tuple[str, str | None], list[Channel]] = {}
+        for channel in sorted(channels, key=lambda c: c.kind != "presence"):
+            groups.setdefault((channel.kind, channel.feed.token_display_id()), []).append(channel)
+        down: DensityError | None = None
+        for (kind, display_id), members in groups.items():
+            if down is None:
+                try:
+                    self._poll_group(kind, display_id, members)
+                    continue
+                except DensityError as exc:
+                    failure = exc
+                    if isinstance(exc, RateLimited | Unavailable):
+                        down = exc
+            else:
+                failure = down
+            for channel in members:
+                channel.poll_failed(failure)
+        self.failing = down
+
+    def _poll_group(self, kind: str, display_id: str | None, members: list[Channel]) -> None:
+        entry = kind == "occupancy"
+        space_ids = [sid for c in members for sid in c.feed.space_ids(entry=entry)]
+        if not space_ids:
+            return
+        self.calls += 1
+        if not entry:
+            result = self.client.presence_health(space_ids, display_id=display_id, retries=0)
             for channel in members:
                 channel.take_presence(result)
-        return len(groups)
+            return
+        counts = self.client.current_occupancy(space_ids, display_id=display_id, retries=0)
+        for channel in members:
+            channel.take_counts(counts)
+        # Entry rooms' health, from their sensors: one call for every floor's entry rooms.
+        self.calls += 1
+        by_space = read_sensor_health(self.client, space_ids, self.doorways, retries=0)
+        if by_space is not None:
+            for channel in members:
+                channel.feed.set_sensor_health(by_space)
+
+
+def read_sensor_health(
+    client: DensityClient, space_ids: list[str], doorways: Doorways, retries: int | None = None
+) -> dict[str, list[tuple[str, str]]] | None:
+    """(serial, health) of the spaces' sensors, mapped through doorways where a sensor names
+    one; None when Density did not answer."""
+    try:
+        sensors = client.sensor_health(space_ids=space_ids, retries=retries)
+    except DensityError as exc:
+        logger.info("sensor health not read: %s", exc)
+        return None
+    found = doorways.get(retries=retries) if needs_doorways(sensors) else []
+    wanted = set(space_ids)
+    return {sid: s for sid, s in sensors_by_space(sensors, found).items() if sid in wanted}
 
 
 class Channel:
@@ -207,6 +251,9 @@ class Channel:
         self.polls = 0
         self.reconnects = 0
         self.last_error: str | None = None
+        # Density answered no poll for this channel last time: a socket attempt can wait.
+        self.rest_down = False
+        self._attempted_at: float | None = None  # the last socket attempt (clock time)
         self._stream: PresenceStream | None = None
         self._got_message = threading.Event()
         self._thread = threading.Thread(
@@ -279,6 +326,7 @@ class Channel:
         self._stream = stream
         if self.stopping:
             return
+        self._attempted_at = self.clock.monotonic()
         stream.connect()
         # Density does not promise a refresh on connect: take a REST snapshot if none comes.
         ended = threading.Event()
@@ -310,24 +358,29 @@ class Channel:
         """Poll every `poll_interval` until it is time to try the socket again.
 
         The floor is on its fallback already, so each poll is sent once: the next poll is the
-        retry. A presence channel polls through the feed manager's shared poll when there is
-        one (one call for every floor on fallback).
+        retry. The channel polls through the feed manager's shared poll when there is one (one
+        call for every floor on fallback). While Density answers no poll either, the socket is
+        tried at most once per `backoff_max`: a socket attempt costs calls too (a ws_url).
         """
-        poll_interval = self.feed.settings.poll_interval
-        shared = self.feed.shared_polls if self.kind == "presence" else None
+        settings = self.feed.settings
+        poll_interval = settings.poll_interval
+        shared = self.feed.shared_polls
         if shared is not None:
             shared.join(self)
         try:
             next_poll = self.clock.monotonic()
             while not self.stopping:
                 now = self.clock.monotonic()
-                if now >= deadline:
+                due = deadline
+                if self.rest_down and self._attempted_at is not None:
+                    due = max(deadline, self._attempted_at + settings.backoff_max)
+                if now >= due:
                     return
                 if shared is None and now >= next_poll:
                     self._poll(retries=0)
                     next_poll = self.clock.monotonic() + poll_interval
                 self.feed.tick()
-                wake = deadline if shared is not None else min(deadline, next_poll)
+                wake = due if shared is not None else min(due, next_poll)
                 # Ticks at least once a second: they turn a silent floor stale on time.
                 wait = min(1.0, wake - self.clock.monotonic())
                 self.clock.wait(self.feed.stopped, max(0.05, wait))
@@ -352,6 +405,14 @@ class Channel:
         if self.kind == "presence":
             self.take_presence(result)
             return True
+        self.take_counts(counts)
+        # Entry rooms' health: from their sensors (counts alone cannot make a room free).
+        self.feed.read_entry_health(space_ids, retries=retries)
+        return True
+
+    def take_counts(self, counts: dict[str, Occupancy]) -> None:
+        """Apply an occupancy/current answer (this floor's or a shared one): counts only."""
+        rooms = self.feed.rooms
         self._heard_by_poll(
             [
                 SpaceUpdate(
@@ -364,11 +425,9 @@ class Channel:
                     capped=occ.capped,
                 )
                 for sid, occ in counts.items()
+                if sid in rooms
             ]
         )
-        # Entry rooms' health: from their sensors (counts alone cannot make a room free).
-        self.feed.read_entry_health(space_ids, retries=retries)
-        return True
 
     def take_presence(self, result: dict[str, PresenceHealth]) -> None:
         """Apply a presence-health answer (this floor's or a shared one) to this floor's rooms."""
@@ -390,9 +449,11 @@ class Channel:
 
     def poll_failed(self, exc: DensityError) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}"
+        self.rest_down = True
         self.feed.tick()
 
     def _heard_by_poll(self, updates: list[SpaceUpdate]) -> None:
+        self.rest_down = False
         self.polls += 1
         self.last_heard = self.clock.monotonic()
         self.feed.apply(updates, source="poll", channel=self)
@@ -511,19 +572,12 @@ class FloorFeed:
 
     def read_entry_health(self, space_ids: list[str], retries: int | None = None) -> bool:
         """Sensor health for entry rooms (no count carries it); True when Density answered."""
-        try:
-            sensors = self.client.sensor_health(space_ids=space_ids, retries=retries)
-        except DensityError as exc:
-            logger.info("floor %s: entry sensor health not read: %s", self.floor_id, exc)
-            return False
-        doorways: list[Doorway] = []
-        if needs_doorways(sensors):
-            if self.doorways is None:
-                self.doorways = Doorways(self.client, self.clock)
-            doorways = self.doorways.get(retries=retries)
-        by_space = sensors_by_space(sensors, doorways)
-        self.set_sensor_health({sid: by_space[sid] for sid in space_ids if sid in by_space})
-        return True
+        if self.doorways is None:
+            self.doorways = Doorways(self.client, self.clock)
+        by_space = read_sensor_health(self.client, space_ids, self.doorways, retries=retries)
+        if by_space is not None:
+            self.set_sensor_health(by_space)
+        return by_space is not None
 
     def _edit_rooms(self, now: float, edits: Iterable[tuple[str, Callable[[Room], Any]]]) -> None:
         """Edit rooms; publish those whose public state changed (all, when the mode changed)."""
@@ -690,7 +744,7 @@ class FeedManager:
         self.client = client
         # Builds a floor's feed with FloorFeed's arguments; Redis fan-out passes its own
         # (signage/cluster.py: the upstream socket only where this process holds the lease).
-        self.feed_factory = feed_factory or FloorFeed
+        self._factory = feed_factory or FloorFeed
         self.directory = directory
         self.settings = settings
         self.publish = publish
@@ -699,8 +753,8 @@ class FeedManager:
         self.clock = settings.clock
         # Shared by every floor's feed: one presence-health poll per interval for the floors
         # on fallback, and the doorways (read only where a sensor names one).
-        self.shared_polls = SharedPolls(client, settings)
         self.doorways = Doorways(client, self.clock)
+        self.shared_polls = SharedPolls(client, settings, self.doorways)
         self._lock = threading.Lock()
         self._feeds: dict[str, _Entry] = {}
         self._seq: dict[str, int] = {}  # kept across a feed's restarts: seq never goes back
@@ -723,9 +777,7 @@ class FeedManager:
                 return self._new_feed(floor_id)
             entry = self._feeds.get(floor_id)
             if entry is None:
-                feed = self._new_feed(floor_id)
-                feed.shared_polls, feed.doorways = self.shared_polls, self.doorways
-                entry = _Entry(feed.start())
+                entry = _Entry(self._new_feed(floor_id).start())
                 self._feeds[floor_id] = entry
                 self.feeds_started += 1
             entry.users += 1
@@ -817,6 +869,12 @@ class FeedManager:
             old.stop()
             rebuilt.append(floor_id)
         return rebuilt
+
+    def feed_factory(self, *args: Any, **kwargs: Any) -> Any:
+        """A floor's feed (FloorFeed's arguments), handed the polls and doorways floors share."""
+        feed = self._factory(*args, **kwargs)
+        feed.shared_polls, feed.doorways = self.shared_polls, self.doorways
+        return feed
 
     def _publish_and_count(self, floor_id: str, seq: int, text: str) -> Any:
         self._seq[floor_id] = seq

@@ -8,6 +8,7 @@ simulator received, so production intervals (15 s polls) run in a moment.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -93,3 +94,30 @@ def test_two_floors_on_fallback_make_one_presence_health_call_per_interval(
     wait_until(lambda: all(f.snapshot()["feed"] == "stale" for f in feeds), 10, 0.02, "both stale")
     for floor in floors:
         manager.release(floor)
+
+
+def test_entry_rooms_get_their_health_from_sensors_in_the_shared_poll(
+    sim: SimServer, manager: FeedManager, clock: FakeClock
+) -> None:
+    spaces = sim.world.state()["spaces"]
+    entry = sorted(s for s, info in spaces.items() if info["counting_mode"] == "entry")
+    room = entry[0]
+    floor = spaces[room]["floor_id"]
+    sim.world.set_space(room, occupancy=0, health="healthy")
+    sim.world.set_socket_mode("refuse")
+    feed = manager.acquire(floor)
+    shared = manager.shared_polls
+
+    def state() -> tuple[Any, ...]:
+        r = feed.snapshot()["rooms"][room]
+        return r["state"], r["reason"], r["count"]
+
+    wait_until(lambda: len(shared._channels) == len(feed.channels), 15, 0.02, "on fallback")
+    # occupancy/current carries no health: the shared round reads the entry rooms' sensors.
+    sim.world.set_space(room, occupancy=2, health="offline")
+    clock.advance(manager.settings.poll_interval)
+    wait_until(lambda: state() == ("unknown", "sensor_offline", 2), 10, 0.02, "offline")
+    sim.world.set_space(room, occupancy=0, health="healthy")
+    clock.advance(manager.settings.poll_interval)
+    wait_until(lambda: state() == ("free", None, 0), 10, 0.02, "healthy and free again")
+    manager.release(floor)

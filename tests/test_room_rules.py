@@ -68,10 +68,14 @@ class Floor:
         wait_until(matches, timeout, 0.05, f"{message}: wanted {expected}, last {self.room(sid)}")
 
     def send(self, entries: dict[str, dict[str, Any]]) -> None:
-        """A raw `live` frame to the floor's open sockets (presence and occupancy)."""
+        """A raw `live` frame to the floor's open sockets (presence and occupancy).
+
+        Only once both sockets are live: a REST snapshot taken while one is still connecting
+        would put the simulator's own state back over the frame.
+        """
         text = json.dumps({"update_type": "live", "data": entries})
-        wait_until(lambda: self.sim.world.sockets_open(self.floor_id) >= 1, 10, 0.05, "a socket")
-        self.sim.world.send_raw(text, self.floor_id)
+        wait_until(lambda: self.feed.snapshot()["feed"] == "live", 10, 0.05, "both sockets live")
+        assert self.sim.world.send_raw(text, self.floor_id) == 2
 
 
 def _floor_with_entry_rooms(sim: SimServer, client: DensityClient) -> tuple[str, list[Space]]:
