@@ -101,10 +101,10 @@ stop() {
 }
 trap stop TERM INT HUP
 
-backoff=2
+backoff=$KIOSK_BACKOFF_FIRST
 while :; do
   # Check the URL answers before (re)loading: Chromium's own error page never retries, ours does.
-  if "$here/wait-for-server.sh" --timeout 20 "$SERVER_URL"; then
+  if "$here/wait-for-server.sh" --timeout "$KIOSK_SERVER_WAIT" "$SERVER_URL"; then
     url="$SERVER_URL"
   else
     url="$(waiting_url)"
@@ -121,9 +121,10 @@ while :; do
   child=""
   ran=$((SECONDS - started))
   # A Chromium that ran for a while is restarted quickly; one that keeps dying at once is
-  # restarted less and less often (up to a minute) so it does not spin the CPU.
-  if ((ran > 300)); then backoff=2; else backoff=$((backoff * 2 > 60 ? 60 : backoff * 2)); fi
+  # restarted less and less often (2 s, 4, 8... up to a minute) so it does not spin the CPU.
+  ((ran > KIOSK_STEADY)) && backoff=$KIOSK_BACKOFF_FIRST
   kiosk_log "Chromium exited (status $status after ${ran}s); starting it again in ${backoff}s"
   sleep "$backoff" &
   wait $! || true
+  backoff=$((backoff * 2 > KIOSK_BACKOFF_MAX ? KIOSK_BACKOFF_MAX : backoff * 2))
 done

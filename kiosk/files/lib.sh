@@ -13,6 +13,15 @@ REBOOT_WINDOW=""
 DEBUG_PORT="9222"
 WATCHDOG_STRIKES="3"
 
+# Timings, in seconds. These are the production values (docs/kiosk.md gives the same numbers,
+# and a test compares them); the environment can shorten them, which only the session test does.
+KIOSK_SERVER_WAIT="${SIGNAGE_KIOSK_SERVER_WAIT:-20}"      # browser.sh: /healthz before Chromium starts
+KIOSK_BACKOFF_FIRST="${SIGNAGE_KIOSK_BACKOFF:-2}"         # browser.sh: first pause before a restart
+KIOSK_BACKOFF_MAX="${SIGNAGE_KIOSK_BACKOFF_MAX:-60}"      # browser.sh: the pause doubles up to this
+KIOSK_STEADY="${SIGNAGE_KIOSK_STEADY:-300}"               # browser.sh: a run this long resets the pause
+KIOSK_GRACE="${SIGNAGE_KIOSK_GRACE:-90}"                  # watchdog.sh: a fresh Chromium is left alone
+KIOSK_PROBE_TIMEOUT="${SIGNAGE_KIOSK_PROBE_TIMEOUT:-10}"  # watchdog.sh: the page must answer within this
+
 # Where the session keeps its pid file and the watchdog its strike count.
 kiosk_state_dir() {
   printf '%s\n' "${XDG_STATE_HOME:-${HOME:?HOME is not set}/.local/state}/signage-kiosk"

@@ -15,7 +15,6 @@ kiosk_load_config
 state_dir="$(kiosk_state_dir)"
 pid_file="$state_dir/chromium.pid"
 strikes_file="$state_dir/watchdog-strikes"
-grace="${SIGNAGE_KIOSK_GRACE:-90}"  # seconds a fresh Chromium gets to load its page
 
 strikes=0
 if [[ -r "$strikes_file" ]]; then read -r strikes <"$strikes_file" || true; fi
@@ -33,11 +32,11 @@ if ! [[ "$pid" =~ ^[0-9]+$ ]] || ! kill -0 "$pid" 2>/dev/null; then
   exit 0
 fi
 age=$(($(date +%s) - $(stat -c %Y "$pid_file")))
-if ((age < grace)); then
+if ((age < KIOSK_GRACE)); then  # a fresh Chromium gets time to load its page
   exit 0
 fi
 
-if verdict="$(python3 "$here/cdp-probe.py" --port "$DEBUG_PORT" --timeout 10)"; then
+if verdict="$(python3 "$here/cdp-probe.py" --port "$DEBUG_PORT" --timeout "$KIOSK_PROBE_TIMEOUT")"; then
   if ((strikes > 0)); then
     kiosk_log "watchdog: page healthy again after $strikes strike(s)"
     set_strikes 0
