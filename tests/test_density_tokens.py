@@ -253,6 +253,60 @@ def test_single_flight_failure_is_shared_not_repeated() -> None:
     assert len(calls) == 2
 
 
+def test_a_failed_early_renewal_keeps_the_live_token_and_waits_before_trying_again() -> None:
+    """Token endpoint down: the current token serves while it lives, renewal is retried every
+    30 s (not on every call), and only a token about to die is refused."""
+    clock = FakeClock()
+    down = {"now": False}
+    fetched: list[float] = []
+
+    def fetch(key: object) -> TokenGrant:
+        fetched.append(clock.now)
+        if down["now"]:
+            raise Unavailable("token endpoint down", status=503)
+        return TokenGrant(f"t{len(fetched)}", 300.0)
+
+    cache = TokenCache(fetch, margin=60, clock=clock)
+    first = cache.get("org")  # issued at 50, lives until 350, renewed from 290 on
+    down["now"] = True
+    clock.now = 291.0
+    assert cache.get("org") is first  # renewal failed: the token still has 59 s
+    assert fetched == [50.0, 291.0]
+    for _ in range(100):  # calls in the next 29 s do not ask again
+        clock.now += 0.29
+        assert cache.get("org") is first
+    assert len(fetched) == 2
+    clock.now = 321.5  # 30 s on: one more try
+    assert cache.get("org") is first
+    assert fetched[-1] == 321.5 and len(fetched) == 3
+    # Tries then come every half of what is left, and a token about to die is not used.
+    clock.now = 349.5
+    with pytest.raises(Unavailable):
+        cache.get("org")
+    # Density back: a fresh token at once.
+    down["now"] = False
+    clock.now = 351.0
+    assert cache.get("org").access_token == f"t{len(fetched)}"
+
+
+def test_a_failed_renewal_after_invalidate_is_an_error() -> None:
+    """A token Density rejected (401) is never handed out again, whatever renewal does."""
+    clock = FakeClock()
+    answers = iter([TokenGrant("t1", 300.0)])
+
+    def fetch(key: object) -> TokenGrant:
+        try:
+            return next(answers)
+        except StopIteration:
+            raise Unavailable("token endpoint down", status=503) from None
+
+    cache = TokenCache(fetch, clock=clock)
+    first = cache.get("org")
+    assert cache.invalidate("org", first.access_token)
+    with pytest.raises(Unavailable):
+        cache.get("org")
+
+
 def test_invalidate_is_compare_and_drop() -> None:
     grants = iter(range(100))
     cache = TokenCache(lambda key: TokenGrant(f"t{next(grants)}", 600.0))

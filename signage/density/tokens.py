@@ -124,6 +124,13 @@ class SharedTokens(Protocol):
         """Forget the shared token for ``key`` if it is still ``access_token``."""
 
 
+# After an early renewal failed, the token it was to replace is used, and renewal is not tried
+# again for this long (or half the token's remaining life, if shorter): in an outage each call
+# would otherwise cost a token request on top of its own.
+RENEW_RETRY_S = 30.0
+# A token this close to expiry is not handed out even when renewal fails: it could die in flight.
+MIN_USABLE_S = 1.0
+
 # How long a caller waits for a peer's renewal before renewing itself (a stuck peer), and how
 # often it looks meanwhile.
 SHARED_WAIT_S = 10.0
@@ -133,7 +140,7 @@ SHARED_POLL_S = 0.05
 class _Slot:
     """Per-key state; ``lock`` is held for the whole of a fetch (the single flight)."""
 
-    __slots__ = ("lock", "token", "generation", "error", "waiting")
+    __slots__ = ("lock", "token", "generation", "error", "waiting", "renew_after")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -141,6 +148,7 @@ class _Slot:
         self.token: Token | None = None
         self.generation = 0  # bumped after every fetch, successful or not
         self.error: DensityError | None = None  # outcome of the last fetch, if it failed
+        self.renew_after = float("-inf")  # no early renewal before this (one just failed)
 
 
 class TokenCache:
@@ -183,12 +191,27 @@ class TokenCache:
                 slot = self._slots[key] = _Slot()
             return slot
 
+    def _usable(self, slot: _Slot, now: float) -> Token | None:
+        """The cached token when an early renewal failed lately and it still has life left."""
+        token = slot.token
+        if token is not None and now < slot.renew_after and token.remaining(now) > MIN_USABLE_S:
+            return token
+        return None
+
     def get(self, key: Hashable) -> Token:
-        """A token for ``key`` with more than its renewal margin left, fetching one if needed."""
+        """A token for ``key`` with more than its renewal margin left, fetching one if needed.
+
+        When an early renewal fails (Density is down), the current token is used for as long
+        as it lives, and renewal is tried again after RENEW_RETRY_S rather than on every call.
+        """
         slot = self._slot(key)
         token = slot.token
-        if self._fresh(token, self._clock()):
+        now = self._clock()
+        if self._fresh(token, now):
             return token  # type: ignore[return-value]
+        held = self._usable(slot, now)
+        if held is not None:
+            return held
         seen = slot.generation
         with self._slots_lock:
             slot.waiting += 1
@@ -199,15 +222,35 @@ class TokenCache:
                 slot.waiting -= 1
         try:
             token = slot.token
-            if self._fresh(token, self._clock()):
+            now = self._clock()
+            if self._fresh(token, now):
                 return token  # type: ignore[return-value]
+            held = self._usable(slot, now)
+            if held is not None:
+                return held
             if slot.generation != seen and slot.error is not None:
                 # The flight we queued behind failed: share its answer rather than have every
                 # waiter repeat a request that just failed (that would amplify an outage).
                 raise copy.copy(slot.error)
-            if self.shared is not None:
-                return self._renew_shared(key, slot, self.shared)
-            return self._renew(key, slot)
+            try:
+                if self.shared is not None:
+                    return self._renew_shared(key, slot, self.shared)
+                return self._renew(key, slot)
+            except DensityError as exc:
+                now = self._clock()
+                old = slot.token
+                if old is None or old.remaining(now) <= MIN_USABLE_S:
+                    raise
+                # Renewing early failed: the token still works, so use it, and do not ask
+                # again on every call meanwhile.
+                slot.renew_after = now + min(RENEW_RETRY_S, old.remaining(now) / 2)
+                logger.warning(
+                    "Density token for %s not renewed (%s): using the current one, %.0f s left",
+                    key,
+                    type(exc).__name__,
+                    old.remaining(now),
+                )
+                return old
         finally:
             slot.lock.release()
 
@@ -240,6 +283,7 @@ class TokenCache:
         replaced = slot.token is not None
         slot.token = token
         slot.error = None
+        slot.renew_after = float("-inf")
         slot.generation += 1
         with self._slots_lock:
             self.fetches[key] = self.fetches.get(key, 0) + 1
