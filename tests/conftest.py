@@ -49,13 +49,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "both_shapes: run the module's simulator tests in both simulator shapes"
     )
+    config.addinivalue_line(
+        "markers", "one_shape: in a both_shapes module, a long test run in the default shape only"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "sim_shape" not in metafunc.fixturenames:
         return
     forced = metafunc.config.getoption("--sim-shape")
-    marked = metafunc.definition.get_closest_marker("both_shapes") is not None
+    definition = metafunc.definition
+    marked = definition.get_closest_marker("both_shapes") is not None
+    marked = marked and definition.get_closest_marker("one_shape") is None
     if forced == "both" or (forced is None and marked):
         metafunc.parametrize("sim_shape", SIM_SHAPES, indirect=True)
 

@@ -12,6 +12,9 @@ from signage.cli import _demo_drawn_floor
 from signage.demo import HERE, demo_floor
 from signage.wayfinding import kiosk_wayfinding
 
+# The simulator answers in its own shapes and in the reference's (tests/conftest.py).
+pytestmark = pytest.mark.both_shapes
+
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 
 

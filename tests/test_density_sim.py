@@ -27,11 +27,12 @@ from signage.density import (
     RateLimiter,
     StreamClosed,
 )
+from signage.directory import build_tree
 from signage.sim import SimServer, SimSettings
 from tests.helpers import wait_until
 from tests.test_density_tokens import hammer
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.both_shapes]
 
 CREDS = SimSettings()
 
@@ -43,8 +44,8 @@ def simulator(**settings: Any) -> Iterator[SimServer]:
 
 
 @pytest.fixture
-def sim() -> Iterator[SimServer]:
-    with simulator() as server:
+def sim(sim_shape: str) -> Iterator[SimServer]:
+    with simulator(shape=sim_shape) as server:
         yield server
 
 
@@ -106,7 +107,8 @@ def test_every_call(sim: SimServer) -> None:
         by_id = {s.id: s for s in spaces}
         assert floor_id in by_id and by_id[floor_id].space_type == "floor"
         assert set(oa) <= set(by_id) and by_id[oa[0]].counting_mode == "oa"
-        assert by_id[oa[0]].parent_id is not None
+        # In either shape (parent_id, or children only) the listing places the room on its floor.
+        assert build_tree(spaces).parent_of(oa[0]).id == floor_id
 
         health = client.presence_health(oa, display_id=display_id)
         assert set(health) == set(oa)

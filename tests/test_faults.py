@@ -22,6 +22,9 @@ from signage.config import defaults as config_defaults
 from tests.helpers import wait_until
 from tests.kiosks import Fleet
 
+# The simulator answers in its own shapes and in the reference's (tests/conftest.py).
+pytestmark = pytest.mark.both_shapes
+
 
 @pytest.fixture
 def fleet():
@@ -180,6 +183,7 @@ def kiosks_honest(kiosks, occupied) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.one_shape  # five real minutes; its subject is timing, not the data's shape
 @pytest.mark.timeout(900)
 def test_five_minutes_of_refused_sockets_with_production_backoff(
     sim, make_server, fleet, no_errors

@@ -13,7 +13,8 @@ from signage import create_app
 from tests.conftest import server_config
 from tests.helpers import ServerThread, wait_until
 
-pytestmark = pytest.mark.browser
+# Both: the simulator answers in its own shapes and in the reference's (tests/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.both_shapes]
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 FEED = "document.documentElement.dataset.feed"
