@@ -306,13 +306,16 @@ class SpaceDirectory:
         return self.tree().time_zone(space_id)
 
     def status(self) -> dict[str, Any]:
-        """For pages: "ok", "unreachable" (serving an older tree) or "waiting" (none yet)."""
+        """For pages: "ok" (Density's last answer), "stored" (the tree kept by a past run, Density
+        not heard yet), "unreachable" (serving an older tree) or "waiting" (none yet)."""
         self._nudge()
         with self._lock:
             if not self._tree:
                 state = "waiting"
             elif self._error is not None:
                 state = "unreachable"
+            elif self._fetched_at is None:
+                state = "stored"
             else:
                 state = "ok"
             return {

@@ -795,7 +795,7 @@ class FeedManager:
             if entry.users == 0:
                 entry.idle_since = self.clock.monotonic()
 
-    def touch(self, floor_id: str, wait: float = 0.5) -> FloorFeed:
+    def touch(self, floor_id: str, wait: float = 0.75) -> FloorFeed:
         """Use a feed without holding it (a page load, an HTTP poll): it lingers from now.
 
         Only a request that starts the feed waits, up to `wait` seconds, for Density's first
@@ -808,7 +808,9 @@ class FeedManager:
         feed = self.acquire(floor_id)
         self.release(floor_id)
         if starting and self.directory.status()["state"] == "ok":
-            # (Not when Density is known to be unreachable: the wait could only run out.)
+            # Only while Density answered the directory's last fetch in this process: not in a
+            # known outage, nor on a tree kept from before a restart (the wait could only run
+            # out, and a page must answer within a second).
             feed.wait_for_data(wait)
         return feed
 

@@ -221,6 +221,10 @@ def directory_note(status: dict[str, Any]) -> str | None:
         as_of = status.get("as_of")
         when = time.strftime("%H:%M", time.localtime(as_of)) if as_of else "?"
         return f"Density unreachable: floors as of {when}."
+    if status["state"] == "stored":
+        as_of = status.get("as_of")
+        when = time.strftime("%H:%M", time.localtime(as_of)) if as_of else "?"
+        return f"Floors as of {when}, kept from before the restart; asking Density now."
     return None
 
 
