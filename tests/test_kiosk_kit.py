@@ -974,3 +974,68 @@ def test_docs_cover_every_setting_and_option():
 
 def conf_keys() -> list[str]:
     return re.findall(r"^([A-Z_]+)=@", (KIT / "kiosk.conf").read_text(), re.M)
+
+
+def kit_timings() -> dict[str, int]:
+    """Every timing of the kit, in seconds (or a count), read from the scripts themselves."""
+    files = KIT / "files"
+    lib = (files / "lib.sh").read_text()
+    found = {
+        key: int(value)
+        for key, value in re.findall(
+            r'^(KIOSK_[A-Z_]+)="\$\{SIGNAGE_KIOSK_[A-Z_]+:-(\d+)\}"', lib, re.M
+        )
+    }
+    found["WATCHDOG_STRIKES"] = int(re.search(r'^WATCHDOG_STRIKES="(\d+)"', lib, re.M)[1])
+    wait = (files / "wait-for-server.sh").read_text()
+    found["curl --max-time"] = int(re.search(r"curl [^\n]*--max-time (\d+)", wait)[1])
+    found["interval"] = int(re.search(r"^interval=(\d+)$", wait, re.M)[1])
+    found["retryS"] = int(
+        re.search(
+            r'Number\(params\.get\("retry"\)\) \|\| (\d+)', (files / "waiting.html").read_text()
+        )[1]
+    )
+    timer = (files / "signage-kiosk-watchdog.timer").read_text()
+    for key in ("OnBootSec", "OnUnitActiveSec"):
+        value = re.search(rf"^{key}=(\d+)min$", timer, re.M)
+        found[key] = int(value[1]) * 60
+    watchdog = (files / "watchdog.sh").read_text()
+    # The ignored-SIGTERM wait: one second per number in the loop before `kill -KILL`.
+    loop = re.search(r"for _ in ([\d ]+); do\n\s+kill -0 \"\$pid\"[^\n]*\n\s+sleep 1", watchdog)
+    found["kill -KILL"] = len(loop[1].split())
+    # The browser loop and the watchdog take their values from lib.sh, not literals of their own.
+    browser = (files / "browser.sh").read_text()
+    assert '--timeout "$KIOSK_SERVER_WAIT"' in browser and "backoff=$KIOSK_BACKOFF_FIRST" in browser
+    assert '--timeout "$KIOSK_PROBE_TIMEOUT"' in watchdog and "age < KIOSK_GRACE" in watchdog
+    installer = (KIT / "install.sh").read_text()
+    assert re.search(r"setting WATCHDOG_STRIKES (\d+)", installer)[1] == str(
+        found["WATCHDOG_STRIKES"]
+    )
+    return found
+
+
+def test_docs_give_the_scripts_timings():
+    """docs/kiosk.md's timings table and its boot steps say what the scripts do."""
+    docs = (REPO / "docs/kiosk.md").read_text()
+    timings = kit_timings()
+    rows = re.findall(r"^\| [^|]+ \| (\d+)(?: s)? \| `([^`]+)` \([^)]+\) \|$", docs, re.M)
+    table = {key: int(value) for value, key in rows}
+    assert table == timings, "docs/kiosk.md's timings table differs from the scripts"
+    steps = docs[docs.index("And at every boot:") : docs.index("All the timings in one place")]
+    t = timings
+    for sentence in (
+        f"5 s per try, a try every\n   {t['interval']} s, for up to {t['KIOSK_SERVER_WAIT']} s",
+        f"checks again every {t['retryS']} s",
+        f"after {t['KIOSK_BACKOFF_FIRST']} s,\n   then {2 * t['KIOSK_BACKOFF_FIRST']}, "
+        f"{4 * t['KIOSK_BACKOFF_FIRST']}… up to {t['KIOSK_BACKOFF_MAX']} s",
+        f"ran for {t['KIOSK_STEADY']} s or more is\n"
+        f"   restarted after {t['KIOSK_BACKOFF_FIRST']} s",
+        f"(the first time {t['OnBootSec'] // 60} minutes after boot)",
+        f"less than {t['KIOSK_GRACE']} s ago",
+        f"JavaScript within\n"
+        f"   {t['KIOSK_PROBE_TIMEOUT']} s. After {t['WATCHDOG_STRIKES']} strikes",
+        f"still there {t['kill -KILL']} s later",
+    ):
+        assert sentence in steps, f"docs/kiosk.md's boot steps do not say: {sentence!r}"
+    assert t["curl --max-time"] == 5 and t["OnUnitActiveSec"] == 60  # "5 s per try", "Every minute"
+    assert f"tries again every {t['retryS']} s" in docs  # the pairing section
