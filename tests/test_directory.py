@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from flask import has_request_context
+from websockets.sync.client import connect
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
@@ -431,6 +432,8 @@ def test_no_request_thread_calls_density(make_server, sim):
     with httpx.Client(base_url=server.url, timeout=10) as http:
         deadline = time.monotonic() + 3.0  # past the tree's lifetime: refreshes happen meanwhile
         while time.monotonic() < deadline:
+            with connect(server.socket_url(credential), open_timeout=5) as ws:
+                assert json.loads(ws.recv(timeout=5))["type"] == "snapshot"
             assert http.get(f"/kiosk/{credential}").status_code == 200
             assert http.get(f"/api/kiosk/{credential}/state").status_code == 200
             assert console.get("/admin/displays/new").status_code == 200
