@@ -268,7 +268,8 @@ class Hub:
             self._sender.start()
 
     def _run(self) -> None:
-        check_every = max(0.05, self.send_timeout / 4)
+        # At least once a second, so a send timeout on a test's fake clock is seen too.
+        check_every = min(1.0, max(0.05, self.send_timeout / 4))
         while not self._stop.is_set():
             try:
                 for key, _ in self._selector.select(timeout=check_every):

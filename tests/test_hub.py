@@ -128,3 +128,24 @@ def test_text_frame_matches_a_real_websocket_encoder():
     for size in (0, 5, 125, 126, 65535, 65536, 70000):
         text = "é" * (size // 2) + "a" * (size % 2)
         assert text_frame(text) == FrameProtocol(client=False, extensions=[]).send_data(text, True)
+
+
+def test_the_send_timeout_runs_on_the_hubs_clock():
+    """A stuck kiosk is cut when the hub's clock passes the send timeout, not before."""
+    from signage.clock import FakeClock
+
+    clock = FakeClock()
+    hub = Hub(queue_size=8, send_timeout=300.0, clock=clock)
+    try:
+        sub, peer = kiosk(hub)
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        hub.start(sub, "s" * 3_000_000, 0)  # more than any socket buffer takes
+        wait_until(lambda: sub.blocked_since is not None, timeout=5, message="blocked")
+        clock.advance(299.0)
+        wait_until(lambda: sub.blocked_since is not None, timeout=1)  # a sender pass or more
+        assert sub.close_code is None
+        clock.advance(2.0)
+        wait_until(lambda: sub.close_code == CLOSE_STALLED, timeout=5, message="cut at 301 s")
+        assert hub.stalled_cuts == 1
+    finally:
+        hub.stop()
