@@ -427,12 +427,14 @@ def assert_full_screen(session: Session, name: str, timeout: float = 15) -> Pict
     change between the two pictures, so two points may differ. Waits for Chromium's first
     paint (a new browser shows white for a moment) up to TIMEOUT seconds.
     """
-    state = session.page_state()
     width, height = session.size
-    # An infobar or a tab strip would take height from the page; scrollbars, width.
-    assert (state["w"], state["h"]) == (width, height), f"{name}: page is {state}"
-    assert state["sw"] <= width and state["sh"] <= height, f"{name}: page scrolls: {state}"
     deadline = time.monotonic() + timeout
+    # A new Chromium opens a small window and goes full screen a moment later (under a second
+    # here). An infobar or a tab strip would take height from the page; scrollbars, width.
+    state = wait_page(
+        session, lambda s: (s["w"], s["h"]) == (width, height), timeout, f"{name}: full screen"
+    )
+    assert state["sw"] <= width and state["sh"] <= height, f"{name}: page scrolls: {state}"
     while True:
         picture = session.grim()
         assert (picture.width, picture.height) == (width, height), name
@@ -454,8 +456,10 @@ def wait_page(session: Session, test: Callable[[dict], bool], timeout: float, wh
     )
 
 
-def browser_log(session: Session) -> list[str]:
-    return [line for line in session.log_text().splitlines() if line.startswith("signage-kiosk:")]
+def restart_pauses(session: Session) -> list[int]:
+    """The pauses browser.sh logged before restarting Chromium, in seconds."""
+    found = re.findall(r"^signage-kiosk: .*starting it again in (\d+)s$", session.log_text(), re.M)
+    return [int(n) for n in found]
 
 
 # -- fixtures ----------------------------------------------------------------------------------
@@ -536,14 +540,13 @@ def test_boot_crash_hang_and_server_outage(server, sim, shots, tmp_path):
             if n == 2:  # in a pause: nothing on screen, no desktop, no terminal
                 dark = session.screenshot("3b-between-crashes")
                 assert dark.rgb.count(0) == len(dark.rgb), "something is drawn between crashes"
-        pauses = [
-            int(m[1])
-            for line in browser_log(session)
-            if (m := re.search(r"starting it again in (\d+)s", line))
-        ]
-        first, cap = (
-            int(TIMINGS["SIGNAGE_KIOSK_BACKOFF"]),
-            int(TIMINGS["SIGNAGE_KIOSK_BACKOFF_MAX"]),
+        first = int(TIMINGS["SIGNAGE_KIOSK_BACKOFF"])
+        cap = int(TIMINGS["SIGNAGE_KIOSK_BACKOFF_MAX"])
+        # (browser.sh logs its pause just after it removes the pid file)
+        pauses = wait_until(
+            lambda: len(p := restart_pauses(session)) == crashes + 1 and p,
+            timeout=5,
+            message="a pause logged for each crash",
         )
         assert pauses == [first, first * 2, cap, cap, cap, cap], pauses
         wait_page(session, lambda s: s["href"] == url and s["feed"] == "live", 40, "back live")
@@ -578,8 +581,8 @@ def test_boot_crash_hang_and_server_outage(server, sim, shots, tmp_path):
 
         # -- server gone past the stale threshold: the last map stays, with its age -----------
         pid = session.chromium_pid()
+        gone = time.monotonic()  # (the page counts from the last message it had, a little before)
         server.stop()
-        gone = time.monotonic()
         wait_page(session, lambda s: s["feed"] == "stale", 15, "stale as soon as the socket drops")
         stale = wait_page(
             session,
@@ -588,7 +591,8 @@ def test_boot_crash_hang_and_server_outage(server, sim, shots, tmp_path):
             "past the stale threshold: rooms unknown, and since when",
         )
         stale_s = time.monotonic() - gone
-        assert stale_s >= NO_CONTACT_S - 1, f"rooms went unknown after {stale_s:.1f}s"
+        # Heartbeats come every second: the last one came at most that long before the stop.
+        assert stale_s >= NO_CONTACT_S - 1.5, f"rooms went unknown after {stale_s:.1f}s"
         assert re.search(r"\d:\d\d", stale["fresh"]), f"no time on the stale page: {stale}"
         assert stale["href"] == url and stale["rooms"] >= 5, stale  # the same map, still drawn
         assert_full_screen(session, "5-server-gone")
