@@ -19,6 +19,8 @@ from signage.feeds import FeedManager, FeedSettings
 from signage.sim import SimServer, SimSettings
 from tests.helpers import wait_until
 
+pytestmark = pytest.mark.both_shapes
+
 PRESENCE_HEALTH = "POST /v3/analytics/presence-health"
 
 

@@ -24,6 +24,8 @@ from signage.sim import SimServer, SimSettings
 from tests.helpers import wait_until
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.both_shapes
+
 # Short intervals; the simulator's own refresh is slow (30 s) so that a raw frame sent through
 # the control API is not overwritten by the next refresh while a case looks at it.
 SETTINGS = FeedSettings(
@@ -41,8 +43,8 @@ SETTINGS = FeedSettings(
 
 
 @pytest.fixture
-def quiet_sim() -> Iterator[SimServer]:
-    with SimServer(SimSettings(refresh_interval=30.0), seed=1) as server:
+def quiet_sim(sim_shape: str) -> Iterator[SimServer]:
+    with SimServer(SimSettings(refresh_interval=30.0, shape=sim_shape), seed=1) as server:
         yield server
 
 
