@@ -100,12 +100,13 @@ class SpaceTree:
             stack.extend(self.children_of(space.id))
         return sorted(rooms, key=lambda s: (s.name, s.id))
 
-    def floors(self) -> list[Space]:
-        """Every floor: buildings by name, each building's floors in its own order, else name."""
+    def floors(self, building_order: bool = False) -> list[Space]:
+        """Every floor, buildings by name; within one, by floor name, or with `building_order`
+        in the building's own order (ground floor first, as people read a building)."""
 
         def key(floor: Space) -> tuple[str, str, int, str, str]:
             building = self.building_of(floor.id)
-            order = building.children_ids if building else ()
+            order = building.children_ids if building and building_order else ()
             rank = order.index(floor.id) if floor.id in order else len(order)
             return (
                 building.name if building else "",
@@ -124,7 +125,7 @@ class SpaceTree:
             return []
         return [
             f
-            for f in self.floors()
+            for f in self.floors(building_order=True)
             if f.id != floor_id and (b := self.building_of(f.id)) and b.id == building.id
         ]
 
@@ -289,9 +290,9 @@ class SpaceDirectory:
         """The floor's building (else its parent)."""
         return self.tree().building_of(space_id)
 
-    def floors(self) -> list[Space]:
-        """Every floor, by building and the building's own order."""
-        return self.tree().floors()
+    def floors(self, building_order: bool = False) -> list[Space]:
+        """Every floor, by building, then by name or in the building's own order."""
+        return self.tree().floors(building_order)
 
     def siblings(self, floor_id: str) -> list[Space]:
         """The other floors of the floor's building."""

@@ -77,11 +77,11 @@ def reference_building() -> list[dict[str, Any]]:
         ),
         zone,
     ]
-    # The building lists the 2nd floor first: its own order is the order floors are shown in.
+    # The building lists the ground floor first: the picker and the panel follow its order.
     second = reference_space("spc_f2", "2nd floor", "floor", rooms_2)
     ground = reference_space("spc_f0", "Ground floor", "floor", rooms_g)
     building = reference_space(
-        "spc_b", "HQ", "building", [second, ground], time_zone="Europe/Berlin"
+        "spc_b", "HQ", "building", [ground, second], time_zone="Europe/Berlin"
     )
     nested = [building]
     # The reference lists every space at the top level too, each with its children nested.
@@ -131,6 +131,7 @@ def test_every_shape_builds_the_same_tree():
     reference = reference_building()
     expected = build_tree(reference)
     # What the tree must be, written out: the building's order, rooms at any depth.
+    assert [f.name for f in expected.floors(building_order=True)] == ["Ground floor", "2nd floor"]
     assert [f.name for f in expected.floors()] == ["2nd floor", "Ground floor"]
     assert {r.id for r in expected.rooms_of("spc_f2")} == {"spc_r4", "spc_z1", "spc_r3"}
     assert {r.name for r in expected.rooms_of("spc_f0")} == {"Atlas", "Booth 1"}

@@ -207,7 +207,7 @@ def floor_choices(svc: Services) -> tuple[list[FloorChoice], str | None]:
     """
     tree = svc.directory.tree()
     choices = []
-    for floor in tree.floors():
+    for floor in tree.floors(building_order=True):  # as people read a building
         building = tree.building_of(floor.id)
         choices.append(FloorChoice(floor.id, floor.name, building.name if building else ""))
     return choices, directory_note(svc.directory.status())
