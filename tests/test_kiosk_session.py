@@ -225,6 +225,11 @@ def x11_socket_dir(uid: int) -> None:
     """cage starts Xwayland, which exits when /tmp/.X11-unix belongs to another user."""
     path = Path("/tmp/.X11-unix")
     if not path.exists():
+        if os.geteuid() == 0:
+            # As the system makes it at boot: otherwise the kiosk user's Xwayland would create
+            # it as its own, and the next user's X server would be refused.
+            path.mkdir(mode=0o1777)
+            path.chmod(0o1777)
         return
     st = path.stat()
     if st.st_uid in (0, uid):
@@ -385,7 +390,33 @@ class Session:
                     except ProcessLookupError:
                         pass
                 time.sleep(0.5)
+        remove_stale_x_locks(self.uid)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def remove_stale_x_locks(uid: int) -> None:
+    """The lock and socket of an Xwayland of ours that did not outlive cage (cage aborts on
+    SIGTERM, so its Xwayland never cleans up). A live X server's lock is left alone."""
+    for lock in Path("/tmp").glob(".X*-lock"):
+        try:
+            if lock.stat().st_uid != uid:
+                continue
+            found = re.search(r"\d+", lock.read_text(errors="replace"))
+        except OSError:
+            continue
+        pid = int(found[0]) if found else 0
+        if pid and Path(f"/proc/{pid}").exists():
+            continue
+        display = lock.name[2:-5]
+        lock.unlink(missing_ok=True)
+        Path(f"/tmp/.X11-unix/X{display}").unlink(missing_ok=True)
+    # A socket without a lock has no server behind it.
+    for sock in Path("/tmp/.X11-unix").glob("X*"):
+        try:
+            if sock.stat().st_uid == uid and not Path(f"/tmp/.{sock.name}-lock").exists():
+                sock.unlink()
+        except OSError:
+            continue
 
 
 def session_pids(sid: int) -> list[int]:
