@@ -148,9 +148,9 @@ def test_a_page_opened_during_an_outage_says_what_the_server_knows(sim, server, 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="FloorFeed keeps the reason 'starting' while its mode stays stale: _set_mode returns "
-    "early when the mode is unchanged, so a feed that starts inside an outage never says "
-    "'unreachable' (signage/feeds.py)",
+    reason="FloorFeed keeps the reason 'starting' while its mode stays stale: tick() and "
+    "snapshot() only pass a changed mode on, so a feed that starts inside an outage never says "
+    "'unreachable' (signage/feeds.py); setting mode_reason there while stale makes this pass",
 )
 def test_a_floor_whose_feed_starts_inside_the_outage_never_says_connecting(sim, server, contexts):
     floor = sim.world.portfolio.floor_ids[1]  # no kiosk yet, so no feed has heard Density
@@ -170,7 +170,7 @@ def test_a_floor_whose_feed_starts_inside_the_outage_never_says_connecting(sim, 
     # While the feed waits for its first answer it says so; once stale_after has passed
     # (4 s in the tests) without one, that Density is unreachable (no "since": never heard).
     try:
-        wait_until(lambda: says("Density unreachable"), 20)
+        wait_until(lambda: says("Density unreachable"), 12)
     finally:
         print("freshness texts seen:", seen)
     assert set(seen) <= {"Waiting for Density…", "Density unreachable"}, seen

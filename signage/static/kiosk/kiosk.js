@@ -197,12 +197,13 @@
       }
     } else {
       var missed = msg.epoch !== model.epoch || msg.seq > model.seq;
-      var prevFeed = model.feed;
+      var prevFeed = model.feed, prevReason = model.feedReason;
       model.feed = msg.feed || model.feed;
       model.feedReason = msg.feed_reason || null;
       if (msg.heard_age_s !== undefined) { model.heardAge = msg.heard_age_s; model.heardAt = perf(); }
       if (missed) resync();
       if (prevFeed !== model.feed) renderAll();
+      else if (prevReason !== model.feedReason) renderList();  // "waiting" became "unreachable"
     }
     if (msg.version) checkVersion(msg.version);
     renderFreshness();
