@@ -28,7 +28,7 @@ RECENT = 20  # ended and cancelled announcements the console still lists
 
 def audiences(svc: Services) -> tuple[list[tuple[str, str]], set[str] | None, str | None]:
     """The console's choices ("all", "floor:<id>", "display:<id>") with labels, the floors
-    Density lists (None when it cannot be reached) and the reason it could not be."""
+    of the last space tree (None when none was ever fetched) and a note when it is not current."""
     choices, floor_error = admin.floor_choices(svc)
     displays = svc.store.list_displays()
     options = [("all", "All displays")]
@@ -37,7 +37,9 @@ def audiences(svc: Services) -> tuple[list[tuple[str, str]], set[str] | None, st
         floors.setdefault(display.floor_id, admin.floor_label(svc, display.floor_id))
     options += [(f"floor:{fid}", f"Floor: {label}") for fid, label in floors.items()]
     options += [(f"display:{d.id}", f"Display: {d.name}") for d in displays]
-    known = None if floor_error else {c.id for c in choices}
+    # A tree kept through an outage still names the floors; only with none at all is any
+    # floor id taken on trust.
+    known = {c.id for c in choices} if choices else None
     return options, known, floor_error
 
 
