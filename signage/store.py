@@ -141,6 +141,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     # others refer to would cascade. PostgreSQL's identity columns never give a value twice.
     # `secret` is random per row and part of every credential and session; rows from before
     # keep '' (the formula without it), so screens paired and admins signed in carry on.
+    # Versions before this one left a deleted display's announcements live, naming its id: they
+    # are cancelled, and SQLite's id counter starts above every display id still named anywhere
+    # (the rebuild seeds it with the highest id left in the table, which may be below a deleted
+    # one), so an old emergency never reaches the next display created.
     {
         "sqlite": """
     CREATE TABLE displays_new (
@@ -191,11 +195,23 @@ MIGRATIONS: tuple[Migration, ...] = (
     INSERT INTO admins_new (id, username, password_hash, role, session_generation, created_at)
         SELECT id, username, password_hash, role, session_generation, created_at FROM admins;
     DROP TABLE admins;
-    ALTER TABLE admins_new RENAME TO admins
+    ALTER TABLE admins_new RENAME TO admins;
+    UPDATE announcements SET cancelled_at = CAST(strftime('%s', 'now') AS REAL)
+        WHERE scope = 'display' AND cancelled_at IS NULL
+        AND coalesce(target, '') NOT IN (SELECT CAST(id AS TEXT) FROM displays);
+    DELETE FROM sqlite_sequence WHERE name = 'displays';
+    INSERT INTO sqlite_sequence (name, seq) SELECT 'displays', max(
+        (SELECT coalesce(max(id), 0) FROM displays),
+        (SELECT coalesce(max(display_id), 0) FROM pairing_codes),
+        (SELECT coalesce(max(CAST(target AS INTEGER)), 0) FROM announcements
+            WHERE scope = 'display' AND length(target) <= 18 AND target NOT GLOB '*[^0-9]*'))
     """,
         "postgresql": """
     ALTER TABLE displays ADD COLUMN secret TEXT NOT NULL DEFAULT '';
-    ALTER TABLE admins ADD COLUMN secret TEXT NOT NULL DEFAULT ''
+    ALTER TABLE admins ADD COLUMN secret TEXT NOT NULL DEFAULT '';
+    UPDATE announcements SET cancelled_at = extract(epoch FROM now())
+        WHERE scope = 'display' AND cancelled_at IS NULL
+        AND coalesce(target, '') NOT IN (SELECT CAST(id AS TEXT) FROM displays)
     """,
     },
 )

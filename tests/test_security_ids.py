@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import sqlite3
 import stat
 import subprocess
 import sys
+import tarfile
+import time
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from signage.announcements import reaches
 from signage.hub import CLOSE_UNAUTHORIZED
 from signage.store import MIGRATIONS, Store
 from tests import pg_server as pgs
@@ -193,6 +197,71 @@ def test_the_upgrade_keeps_paired_screens_and_signed_in_admins_working(tmp_path)
         # Deleting a display still removes its pairings (the foreign key survived the rebuild).
         store.remove_display(2)
         assert store.pairing_by_secret("h") is None
+    finally:
+        store.close()
+
+
+# The last release before ids were made unique; the upgrade test runs its real code.
+OLD_RELEASE = "8e69394"
+
+_OLD_CODE_WRITES = """
+import sys, time
+from signage.store import Store
+store = Store(sys.argv[1], "k")
+store.migrate()
+store.add_display("Lobby", "spc_1")
+door = store.add_display("Old meeting room door", "spc_1")
+now = time.time()
+store.add_announcement(scope="display", target=str(door.id), kind="emergency",
+    title="EVACUATE", body="", starts_at=now, ends_at=now + 7 * 86400, created_by="owner")
+store.remove_display(door.id)  # this release left the announcement live
+print(door.id)
+"""
+
+
+def _old_release(tmp_path) -> str:
+    """The package as released at OLD_RELEASE, unpacked in tmp_path (skip outside a checkout)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        archive = subprocess.run(
+            ["git", "-C", root, "archive", OLD_RELEASE, "signage"],
+            capture_output=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip(f"needs the git history with {OLD_RELEASE}")
+    out = tmp_path / "old"
+    out.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(out, filter="data")
+    return str(out)
+
+
+def test_an_old_emergency_to_a_deleted_display_never_reaches_one_made_after_the_upgrade(
+    tmp_path,
+):
+    path = str(tmp_path / "old.sqlite3")
+    written = subprocess.run(
+        [sys.executable, "-c", _OLD_CODE_WRITES, path],
+        env={**os.environ, "PYTHONPATH": _old_release(tmp_path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert written.returncode == 0, written.stderr
+    door_id = int(written.stdout)
+    store = Store(path, "k")
+    try:
+        assert store.migrate() == len(MIGRATIONS)
+        (old,) = store.list_announcements()
+        assert old.target == str(door_id) and old.cancelled_at is not None
+        for _ in range(3):
+            new = store.add_display("CEO office door", "spc_1")
+            assert new.id > door_id  # the id an old announcement names is never given again
+            assert not any(
+                reaches(a, new.id, new.floor_id) for a in store.list_announcements(time.time())
+            )
     finally:
         store.close()
 
