@@ -63,6 +63,7 @@ SANITISER_MEMORY = 1 << 30  # bytes of address space for the sanitiser's process
 SANITISER_CPU_S = 10
 SANITISER_TIMEOUT_S = 20.0
 _WORKER = Path(__file__).with_name("svgworker.py")
+SANITISER_PYTHON = sys.executable  # the interpreter the sanitiser's process runs in
 ORPHAN_AGE_S = 600.0  # a leftover file this old belongs to no upload in progress
 _FLOOR_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # CSS functions that load something (CSS Images 4, Fonts 4, Paint API); url() is checked apart,
@@ -267,7 +268,7 @@ def _clean_stylesheet(text: str) -> tuple[str, int]:
 def _strip_external(root: ET.Element) -> int:
     """Keep only same-document references; returns how many were removed."""
     removed = _drop_link_animations(root)
-    for element in root.iter():
+    for element in list(root.iter()):  # a list: <style> children are removed on the way
         for attr in list(element.attrib):
             value = element.attrib[attr]
             local = attr.rsplit("}", 1)[-1].lower()
@@ -286,16 +287,35 @@ def _strip_external(root: ET.Element) -> int:
                 if _css_fetches(tinycss2.parse_component_value_list(value, skip_comments=True)):
                     del element.attrib[attr]
                     removed += 1
-        if element.tag == f"{{{SVG_NS}}}style" and element.text:
-            tokens = tinycss2.parse_stylesheet(element.text, skip_comments=True)
-            if any(
-                r.type != "qualified-rule" or _css_fetches([*r.prelude, *r.content])
-                for r in tokens
-                if r.type not in ("whitespace", "comment")
-            ):
-                element.text, dropped = _clean_stylesheet(element.text)
-                removed += dropped
+        if element.tag.rsplit("}", 1)[-1] == "style":  # any namespace: XHTML's applies too
+            removed += _flatten_style(element)
     return removed
+
+
+def _flatten_style(element: ET.Element) -> int:
+    """Make a <style> one clean text: its own text and every child's text and tail, no children.
+
+    Browsers read a sheet from text that follows a child element (`a{}<g/>rect{fill:url(…)}`
+    fetched in Chromium), and py-svg-hush moves text into such children, so checking `.text`
+    alone misses rules. CDATA sections and comments are already plain text or gone here: the
+    parser merges the one and drops the other.
+    """
+    text = "".join(element.itertext())
+    children = len(element)
+    for child in list(element):
+        element.remove(child)
+    element.text = text or None
+    if not text:
+        return children
+    tokens = tinycss2.parse_stylesheet(text, skip_comments=True)
+    if any(
+        r.type != "qualified-rule" or _css_fetches([*r.prelude, *r.content])
+        for r in tokens
+        if r.type not in ("whitespace", "comment")
+    ):
+        element.text, dropped = _clean_stylesheet(text)
+        return children + dropped
+    return children
 
 
 def _serialise(root: ET.Element) -> bytes:
@@ -314,7 +334,7 @@ def run_sanitiser(data: bytes, max_output: int) -> bytes:
     """
     # The child reads untrusted input: it gets none of our settings or secrets.
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "LD_LIBRARY_PATH", "LANG")}
-    args = [sys.executable, "-I", str(_WORKER), str(max_output)]
+    args = [SANITISER_PYTHON, "-I", str(_WORKER), str(max_output)]
     args += [str(SANITISER_MEMORY), str(SANITISER_CPU_S)]
     try:
         done = subprocess.run(
@@ -323,6 +343,13 @@ def run_sanitiser(data: bytes, max_output: int) -> bytes:
     except subprocess.TimeoutExpired as exc:
         raise PlanError(
             f"the sanitiser took more than {SANITISER_TIMEOUT_S:.0f} s on this SVG; simplify it"
+        ) from exc
+    except OSError as exc:
+        # fork/exec fails under load (EAGAIN, ENOMEM): the upload is fine, the moment is not.
+        logger.warning("SVG sanitiser could not be started: %s", exc)
+        raise PlanError(
+            "the server could not start the SVG sanitiser just now (it is busy); try again in"
+            " a moment"
         ) from exc
     if done.returncode == EXIT_TOO_LARGE or len(done.stdout) > max_output:
         raise PlanError(

@@ -2,8 +2,9 @@
 
 The SVG is served from a made-up origin (http://plans.test) with no Content-Security-Policy, so
 that only the sanitiser stands between a vector and the browser; every request to any other
-origin is recorded and aborted. Two ways in: as a document of its own, and inlined into an HTML
-page (as a kiosk page might show it).
+origin is recorded and aborted, and so is any other request to the made-up origin (py-svg-hush
+rewrites external URLs to same-origin paths: a stored plan should fetch those neither). Two ways
+in: as a document of its own, and inlined into an HTML page (as a kiosk page might show it).
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ class Observation:
     """What a loaded SVG did."""
 
     foreign_requests: list[str] = field(default_factory=list)
+    # Requests to the SVG's own origin other than the page itself (and the browser's favicon).
+    own_origin_requests: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
     pwned: str | None = None
     console: list[str] = field(default_factory=list)
 
     @property
     def harmful(self) -> bool:
-        return bool(self.foreign_requests or self.dialogs or self.pwned)
+        return bool(self.foreign_requests or self.own_origin_requests or self.dialogs or self.pwned)
 
 
 def _inline_page(svg: bytes) -> bytes:
@@ -54,6 +57,8 @@ def observe(browser, svg: bytes, mode: str = "document") -> Observation:
             elif parts.path == "/inline.html":
                 r.fulfill(status=200, content_type="text/html", body=_inline_page(svg))
             else:
+                if parts.path != "/favicon.ico":
+                    seen.own_origin_requests.append(url)
                 r.fulfill(status=404, body=b"")
 
         def on_dialog(dialog) -> None:

@@ -114,6 +114,8 @@ def test_the_harness_catches_the_raw_vectors(browser):
         "feimage_external",
         "css_import",
         "foreignobject_script",
+        "css_style_child_tail",  # text after a child of <style>: Chromium fetched it
+        "css_style_cdata_child_import",
     ):
         assert must in fired, must
 
@@ -323,6 +325,21 @@ def test_a_sanitiser_that_takes_too_long_is_stopped(monkeypatch):
         plans.run_sanitiser(nested(10), LIMIT)
 
 
+def test_a_sanitiser_that_cannot_be_started_is_a_refusal_saying_try_again(
+    server, console, floor, monkeypatch
+):
+    """fork/exec can fail under load (EAGAIN, ENOMEM): that is a 400 saying so, not a 500.
+    A configured interpreter that does not exist makes the spawn fail the same way."""
+    monkeypatch.setattr(plans, "SANITISER_PYTHON", "/nonexistent/python3")
+    with pytest.raises(plans.PlanError, match="try again"):
+        plans.run_sanitiser(nested(3), LIMIT)
+    refused = upload(console, floor, nested(3))
+    assert refused.status_code == 400
+    assert "try again" in refused.get_data(as_text=True)
+    assert "/nonexistent" not in refused.get_data(as_text=True)  # no server paths shown
+    assert server.svc.store.get_plan(floor) is None
+
+
 def test_the_console_refuses_a_depth_bomb_with_a_message(server, console, floor):
     refused = upload(console, floor, nested(50_000))
     assert refused.status_code == 400
@@ -413,6 +430,32 @@ def test_styles_keep_what_does_not_fetch():
     assert "fill:#8ac" in kept and "@mediascreen{rect{stroke:red}}" in kept
     assert "fill:url(#hatch)" in kept and "evil" not in kept
     assert set(CSS_VECTORS) <= {p.stem for p in VECTORS}
+
+
+STYLE_CHILD_VECTORS = (
+    "css_style_child_tail",
+    "css_style_cdata_child_import",
+    "css_style_comment_cdata_url",
+    "css_style_nested_child_text",
+    "css_style_other_namespace",
+)
+
+
+@pytest.mark.parametrize("name", STYLE_CHILD_VECTORS)
+def test_a_style_is_flattened_to_one_clean_text(name):
+    """Issue 15 review: rules after a child of <style> (`a{}<g/>rect{fill:url(…)}`), in CDATA,
+    after a comment, inside children, or in an XHTML <style> were not all checked."""
+    from xml.etree import ElementTree as ET
+
+    clean = plans.check_upload((VECTORS[0].parent / f"{name}.svg").read_bytes(), LIMIT).data
+    styles = [e for e in ET.fromstring(clean).iter() if e.tag.rsplit("}", 1)[-1] == "style"]
+    assert styles
+    for style in styles:
+        assert len(style) == 0, "a <style> keeps no child elements"
+        text = style.text or ""
+        assert "evil" not in text and "@import" not in text and "url(" not in text, text
+    if name not in ("css_style_other_namespace", "css_style_nested_child_text"):
+        assert "fill:red" in styles[0].text.replace(" ", "")  # what fetches nothing stays
 
 
 # -- plan file names (issue 15, finding 16) -------------------------------------------------------
