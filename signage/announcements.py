@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from signage.db import StoreUnavailable
+from signage.db import StoreError, StoreUnavailable
 from signage.store import Announcement, Display, Store
 
 logger = logging.getLogger(__name__)
@@ -232,16 +232,25 @@ def clean_announcement(
 def _no_room(
     store: Store, scope: str, target: str | None, starts_at: float, ends_at: float, now: float
 ) -> str:
-    """Why a new announcement would pass a cap, or "" when there is room.
+    """Why a new announcement would pass a cap, or "" when there is room (checked early, so the
+    form can say so with the other fields; `Announcer.create` checks again as it inserts)."""
+    current = store.list_announcements(current_at=now)
+    return _full(current, scope, target, starts_at, ends_at)
+
+
+def _full(
+    current: Iterable[Announcement],
+    scope: str,
+    target: str | None,
+    starts_at: float,
+    ends_at: float,
+) -> str:
+    """Why one more announcement among `current` would pass a cap, or "" when there is room.
 
     Only those whose time overlaps the new one's count: every moment the new one shows lies in
     its own window, so if it overlaps fewer than the cap, no moment shows more than the cap.
     """
-    overlapping = [
-        a
-        for a in store.list_announcements(current_at=now)
-        if a.starts_at < ends_at and starts_at < a.ends_at
-    ]
+    overlapping = [a for a in current if a.starts_at < ends_at and starts_at < a.ends_at]
     same = [a for a in overlapping if a.scope == scope and a.target == target]
     whom = {"all": "all displays", "floor": f"floor {target}", "display": f"display {target}"}
     if len(same) >= MAX_PER_AUDIENCE:
@@ -376,8 +385,24 @@ class Announcer:
 
     # -- changes ----------------------------------------------------------------------------
     def create(self, created_by: str | None = None, **fields: Any) -> Announcement:
-        """Record a checked announcement and push it to the screens it reaches."""
-        announcement = self.store.add_announcement(created_by=created_by, **fields)
+        """Record a checked announcement and push it to the screens it reaches.
+
+        The caps are counted again in the transaction that inserts it: two creates at once
+        (two admins, two servers) each saw room in `clean_announcement`, but only one may take
+        the last place. Raises AnnouncementInvalid when it was taken.
+        """
+
+        def refuse(current: list[Announcement]) -> str:
+            return _full(
+                current, fields["scope"], fields["target"], fields["starts_at"], fields["ends_at"]
+            )
+
+        try:
+            announcement = self.store.create_announcement_capped(
+                refuse, self.clock(), created_by=created_by, **fields
+            )
+        except StoreError as exc:
+            raise AnnouncementInvalid({"scope": str(exc)}) from exc
         logger.info(
             "announcement %s (%s, %s %s) created by %s",
             announcement.id,

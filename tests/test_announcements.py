@@ -18,8 +18,10 @@ from websockets.sync.client import connect
 from signage import auth
 from signage.announcements import AnnouncementInvalid, clean_announcement, parse_time
 from signage.store import Store
+from tests import pg_server as pgs
 from tests.admin_helpers import admin_rules
 from tests.helpers import wait_until
+from tests.test_store import race
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 
@@ -639,3 +641,38 @@ def test_active_announcements_are_capped_per_audience_and_in_all(server, api):
     assert f"at most {MAX_ACTIVE} announcements" in over.json["message"], over.json
     state = api("GET", "/announcements").json
     assert len(state["current"]) == MAX_ACTIVE
+
+
+# The fixtures, named here so that pytest finds them for this module's tests.
+any_store, pg_server, pg_url = pgs.any_store, pgs.pg_server, pgs.pg_url
+
+
+def test_concurrent_creates_cannot_pass_the_cap_together(any_store):
+    """Issue 15 review: the cap was counted in clean_announcement and the row inserted later,
+    so creates at once (two admins, two servers) each saw room. Every create here has passed
+    clean_announcement before any inserts (the widest race window); only the free places may
+    be taken, on SQLite and on PostgreSQL."""
+    from signage.announcements import MAX_PER_AUDIENCE, Announcer
+    from signage.hub import Hub
+
+    hub = Hub()
+    announcer = Announcer(any_store, hub, "epoch")
+    try:
+        now = announcer.clock()
+        for i in range(MAX_PER_AUDIENCE - 3):
+            any_store.add_announcement(
+                scope="all", target=None, kind="message", title=f"n{i}", body="",
+                starts_at=now, ends_at=now + 3600,
+            )  # fmt: skip
+        body = {"audience": "all", "title": "Race", "duration_minutes": 30}
+        checked = [clean_announcement(body, any_store, now) for _ in range(12)]  # all see room
+        results = race(12, lambda i: announcer.create(created_by=f"t{i}", **checked[i]))
+        made = [r for r in results if not isinstance(r, Exception)]
+        refused = [r for r in results if isinstance(r, AnnouncementInvalid)]
+        assert len(made) == 3 and len(refused) == 9, results
+        assert all(f"at most {MAX_PER_AUDIENCE}" in r.errors["scope"] for r in refused)
+        current = any_store.list_announcements(current_at=announcer.clock())
+        assert len(current) == MAX_PER_AUDIENCE
+    finally:
+        announcer.stop()
+        hub.stop()
