@@ -597,17 +597,29 @@ class FloorFeed:
             if new_mode != before_mode:
                 self._set_mode(new_mode, reason)
                 self._publish_update(now, self._all_rooms_public(now))
-            elif changed:
+            elif changed or reason != self.mode_reason:
+                self.mode_reason = reason
                 self._publish_update(now, changed)
 
     def tick(self) -> None:
         """Re-derive the feed's mode from the channels and the clock; publish a change."""
         now = self.clock.monotonic()
         with self._lock:
-            mode, reason = self._compute_mode(now)
-            if mode != self.mode:
-                self._set_mode(mode, reason)
-                self._publish_update(now, self._all_rooms_public(now))
+            self._follow_mode(now)
+
+    def _follow_mode(self, now: float) -> None:
+        """Take the mode (and its reason) the channels and the clock give; kiosks hear of it.
+
+        A reason can change while the mode stays: a feed that started inside an outage is
+        stale "starting", then stale "unreachable", and its pages must stop saying "waiting".
+        """
+        mode, reason = self._compute_mode(now)
+        if mode != self.mode:
+            self._set_mode(mode, reason)
+            self._publish_update(now, self._all_rooms_public(now))
+        elif reason != self.mode_reason:
+            self.mode_reason = reason
+            self._publish_update(now, {})
 
     def _compute_mode(self, now: float) -> tuple[str, str | None]:
         if any(not c.fresh(now) for c in self.channels):
@@ -670,10 +682,7 @@ class FloorFeed:
         """Every room and the feed's state now, from memory (no upstream call)."""
         now = self.clock.monotonic()
         with self._lock:
-            mode, reason = self._compute_mode(now)
-            if mode != self.mode:
-                self._set_mode(mode, reason)
-                self._publish_update(now, self._all_rooms_public(now))
+            self._follow_mode(now)
             message = self._envelope("snapshot", now)
             message["rooms"] = self._all_rooms_public(now)
             message["floor"] = floor_info(self.floor_id, self.floor)

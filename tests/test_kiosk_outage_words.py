@@ -146,12 +146,6 @@ def test_a_page_opened_during_an_outage_says_what_the_server_knows(sim, server, 
     assert not page.errors, page.errors
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FloorFeed keeps the reason 'starting' while its mode stays stale: tick() and "
-    "snapshot() only pass a changed mode on, so a feed that starts inside an outage never says "
-    "'unreachable' (signage/feeds.py); setting mode_reason there while stale makes this pass",
-)
 def test_a_floor_whose_feed_starts_inside_the_outage_never_says_connecting(sim, server, contexts):
     floor = sim.world.portfolio.floor_ids[1]  # no kiosk yet, so no feed has heard Density
     wait_for_rooms(server, floor)
