@@ -148,6 +148,20 @@ def _is_loopback(host: str) -> bool:
         return False  # a name: it may resolve to any interface
 
 
+def _proxy_exposure_warning(host: str, proxy_count: int) -> str | None:
+    """The start-up warning for trusting X-Forwarded-For on an address others can reach."""
+    if proxy_count < 1 or _is_loopback(host):
+        return None
+    # A client that reaches this port without passing the proxy writes the header itself, and
+    # its made-up address dodges every per-address limit (sign-in, pairing).
+    return (
+        f"serving on {host} with SIGNAGE_PROXY_COUNT={proxy_count}: each client's address is"
+        " taken from X-Forwarded-For, which a client reaching this port directly can write"
+        " itself: make sure only your proxy can reach this port (a firewall rule, or serve on"
+        " 127.0.0.1 behind nginx)."
+    )
+
+
 def _raise_file_limit(wanted: int) -> None:
     """Each kiosk socket is a file descriptor: raise the soft limit towards what we need."""
     try:
@@ -214,6 +228,9 @@ def serve(host: str, port: int, server: str, workers: int) -> None:
             " deploy/nginx-signage.conf) and set SIGNAGE_PROXY_COUNT=1.",
             host,
         )
+    exposed = _proxy_exposure_warning(host, values["SIGNAGE_PROXY_COUNT"])
+    if exposed is not None:
+        logger.warning("%s", exposed)
     max_kiosks = values["SIGNAGE_MAX_KIOSKS"]
     _raise_file_limit(max_kiosks * 2 + 256)  # per process: each worker inherits it
     click.echo(f"signage {__version__} serving on http://{host}:{port} ({server})")

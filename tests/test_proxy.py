@@ -76,4 +76,23 @@ def test_serve_on_a_public_address_without_a_proxy_count_warns_at_start_up(sim, 
     stderr = _serve_stderr(sim, tmp_path, "192.0.2.1")
     assert "SIGNAGE_PROXY_COUNT" in stderr and "nginx" in stderr, stderr[-2000:]
     behind_nginx = _serve_stderr(sim, tmp_path, "192.0.2.1", SIGNAGE_PROXY_COUNT=1)
-    assert "SIGNAGE_PROXY_COUNT" not in behind_nginx, behind_nginx[-2000:]
+    assert "without a reverse proxy" not in behind_nginx, behind_nginx[-2000:]
+
+
+def test_serve_on_a_public_address_with_a_proxy_count_warns_that_only_the_proxy_may_reach_it(
+    sim, tmp_path
+):
+    """Issue 15 review: the fleet serves on a public address behind haproxy with
+    SIGNAGE_PROXY_COUNT=1; a client that reaches a backend directly writes its own
+    X-Forwarded-For and dodges every per-address limit. Nothing said so."""
+    stderr = _serve_stderr(sim, tmp_path, "192.0.2.1", SIGNAGE_PROXY_COUNT=1)
+    assert "make sure only your proxy can reach this port" in stderr, stderr[-2000:]
+    assert "X-Forwarded-For" in stderr
+    no_proxy = _serve_stderr(sim, tmp_path, "192.0.2.1", SIGNAGE_PROXY_COUNT=0)
+    assert "make sure only your proxy" not in no_proxy  # that case has its own warning
+    from signage.cli import _proxy_exposure_warning
+
+    assert _proxy_exposure_warning("127.0.0.1", 1) is None  # only the local proxy reaches it
+    assert _proxy_exposure_warning("::1", 2) is None
+    assert _proxy_exposure_warning("0.0.0.0", 0) is None
+    assert "make sure only your proxy" in (_proxy_exposure_warning("0.0.0.0", 1) or "")
