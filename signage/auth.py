@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
 import threading
@@ -44,11 +45,17 @@ CSRF_HEADER = "X-CSRF-Token"
 # LOGIN_FAILURES_PER_USER the account is under attack, and each address then gets only
 # LOGIN_FAILURES_UNDER_ATTACK guesses at it per window (a guesser is slowed to that many per
 # address), while an address that has not failed, or only mistyped once, may still sign in.
+# Past LOGIN_CEILING_PER_USER guesses at one account in the window, an address that has guessed
+# wrong at it once gets no more: a guesser then needs a new address (an IPv6 /64) per guess,
+# while an address that has not failed may still sign in. Every attempt is counted before its
+# password is checked (and the count given back when it was right), so parallel requests cannot
+# all be checked before the first failure is counted.
 LOGIN_WINDOW_S = 15 * 60
 LOGIN_FAILURES_PER_IP = 20
 LOGIN_FAILURES_PER_IP_USER = 8
 LOGIN_FAILURES_PER_USER = 8
 LOGIN_FAILURES_UNDER_ATTACK = 3
+LOGIN_CEILING_PER_USER = 40
 
 _hasher = PasswordHasher()
 
@@ -299,6 +306,13 @@ class AttemptLimiter:
         with self._lock:
             self._events.pop(key, None)
 
+    def undo(self, key: str) -> None:
+        """Take back the key's latest event (an attempt counted before it turned out right)."""
+        with self._lock:
+            events = self._events.get(key)
+            if events:
+                events.pop()
+
 
 def limiter(name: str, limit: int, window: float) -> AttemptLimiter:
     """The app's limiter of that name, made on first use (kept with the app's services).
@@ -319,6 +333,23 @@ def limiter(name: str, limit: int, window: float) -> AttemptLimiter:
 def client_ip() -> str:
     """The caller's address (behind a proxy, configure ProxyFix so that this is the client)."""
     return request.remote_addr or "unknown"
+
+
+def address_key(ip: str) -> str:
+    """The key every per-address limit counts under: an IPv4 address, or an IPv6 address's /64.
+
+    One IPv6 subscriber or host is usually given a whole /64 (2**64 addresses): counted per
+    address, it would get a fresh allowance from each. An IPv4-mapped address counts as IPv4.
+    """
+    try:
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 # -- the session cookie ----------------------------------------------------------------------------

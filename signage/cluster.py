@@ -1463,6 +1463,14 @@ class RedisAttemptLimiter:
         except RedisError as exc:
             self.cluster.note(False, exc)
 
+    def undo(self, key: str) -> None:
+        """Take back the key's latest event, fleet-wide (an attempt that turned out right)."""
+        try:
+            self.cluster.redis.zpopmax(self._key(key))
+        except RedisError as exc:
+            self.cluster.note(False, exc)
+            self.local.undo(key)
+
 
 class FleetAlerts:
     """What the "down for N minutes" watcher needs to know of the fleet (signage.alerts).

@@ -14,13 +14,16 @@ import stat
 import subprocess
 import sys
 import tarfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from signage import auth
 from signage.announcements import reaches
 from signage.hub import CLOSE_UNAUTHORIZED
 from signage.store import MIGRATIONS, Store
@@ -318,6 +321,71 @@ def test_one_address_guessing_one_account_is_refused_but_not_for_others(server):
     assert Console(server.app, ip="10.2.2.2").login().status_code == 429
     assert Console(server.app, ip="10.2.2.2").login(username="bob").status_code == 302
     assert Console(server.app, ip="10.2.2.3").login().status_code == 302
+
+
+def test_every_address_in_one_ipv6_64_shares_one_allowance(limited_server):
+    server = limited_server
+    make_admin(server.svc)
+    answers = [
+        Console(server.app, ip=f"2001:db8:0:1::{i:x}").login(password="guess" * 3).status_code
+        for i in range(1, 101)
+    ]
+    # The review's attack got 300 password checks from 100 addresses of one /64.
+    assert answers.count(401) <= auth.LOGIN_FAILURES_PER_IP_USER
+    assert set(answers) == {401, 429}
+    assert Console(server.app, ip="2001:db8:0:1:ffff::9").login().status_code == 429
+    assert Console(server.app, ip="2001:db8:0:2::1").login().status_code == 302
+
+
+def test_the_key_of_an_address(server):
+    assert auth.address_key("2001:db8:1:2::5") == auth.address_key("2001:db8:1:2:ff::1")
+    assert auth.address_key("2001:db8:1:2::5") == "2001:db8:1:2::/64"
+    assert auth.address_key("2001:db8:1:3::5") != auth.address_key("2001:db8:1:2::5")
+    assert auth.address_key("::ffff:10.1.2.3") == auth.address_key("10.1.2.3") == "10.1.2.3"
+    assert auth.address_key("10.1.2.4") != "10.1.2.3" and auth.address_key("x") == "x"
+
+
+def test_parallel_wrong_guesses_from_one_address_are_counted_before_they_are_checked(server):
+    make_admin(server.svc)
+    browsers = [httpx.Client(base_url=server.url, timeout=60) for _ in range(40)]
+    try:
+        tokens = [csrf_from(b.get("/admin/login").text) for b in browsers]
+        start = threading.Barrier(len(browsers))
+
+        def guess(i: int) -> int:
+            form = {"csrf_token": tokens[i], "username": "alice", "password": f"guess-{i}"}
+            start.wait(timeout=30)
+            return browsers[i].post("/admin/login", data=form).status_code
+
+        with ThreadPoolExecutor(len(browsers)) as pool:
+            answers = list(pool.map(guess, range(len(browsers))))
+    finally:
+        for b in browsers:
+            b.close()
+    # The review's race: all 40 were checked (401) with a limit of 8.
+    assert answers.count(401) <= auth.LOGIN_FAILURES_PER_IP_USER, answers
+    assert set(answers) == {401, 429}
+
+
+def test_past_the_ceiling_an_address_gets_one_guess_and_a_fresh_one_still_signs_in(
+    limited_server,
+):
+    server = limited_server
+    make_admin(server.svc)
+    guess = "guess" * 3
+    per_address = auth.LOGIN_FAILURES_UNDER_ATTACK
+    for n in range(auth.LOGIN_CEILING_PER_USER):  # each address 3 guesses, as it may
+        address = f"10.7.0.{n // per_address}"
+        assert Console(server.app, ip=address).login(password=guess).status_code == 401
+    # Past the ceiling one wrong guess is all an address gets at the account in the window.
+    assert Console(server.app, ip="10.7.1.1").login(password=guess).status_code == 401
+    refused = Console(server.app, ip="10.7.1.1").login()
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    # An address that has not guessed wrong still signs in: the real admin is never locked out.
+    assert Console(server.app, ip="10.7.2.2").login().status_code == 302
+    # Other accounts are not slowed.
+    make_admin(server.svc, "bob")
+    assert Console(server.app, ip="10.7.0.1").login(username="bob").status_code == 302
 
 
 # -- a bad `next` ---------------------------------------------------------------------------------

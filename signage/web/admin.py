@@ -135,17 +135,34 @@ def login() -> Any:
     window = auth.LOGIN_WINDOW_S
     by_ip = auth.limiter("login-ip", auth.LOGIN_FAILURES_PER_IP, window)
     by_pair = auth.limiter("login-ip-user", auth.LOGIN_FAILURES_PER_IP_USER, window)
-    by_user = auth.limiter("login-user", auth.LOGIN_FAILURES_PER_USER, window)
-    ip, user_key = auth.client_ip(), username.lower()
-    pair_key = f"{ip} {user_key}"
-    # An account under attack refuses only the addresses that have guessed at it a few times.
-    user_attacked = (
-        by_user.blocked(user_key)
-        and by_pair.count(pair_key) >= auth.LOGIN_FAILURES_UNDER_ATTACK
-    )
-    if by_ip.blocked(ip) or by_pair.blocked(pair_key) or user_attacked:
-        waits = [by_ip.retry_after(ip), by_pair.retry_after(pair_key)]
-        if user_attacked:
+    by_user = auth.limiter("login-user", auth.LOGIN_CEILING_PER_USER, window)
+    ip = auth.client_ip()
+    ip_key, user_key = auth.address_key(ip), username.lower()
+    pair_key = f"{ip_key} {user_key}"
+    # Counted before the password is checked: parallel guesses each take a place first.
+    failed_here = by_pair.count(pair_key)
+    against_user = by_user.count(user_key)
+    # An account under attack refuses the addresses that have guessed at it a few times; past
+    # its ceiling, any address that has guessed wrong at it once.
+    allowed_here = auth.LOGIN_FAILURES_PER_IP_USER
+    if against_user >= auth.LOGIN_CEILING_PER_USER:
+        allowed_here = 1
+    elif against_user >= auth.LOGIN_FAILURES_PER_USER:
+        allowed_here = auth.LOGIN_FAILURES_UNDER_ATTACK
+    counted: list[tuple[Any, str]] = []
+    refused = failed_here >= allowed_here
+    for limit, key in ((by_ip, ip_key), (by_pair, pair_key)):
+        if refused or not limit.hit(key):
+            refused = True
+            break
+        counted.append((limit, key))
+    if not refused and by_pair.count(pair_key) > allowed_here:  # a parallel one came first
+        refused = True
+    if refused:
+        for limit, key in counted:
+            limit.undo(key)
+        waits = [by_ip.retry_after(ip_key), by_pair.retry_after(pair_key)]
+        if allowed_here < auth.LOGIN_FAILURES_PER_IP_USER:
             waits.append(by_user.retry_after(user_key))
         wait = max(1, *waits)
         logger.warning("sign-in refused: too many failed attempts (from %s)", ip)
@@ -156,11 +173,11 @@ def login() -> Any:
             error=f"Too many failed attempts. Try again in {max(1, wait // 60)} minute(s).",
         )
         return Response(body, status=429, headers={"Retry-After": str(wait)})
+    # The account's count only sets how many guesses each address gets (a fresh address may
+    # always try once, so its real admin is never locked out); it stops at the ceiling.
+    user_counted = by_user.hit(user_key)
     admin = auth.authenticate(username, password)
     if admin is None:
-        by_ip.hit(ip)
-        by_pair.hit(pair_key)
-        by_user.hit(user_key)
         logger.info("failed sign-in for a username from %s", ip)
         body = render_template(
             "admin/login.html",
@@ -169,6 +186,9 @@ def login() -> Any:
             error="Wrong username or password.",
         )
         return Response(body, status=401)
+    by_ip.undo(ip_key)
+    if user_counted:
+        by_user.undo(user_key)
     by_pair.reset(pair_key)
     auth.start_session(admin)
     logger.info("admin %s signed in", admin.username)

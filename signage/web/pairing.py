@@ -77,7 +77,7 @@ def claim(svc: Services, code_text: str, display_id: int | None, who: str) -> Di
     """Give a code to a display; limited per caller so that codes cannot be guessed."""
     by_who = auth.limiter("pair-claim-who", CLAIM_FAILURES, CLAIM_WINDOW_S)
     by_ip = auth.limiter("pair-claim-ip", CLAIM_FAILURES * 3, CLAIM_WINDOW_S)
-    ip = auth.client_ip()
+    ip = auth.address_key(auth.client_ip())
     if by_who.blocked(who) or by_ip.blocked(ip):
         raise PairingRefused("Too many wrong codes. Wait a few minutes and try again.", 429)
     if display_id is None or svc.store.get_display(display_id) is None:
@@ -104,7 +104,7 @@ def claim_code(svc: Services, code_text: str, display_id: int, on_failure: Any =
 def _new_pairing() -> tuple[str, str, float] | Response:
     """Create a code and its secret, or the reason why not (429/503)."""
     svc = services()
-    ip = auth.client_ip()
+    ip = auth.address_key(auth.client_ip())  # codes are shared fairly per address (/64)
     if not auth.limiter("pair-create", CREATE_PER_IP, CREATE_WINDOW_S).hit(ip):
         return Response(
             render_template("pairing/busy.html"), status=429, headers={"Retry-After": "60"}

@@ -21,7 +21,7 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 from wsproto.events import Pong
 
-from signage import __version__
+from signage import __version__, auth
 from signage import config as settings
 from signage.hub import CLOSE_POLICY, CLOSE_UNAUTHORIZED, Subscriber
 from signage.services import services
@@ -267,7 +267,7 @@ def _serve_kiosk(ws: Any, credential: str) -> None:
     if display is None:
         ws.close(CLOSE_UNAUTHORIZED, "unknown or revoked display")
         return
-    caps, address = _caps(svc), request.remote_addr or "unknown"
+    caps, address = _caps(svc), auth.address_key(request.remote_addr or "unknown")
     refused, log = caps.take(display.id, address)
     if refused is not None:
         if log:  # once per display or address while it stays at its cap: no log flood
