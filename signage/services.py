@@ -130,6 +130,26 @@ def _legacy_secret_keys() -> list[Path]:
     ]
 
 
+def _existing_database(database: str) -> bool:
+    """Whether SIGNAGE_DATABASE holds an installation already: an SQLite file, or a PostgreSQL
+    database with the schema in it (a server that cannot be reached counts as new: opening the
+    store then says why)."""
+    if not is_postgres(database):
+        return Path(database).is_file()
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    try:
+        with psycopg.connect(database.strip(), connect_timeout=5) as conn:
+            if conn.execute("SELECT to_regclass('signage_schema') IS NOT NULL").fetchone()[0]:
+                row = conn.execute("SELECT max(version) FROM signage_schema").fetchone()
+                return bool(row and row[0])
+    except psycopg.Error as exc:
+        logger.debug("could not look into the database for a schema: %s", type(exc).__name__)
+    return False
+
+
 def _secret_key(config: dict[str, Any]) -> str:
     """The configured secret key, else one generated once and kept beside the database."""
     configured = config.get("SIGNAGE_SECRET_KEY") or ""
@@ -140,8 +160,7 @@ def _secret_key(config: dict[str, Any]) -> str:
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32)
-    database = Path(str(config.get("SIGNAGE_DATABASE") or ""))
-    if database.is_file():
+    if _existing_database(str(config.get("SIGNAGE_DATABASE") or "")):
         # An existing installation whose key an older version kept in the package's folder:
         # adopt that key, or every paired screen's credential would change with the upgrade.
         # A new database never adopts one: unrelated servers must not share a key.

@@ -380,3 +380,45 @@ def test_the_upgrade_to_row_secrets_keeps_paired_screens_working_on_postgresql(p
         assert new.secret and store.display_for_credential(store.credential(new)) == new
     finally:
         store.close()
+
+
+def test_an_existing_postgresql_database_keeps_the_key_an_older_version_kept_in_the_package(
+    sim, tmp_path, monkeypatch, pg_server, pg_url
+):
+    # Upgrading a PostgreSQL install without SIGNAGE_SECRET_KEY unpaired every screen: the key
+    # an older version kept in the package's folder was adopted only for an SQLite file.
+    from signage import create_app, services
+    from tests.conftest import server_config
+
+    old_key = "the-key-paired-screens-were-given"
+    legacy = tmp_path / "old-package-instance" / "secret_key"
+    legacy.parent.mkdir()
+    legacy.write_text(old_key + "\n")
+    monkeypatch.setattr(services, "_legacy_secret_keys", lambda: [legacy])
+    monkeypatch.setenv("SIGNAGE_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.delenv("SIGNAGE_SECRET_KEY", raising=False)
+    old = Store(pg_url, old_key)
+    old.migrate()
+    paired = old.add_display("Lobby", "spc_1")
+    credential = old.credential(paired)
+    old.close()
+    fresh_url = pg_server.create_database()
+    made = []
+    try:
+        for n, (url, adopted) in enumerate(((pg_url, True), (fresh_url, False))):
+            instance = tmp_path / f"instance-{n}"
+            config = server_config(
+                sim, tmp_path, SIGNAGE_DATABASE=url, SIGNAGE_INSTANCE=str(instance)
+            )
+            config["SIGNAGE_SECRET_KEY"] = ""
+            app = create_app(config)
+            made.append(app)
+            assert (app.config["SECRET_KEY"] == old_key) is adopted
+            if adopted:  # the screen paired before the upgrade carries on
+                assert (instance / "secret_key").read_text() == old_key
+                state = app.test_client().get(f"/api/kiosk/{credential}/state")
+                assert state.status_code == 200
+    finally:
+        for app in made:
+            app.extensions["signage"].close()
+        pg_server.drop_database(fresh_url)
