@@ -684,9 +684,13 @@ class Store:
                 f"SELECT COUNT(*) FROM pairing_codes WHERE {pending}", (now,)
             ).fetchone()[0]
             for _ in range(max(0, count - total + 1)):
+                # Among addresses holding as many, the one whose code is oldest gives it up: a
+                # flood of one-code addresses then replaces its own codes, not a new screen's.
                 greediest = conn.execute(
-                    "SELECT COALESCE(client_ip, '') AS ip, COUNT(*) AS n FROM pairing_codes"
-                    f" WHERE {pending} GROUP BY COALESCE(client_ip, '') ORDER BY n DESC LIMIT 1",
+                    "SELECT COALESCE(client_ip, '') AS ip, COUNT(*) AS n,"
+                    " MIN(created_at) AS first FROM pairing_codes"
+                    f" WHERE {pending} GROUP BY COALESCE(client_ip, '')"
+                    " ORDER BY n DESC, first, ip LIMIT 1",
                     (now,),
                 ).fetchone()
                 if greediest is None:
@@ -696,6 +700,8 @@ class Store:
                     " AND COALESCE(client_ip, '') = ? ORDER BY created_at, id LIMIT 1",
                     (now, greediest[0]),
                 ).fetchone()
+                if oldest is None:  # taken meanwhile (PostgreSQL reads at each statement)
+                    continue
                 conn.execute("DELETE FROM pairing_codes WHERE id = ?", (oldest[0],))
 
     def claim_pairing_code(self, code: str, display_id: int, now: float) -> Display | None:

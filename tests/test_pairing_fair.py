@@ -96,3 +96,19 @@ def test_the_pool_is_kept_fair_on_both_backends(any_store):
         True,
         True,
     ]
+
+
+def test_among_addresses_holding_as_many_the_oldest_code_goes(any_store):
+    # The review: a flood of one-code addresses filled the pool, and one more flood request
+    # took the code of the new screen that came after it (a tie picked arbitrarily).
+    now = _now()
+    for i in range(5):
+        any_store.add_pairing_code(f"FLOOD{i:03d}", f"f{i}" * 20, now + i, 600, f"fd00:{i}::/64")
+    any_store.add_pairing_code("SCREEN22", "s" * 40, now + 10, 600, "0.0.0.9")
+    for n in range(5):  # each flood request makes room for itself
+        any_store.make_room_for_pairing(f"fd00:{n + 100}::/64", now + 11, per_address=3, total=6)
+        any_store.add_pairing_code(
+            f"FLOOD{n + 100}", f"n{n}" * 20, now + 11, 600, f"fd00:{n + 100}::/64"
+        )
+        assert any_store.pairing_by_secret("s" * 40) is not None, n
+    assert any_store.pairing_by_secret("f0" * 20) is None
