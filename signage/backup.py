@@ -32,7 +32,7 @@ from typing import Any
 from signage import __version__
 from signage.db import is_postgres
 from signage.plans import atomic_write, plans_dir
-from signage.store import MIGRATIONS, Store, reissue_secrets
+from signage.store import MIGRATIONS, Store, StoreError, reissue_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -319,16 +319,41 @@ def _check_database(path: Path) -> None:
         raise BackupError(f"the database in the backup is damaged: {result}")
 
 
+def _migrate_staged(path: Path, reissue: bool = False) -> None:
+    """Bring a staged SQLite copy to this version's schema (new credentials with `reissue`);
+    a BackupError, not a traceback, for another program's database or a newer version's."""
+    conn = sqlite3.connect(_read_only_uri(path), uri=True)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as exc:
+        raise BackupError(f"the database in the backup is unreadable: {exc}") from exc
+    finally:
+        conn.close()
+    if version > len(MIGRATIONS):
+        raise BackupError(
+            f"the backup was taken by a newer version of signage (schema {version}; this"
+            f" version knows up to {len(MIGRATIONS)}): upgrade signage, then restore it"
+        )
+    if version == 0 or "displays" not in tables:
+        raise BackupError("the database in the backup is not a signage database")
+    store = Store(str(path), "backup")  # the key signs nothing here
+    try:
+        store.migrate()
+        if reissue:
+            store.reissue_credentials()
+    except (sqlite3.Error, StoreError) as exc:
+        raise BackupError(
+            f"the database in the backup does not fit this version's schema: {exc}"
+        ) from exc
+    finally:
+        store.close()
+
+
 def _prepare_database(staged: Path, live: Path, keep_credentials: bool) -> None:
     """Bring a staged SQLite copy to this version's schema, issue new credentials (unless
     kept) and carry the live database's id high-water marks over, before it goes in place."""
-    store = Store(str(staged), "backup")  # the key signs nothing here
-    try:
-        store.migrate()
-        if not keep_credentials:
-            store.reissue_credentials()
-    finally:
-        store.close()
+    _migrate_staged(staged, reissue=not keep_credentials)
     issued = _sqlite_high_water(live) if live.exists() else {}
     conn = sqlite3.connect(staged, isolation_level=None)
     try:
@@ -440,9 +465,7 @@ def _rows_from_sqlite(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     """Every table of a staged SQLite backup, brought to the current schema first, and the
     highest id each of its tables has issued."""
     _check_database(path)
-    old = Store(str(path), "backup")
-    old.migrate()
-    old.close()
+    _migrate_staged(path)
     conn = sqlite3.connect(path)
     try:
         names = [

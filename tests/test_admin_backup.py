@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -12,7 +13,7 @@ import pytest
 
 from signage import auth, plans
 from signage.backup import BackupError, restore_backup
-from signage.store import Store
+from signage.store import MIGRATIONS, Store
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><rect id="r" width="4" height="4"/></svg>'
 
@@ -95,6 +96,45 @@ def test_restore_refuses_archives_that_are_not_ours_or_escape_the_plans_folder(t
     with pytest.raises(BackupError, match="database in the backup"):
         restore_backup(config, damaged)
     assert not (tmp_path / "db.sqlite3").exists()
+
+
+def _database_file(tmp_path, name: str, *statements: str) -> bytes:
+    path = tmp_path / name
+    conn = sqlite3.connect(path)
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    return path.read_bytes()
+
+
+def test_restore_refuses_another_programs_or_a_newer_versions_database_clearly(tmp_path):
+    # Each ended in a traceback (OperationalError: table displays already exists, no such
+    # table) from bringing the copy to this version's schema.
+    newer = tmp_path / "newer.sqlite3"
+    newer.write_bytes(_valid_database(tmp_path))
+    conn = sqlite3.connect(newer)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    conn.close()
+    cases = {
+        "not a signage database": _database_file(tmp_path, "a.db", "CREATE TABLE displays (x)"),
+        "does not fit": _database_file(
+            tmp_path, "b.db", "CREATE TABLE displays (x)", "PRAGMA user_version = 3"
+        ),
+        "newer version of signage": newer.read_bytes(),
+    }
+    live = tmp_path / "live" / "signage.sqlite3"
+    for message, database in cases.items():
+        archive = _crafted(
+            tmp_path / "b.tar.gz",
+            [
+                (tarfile.TarInfo("manifest.json"), b"{}"),
+                (tarfile.TarInfo("signage.sqlite3"), database),
+            ],
+        )
+        with pytest.raises(BackupError, match=message):
+            restore_backup({"SIGNAGE_DATABASE": str(live)}, archive)
+        assert not live.exists()
 
 
 def test_no_route_serves_a_backup(server):
