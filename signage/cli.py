@@ -961,7 +961,13 @@ def backup(file: str) -> None:
     help="Keep the backup's kiosk credentials, phone links and sessions, including any revoked"
     " since it was taken.",
 )
-def restore(file: str, yes: bool, keep_credentials: bool) -> None:
+@click.option(
+    "--create",
+    is_flag=True,
+    help="Create the database if there is none yet (a new server); without it, restore only"
+    " replaces an existing one.",
+)
+def restore(file: str, yes: bool, keep_credentials: bool, create: bool) -> None:
     """Replace the database and floor plans with those in FILE. Stop the server first.
 
     Every display gets a new credential, so every screen shows a pairing code and must be
@@ -971,12 +977,21 @@ def restore(file: str, yes: bool, keep_credentials: bool) -> None:
     """
     from signage import config as settings
     from signage.backup import BackupError, restore_backup
-    from signage.db import redact_url
+    from signage.db import is_postgres, redact_url
 
     values = settings.load(settings.instance_dir())
+    database = values["SIGNAGE_DATABASE"]
+    # The URL of a PostgreSQL database may carry its password.
+    target = redact_url(database) if is_postgres(database) else os.path.abspath(database)
+    click.echo(f"database: {target}")
+    if not is_postgres(database) and not os.path.exists(database) and not create:
+        # Run from another folder, restore wrote a database that serve never reads.
+        raise click.ClickException(
+            f"there is no database at {target}: run restore where the server runs, or set"
+            " SIGNAGE_INSTANCE or SIGNAGE_DATABASE as the server has them; --create starts a"
+            " new database there"
+        )
     if not yes:
-        # The URL of a PostgreSQL database may carry its password.
-        target = redact_url(values["SIGNAGE_DATABASE"])
         click.confirm(f"Replace {target} and its plans with the backup?", abort=True)
     try:
         manifest = restore_backup(values, file, keep_credentials=keep_credentials)

@@ -144,6 +144,39 @@ def test_restore_from_another_directory_writes_the_database_serve_reads(sim, tmp
     assert (server_dir / "instance" / "signage.sqlite3").is_file()
 
 
+def test_restore_where_no_database_is_says_where_and_creates_one_only_when_asked(sim, tmp_path):
+    server_dir, elsewhere = tmp_path / "srv", tmp_path / "elsewhere"
+    server_dir.mkdir()
+    elsewhere.mkdir()
+    env = {**os.environ, **serve_env(sim, tmp_path)}
+    for name in ("SIGNAGE_DATABASE", "SIGNAGE_SECRET_KEY", "SIGNAGE_INSTANCE"):
+        env.pop(name, None)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    floor = sorted(sim.world.displays.values())[0]
+    _cli(env, server_dir, "displays", "add", "--name", "Before", "--floor", floor)
+    archive = str(tmp_path / "backup.tar.gz")
+    _cli(env, server_dir, "backup", archive)
+    # The review: from another folder without the environment, restore reported success and
+    # wrote ./instance/signage.sqlite3, a database serve never reads.
+    refused = subprocess.run(
+        [sys.executable, "-m", "signage", "restore", "--yes", archive],
+        env=env,
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    target = str(elsewhere / "instance" / "signage.sqlite3")
+    assert refused.returncode != 0
+    assert target in refused.stdout + refused.stderr and "--create" in refused.stderr
+    assert not (elsewhere / "instance" / "signage.sqlite3").exists()
+    # Asked to, it starts a new database there and says where.
+    created = _cli(env, elsewhere, "restore", "--yes", "--create", archive)
+    assert target in created
+    listed = json.loads(_cli(env, elsewhere, "displays", "list", "--json"))
+    assert [d["name"] for d in listed] == ["Before"]
+
+
 def test_an_existing_database_keeps_the_key_an_older_version_kept_in_the_package(
     sim, tmp_path, monkeypatch, apps
 ):
