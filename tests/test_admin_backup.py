@@ -228,7 +228,7 @@ def test_a_compression_bomb_is_refused_in_bounded_memory(env, tmp_path):
         "import re, sys\n"
         "from signage.cli import main\n"
         "try:\n"
-        "    main(['restore', '--yes', sys.argv[1]], standalone_mode=False)\n"
+        "    main(['restore', '--yes', '--create', sys.argv[1]], standalone_mode=False)\n"
         "except Exception as exc:\n"
         "    print('refused:', exc)\n"
         "status = open('/proc/self/status').read()\n"
