@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
 import threading
 import time
@@ -32,6 +33,16 @@ from tests.helpers import ServeProcess, free_port, wait_until
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 SLOW_CLIENTS = 1500
 DRIP_EVERY_S = 3.0  # one more header line per slow client this often, as in the review
+# nginx gives a client this long for its whole header (the timer is not reset by each line),
+# then closes it by design: the measurements count only while every slow client is younger.
+_HEADER_TIMEOUT = re.search(
+    r"client_header_timeout (\d+)s;", (DEPLOY / "nginx-signage.conf").read_text()
+)
+HEADER_TIMEOUT_S = float(_HEADER_TIMEOUT.group(1)) if _HEADER_TIMEOUT else 60.0  # nginx's default
+MARGIN_S = 1.0  # a connection this close to its timeout may be cut any moment: not counted
+MEASURE_S = 4.0  # five /healthz samples and a kiosk's snapshot need far less than this
+OPENERS = 4  # threads opening slow clients: the TLS handshakes use both cores
+SAMPLES = 5
 
 
 def _nginx() -> str:
@@ -112,22 +123,39 @@ class SlowClients:
     def __init__(self, port: int, context: ssl.SSLContext) -> None:
         self.port, self.context = port, context
         self.sockets: list[ssl.SSLSocket] = []
-        self.closed = 0  # by the other side: a send failed
+        self.opened_at: dict[int, float] = {}  # id(socket) -> when its first line was sent
         self.refused = 0  # could not even connect (nginx out of connections)
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drip, daemon=True)
 
-    def open(self, n: int) -> None:
+    def _open_some(self, n: int) -> None:
         for _ in range(n):
             try:
                 raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
                 sock = self.context.wrap_socket(raw, server_hostname="127.0.0.1")
                 sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             except OSError:  # ssl.SSLError too
-                self.refused += 1
+                with self._lock:
+                    self.refused += 1
                 continue
-            self.sockets.append(sock)
+            with self._lock:
+                self.sockets.append(sock)
+                self.opened_at[id(sock)] = time.monotonic()
+
+    def open(self, n: int) -> None:
+        """Open `n` in a few threads at once (one thread alone is slow on a loaded machine)."""
+        shares = [n // OPENERS + (i < n % OPENERS) for i in range(OPENERS)]
+        openers = [threading.Thread(target=self._open_some, args=(k,)) for k in shares]
+        for t in openers:
+            t.start()
+        for t in openers:
+            t.join(timeout=120)
         self._thread.start()
+
+    def oldest(self) -> float:
+        """When the oldest slow client opened (monotonic seconds)."""
+        return min(self.opened_at.values())
 
     def _drip(self) -> None:
         line = 0
@@ -137,8 +165,32 @@ class SlowClients:
                 try:
                     sock.sendall(f"X-Slow-{line}: 1\r\n".encode())
                 except OSError:
-                    self.closed += 1
-                    self.sockets.remove(sock)
+                    pass  # cut: cut_young() tells whether that was before its time
+
+    def cut_young(self) -> tuple[int, int]:
+        """How many slow clients younger than nginx's header timeout nginx has closed, and how
+        many were that young. Stops the dripping (one thread at a time on a TLS socket).
+
+        nginx sends nothing while a header is incomplete: a read that finds no data waiting
+        means open, an end of file or a reset means closed (TLS 1.3 session tickets are read
+        by OpenSSL itself and yield no data)."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+        now = time.monotonic()
+        cut = young = 0
+        for sock in self.sockets:
+            if now - self.opened_at[id(sock)] >= HEADER_TIMEOUT_S - MARGIN_S:
+                continue
+            young += 1
+            sock.setblocking(False)
+            try:
+                sock.recv(1)
+            except ssl.SSLWantReadError:
+                continue  # nothing to read: still open
+            except OSError:  # a reset, or a TLS error at the end
+                pass
+            cut += 1
+        return cut, young
 
     def close(self) -> None:
         self._stop.set()
@@ -194,32 +246,57 @@ def test_nginx_in_front_holds_1500_slow_clients(sim, tmp_path):
 
         wait_until(up, timeout=20, interval=0.1, message="nginx and serve up")
 
+        def healthz() -> tuple[float, float, object]:
+            """When it was asked, how long it took, and the status (or the error)."""
+            asked = time.monotonic()
+            try:
+                status: object = httpx.get(f"{front}/healthz", verify=context, timeout=5)
+                status = status.status_code
+            except httpx.HTTPError as exc:
+                status = repr(exc)
+            return asked, time.monotonic() - asked, status
+
+        baseline = statistics.median(healthz()[1] for _ in range(SAMPLES))
+
         started = time.monotonic()
         slow.open(SLOW_CLIENTS)
         opened_in = time.monotonic() - started
+        # Every one must be open at once while we measure: the first to open must not reach
+        # nginx's header timeout before the measurements are done.
+        assert slow.refused == 0 and len(slow.sockets) == SLOW_CLIENTS, (
+            f"{slow.refused} slow clients refused"
+        )
+        assert opened_in < HEADER_TIMEOUT_S - MARGIN_S - MEASURE_S, (
+            f"opening {SLOW_CLIENTS} slow clients took {opened_in:.1f}s: too slow to have them"
+            f" all open within nginx's {HEADER_TIMEOUT_S:.0f} s header timeout"
+        )
+        all_open_until = slow.oldest() + HEADER_TIMEOUT_S - MARGIN_S
 
-        asked = time.monotonic()
-        try:
-            status = httpx.get(f"{front}/healthz", verify=context, timeout=5).status_code
-        except httpx.HTTPError as exc:
-            status = repr(exc)
-        answered_in = time.monotonic() - asked
-        assert status == 200, f"/healthz: {status} ({slow.refused} slow clients refused)"
-        assert answered_in < 1.0, f"/healthz took {answered_in:.2f}s"
+        samples = [healthz() for _ in range(SAMPLES)]
+        assert all(status == 200 for _, _, status in samples), samples
+        # Only answers that came while all 1500 were still open count (on a slow machine the
+        # first ones to open may meanwhile have reached their timeout).
+        held = [took for asked, took, _ in samples if asked + took < all_open_until]
+        assert len(held) >= 3, (samples, opened_in)
+        answered_in = statistics.median(held)
+        assert answered_in < 1.0, f"/healthz took {held} s (baseline {baseline:.3f} s)"
 
+        kiosk_from = time.monotonic()
         with connect(
             f"wss://127.0.0.1:{https_port}/ws/kiosk/{credential}", ssl=context, open_timeout=10
         ) as kiosk:
             snapshot = json.loads(kiosk.recv(timeout=15))
+        kiosk_in = time.monotonic() - kiosk_from
         assert snapshot["type"] == "snapshot" and snapshot["display"]["id"] == display["id"]
+        assert kiosk_from < all_open_until, f"the kiosk connected after {opened_in:.1f}s"
 
-        # All of them were still holding their connection while we measured.
-        assert slow.refused == 0 and slow.closed == 0 and len(slow.sockets) == SLOW_CLIENTS, (
-            f"{slow.refused} slow clients refused, {slow.closed} cut; opened in {opened_in:.1f}s"
-        )
+        # nginx cut none of them before its own timeout.
+        cut, young = slow.cut_young()
+        assert cut == 0, f"{cut} of {young} slow clients cut before {HEADER_TIMEOUT_S:.0f} s"
         print(
-            f"{SLOW_CLIENTS} slow clients opened in {opened_in:.1f}s;"
-            f" /healthz answered in {answered_in * 1000:.0f} ms"
+            f"{SLOW_CLIENTS} slow clients opened in {opened_in:.1f}s; /healthz median"
+            f" {answered_in * 1000:.0f} ms (alone {baseline * 1000:.0f} ms), kiosk snapshot in"
+            f" {kiosk_in * 1000:.0f} ms"
         )
     finally:
         slow.close()
