@@ -411,8 +411,18 @@ class Store:
         return self._update_display(display_id, "phone_key_generation = phone_key_generation + 1")
 
     def revoke_display(self, display_id: int) -> Display:
-        """Invalidate the display's credential; a new one replaces it."""
-        return self._update_display(display_id, "key_generation = key_generation + 1")
+        """Invalidate the display's credential; a new one replaces it.
+
+        A display from before row secrets gets its secret now: its screen pairs again anyway,
+        and the phone link, which changes with it, is shown afresh by the screen. (Revoking only
+        the phone link leaves the secret be: it would unpair the screen too.)
+        """
+        return self._update_display(
+            display_id,
+            "key_generation = key_generation + 1,"
+            " secret = CASE WHEN secret = '' THEN ? ELSE secret END",
+            (new_row_secret(),),
+        )
 
     # -- credentials ------------------------------------------------------------------------
     # A credential is "<id>.<hmac(key, purpose:id:generation:row secret)>": an admin can show the

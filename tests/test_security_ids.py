@@ -204,6 +204,38 @@ def test_the_upgrade_keeps_paired_screens_and_signed_in_admins_working(tmp_path)
         store.close()
 
 
+def test_revoking_a_display_from_before_the_upgrade_gives_it_a_secret(tmp_path):
+    # Rows from before row secrets kept '' for ever: every credential they were ever given
+    # followed the old formula, so one copied from another database with the same key worked.
+    path = str(tmp_path / "old.sqlite3")
+    _apply_raw(path, next(i for i, m in enumerate(MIGRATIONS) if not isinstance(m, str)))
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "INSERT INTO displays (id, name, floor_id, created_at, updated_at)"
+        " VALUES (1, 'Lobby', 'spc_1', 'x', 'x')"
+    )
+    conn.commit()
+    conn.close()
+    store = Store(path, "k")
+    try:
+        store.migrate()
+        assert store.get_display(1).secret == ""
+        revoked = store.revoke_display(1)
+        assert revoked.secret != "" and store.get_display(1).secret == revoked.secret
+        for generation in (1, 2):  # the old formula opens it no more, whatever the generation
+            for purpose, lookup in (
+                ("display", store.display_for_credential),
+                ("phone", store.display_for_phone_credential),
+            ):
+                assert lookup(_old_credential("k", purpose, 1, generation)) is None
+        assert store.display_for_credential(store.credential(revoked)) == revoked
+        assert store.display_for_phone_credential(store.phone_credential(revoked)) == revoked
+        again = store.revoke_display(1)  # a secret once given stays: only the generation moves
+        assert again.secret == revoked.secret and again.key_generation == 3
+    finally:
+        store.close()
+
+
 # The last release before ids were made unique; the upgrade test runs its real code.
 OLD_RELEASE = "8e69394"
 
