@@ -106,8 +106,10 @@ def test_token_expiry_mid_stream(sim, make_server, fleet, no_errors):
         # the old one may still count as open and the feed still read "live", so wait for the
         # reconnect itself, made with a token renewed after the old one ran down.
         wait_until(
-            lambda: sim.calls()["sockets_opened"].get(floor, 0) > opened
-            and (server.svc.client.token_expiry(display_id) or 0) > 1.0,
+            lambda opened=opened: (
+                sim.calls()["sockets_opened"].get(floor, 0) > opened
+                and (server.svc.client.token_expiry(display_id) or 0) > 1.0
+            ),
             timeout=10,
             message="reconnected with a renewed token",
         )
