@@ -105,6 +105,23 @@ class PgServer:
 
     def start(self) -> PgServer:
         """Start the server (again, after stop(), on the same port and data)."""
+        first = self.proc is None
+        for _attempt in range(3):
+            self._spawn()
+            try:
+                wait_until(
+                    self._ready, timeout=30, interval=0.1, message="PostgreSQL accepts connections"
+                )
+                return self
+            except AssertionError:
+                # free_port() only finds a port that was free a moment ago: another process
+                # may have taken it since. A first start moves on; a restart must keep its port.
+                if not (first and "Address already in use" in self.log_tail()):
+                    raise
+                self.port = free_port()
+        raise AssertionError(self.log_tail())
+
+    def _spawn(self) -> None:
         log = open(self.root / "server.log", "ab")  # noqa: SIM115 - the server holds it
         self.proc = subprocess.Popen(
             [
@@ -133,8 +150,6 @@ class PgServer:
             **self._run_as,
         )
         log.close()
-        wait_until(self._ready, timeout=30, interval=0.1, message="PostgreSQL accepts connections")
-        return self
 
     def _ready(self) -> bool:
         import psycopg
