@@ -210,6 +210,7 @@ class SharedPolls:
             result = self.client.presence_health(space_ids, display_id=display_id, retries=0)
             for channel in members:
                 channel.take_presence(result)
+                channel.feed.answered(channel)
             return
         counts = self.client.current_occupancy(space_ids, display_id=display_id, retries=0)
         for channel in members:
@@ -217,9 +218,10 @@ class SharedPolls:
         # Entry rooms' health, from their sensors: one call for every floor's entry rooms.
         self.calls += 1
         by_space = read_sensor_health(self.client, space_ids, self.doorways, retries=0)
-        if by_space is not None:
-            for channel in members:
+        for channel in members:
+            if by_space is not None:
                 channel.feed.set_sensor_health(by_space)
+            channel.feed.answered(channel)
 
 
 def read_sensor_health(
@@ -246,6 +248,7 @@ class Channel:
         self.clock = feed.clock
         self.mode = "starting"  # starting, live, polling
         self.last_heard: float | None = None
+        self.answered = False  # a whole answer of this channel reached the rooms (has_data)
         self.started_at = self.clock.monotonic()
         self.messages = 0
         self.polls = 0
@@ -342,6 +345,7 @@ class Channel:
                 self.messages += 1
                 self.last_heard = self.clock.monotonic()
                 self.feed.apply(message.updates, source="socket", channel=self)
+                self.feed.answered(self)
                 self._set_mode("live")
         finally:
             ended.set()
@@ -404,10 +408,11 @@ class Channel:
             return False
         if self.kind == "presence":
             self.take_presence(result)
-            return True
-        self.take_counts(counts)
-        # Entry rooms' health: from their sensors (counts alone cannot make a room free).
-        self.feed.read_entry_health(space_ids, retries=retries)
+        else:
+            self.take_counts(counts)
+            # Entry rooms' health: from their sensors (counts alone cannot make a room free).
+            self.feed.read_entry_health(space_ids, retries=retries)
+        self.feed.answered(self)
         return True
 
     def take_counts(self, counts: dict[str, Occupancy]) -> None:
@@ -506,7 +511,8 @@ class FloorFeed:
         self.doorways: Doorways | None = None
         self.malformed_frames = 0
         self.stopped = threading.Event()
-        self.has_data = threading.Event()  # set once Density has answered at least once
+        # Set once every channel's first answer is in the rooms (see `answered`).
+        self.has_data = threading.Event()
         self._lock = threading.RLock()
         self.rooms: dict[str, Room] = {s.id: Room(space=s) for s in rooms}
         self.mode = "stale"
@@ -557,11 +563,21 @@ class FloorFeed:
     def apply(self, updates: Iterable[SpaceUpdate], source: str, channel: Channel) -> None:
         """Merge updates (each sets only what it carries); publish rooms whose state changed."""
         now = self.clock.monotonic()
-        self.has_data.set()
         self._edit_rooms(
             now,
             ((u.space_id, lambda room, u=u: room.apply(u, now, source)) for u in updates),
         )
+
+    def answered(self, channel: Channel) -> None:
+        """A channel's whole answer (an entry poll's sensor health included) is in the rooms.
+
+        The feed has data once every channel has answered: a page that waited for the first
+        answer would otherwise read the floor stale (a channel not heard yet makes it so), or
+        read the rooms before they took the answer.
+        """
+        channel.answered = True
+        if all(c.answered for c in self.channels):
+            self.has_data.set()
 
     def set_sensor_health(self, by_space: dict[str, list[tuple[str, str]]]) -> None:
         """Record each room's sensors and their health; entry rooms take their health from them."""
@@ -622,8 +638,11 @@ class FloorFeed:
             self._publish_update(now, {})
 
     def _compute_mode(self, now: float) -> tuple[str, str | None]:
-        if any(not c.fresh(now) for c in self.channels):
-            never = all(c.last_heard is None for c in self.channels)
+        behind = [c for c in self.channels if not c.fresh(now)]
+        if behind:
+            # Still starting while the channels not fresh have never been heard and the feed
+            # is younger than `stale_after`: one channel answering first is no outage.
+            never = all(c.last_heard is None for c in behind)
             return (
                 "stale",
                 "starting"

@@ -285,6 +285,34 @@ def test_first_http_request_waits_for_density_first_answer(sim, server):
     assert any(room["state"] != "unknown" for room in state["rooms"].values()), state["feed"]
 
 
+def test_first_answer_waits_for_every_channel_of_the_floor(sim, server):
+    """A feed has data once every channel's first answer is in its rooms, health included.
+
+    A floor with entry rooms has two channels. Were the first answer the presence poll's alone,
+    a page that waited for it would read the floor stale ("no data yet"), the counts channel
+    not heard yet; were it set before the rooms took the answer, the page could read none.
+    """
+    tree = server.svc.directory
+    floor = next(
+        f.id
+        for f in tree.floors()
+        if {s.counting_mode or "oa" for s in tree.rooms_of(f.id)} >= {"entry", "oa"}
+    )
+    for room in tree.rooms_of(floor):  # every room healthy: each must read free or occupied
+        sim.world.set_space(room.id, health="healthy")
+    feed = server.svc.feeds.acquire(floor)
+    try:
+        assert feed.wait_for_data(10)
+        snapshot = feed.snapshot()
+        assert snapshot["feed"] != "stale", snapshot["feed_reason"]
+        unknown = {
+            sid: r["reason"] for sid, r in snapshot["rooms"].items() if r["state"] == "unknown"
+        }
+        assert unknown == {}
+    finally:
+        server.svc.feeds.release(floor)
+
+
 def test_revoke_from_another_process_reaches_open_sockets(sim, server):
     display, cred = server.add_display(floors(server)[0])
     with connect(server.socket_url(cred), open_timeout=5) as ws:
