@@ -345,6 +345,10 @@ class Channel:
                 self.messages += 1
                 self.last_heard = self.clock.monotonic()
                 self.feed.apply(message.updates, source="socket", channel=self)
+                if message.is_refresh and not message.skipped:
+                    # A refresh carries every space of the floor: a room it leaves out is one
+                    # Density no longer speaks for. `live` frames carry only what changed.
+                    self.feed.unreported(self, {u.space_id for u in message.updates})
                 self.feed.answered(self)
                 self._set_mode("live")
         finally:
@@ -435,8 +439,12 @@ class Channel:
         )
 
     def take_presence(self, result: dict[str, PresenceHealth]) -> None:
-        """Apply a presence-health answer (this floor's or a shared one) to this floor's rooms."""
+        """Apply a presence-health answer (this floor's or a shared one) to this floor's rooms.
+
+        The answer is for every room asked about: a room it leaves out is not confident.
+        """
         rooms = self.feed.rooms
+        self.feed.unreported(self, set(result))
         self._heard_by_poll(
             [
                 SpaceUpdate(
@@ -518,8 +526,16 @@ class FloorFeed:
         self.mode = "stale"
         self.mode_reason: str | None = "starting"
         self.started_at = self.clock.monotonic()
-        self.channels = [Channel(self, "presence")]
-        if any(r.entry for r in self.rooms.values()):
+        self._aged: set[str] = set()  # entry rooms whose health is too old (see _follow_mode)
+        # A channel only for rooms it serves: a floor of doorway counters has no presence
+        # socket to hear from (Density offers it only for OA/Waffle spaces), and a channel
+        # never heard would read the floor stale while every count answers.
+        entry = any(r.entry for r in self.rooms.values())
+        oa = any(not r.entry for r in self.rooms.values())
+        self.channels: list[Channel] = []
+        if oa or not entry:  # a floor not known yet (no rooms) listens on its presence socket
+            self.channels.append(Channel(self, "presence"))
+        if entry:
             self.channels.append(Channel(self, "occupancy"))
 
     # -- life cycle --------------------------------------------------------------------------
@@ -555,9 +571,8 @@ class FloorFeed:
         return [sid for sid, r in self.rooms.items() if r.entry == entry]
 
     def _channel_for(self, room: Room) -> Channel:
-        if room.entry and len(self.channels) > 1:
-            return self.channels[1]
-        return self.channels[0]
+        kind = "occupancy" if room.entry else "presence"
+        return next(c for c in self.channels if c.kind == kind)
 
     # -- applying what Density says ----------------------------------------------------------
     def apply(self, updates: Iterable[SpaceUpdate], source: str, channel: Channel) -> None:
@@ -581,10 +596,25 @@ class FloorFeed:
 
     def set_sensor_health(self, by_space: dict[str, list[tuple[str, str]]]) -> None:
         """Record each room's sensors and their health; entry rooms take their health from them."""
+        now = self.clock.monotonic()
         edits = (
-            (sid, lambda room, s=found: room.apply_sensors(s)) for sid, found in by_space.items()
+            (sid, lambda room, s=found: room.apply_sensors(s, now))
+            for sid, found in by_space.items()
         )
-        self._edit_rooms(self.clock.monotonic(), edits)
+        self._edit_rooms(now, edits)
+
+    def unreported(self, channel: Channel, reported: set[str]) -> None:
+        """Rooms of `channel` that a whole answer left out: unknown until Density lists them."""
+        entry = channel.kind == "occupancy"
+        missing = [
+            sid
+            for sid, room in self.rooms.items()
+            if room.entry == entry and sid not in reported and room.reported
+        ]
+        if missing:
+            logger.info("floor %s: Density left out %s", self.floor_id, ", ".join(missing))
+            edits = ((sid, lambda room: setattr(room, "reported", False)) for sid in missing)
+            self._edit_rooms(self.clock.monotonic(), edits)
 
     def read_entry_health(self, space_ids: list[str], retries: int | None = None) -> bool:
         """Sensor health for entry rooms (no count carries it); True when Density answered."""
@@ -630,12 +660,16 @@ class FloorFeed:
         stale "starting", then stale "unreachable", and its pages must stop saying "waiting".
         """
         mode, reason = self._compute_mode(now)
+        # Entry rooms whose health just grew too old: kiosks hear of them like of a change.
+        expired = self._expired_health(now)
+        aged = {sid: self._room_public(self.rooms[sid], now, mode) for sid in expired - self._aged}
+        self._aged = expired
         if mode != self.mode:
             self._set_mode(mode, reason)
             self._publish_update(now, self._all_rooms_public(now))
-        elif reason != self.mode_reason:
+        elif reason != self.mode_reason or aged:
             self.mode_reason = reason
-            self._publish_update(now, {})
+            self._publish_update(now, aged)
 
     def _compute_mode(self, now: float) -> tuple[str, str | None]:
         behind = [c for c in self.channels if not c.fresh(now)]
@@ -663,8 +697,23 @@ class FloorFeed:
         self.mode, self.mode_reason = mode, reason
 
     # -- what kiosks receive -----------------------------------------------------------------
+    def _health_max_age(self) -> float:
+        # An entry room's health is read every `sensor_health_interval` (no count carries it):
+        # two reads missed, or older than `stale_after`, and it vouches for nothing.
+        s = self.settings
+        return max(s.stale_after, 2 * s.sensor_health_interval)
+
     def _room_public(self, room: Room, now: float, mode: str) -> dict[str, Any]:
-        return room.public(now, fresh=mode != "stale" and self._channel_for(room).fresh(now))
+        fresh = mode != "stale" and self._channel_for(room).fresh(now)
+        return room.public(now, fresh=fresh, health_max_age=self._health_max_age())
+
+    def _expired_health(self, now: float) -> set[str]:
+        age = self._health_max_age()
+        return {
+            sid
+            for sid, r in self.rooms.items()
+            if r.entry and r.health_at is not None and now - r.health_at > age
+        }
 
     def _all_rooms_public(self, now: float) -> dict[str, dict[str, Any]]:
         return {sid: self._room_public(r, now, self.mode) for sid, r in self.rooms.items()}

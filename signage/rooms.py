@@ -84,6 +84,12 @@ class Room:
     changed_at: float | None = None  # monotonic time occupancy last changed
     source: str | None = None  # "socket" or "poll"
     sensors: tuple[tuple[str, str], ...] = ()  # (serial, health) from sensor health
+    # When Density last gave the room's health (monotonic): an entry room's health comes from
+    # its sensors every few minutes, and a health read long ago vouches for nothing now.
+    health_at: float | None = None
+    # False once a whole answer (a presence-health poll, a socket `refresh`) left the room out:
+    # Density no longer speaks for it (a sensor unmapped), so its last word is not confident.
+    reported: bool = True
 
     @property
     def entry(self) -> bool:
@@ -95,9 +101,25 @@ class Room:
             return None if self.count is None else ("occupied" if self.count > 0 else "free")
         return None if self.occupied is None else ("occupied" if self.occupied else "free")
 
-    def classify(self, fresh: bool) -> tuple[str, str | None]:
-        """The state a kiosk may show, with the reason when it is `unknown`."""
-        return classify(self.last_known(), self.health, fresh)
+    def classify(
+        self, fresh: bool, now: float | None = None, health_max_age: float | None = None
+    ) -> tuple[str, str | None]:
+        """The state a kiosk may show, with the reason when it is `unknown`.
+
+        With `health_max_age`, an entry room whose health was last read longer ago than that
+        (or never) is not verified: its doorway sensor may have died since, count 0 and all.
+        """
+        health = self.health
+        if not self.reported:
+            health = "unknown"
+        elif (
+            self.entry
+            and health_max_age is not None
+            and now is not None
+            and (self.health_at is None or now - self.health_at > health_max_age)
+        ):
+            health = "unknown"
+        return classify(self.last_known(), health, fresh)
 
     def apply(self, update: SpaceUpdate, now: float, source: str) -> None:
         """Take what one update says, and only that: fields it lacks keep their value."""
@@ -113,24 +135,29 @@ class Room:
             self.changed_at = now
         if update.health is not None:
             self.health = update.health
+            self.health_at = now
+        self.reported = True
         self.source = source
 
-    def apply_sensors(self, sensors: Iterable[tuple[str, str]]) -> None:
+    def apply_sensors(self, sensors: Iterable[tuple[str, str]], now: float | None = None) -> None:
         """Record the room's sensors; an entry room takes its space health from them."""
         self.sensors = tuple(sensors)
         if self.entry:
             health = space_health(h for _, h in self.sensors)
             if health is not None:
                 self.health = health
+                self.health_at = now
 
     def follow(self, public: Mapping[str, Any]) -> None:
         """A mirror's copy learns what the fleet's room dict says (for the admin pages)."""
         if isinstance(public.get("health"), str):
             self.health = public["health"]
 
-    def public(self, now: float, fresh: bool) -> dict[str, Any]:
+    def public(
+        self, now: float, fresh: bool, health_max_age: float | None = None
+    ) -> dict[str, Any]:
         """The room as kiosks receive it (docs/protocol.md)."""
-        state, reason = self.classify(fresh)
+        state, reason = self.classify(fresh, now, health_max_age)
         space = self.space
         return {
             "id": space.id,
@@ -228,8 +255,9 @@ def sensors_by_space(
             by_serial[serial] = doorway
     out: dict[str, list[tuple[str, str]]] = {}
     for sensor in sensors:
-        if sensor.space_id:
-            spaces: Iterable[str] = (sensor.space_id,)
+        if sensor.space_ids or sensor.space_id:
+            # A doorway counts for one or more spaces (a floor and its room): every one of them.
+            spaces: Iterable[str] = sensor.space_ids or (sensor.space_id or "",)
         else:
             doorway = by_id.get(sensor.doorway_id or "") or by_serial.get(sensor.serial_number)
             spaces = doorway.space_ids if doorway is not None else ()

@@ -304,8 +304,11 @@ class SensorHealth:
 
     serial_number: str
     health: str
-    space_id: str | None = None
+    space_id: str | None = None  # the first of `space_ids`
     doorway_id: str | None = None  # an entry sensor may name its doorway instead of a space
+    # Every space the sensor names: a doorway counts for "one or more spaces" (a floor and its
+    # room), and a room left out would never get a health.
+    space_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, obj: Any) -> SensorHealth | None:
@@ -317,13 +320,15 @@ class SensorHealth:
             return None
         _, health = _first(obj, _HEALTH_KEYS)
         space_id = _str(obj.get("space_id"))
-        if space_id is None and isinstance(obj.get("space_ids"), list):
-            space_id = next((s for s in obj["space_ids"] if isinstance(s, str)), None)
+        ids = [space_id] if space_id else []
+        if isinstance(obj.get("space_ids"), list):
+            ids += [s for s in obj["space_ids"] if isinstance(s, str) and s and s not in ids]
         return cls(
             serial_number=serial,
             health=normalise_health(health),
-            space_id=space_id,
+            space_id=ids[0] if ids else None,
             doorway_id=_str(obj.get("doorway_id")),
+            space_ids=tuple(ids),
         )
 
 
