@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from signage.clock import SYSTEM_CLOCK, Clock
-from signage.density.errors import DensityError
+from signage.density.errors import AuthError, DensityError, RateLimited, Unavailable
 from signage.density.models import Space
 
 logger = logging.getLogger(__name__)
@@ -232,6 +232,18 @@ class SpaceCache(Protocol):
     def save_space_cache(self, data: str, fetched_at: float) -> None: ...
 
 
+def problem_of(exc: DensityError) -> str:
+    """Why a fetch failed, in a few words a page may show: never Density's own text, which
+    could echo a request (and nothing of it is a secret worth the risk)."""
+    if isinstance(exc, AuthError):
+        return "Density refused the credentials"
+    if isinstance(exc, RateLimited):
+        return "Density is limiting our calls"
+    if isinstance(exc, Unavailable):
+        return "Density unreachable"
+    return "Density's answer could not be read"
+
+
 class SpaceDirectory:
     """The last space tree from Density: read at once, refreshed in the background."""
 
@@ -254,6 +266,7 @@ class SpaceDirectory:
         self._fetched_at: float | None = None  # clock() of the last good fetch in this process
         self._as_of: float | None = None  # wall time of the tree's fetch (perhaps by a past run)
         self._error: str | None = None
+        self._problem: str | None = None  # why the last fetch failed, in words safe for a page
         self._failures = 0
         self._attempted_at: float | None = None
         self._wanted = False  # a refresh was asked for (unknown id) before the ttl passed
@@ -308,11 +321,12 @@ class SpaceDirectory:
 
     def status(self) -> dict[str, Any]:
         """For pages: "ok" (Density's last answer), "stored" (the tree kept by a past run, Density
-        not heard yet), "unreachable" (serving an older tree) or "waiting" (none yet)."""
+        not heard yet), "unreachable" (serving an older tree), "failing" (no tree, and the last
+        fetch failed: `problem` says why, in words safe for a page) or "waiting" (none yet)."""
         self._nudge()
         with self._lock:
             if not self._tree:
-                state = "waiting"
+                state = "waiting" if self._error is None else "failing"
             elif self._error is not None:
                 state = "unreachable"
             elif self._fetched_at is None:
@@ -323,6 +337,7 @@ class SpaceDirectory:
                 "state": state,
                 "as_of": self._as_of,
                 "error": self._error,
+                "problem": self._problem,
                 "spaces": len(self._tree),
                 "refreshing": self._refreshing,
             }
@@ -380,29 +395,29 @@ class SpaceDirectory:
         try:
             tree = build_tree(self.client.spaces())
         except DensityError as exc:
-            self._failed(str(exc))
+            self._failed(str(exc), problem_of(exc))
             return True
         except Exception as exc:  # a bug or odd data must not end the worker
             logger.exception("space directory: refresh failed")
-            self._failed(type(exc).__name__)
+            self._failed(type(exc).__name__, "Density's answer could not be read")
             return True
         finally:
             with self._lock:
                 self._refreshing = False
-        with self._lock:
-            had_tree = bool(self._tree)
-        if not tree and had_tree:
+        if not tree:
             # An empty answer (a token that sees nothing, a bad page) must not erase every room
-            # a kiosk shows by name, nor the copy kept for the next restart.
-            self._failed("Density listed no spaces")
+            # a kiosk shows by name, nor the copy kept for the next restart; with no tree yet
+            # it is a failure to show, not a wait.
+            self._failed("Density listed no spaces", "Density listed no spaces")
             return True
         self._succeeded(tree)
         return True
 
-    def _failed(self, reason: str) -> None:
+    def _failed(self, reason: str, problem: str) -> None:
         with self._lock:
             first = self._error is None
             self._error = reason[:200]
+            self._problem = problem
             self._failures += 1
         self._settled.set()
         if first:
@@ -416,6 +431,7 @@ class SpaceDirectory:
             self._fetched_at = self.clock.monotonic()
             self._as_of = self.clock.time()
             self._error = None
+            self._problem = None
             self._failures = 0
             as_of = self._as_of
         self._settled.set()
@@ -437,11 +453,13 @@ class SpaceDirectory:
         """Seconds until the next refresh should start (0: now)."""
         now = self.clock.monotonic()
         with self._lock:
-            if self._wanted:
-                return 0.0
+            # While failing, the backoff holds whoever asks: an unknown floor read every second
+            # (a kiosk, the admin, an editor) must not turn an outage into a call a second.
             if self._failures:
                 wait = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (self._failures - 1), self.ttl)
                 return max(0.0, (self._attempted_at or now) + wait - now)
+            if self._wanted:
+                return 0.0
             if self._fetched_at is None:
                 return 0.0
             return max(0.0, self._fetched_at + self.ttl - now)

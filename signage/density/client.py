@@ -569,14 +569,25 @@ class DensityClient:
             spaces.extend(Space.all_from_json(items))  # nested children included
             if not isinstance(next_url, str) or not next_url:
                 return spaces
-            url = self._next_page(next_url)
+            url = self._next_page(next_url, response.request.url)
             if str(url) in seen:
                 raise BadResponse("spaces: pagination loops", endpoint="spaces")
             seen.add(str(url))
         raise BadResponse(f"spaces: more than {MAX_PAGES} pages", endpoint="spaces")
 
-    def _next_page(self, next_url: str) -> httpx.URL:
-        url = self._base.join(next_url)
+    def _next_page(self, next_url: str, page_url: httpx.URL) -> httpx.URL:
+        # A relative `next` ("?cursor=2", "page2") is relative to the page it came in, as in a
+        # browser; joined to the API root it would ask for another resource.
+        url = page_url.join(next_url)
+        if (
+            url.scheme == "http"
+            and self._base.scheme == "https"
+            and url.host == self._base.host
+            and url.port in (None, 80)
+        ):
+            # An app behind TLS that builds its links from its plain-HTTP side: the same host,
+            # asked over TLS as the base URL says (the token never travels in clear).
+            url = url.copy_with(scheme="https", port=self._base.port)
         # The bearer token must never be sent to a host the base URL does not name.
         if (url.scheme, url.host, url.port) != (
             self._base.scheme,

@@ -237,6 +237,9 @@ def directory_note(status: dict[str, Any]) -> str | None:
     """What a page says about the space tree: None when current."""
     if status["state"] == "waiting":
         return "Waiting for Density: no floors fetched yet. Reload in a moment."
+    if status["state"] == "failing":
+        problem = status.get("problem") or "Density unreachable"
+        return f"{problem}: no floors fetched yet. Retrying on its own."
     if status["state"] == "unreachable":
         as_of = status.get("as_of")
         when = time.strftime("%H:%M", time.localtime(as_of)) if as_of else "?"
