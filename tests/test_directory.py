@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import threading
 import time
 from typing import Any
@@ -326,11 +327,18 @@ def gate(sim):
 
 
 def p99(samples: list[float]) -> float:
+    """The nearest-rank 99th percentile: of 100 samples the 99th fastest, so one slow request
+    on a busy machine (another test's burst on the shared cores) is allowed, two are not."""
+    assert len(samples) >= 100, "a p99 needs at least 100 samples"
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    return ordered[math.ceil(0.99 * len(ordered)) - 1]
 
 
-def timed_pages(server, credential: str, n: int = 50) -> tuple[list[float], dict[str, Any]]:
+def p50(samples: list[float]) -> float:
+    return sorted(samples)[len(samples) // 2]
+
+
+def timed_pages(server, credential: str, n: int = 100) -> tuple[list[float], dict[str, Any]]:
     """n requests, kiosk page and state URL in turn; their times, and the last state."""
     times: list[float] = []
     state: dict[str, Any] = {}
@@ -393,7 +401,7 @@ def test_pages_answer_within_a_second_through_an_outage_and_a_restart(make_serve
     )
     times, _ = timed_pages(server, credential)
     assert p99(times) < 1.0, f"warm cache: p99 {p99(times):.3f}s, max {max(times):.3f}s"
-    print(f"{kind} warm: p50 {sorted(times)[25]:.3f}s p99 {p99(times):.3f}s")
+    print(f"{kind} warm: p50 {p50(times):.3f}s p99 {p99(times):.3f}s max {max(times):.3f}s")
 
     # The admin floor picker says where the floors come from, at once.
     make_admin(server.svc)
@@ -412,7 +420,7 @@ def test_pages_answer_within_a_second_through_an_outage_and_a_restart(make_serve
     calls = RequestThreadCalls(again.svc.client)
     times, state = timed_pages(again, credential)
     assert p99(times) < 1.0, f"after a restart: p99 {p99(times):.3f}s, max {max(times):.3f}s"
-    print(f"{kind} restart: p50 {sorted(times)[25]:.3f}s p99 {p99(times):.3f}s")
+    print(f"{kind} restart: p50 {p50(times):.3f}s p99 {p99(times):.3f}s max {max(times):.3f}s")
     rooms = state["rooms"]
     assert {sid: r["name"] for sid, r in rooms.items()} == names
     assert {r["state"] for r in rooms.values()} == {"unknown"}
@@ -457,10 +465,16 @@ def test_the_floor_picker_waits_for_density_without_waiting(make_server, sim, ga
     started = time.monotonic()
     page = console.get("/admin/displays/new").get_data(as_text=True)
     assert time.monotonic() - started < 1.0
-    assert "Waiting for Density" in page
+    # Waiting while the first fetch is in flight; once it failed, the page says why, and no
+    # longer asks to reload in a moment.
+    failing = "Density unreachable: no floors fetched yet"
+    assert "Waiting for Density" in page or failing in page
+    wait_until(lambda: server.svc.directory.status()["state"] == "failing", timeout=30)
+    page = console.get("/admin/displays/new").get_data(as_text=True)
+    assert failing in page and "Reload in a moment" not in page
     response = console.api("GET", "/api/admin/floors")
     assert response.status_code == 503
-    assert "Waiting for Density" in response.get_json()["message"]
+    assert failing in response.get_json()["message"]
     # A kiosk of a floor nobody has fetched yet: its page and state answer at once.
     floor = sim.world.portfolio.floor_ids[0]
     _, credential = server.add_display(floor)
@@ -470,9 +484,10 @@ def test_the_floor_picker_waits_for_density_without_waiting(make_server, sim, ga
 
     gate.down = False
     # Once Density answers, the background refresh brings the floors (no request fetched them),
-    # and the floor's running feed is rebuilt with its rooms.
+    # and the floor's running feed is rebuilt with its rooms. A request does not cut the
+    # failure backoff short (5, 10, 20 s...): the floors come at the next retry.
     server.svc.directory.request_refresh()
-    wait_until(lambda: server.svc.directory.floors(), timeout=30)
+    wait_until(lambda: server.svc.directory.floors(), timeout=45)
     page = console.get("/admin/displays/new").get_data(as_text=True)
     assert "Waiting for Density" not in page and "unreachable" not in page
     rooms = set(sim.world.portfolio.rooms_under(floor))
