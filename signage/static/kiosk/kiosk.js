@@ -655,12 +655,11 @@
   function freeFor(room) {
     if (room.since_s === null || room.since_s === undefined) return "";
     var s = room.since_s + (perf() - room._at) / 1000;
-    var min = Math.floor(s / 60);
-    if (min < 1) return t("free_just_now");
-    if (min < 60) return t("free_for_min", { n: min });
-    var h = Math.floor(min / 60);
-    if (h >= 5) return t("free_for_long", { h: h });
-    return t("free_for_h", { h: h, m: min % 60 });
+    if (s < 60) return t("free_just_now");
+    // "Since 10:42", not "for 12 min": "free for" would promise how long it stays free. Past
+    // half a day a clock time could be yesterday's, so it says how long instead.
+    if (s >= 12 * 3600) return t("free_since_long", { h: 12 });
+    return t("free_since", { time: fmtTime(wallNow() - s * 1000) });
   }
 
   function makeItem(id) {
@@ -831,10 +830,16 @@
   }
   function routeOf(id) { var r = routesFrom(); return r && r[id] && r[id].points && r[id].points.length >= 2 ? r[id] : null; }
   function fmtMetres(m) { return m < 20 ? Math.max(1, Math.round(m)) : Math.round(m / 5) * 5; }
+  function fmtMinutes(seconds) {
+    // Half minutes under five (a whole "1 min" spanned 6 m to 55 m), whole minutes after.
+    var halves = Math.max(1, Math.round(seconds / 30));
+    if (halves >= 10) return String(Math.round(seconds / 60));
+    var whole = Math.floor(halves / 2);
+    return (whole ? String(whole) : "") + (halves % 2 ? "\u00bd" : "");
+  }
   function distanceText(route) {
     if (!route || route.m === null || route.m === undefined) return "";
-    var min = Math.max(1, Math.round((route.s || route.m / 1.2) / 60));
-    return t("distance", { m: fmtMetres(route.m), min: min });
+    return t("distance", { m: fmtMetres(route.m), min: fmtMinutes(route.s || route.m / 1.2) });
   }
   function pts(list) { return list.map(function (p) { return r1(p[0]) + "," + r1(p[1]); }).join(" "); }
 
@@ -933,8 +938,8 @@
     // Above the dot if it fits, else below, beside; and off the stairs and lift signs (drawn
     // under the marker), which it would otherwise hide.
     var signs = (WF.landmarks || []).map(function (m) {
-      var r = px(28);
-      return { x: num(m.x, 0) - r, y: num(m.y, 0) - r, w: 2 * r, h: 2 * r };
+      var r = px(28), at = signAt(num(m.x, 0), num(m.y, 0), px(25));
+      return { x: at[0] - r, y: at[1] - r, w: 2 * r, h: 2 * r };
     });
     var up = y - px(34) - ph, down = y + px(34);
     var spots = [
@@ -1015,6 +1020,21 @@
     return best;
   }
 
+  function signAt(x, y, half) {
+    // Where a sign is drawn: at its node, unless "you are here" (dot and halo) would sit on it;
+    // then beside the marker, away from it, so both stay whole (a screen beside the stairs).
+    if (!WF || !WF.here) return [x, y];
+    var hx = WF.here[0], hy = WF.here[1], need = half + px(16);  // the dot: r 12, stroke 4
+    var dx = x - hx, dy = y - hy;
+    if (Math.abs(dx) >= need || Math.abs(dy) >= need) return [x, y];
+    var horiz = Math.abs(dx) >= Math.abs(dy) && dx !== 0;
+    var sign = horiz ? (dx > 0 ? 1 : -1) : (dy > 0 ? 1 : -1);
+    var limit = horiz ? WF.width : WF.height, base = horiz ? hx : hy;
+    // The side it stands on, unless the plan's edge is there; then the other side.
+    if (base + sign * need < half || base + sign * need > limit - half) sign = -sign;
+    return horiz ? [hx + sign * need, y] : [x, hy + sign * need];
+  }
+
   function landmarkIcon(kind, g) {
     // Drawn on a 24-unit grid and scaled with the badge: the signs seen in any building.
     if (kind === "stairs") {
@@ -1049,6 +1069,8 @@
       if (!isFinite(x) || !isFinite(y)) return;
       var exit = near[mark.kind] && near[mark.kind].id === mark.id ? near[mark.kind] : null;
       var size = px(exit ? 50 : 38), fs = px(exit ? 25 : 21);
+      var at = signAt(x, y, px(25));
+      x = at[0]; y = at[1];
       var g = svgEl("g", { "class": "landmark", "data-kind": String(mark.kind), "data-node-id": String(mark.id) }, layer);
       if (exit) g.setAttribute("data-nearest", "true");
       var leader = svgEl("line", { "class": "landmark-leader", display: "none", "stroke-width": r1(px(2.5)) }, g);
@@ -1200,9 +1222,28 @@
     return !!(room && view(room).state === "free" && pageFeed() !== "stale" && routeOf(id));
   }
 
+  function alternativeTo(id) {
+    // For a tapped room that is not free: the nearest room the page would route to, among those
+    // the display lists (its filter), preferring one with at least as many seats.
+    var room = model.rooms[id], keep = listFilter(), hidden = hiddenSet();
+    var need = (room && room.capacity) || 0, best = null, bestBig = null;
+    Object.keys(model.rooms).forEach(function (rid) {
+      var r = model.rooms[rid];
+      if (rid === id || hidden[rid] || !keep(r) || !canRoute(rid)) return;
+      var units = routeOf(rid).units;
+      if (!best || units < routeOf(best).units) best = rid;
+      if ((r.capacity || 0) >= need && (!bestBig || units < routeOf(bestBig).units)) bestBig = rid;
+    });
+    return bestBig || best;
+  }
+
   function renderRoute() {
     var focus = selected || idleTarget;
-    var drawn = focus && canRoute(focus) ? focus : null;
+    var alt = null, drawn = focus && canRoute(focus) ? focus : null;
+    if (!drawn && selected && model.rooms[selected] && view(model.rooms[selected]).state !== "free") {
+      alt = alternativeTo(selected);
+      drawn = alt;
+    }
     var exit = focus ? null : exitToShow();
     var key = drawn + "|" + focus + "|" + (focus && model.rooms[focus] ? view(model.rooms[focus]).state : "") +
       "|" + (exit ? exit.kind + ":" + exit.id : "");
@@ -1218,10 +1259,15 @@
             id: "route", "class": "route-line", "data-space-id": drawn, points: p,
             "stroke-width": r1(px(9)), "marker-end": "url(#route-arrow)"
           }, layer);
-          line.setAttribute("data-selected", selected ? "tap" : "idle");
+          line.setAttribute("data-selected", alt ? "alternative" : selected ? "tap" : "idle");
+          if (alt) line.setAttribute("data-instead-of", selected);
         } else if (exit) {
           var sign = landmarks.filter(function (m) { return m.nearest && m.g.getAttribute("data-node-id") === exit.id; })[0];
-          var q = pts(sign ? trimEnd(exit.points, sign.size * 0.62) : exit.points);
+          var way = exit.points;
+          var last = way[way.length - 1];
+          // A sign drawn aside from its node (beside "you are here"): the line ends at the sign.
+          if (sign && (last[0] !== sign.x || last[1] !== sign.y)) way = way.concat([[sign.x, sign.y]]);
+          var q = pts(sign ? trimEnd(way, sign.size * 0.62) : way);
           svgEl("polyline", { "class": "route-casing", points: q, "stroke-width": r1(px(16)) }, layer);
           svgEl("polyline", {
             id: "exit-route", "class": "route-line exit-line", "data-kind": exit.kind, "data-node-id": exit.id,
@@ -1239,19 +1285,42 @@
       Object.keys(shapes).forEach(function (id) {
         if (id === focus) shapes[id].g.setAttribute("data-selected", "true");
         else shapes[id].g.removeAttribute("data-selected");
+        if (id === alt) shapes[id].g.setAttribute("data-alternative", "true");
+        else shapes[id].g.removeAttribute("data-alternative");
       });
       Object.keys(items).forEach(function (id) {
         if (id === drawn) items[id].li.setAttribute("data-selected", "true");
         else items[id].li.removeAttribute("data-selected");
       });
     }
-    renderCard(focus, drawn, exit);
+    renderCard(focus, drawn, exit, alt);
+    if (selected) swapQR(selected, drawn);
   }
 
-  function renderCard(focus, drawn, exit) {
+  function roomInfo(room, route) {
+    // "Meeting room · 8 seats · 34 m · 1½ min": what a passer-by needs to decide.
+    var parts = [kindLabel(room.function), seatsLabel(room.capacity)];
+    var way = distanceText(route);
+    if (way) parts.push(way);
+    return parts.join(" · ");
+  }
+  function setParts(el, text) {
+    // Lines break only between the parts, never inside "30 m" or "½ min".
+    if (el.textContent === text) return;
+    clear(el);
+    text.split(" · ").forEach(function (part, i) {
+      if (i) el.appendChild(doc.createTextNode(" · "));
+      var span = doc.createElement("span");
+      span.className = "map-card-part";
+      span.textContent = part;
+      el.appendChild(span);
+    });
+  }
+
+  function renderCard(focus, drawn, exit, alt) {
     if (!mapCard) return;
     var room = focus && model.rooms[focus];
-    var text = "", state = "";
+    var text = "", state = "", info = "", altText = null, altName = "";
     if (exit && !room) {
       // The way off this floor, said in words beside the line: why it leads to the stairs.
       room = { name: t("exit_card") };
@@ -1260,25 +1329,44 @@
     } else if (room) {
       var v = view(room);
       state = v.state;
-      text = drawn ? (distanceText(routeOf(drawn)) || t("state_free"))
-        : v.state === "free" ? (routeOf(focus) ? t("state_free") : t("no_route")) : stateLabel(v);
+      text = v.state === "unknown" ? t("card_unknown", { why: stateLabel(v) }) : t("state_" + v.state);
+      if (drawn === focus) info = roomInfo(room, routeOf(drawn));
+      else {
+        info = kindLabel(room.function) + " · " + seatsLabel(room.capacity);
+        if (v.state === "free") info += " · " + t("no_route");
+      }
+      if (v.state !== "free" && focus === selected) {
+        // Never a way to this room; the nearest free one instead, or why there is none.
+        var other = alt && model.rooms[alt];
+        altText = other ? t("card_instead") : availabilityUnknown() || t("card_no_alternative");
+        altName = other ? (other.name || "") + " · " + roomInfo(other, routeOf(alt)) : "";
+      }
     }
-    var key = focus + "|" + state + "|" + text + "|" + (room ? room.name : "");
+    var key = [focus, state, text, info, altText, altName, room ? room.name : ""].join("|");
     if (key === cardKey) return;
     cardKey = key;
     mapCard.hidden = !room;
     if (!room) return;
     mapCard.setAttribute("data-state", state);
-    mapCard.querySelector("use").setAttribute("href", "#i-" + state);
+    mapCard.querySelector(".map-card-icon use").setAttribute("href", "#i-" + state);
     mapCard.querySelector(".map-card-name").textContent = room.name || "";
     mapCard.querySelector(".map-card-state").textContent = text;
+    var infoEl = mapCard.querySelector(".map-card-info");
+    setParts(infoEl, info);
+    infoEl.hidden = !info;
+    var altEl = mapCard.querySelector(".map-card-alt");
+    altEl.hidden = altText === null;
+    if (alt && altText !== null) altEl.setAttribute("data-space-id", alt);
+    else altEl.removeAttribute("data-space-id");
+    altEl.setAttribute("data-state", alt ? "free" : "none");
+    altEl.querySelector(".map-card-alt-label").textContent = altText || "";
+    setParts(altEl.querySelector(".map-card-alt-name"), altName);
   }
 
   function select(id) {
     if (!id || !model.rooms[id] || hiddenSet()[id]) { goIdle(); return; }
     selected = id;
     restartIdle();
-    swapQR(id);
     renderRoute();
   }
   function goIdle() {
@@ -1299,8 +1387,18 @@
   var qrBox = doc.querySelector("#qr .qr-code");
   var qrTitle = $("qr-title"), qrHint = $("qr-hint");
   var qrDefault = { title: qrTitle ? qrTitle.textContent : "", hint: qrHint ? qrHint.textContent : "" };
-  function swapQR(id) {
+  var qrKey = null;
+  function swapQR(id, drawn) {
+    // The caption says what the code opens: the phone shows the way to a room only when that
+    // room is free and routed now; otherwise the code opens the room to follow it live.
     if (!qrBox || !config.qr) return;
+    var target = drawn || id;
+    var room = id ? model.rooms[target] : null;
+    var title = !id ? qrDefault.title
+      : t(drawn ? "qr_room_title" : "qr_follow_title", { name: room && room.name ? room.name : "" });
+    var key = target + "|" + title;
+    if (key === qrKey) return;
+    qrKey = key;
     var inline = qrBox.querySelector("svg");
     var img = qrBox.querySelector("img.qr-room");
     if (!id) {
@@ -1316,12 +1414,11 @@
       img.setAttribute("alt", "");
       qrBox.appendChild(img);
     }
-    img.setAttribute("src", config.qr + "?room=" + encodeURIComponent(id));
-    img.setAttribute("data-space-id", id);
+    img.setAttribute("src", config.qr + "?room=" + encodeURIComponent(target));
+    img.setAttribute("data-space-id", target);
     if (inline) inline.setAttribute("hidden", "");
-    var room = model.rooms[id];
-    if (qrTitle) qrTitle.textContent = t("qr_room_title", { name: room && room.name ? room.name : "" });
-    if (qrHint) qrHint.textContent = t("qr_room_hint");
+    if (qrTitle) qrTitle.textContent = title;
+    if (qrHint) qrHint.textContent = t(drawn ? "qr_room_hint" : "qr_follow_hint");
   }
 
   function bindTouch() {
@@ -1338,7 +1435,7 @@
       });
     }
     // Any touch while a room is chosen keeps it chosen a while longer.
-    doc.addEventListener("pointerdown", restartIdle, true);
+    doc.addEventListener("pointerdown", function () { wake(); restartIdle(); }, true);
     // Panels that other scripts fill (other floors, announcements) change the list's room.
     var box = $("free-box");
     if (box && window.ResizeObserver) new ResizeObserver(function () { scheduleFit(null); }).observe(box);
@@ -1409,6 +1506,15 @@
     return start < end ? m >= start && m < end : m >= start || m < end;
   }
 
+  // A touch at night shows the floor for the idle period; each further touch extends it.
+  var wokenUntil = -1;
+  function wake() {
+    var asleep = root.dataset.night === "on";
+    if (!asleep && wokenUntil < perf()) return;
+    wokenUntil = perf() + IDLE_S * 1000;
+    if (asleep) tickClock();
+  }
+
   var shift = { x: 0, y: 0, at: -1e9 };
   function tickClock() {
     var now = wallNow();
@@ -1421,7 +1527,7 @@
     var date = formatter("date").format(new Date(now));
     if (date !== lastDate) { lastDate = date; if (clockDate) clockDate.textContent = date; }
     var parts = localParts(now);
-    var night = isNight(parts) ? "on" : "off";
+    var night = isNight(parts) && perf() >= wokenUntil ? "on" : "off";
     if (root.dataset.night !== night) root.dataset.night = night;
     // A slow pixel shift against burn-in: a step of a few pixels each minute (night clock)
     // or every ten minutes (the day layout).
