@@ -114,12 +114,21 @@ def test_entry_rooms_get_their_health_from_sensors_in_the_shared_poll(
         r = feed.snapshot()["rooms"][room]
         return r["state"], r["reason"], r["count"]
 
+    def a_round_that_started_after_now() -> None:
+        # A round may be under way as the clock moves (it read the simulator before the change)
+        # and then wait out the rest of its interval: two more rounds, the second of which
+        # started after this call.
+        start = shared.rounds
+        for n in (1, 2):
+            clock.advance(manager.settings.poll_interval)
+            wait_until(lambda n=n: shared.rounds >= start + n, 10, 0.02, f"shared round {n}")
+
     wait_until(lambda: len(shared._channels) == len(feed.channels), 15, 0.02, "on fallback")
     # occupancy/current carries no health: the shared round reads the entry rooms' sensors.
     sim.world.set_space(room, occupancy=2, health="offline")
-    clock.advance(manager.settings.poll_interval)
+    a_round_that_started_after_now()
     wait_until(lambda: state() == ("unknown", "sensor_offline", 2), 10, 0.02, "offline")
     sim.world.set_space(room, occupancy=0, health="healthy")
-    clock.advance(manager.settings.poll_interval)
+    a_round_that_started_after_now()
     wait_until(lambda: state() == ("free", None, 0), 10, 0.02, "healthy and free again")
     manager.release(floor)
