@@ -173,7 +173,11 @@ def test_a_tapped_free_room_shows_seats_way_and_walking_time_in_half_minutes(ser
     way = WayFloor(server, sim)
     south_b = way.sid["south_b"]
     page = open_page(contexts, way.url, init=NO_IDLE)
+    # At rest the key shows beside the nearest free room; a tapped room's card takes its place.
+    expect(page.locator("#map-card")).to_be_visible()
+    expect(page.locator(".map-foot .legend")).to_be_visible()
     shape(page, south_b).click()
+    expect(page.locator(".map-foot .legend")).to_be_hidden()
     card = page.locator("#map-card")
     expect(card).to_have_attribute("data-state", "free")
     expect(card.locator(".map-card-state")).to_have_text("Free")

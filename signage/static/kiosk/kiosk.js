@@ -1348,6 +1348,9 @@
     mapCard.hidden = !room;
     if (!room) return;
     mapCard.setAttribute("data-state", state);
+    // Tapped, the card takes the legend's place; at rest (the nearest free room) it sits beside it.
+    if (focus && focus === selected) mapCard.setAttribute("data-tapped", "true");
+    else mapCard.removeAttribute("data-tapped");
     mapCard.querySelector(".map-card-icon use").setAttribute("href", "#i-" + state);
     mapCard.querySelector(".map-card-name").textContent = room.name || "";
     mapCard.querySelector(".map-card-state").textContent = text;
