@@ -235,8 +235,10 @@ def read_sensor_health(
         logger.info("sensor health not read: %s", exc)
         return None
     found = doorways.get(retries=retries) if needs_doorways(sensors) else []
-    wanted = set(space_ids)
-    return {sid: s for sid, s in sensors_by_space(sensors, found).items() if sid in wanted}
+    by_space = sensors_by_space(sensors, found)
+    # A space asked about and not in the answer has no sensor now (unmapped, removed): an
+    # empty list says so, rather than leaving the health it had.
+    return {sid: by_space.get(sid, []) for sid in dict.fromkeys(space_ids)}
 
 
 class Channel:
@@ -1021,6 +1023,8 @@ class FeedManager:
             return
         doorways = self.doorways.get() if needs_doorways(sensors) else []
         by_space = sensors_by_space(sensors, doorways)
+        for sid in space_ids:  # asked and not answered: no sensor now (see read_sensor_health)
+            by_space.setdefault(sid, [])
         for feed in feeds:
             feed.set_sensor_health(by_space)
 

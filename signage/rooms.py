@@ -143,10 +143,9 @@ class Room:
         """Record the room's sensors; an entry room takes its space health from them."""
         self.sensors = tuple(sensors)
         if self.entry:
-            health = space_health(h for _, h in self.sensors)
-            if health is not None:
-                self.health = health
-                self.health_at = now
+            # No sensor in the answer: nothing vouches for the count any more.
+            self.health = space_health(h for _, h in self.sensors) or "unknown"
+            self.health_at = now
 
     def follow(self, public: Mapping[str, Any]) -> None:
         """A mirror's copy learns what the fleet's room dict says (for the admin pages)."""

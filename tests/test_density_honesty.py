@@ -19,7 +19,7 @@ from signage.clock import FakeClock
 from signage.density.client import DensityClient
 from signage.density.models import SensorHealth, Space
 from signage.directory import SpaceDirectory
-from signage.feeds import FeedSettings, FloorFeed
+from signage.feeds import Doorways, FeedSettings, FloorFeed, read_sensor_health
 from signage.rooms import sensors_by_space
 from signage.sim import SimServer, SimSettings
 from signage.web import admin
@@ -135,6 +135,36 @@ def test_an_entry_rooms_health_read_long_ago_vouches_for_nothing(
     # A fresh health read vouches again.
     assert feed.read_entry_health(ids)
     assert feed.snapshot()["rooms"][room]["state"] == "free"
+
+
+def test_an_entry_room_whose_sensor_left_the_answer_is_not_verified(
+    sim: SimServer, client: DensityClient
+) -> None:
+    clock = FakeClock()
+    floor, rooms = _floor(sim, client, "entry")
+    feed, _ = _feed(floor, rooms, client, FeedSettings(clock=clock))
+    occupancy = feed.channels[0]
+    room, ids = rooms[0].id, [r.id for r in rooms]
+    assert occupancy._poll()
+    assert feed.snapshot()["rooms"][room]["state"] == "free"
+    # The sensor-health answer, as the simulator gives it, with the room's doorway sensor gone
+    # (unmapped in Density): the room no longer has a health, whatever it was.
+    doorways = Doorways(client, clock)
+    feed.set_sensor_health(read_sensor_health(_WithoutSensorOf(client, room), ids, doorways) or {})
+    state = feed.snapshot()["rooms"][room]
+    assert (state["state"], state["reason"]) == ("unknown", "not_verified"), state
+    assert all(feed.snapshot()["rooms"][i]["state"] == "free" for i in ids if i != room)
+
+
+class _WithoutSensorOf:
+    """The real client, its sensor-health answer leaving out one room's sensors."""
+
+    def __init__(self, client: DensityClient, room: str) -> None:
+        self.client, self.room = client, room
+
+    def sensor_health(self, space_ids: list[str], retries: int | None = None) -> Any:
+        found = self.client.sensor_health(space_ids=space_ids, retries=retries)
+        return [s for s in found if self.room not in (s.space_ids or (s.space_id,))]
 
 
 def test_a_sensor_naming_its_floor_and_room_counts_for_both() -> None:
