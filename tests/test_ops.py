@@ -325,7 +325,10 @@ def test_readyz_stays_ready_while_the_database_is_unreachable(sim, make_server):
         _, cred = server.add_display(first_floor(server))
         assert httpx.get(f"{server.url}/readyz").status_code == 200
         pg.stop()
-        httpx.get(f"{server.url}/api/kiosk/{cred}/state")  # a request that reads the store
+        # A request that reads the store: the first to find the database gone waits for a
+        # connection for up to 5 s (signage/db.py WAIT), as long as httpx's default timeout.
+        first = httpx.get(f"{server.url}/api/kiosk/{cred}/state", timeout=30)
+        assert first.status_code == 503, first.text
         wait_until(
             lambda: server.svc.store._db._down_since is not None,
             timeout=20,
