@@ -521,14 +521,21 @@ def test_a_total_outage_turns_every_floor_unknown_even_as_the_space_tree_expires
         message="every floor unknown in a total outage",
     )
     took = time.monotonic() - started
-    # stale_after (4 s here) and a debounce: the panel's worker never waited on Density.
-    assert took < 4.0 + 6.0, took
+    # stale_after (4 s here) and a debounce, with room for a busy machine: before the 30 s
+    # Retry-After, which a panel worker that waited on Density could not beat.
+    assert took < 25.0, took
     # The space tree's lifetime passes inside the outage: its refresh fails in the background,
     # and the panel still lists every floor by name, unknown.
     wait_until(lambda: server.svc.directory.status()["state"] == "unreachable", timeout=30)
-    time.sleep(0)  # the next assertion reads the latest panel
-    assert {f["id"]: f["name"] for f in kiosk.panel} == names
-    assert {f["state"] for f in kiosk.panel} == {"unknown"}
+    # The panel arrives on the kiosk's socket: read the latest one, within a deadline.
+    wait_until(
+        lambda: (
+            {f["id"]: f["name"] for f in kiosk.panel} == names
+            and {f["state"] for f in kiosk.panel} == {"unknown"}
+        ),
+        timeout=10,
+        message="the panel lists every floor by name, unknown",
+    )
     state = httpx.get(f"{server.url}/api/kiosk/{cred}/state", timeout=5).json()
     assert {f["state"] for f in state["other_floors"]} == {"unknown"}
 
