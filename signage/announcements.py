@@ -398,8 +398,8 @@ class Announcer:
             )
 
         try:
-            announcement = self.store.create_announcement_capped(
-                refuse, self.clock(), created_by=created_by, **fields
+            announcement = self.store.add_announcement(
+                refuse=refuse, current_at=self.clock(), created_by=created_by, **fields
             )
         except StoreError as exc:
             raise AnnouncementInvalid({"scope": str(exc)}) from exc

@@ -927,8 +927,15 @@ class Store:
         starts_at: float,
         ends_at: float,
         created_by: str | None = None,
+        refuse: Callable[[list[Announcement]], str] | None = None,
+        current_at: float = 0.0,
     ) -> Announcement:
-        """Record an announcement (checked by the caller); returns it with its id."""
+        """Record an announcement (checked by the caller); returns it with its id.
+
+        With `refuse`, it is given the announcements not over by `current_at` and may name a
+        reason not to record this one (StoreError(reason) then). Counting and inserting are one
+        transaction, so creates at once cannot pass a cap together.
+        """
         if scope not in ("display", "floor", "all") or kind not in ("message", "emergency"):
             raise StoreError("unknown announcement scope or kind")
         if (scope == "all") != (target is None):
@@ -937,6 +944,19 @@ class Store:
             raise StoreError("an announcement must end after it starts")
         _check_text(target, title, body, created_by)
         with self.transaction() as conn:
+            if refuse is not None:
+                if self.backend == "postgresql":
+                    # SQLite's BEGIN IMMEDIATE already serialises writers; on PostgreSQL row
+                    # locks cannot hold off an INSERT, so capped creates queue on this table
+                    # lock (it conflicts with itself and with writes, not with reads).
+                    conn.execute("LOCK TABLE announcements IN SHARE ROW EXCLUSIVE MODE")
+                rows = conn.execute(
+                    "SELECT * FROM announcements WHERE cancelled_at IS NULL AND ends_at > ?",
+                    (current_at,),
+                ).fetchall()
+                reason = refuse([self._announcement(r) for r in rows])
+                if reason:
+                    raise StoreError(reason)
             new_id = self._db.insert(
                 conn,
                 "INSERT INTO announcements (scope, target, kind, title, body, starts_at, ends_at,"
@@ -992,51 +1012,6 @@ class Store:
             )
 
     # -- announcements under a cap (signage/announcements.py) ------------------------------------
-    def create_announcement_capped(
-        self,
-        refuse: Callable[[list[Announcement]], str],
-        current_at: float,
-        *,
-        scope: str,
-        target: str | None,
-        kind: str,
-        title: str,
-        body: str,
-        starts_at: float,
-        ends_at: float,
-        created_by: str | None = None,
-    ) -> Announcement:
-        """Record an announcement unless `refuse` (given those not over by `current_at`) names a
-        reason: StoreError(reason) then. Counting and inserting are one transaction, so creates
-        at once cannot pass a cap together."""
-        if scope not in ("display", "floor", "all") or kind not in ("message", "emergency"):
-            raise StoreError("unknown announcement scope or kind")
-        if (scope == "all") != (target is None):
-            raise StoreError("an announcement to one display or floor needs its target")
-        if ends_at <= starts_at:
-            raise StoreError("an announcement must end after it starts")
-        _check_text(target, title, body, created_by)
-        with self.transaction() as conn:
-            if self.backend == "postgresql":
-                # SQLite's BEGIN IMMEDIATE already serialises writers; on PostgreSQL row locks
-                # cannot hold off an INSERT, so capped creates queue on this table lock (it
-                # conflicts with itself and with writes, not with reads).
-                conn.execute("LOCK TABLE announcements IN SHARE ROW EXCLUSIVE MODE")
-            rows = conn.execute(
-                "SELECT * FROM announcements WHERE cancelled_at IS NULL AND ends_at > ?",
-                (current_at,),
-            ).fetchall()
-            reason = refuse([self._announcement(r) for r in rows])
-            if reason:
-                raise StoreError(reason)
-            new_id = self._db.insert(
-                conn,
-                "INSERT INTO announcements (scope, target, kind, title, body, starts_at, ends_at,"
-                " created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (scope, target, kind, title, body, starts_at, ends_at, _now(), created_by),
-            )
-            row = conn.execute("SELECT * FROM announcements WHERE id = ?", (new_id,)).fetchone()
-        return self._announcement(row)
 
 
 @dataclass(frozen=True)
