@@ -439,7 +439,7 @@ def test_a_reload_with_the_server_down_still_shows_the_plan(way, contexts):
     way.server.stop()
     page.reload()
     expect(page.locator("html")).to_have_attribute("data-shell", "cache", timeout=PUSH_MS)
-    expect(shape(page, way.sid["south_a"])).to_have_count(1)
+    expect(shape(page, way.sid["south_a"])).to_have_count(1, timeout=PUSH_MS)
     # The plan image is answered from the kept copy, not an error. Asked until it is (within a
     # deadline): one full-suite run in three saw a single fetch fail right after the reload
     # (status 0), while the plan drawn under the rooms came from the same kept copy.
