@@ -436,6 +436,20 @@ def test_a_reload_with_the_server_down_still_shows_the_plan(way, contexts):
         ".then(c => c.match(u))))).then(hits => hits.some(Boolean))"
     )
     page.wait_for_function(cached, arg=plan_url, timeout=10_000)
+    # The worker keeps the shell's scripts and stylesheets alongside, in parallel with the plan:
+    # the reload below is offline only once all of them are kept, as on a screen that has run
+    # for more than a moment (a server gone within a second of the first load is another test).
+    shell = page.evaluate(
+        "() => [location.origin + location.pathname].concat(Array.from(document.querySelectorAll("
+        '\'script[src*="/static/kiosk/"], link[rel=stylesheet][href*="/static/kiosk/"]\'))'
+        ".map(e => e.src || e.href))"
+    )
+    kept_all = (
+        "us => caches.keys().then(ks => Promise.all(ks.map(k => caches.open(k))))"
+        ".then(cs => Promise.all(us.map(u => Promise.all(cs.map(c => c.match(u)))"
+        ".then(hits => hits.some(Boolean))))).then(all => all.every(Boolean))"
+    )
+    page.wait_for_function(kept_all, arg=shell, timeout=10_000)
     way.server.stop()
     page.reload()
     expect(page.locator("html")).to_have_attribute("data-shell", "cache", timeout=PUSH_MS)
