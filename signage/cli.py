@@ -64,7 +64,7 @@ def run_gunicorn(
     """Serve the app with gunicorn: one gthread worker holds every feed and kiosk socket.
 
     With Redis (`workers` > 1), each worker builds its own services after the fork and the
-    workers share floors, tokens and the rate budget through Redis (signage/cluster.py).
+    workers share floors, tokens and the rate budget through Redis (signage/fleet/cluster.py).
     """
     from gunicorn.app.base import BaseApplication
 
@@ -212,7 +212,7 @@ def serve(host: str, port: int, server: str, workers: int) -> None:
             " own upstream sockets and kiosks would see different states (docs/scale-out.md)"
         )
     if values["SIGNAGE_REDIS_URL"]:
-        from signage.cluster import check_url
+        from signage.fleet import check_url
 
         problem = check_url(values["SIGNAGE_REDIS_URL"])
         if problem is not None:
@@ -363,8 +363,8 @@ def demo(host: str, port: int, speed: float, instance: str) -> None:
 def _demo_drawn_floor(svc) -> None:
     """Give the first display's floor a plan, outlines, corridors and "you are here", as an
     admin would draw them in the floor editor (once: an admin's own drawing is kept)."""
-    from signage import plans
-    from signage.demo import HERE, demo_floor
+    from signage.core.demo import HERE, demo_floor
+    from signage.store import plans
 
     displays = svc.store.list_displays()
     if not displays:
@@ -383,7 +383,7 @@ def _demo_admin(svc) -> tuple[str, str]:
     """The demo's admin account, with a fresh password each run (printed, demo data only)."""
     import secrets
 
-    from signage import auth
+    from signage.web import auth
 
     name = "demo"
     password = secrets.token_urlsafe(12)
@@ -460,8 +460,8 @@ class _CheckRun:
 
 def _configured_displays(values: dict[str, Any], run: _CheckRun) -> list[Any]:
     """The displays serve would run, read without creating or migrating the database."""
-    from signage.db import is_postgres
     from signage.store import Store
+    from signage.store.db import is_postgres
 
     database = values["SIGNAGE_DATABASE"]
     if not is_postgres(database) and not os.path.exists(database):
@@ -490,9 +490,9 @@ def check(display_id: str | None) -> None:
     ws_url and the floor socket's first frame; occupancy of entry-counted rooms; sensor health.
     """
     from signage import config as settings
+    from signage.core.directory import build_tree
     from signage.density.client import DensityClient
     from signage.density.stream import PresenceStream
-    from signage.directory import build_tree
 
     values = settings.load(settings.instance_dir())
     url = values["DENSITY_API_URL"]
@@ -834,8 +834,8 @@ def admin_create(username: str, role: str | None, password_stdin: bool) -> None:
     """Create an admin account (the first one is the owner)."""
     import re
 
-    from signage import auth
     from signage.store import StoreError
+    from signage.web import auth
 
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", username):
         raise click.ClickException("a username has 1-64 letters, digits or _ . @ -")
@@ -853,7 +853,7 @@ def admin_create(username: str, role: str | None, password_stdin: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def admin_password(username: str, password_stdin: bool) -> None:
     """Set an admin's password (signs out all their sessions)."""
-    from signage import auth
+    from signage.web import auth
 
     svc = _app().extensions["signage"]
     found = svc.store.admin_by_username(username)
@@ -903,8 +903,8 @@ def admin_token() -> None:
 @click.option("--read-only", is_flag=True, help="The token may read but not change anything.")
 def admin_token_create(name: str, read_only: bool) -> None:
     """Create an API token and print it (once: only its hash is kept)."""
-    from signage import auth
     from signage.store import StoreError
+    from signage.web import auth
 
     svc = _app().extensions["signage"]
     token = auth.new_api_token()
@@ -942,7 +942,7 @@ def admin_token_revoke(token_id: int) -> None:
 def backup(file: str) -> None:
     """Write a consistent copy of the database and the floor plans to FILE (a .tar.gz)."""
     from signage import config as settings
-    from signage.backup import BackupError, create_backup
+    from signage.store.backup import BackupError, create_backup
 
     values = settings.load(settings.instance_dir())
     try:
@@ -976,8 +976,8 @@ def restore(file: str, yes: bool, keep_credentials: bool, create: bool) -> None:
     has leaked, for example after losing the disk).
     """
     from signage import config as settings
-    from signage.backup import BackupError, restore_backup
-    from signage.db import is_postgres, redact_url
+    from signage.store.backup import BackupError, restore_backup
+    from signage.store.db import is_postgres, redact_url
 
     values = settings.load(settings.instance_dir())
     database = values["SIGNAGE_DATABASE"]

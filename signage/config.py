@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from signage.db import url_passwords
+from signage.store.db import url_passwords
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ SETTINGS: tuple[Setting, ...] = (
         1200,
         "Kiosk sockets one server process is sized for (threads and connections).",
     ),
-    # Fan-out through Redis (signage/cluster.py, docs/scale-out.md).
+    # Fan-out through Redis (signage/fleet/cluster.py, docs/scale-out.md).
     Setting(
         "SIGNAGE_REDIS_URL",
         str,
@@ -262,7 +262,7 @@ SETTINGS: tuple[Setting, ...] = (
         1.5,
         "With Redis: renew held leases (and look for free ones) this often, in seconds.",
     ),
-    # "Down for N minutes" alerts (signage/alerts.py).
+    # "Down for N minutes" alerts (signage/actions/alerts.py).
     Setting(
         "SIGNAGE_ALERT_WEBHOOK",
         str,

@@ -19,16 +19,16 @@ import httpx
 from flask import Flask, current_app
 
 from signage import config as settings
-from signage.alerts import AlertWatcher
-from signage.announcements import Announcer
-from signage.building import EmergencyFloors, OtherFloors
-from signage.db import StoreUnavailable, is_postgres
+from signage.actions.alerts import AlertWatcher
+from signage.actions.announcements import Announcer
+from signage.core.building import EmergencyFloors, OtherFloors
+from signage.core.directory import SpaceDirectory
+from signage.core.feeds import FeedManager, FeedSettings
+from signage.core.hub import Hub
 from signage.density.client import DensityClient
 from signage.density.ratelimit import RateLimiter
-from signage.directory import SpaceDirectory
-from signage.feeds import FeedManager, FeedSettings
-from signage.hub import Hub
 from signage.store import Display, Store
+from signage.store.db import StoreUnavailable, is_postgres
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +46,10 @@ class Services:
     hub: Hub
     feeds: FeedManager
     epoch: str
-    building: OtherFloors | None = None  # free now on other floors (signage/building.py)
+    building: OtherFloors | None = None  # free now on other floors (signage/core/building.py)
     announcer: Announcer | None = None  # banners and emergencies on screens
-    alerts: AlertWatcher | None = None  # "down for N minutes" (signage/alerts.py)
-    cluster: Any = None  # signage.cluster.Cluster when SIGNAGE_REDIS_URL is set
+    alerts: AlertWatcher | None = None  # "down for N minutes" (signage/actions/alerts.py)
+    cluster: Any = None  # signage.fleet.Cluster when SIGNAGE_REDIS_URL is set
     state: dict[str, Any] = field(default_factory=dict)
     shutting_down: bool = False
     ready: bool = False  # set once the app is built; /readyz answers 503 until then
@@ -186,7 +186,7 @@ def build_services(config: dict[str, Any], instance_path: Path | None = None) ->
     if config["SIGNAGE_REDIS_URL"]:
         # A fleet: leases, the update stream, tokens and the rate budget go through Redis.
         try:
-            from signage.cluster import Cluster
+            from signage.fleet import Cluster
         except ImportError as exc:
             raise RuntimeError(
                 "SIGNAGE_REDIS_URL needs the redis package: pip install 'signage[scale]'"
@@ -244,7 +244,7 @@ def build_services(config: dict[str, Any], instance_path: Path | None = None) ->
         interval=config["SIGNAGE_ALERT_INTERVAL"],
         fleet=cluster.alerts() if cluster is not None else None,
     )
-    from signage.web import floormap  # the kiosk's room groups, injected: building is below web
+    from signage.core import floormap
 
     svc.building = OtherFloors(
         directory,
@@ -256,7 +256,7 @@ def build_services(config: dict[str, Any], instance_path: Path | None = None) ->
     )
     feeds.listeners.append(svc.building.on_publish)
     directory.listeners.append(lambda _tree: _respace(svc))
-    from signage.metrics import create_registry
+    from signage.web.metrics import create_registry
 
     svc.metrics_registry, fanout = create_registry(svc)
     hub.on_fanout = fanout.observe
@@ -296,10 +296,8 @@ def init_app(app: Flask, test_config: dict[str, Any] | None) -> None:
     app.extensions["signage"] = svc
     logging.getLogger("signage").setLevel(config["SIGNAGE_LOG_LEVEL"].upper())
 
-    from signage import auth
-
     # editor adds the floor editor's routes to admin.bp, so it is imported before registering.
-    from signage.web import admin, api, editor, kiosk, ops, pairing, security, sockets  # noqa: F401
+    from signage.web import admin, api, auth, editor, kiosk, ops, pairing, security, sockets  # noqa: F401
 
     # Before any route is added: ids in URLs stop at 64 bits (a longer one is a 404, not a 500).
     app.url_map.converters["int"] = ops.IdConverter

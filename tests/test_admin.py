@@ -11,8 +11,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from signage import plans
-from signage.hub import CLOSE_RELOAD, CLOSE_UNAUTHORIZED
+from signage.core.hub import CLOSE_RELOAD, CLOSE_UNAUTHORIZED
+from signage.store import plans
 from tests.admin_helpers import (
     PASSWORD,
     Console,

@@ -11,9 +11,9 @@ import tarfile
 
 import pytest
 
-from signage import auth, plans
-from signage.backup import BackupError, restore_backup
-from signage.store import MIGRATIONS, Store
+from signage.store import MIGRATIONS, Store, plans
+from signage.store.backup import BackupError, restore_backup
+from signage.web import auth
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><rect id="r" width="4" height="4"/></svg>'
 

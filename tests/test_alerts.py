@@ -14,7 +14,7 @@ import pytest
 from websockets.sync.client import connect
 
 from signage import config as settings
-from signage.alerts import AlertWatcher
+from signage.actions.alerts import AlertWatcher
 from tests.admin_helpers import Console, make_admin
 from tests.helpers import free_port, wait_until
 

@@ -15,9 +15,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from signage import auth
-from signage.announcements import AnnouncementInvalid, clean_announcement, parse_time
+from signage.actions.announcements import AnnouncementInvalid, clean_announcement, parse_time
 from signage.store import Store
+from signage.web import auth
 from tests import pg_server as pgs
 from tests.admin_helpers import admin_rules
 from tests.helpers import wait_until
@@ -652,8 +652,8 @@ def test_concurrent_creates_cannot_pass_the_cap_together(any_store):
     so creates at once (two admins, two servers) each saw room. Every create here has passed
     clean_announcement before any inserts (the widest race window); only the free places may
     be taken, on SQLite and on PostgreSQL."""
-    from signage.announcements import MAX_PER_AUDIENCE, Announcer
-    from signage.hub import Hub
+    from signage.actions.announcements import MAX_PER_AUDIENCE, Announcer
+    from signage.core.hub import Hub
 
     hub = Hub()
     announcer = Announcer(any_store, hub, "epoch")

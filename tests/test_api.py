@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from signage import auth
+from signage.web import auth
 from tests.admin_helpers import Console, admin_rules, example_url, make_admin
 
 

@@ -226,8 +226,8 @@ def test_check_reads_doorways_when_a_sensor_names_one(capsys):
     stand-in for the socket (its step is not what this test is about).
     """
     from signage.cli import _check_with, _CheckRun
+    from signage.core.directory import build_tree
     from signage.density.client import DensityClient
-    from signage.directory import build_tree
 
     asked: list[str] = []
 

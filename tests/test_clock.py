@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from signage.clock import SYSTEM_CLOCK, FakeClock
+from signage.core.clock import SYSTEM_CLOCK, FakeClock
 from tests.helpers import wait_until
 
 

@@ -27,9 +27,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as sync_connect
 
-from signage.cluster import Cluster
 from signage.density.client import DensityClient
 from signage.density.ratelimit import RateLimiter
+from signage.fleet import Cluster
 from signage.sim import SimServer, SimSettings
 from tests.conftest import FAST
 from tests.helpers import ServeProcess, free_port, serve_env, wait_until
@@ -833,7 +833,7 @@ def test_rate_budget_is_the_fleets(redis_server):  # noqa: F811
 
 def test_sign_in_and_pairing_attempts_are_counted_for_the_whole_fleet(redis_server):  # noqa: F811
     """Two processes must not give a guesser twice the attempts; without Redis, each counts."""
-    from signage.auth import AttemptLimiter
+    from signage.web.auth import AttemptLimiter
 
     clusters = [Cluster(redis_server.url) for _ in range(2)]
     try:
@@ -948,7 +948,7 @@ def test_down_alerts_see_the_whole_fleet_and_are_sent_once(redis_server, tmp_pat
     """A display held by another process is not down; an outage is reported by one process."""
     from types import SimpleNamespace
 
-    from signage.alerts import AlertWatcher
+    from signage.actions.alerts import AlertWatcher
     from signage.store import Store
 
     store = Store(str(tmp_path / "fleet.sqlite3"), "k" * 32)
@@ -1452,7 +1452,7 @@ def _on_host(monkeypatch, skew: float, call):
 
 def test_attempt_windows_are_the_fleets_whatever_the_hosts_clocks(redis_server, monkeypatch):  # noqa: F811
     """Hosts two hours apart share one window, and Retry-After is never off by their skew."""
-    from signage.auth import AttemptLimiter
+    from signage.web.auth import AttemptLimiter
 
     clusters = [Cluster(redis_server.url) for _ in range(2)]
     try:

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from signage import plans
 from signage.cli import _demo_drawn_floor
-from signage.demo import HERE, demo_floor
-from signage.wayfinding import kiosk_wayfinding
+from signage.core.demo import HERE, demo_floor
+from signage.core.wayfinding import kiosk_wayfinding
+from signage.store import plans
 
 # The simulator answers in its own shapes and in the reference's (tests/conftest.py).
 pytestmark = pytest.mark.both_shapes

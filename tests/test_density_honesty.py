@@ -15,12 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
-from signage.clock import FakeClock
+from signage.core.clock import FakeClock
+from signage.core.directory import SpaceDirectory
+from signage.core.feeds import Doorways, FeedSettings, FloorFeed, read_sensor_health
+from signage.core.rooms import sensors_by_space
 from signage.density.client import DensityClient
 from signage.density.models import SensorHealth, Space
-from signage.directory import SpaceDirectory
-from signage.feeds import Doorways, FeedSettings, FloorFeed, read_sensor_health
-from signage.rooms import sensors_by_space
 from signage.sim import SimServer, SimSettings
 from signage.web import admin
 from tests.helpers import wait_until

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from signage.core.directory import build_tree
 from signage.density import (
     AuthError,
     BadRequest,
@@ -27,7 +28,6 @@ from signage.density import (
     RateLimiter,
     StreamClosed,
 )
-from signage.directory import build_tree
 from signage.sim import SimServer, SimSettings
 from tests.helpers import wait_until
 from tests.test_density_tokens import hammer

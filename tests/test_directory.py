@@ -27,9 +27,9 @@ from websockets.sync.client import connect
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from signage.core.directory import SpaceDirectory, build_tree
 from signage.density.client import DensityClient
 from signage.density.errors import Unavailable
-from signage.directory import SpaceDirectory, build_tree
 from signage.sim import SimServer, SimSettings
 from tests import pg_server as pgs
 from tests.admin_helpers import Console, make_admin

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from signage.clock import FakeClock
+from signage.core.clock import FakeClock
+from signage.core.directory import SpaceDirectory
+from signage.core.feeds import FeedManager, FeedSettings
 from signage.density.client import DensityClient
-from signage.directory import SpaceDirectory
-from signage.feeds import FeedManager, FeedSettings
 from signage.sim import SimServer, SimSettings
 from tests.helpers import wait_until
 

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from signage.hub import CLOSE_STALLED, CLOSE_TOO_SLOW, Hub, text_frame
+from signage.core.hub import CLOSE_STALLED, CLOSE_TOO_SLOW, Hub, text_frame
 from tests.helpers import wait_until
 
 
@@ -132,7 +132,7 @@ def test_text_frame_matches_a_real_websocket_encoder():
 
 def test_the_send_timeout_runs_on_the_hubs_clock():
     """A stuck kiosk is cut when the hub's clock passes the send timeout, not before."""
-    from signage.clock import FakeClock
+    from signage.core.clock import FakeClock
 
     clock = FakeClock()
     hub = Hub(queue_size=8, send_timeout=300.0, clock=clock)

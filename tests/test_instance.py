@@ -67,7 +67,7 @@ def test_two_servers_with_different_databases_issue_different_credentials(
 
 
 def test_the_instance_folder_holds_config_database_key_and_plans(sim, tmp_path, monkeypatch, apps):
-    from signage.plans import plans_dir
+    from signage.store.plans import plans_dir
 
     instance = tmp_path / "instance-here"
     instance.mkdir()

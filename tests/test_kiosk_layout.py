@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from signage.web import floormap
+from signage.core import floormap
 from tests.helpers import wait_until
 
 

@@ -16,8 +16,8 @@ import segno
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
-from signage import plans
-from signage.wayfinding import kiosk_wayfinding
+from signage.core.wayfinding import kiosk_wayfinding
+from signage.store import plans
 from tests.helpers import wait_until
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"

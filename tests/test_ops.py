@@ -326,7 +326,7 @@ def test_readyz_stays_ready_while_the_database_is_unreachable(sim, make_server):
         assert httpx.get(f"{server.url}/readyz").status_code == 200
         pg.stop()
         # A request that reads the store: the first to find the database gone waits for a
-        # connection for up to 5 s (signage/db.py WAIT), as long as httpx's default timeout.
+        # connection for up to 5 s (signage/store/db.py WAIT), as long as httpx's default timeout.
         first = httpx.get(f"{server.url}/api/kiosk/{cred}/state", timeout=30)
         assert first.status_code == 503, first.text
         wait_until(
@@ -468,7 +468,7 @@ def test_the_production_stack_logs_no_credential_or_secret(sim, tmp_path):
 
 def test_every_route_serving_an_uploaded_plan_sends_its_strict_policy(sim, server):
     """Found from the URL map, so a plan route added later is checked too."""
-    from signage import plans
+    from signage.store import plans
     from tests.admin_helpers import Console, make_admin
 
     floor = first_floor(server)

@@ -19,9 +19,9 @@ from playwright.sync_api import expect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from signage.building import summarise, tag
-from signage.feeds import FeedSettings, FloorFeed
-from signage.web import floormap
+from signage.core import floormap
+from signage.core.building import summarise, tag
+from signage.core.feeds import FeedSettings, FloorFeed
 from tests.helpers import wait_until
 from tests.kiosks import Fleet
 

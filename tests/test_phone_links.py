@@ -12,8 +12,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from signage import auth
-from signage.hub import CLOSE_RELOAD
+from signage.core.hub import CLOSE_RELOAD
+from signage.web import auth
 
 
 def floor_of(server) -> str:

@@ -13,8 +13,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from signage import auth, plans
-from signage.hub import CLOSE_RELOAD
+from signage.core.hub import CLOSE_RELOAD
+from signage.store import plans
+from signage.web import auth
 from tests.svg_harness import observe, screenshot
 
 VECTORS = sorted((Path(__file__).parent / "svg_vectors").glob("*.svg"))

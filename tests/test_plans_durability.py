@@ -21,13 +21,12 @@ import time
 
 import pytest
 
-from signage import plans
-from signage.store import Store
+from signage.store import Store, plans
 
 WORKER = textwrap.dedent(
     """
     import sys, zlib, struct
-    from signage import plans
+    from signage.store import plans
     from signage.store import Store
 
     db, folder, start = sys.argv[1], sys.argv[2], int(sys.argv[3])

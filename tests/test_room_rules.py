@@ -1,4 +1,4 @@
-"""The room rules (signage/rooms.py) through both feeds: the same honesty cases, one definition.
+"""The room rules (core/rooms.py) through both feeds: the same honesty cases, one definition.
 
 Each case runs once through a `FloorFeed` and once through a `ClusterFeed` (Redis mode, with a
 real redis-server: this process takes the floor's lease, runs the FloorFeed and mirrors it from
@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-import signage.rooms
-from signage.cluster import Cluster
+import signage.core.rooms
+from signage.core.feeds import FeedSettings, FloorFeed
 from signage.density.client import DensityClient
 from signage.density.models import Space
-from signage.feeds import FeedSettings, FloorFeed
+from signage.fleet import Cluster
 from signage.sim import SimServer, SimSettings
 from tests.helpers import wait_until
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
@@ -161,7 +161,7 @@ def test_free_only_when_unoccupied_healthy_and_fresh(floor: Floor) -> None:
 
 
 def test_a_rule_changed_once_changes_both_feeds(floor: Floor, monkeypatch) -> None:
-    monkeypatch.setitem(signage.rooms.UNHEALTHY_REASONS, "degraded", "rule_changed_once")
+    monkeypatch.setitem(signage.core.rooms.UNHEALTHY_REASONS, "degraded", "rule_changed_once")
     floor.sim.world.set_space(floor.oa[0], health="degraded")
     floor.wait(floor.oa[0], "the changed rule", state="unknown", reason="rule_changed_once")
 

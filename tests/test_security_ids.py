@@ -23,10 +23,10 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from signage import auth
-from signage.announcements import reaches
-from signage.hub import CLOSE_UNAUTHORIZED
+from signage.actions.announcements import reaches
+from signage.core.hub import CLOSE_UNAUTHORIZED
 from signage.store import MIGRATIONS, Store
+from signage.web import auth
 from tests import pg_server as pgs
 from tests import redis_server as rs
 from tests.admin_helpers import PASSWORD, Console, csrf_from, make_admin

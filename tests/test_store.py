@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from signage import plans
-from signage.db import SqliteBackend, migration_script
-from signage.store import MIGRATIONS, Store, StoreError
+from signage.store import MIGRATIONS, Store, StoreError, plans
+from signage.store.db import SqliteBackend, migration_script
 from tests import pg_server as pgs
 
 SVG = (

@@ -24,10 +24,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from signage import config as settings
-from signage import logs, plans
-from signage.backup import create_backup, restore_backup
-from signage.db import PostgresBackend, redact_url, url_passwords
-from signage.store import MIGRATIONS, Store, StoreError, StoreUnavailable
+from signage import logs
+from signage.store import MIGRATIONS, Store, StoreError, StoreUnavailable, plans
+from signage.store.backup import create_backup, restore_backup
+from signage.store.db import PostgresBackend, redact_url, url_passwords
 from tests import pg_server as pgs
 from tests.admin_helpers import Console, make_admin
 from tests.helpers import wait_until

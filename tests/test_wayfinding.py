@@ -13,16 +13,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from signage import wayfinding
-from signage.layout import validate_layout
-from signage.store import Store, StoreError
-from signage.wayfinding import (
+from signage.core import wayfinding
+from signage.core.layout import validate_layout
+from signage.core.wayfinding import (
     WALK_SPEED_M_S,
     PathGraph,
     kiosk_wayfinding,
     polygon_centroid,
     simplify,
 )
+from signage.store import Store, StoreError
 
 
 def make_layout(
@@ -539,7 +539,7 @@ def test_grid_snap_finds_the_nearest_segment(segments, points):
 
 def test_a_layout_that_cannot_be_read_gives_no_wayfinding_and_one_warning(caplog):
     broken = dict(TWO_WAYS, edges=[["w", "nowhere"]])
-    with caplog.at_level("WARNING", logger="signage.wayfinding"):
+    with caplog.at_level("WARNING", logger="signage.core.wayfinding"):
         assert kiosk_wayfinding(broken, [100, 300], 5) is None
         assert kiosk_wayfinding(broken, [100, 300], 5) is None
     assert len([r for r in caplog.records if "cannot be used" in r.getMessage()]) == 1

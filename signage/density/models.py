@@ -229,7 +229,7 @@ class Space:
         """Every space of a /v3/spaces list, the objects nested under `children` included.
 
         A nested child without a `parent_id` gets the id of the object it is nested in, so the
-        tree (signage/directory.py) is the same whichever way Density linked it.
+        tree (signage/core/directory.py) is the same whichever way Density linked it.
         """
         out: list[Space] = []
         stack: list[tuple[Any, str | None, int]] = [(i, None, 0) for i in reversed(list(items))]

@@ -102,7 +102,7 @@ def parse_token_response(body: Any, default_lifetime: float = DEFAULT_TOKEN_LIFE
 
 
 class SharedTokens(Protocol):
-    """Tokens kept for a fleet of processes (Redis: signage/cluster.py), so one renews each key.
+    """Tokens kept for a fleet of processes (Redis: signage/fleet/), so one renews each key.
 
     Every method answers None when the shared store cannot be reached; the cache then renews
     on its own, as a single process would.

@@ -27,10 +27,11 @@ from flask import (
     url_for,
 )
 
-from signage import auth, i18n, plans
-from signage.hub import CLOSE_RELOAD, CLOSE_UNAUTHORIZED
+from signage import i18n
+from signage.core.hub import CLOSE_RELOAD, CLOSE_UNAUTHORIZED
 from signage.services import Services, services
-from signage.store import Display, StoreError
+from signage.store import Display, StoreError, plans
+from signage.web import auth
 
 logger = logging.getLogger(__name__)
 

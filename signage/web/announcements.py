@@ -8,8 +8,7 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
-from signage import auth
-from signage.announcements import (
+from signage.actions.announcements import (
     MAX_BODY,
     MAX_DURATION_MIN,
     MAX_TITLE,
@@ -19,7 +18,7 @@ from signage.announcements import (
 )
 from signage.services import Services, services
 from signage.store import Announcement
-from signage.web import admin
+from signage.web import admin, auth
 
 logger = logging.getLogger(__name__)
 

@@ -13,13 +13,13 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from signage import __version__, auth, plans
-from signage.hub import CLOSE_RELOAD
+from signage import __version__
+from signage.core.hub import CLOSE_RELOAD
 from signage.services import Services, services
-from signage.store import Display, StoreError
+from signage.store import Display, StoreError, plans
 
 # announcements also puts the console's announcement pages on admin.bp.
-from signage.web import admin, announcements, editor, pairing
+from signage.web import admin, announcements, auth, editor, pairing
 
 logger = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ def announcements_list() -> Response:
 @bp.post("/announcements")
 def announcements_create() -> Any:
     """A banner or an emergency override for a display, a floor or all, shown within seconds."""
-    from signage.announcements import AnnouncementInvalid, public
+    from signage.actions.announcements import AnnouncementInvalid, public
 
     svc = services()
     try:
@@ -388,7 +388,7 @@ def announcements_create() -> Any:
 @bp.post("/announcements/<int:announcement_id>/cancel")
 def announcement_cancel(announcement_id: int) -> Response:
     """End an announcement now; its screens drop it within seconds."""
-    from signage.announcements import public
+    from signage.actions.announcements import public
 
     svc = services()
     cancelled = svc.announcer.cancel(announcement_id, _principal().label)

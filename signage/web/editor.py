@@ -18,12 +18,12 @@ from typing import Any
 
 from flask import Response, abort, jsonify, render_template, request, url_for
 
-from signage import auth, plans
+from signage.core.hub import CLOSE_RELOAD
+from signage.core.layout import LayoutError, check_point, empty_layout, validate_layout
 from signage.density.errors import DensityError
-from signage.hub import CLOSE_RELOAD
-from signage.layout import LayoutError, check_point, empty_layout, validate_layout
 from signage.services import Services, services
-from signage.store import Display, StoreError
+from signage.store import Display, StoreError, plans
+from signage.web import auth
 from signage.web.admin import _display_or_404, bp
 
 logger = logging.getLogger(__name__)
@@ -343,7 +343,7 @@ def display_here(display_id: int) -> Response:
 # -- the API's OpenAPI entries (signage/web/api.py merges them into its document) --------------
 def openapi_schemas() -> dict[str, Any]:
     """Request bodies of the layout routes, as strict as the check they go through."""
-    from signage import layout as doc
+    from signage.core import layout as doc
 
     ident = {"type": "string", "pattern": doc._ID.pattern}
     point = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}

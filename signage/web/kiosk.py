@@ -27,15 +27,15 @@ from flask import (
 )
 from markupsafe import Markup
 
-from signage import __version__, i18n, plans
-from signage.announcements import etag_part as announcement_tag
-from signage.building import tag as floors_tag
+from signage import __version__, i18n
+from signage.actions.announcements import etag_part as announcement_tag
+from signage.core import floormap
+from signage.core.building import tag as floors_tag
+from signage.core.layout import LayoutError, check_point
+from signage.core.wayfinding import kiosk_wayfinding
 from signage.density.errors import DensityError
-from signage.layout import LayoutError, check_point
 from signage.services import services
-from signage.store import Display, Plan
-from signage.wayfinding import kiosk_wayfinding
-from signage.web import floormap
+from signage.store import Display, Plan, plans
 from signage.web.security import content_security_policy, image_origin
 from signage.web.sockets import display_public, kiosk_snapshot
 
@@ -45,7 +45,7 @@ bp = Blueprint("kiosk", __name__)
 
 STATES = ("free", "occupied", "unknown")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
-_SPACE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # as signage/layout.py accepts them
+_SPACE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # as signage/core/layout.py accepts them
 
 
 def _display_or_404(credential: str) -> Display:

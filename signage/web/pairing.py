@@ -17,9 +17,9 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, render_template, request
 
-from signage import auth
 from signage.services import Services, services
 from signage.store import Display
+from signage.web import auth
 
 logger = logging.getLogger(__name__)
 

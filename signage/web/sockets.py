@@ -21,11 +21,12 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 from wsproto.events import Pong
 
-from signage import __version__, auth
+from signage import __version__
 from signage import config as settings
-from signage.hub import CLOSE_POLICY, CLOSE_UNAUTHORIZED, Subscriber
+from signage.core.hub import CLOSE_POLICY, CLOSE_UNAUTHORIZED, Subscriber
 from signage.services import services
 from signage.store import Display, StoreUnavailable
+from signage.web import auth
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 // The floor editor: room outlines, doors, corridors and "you are here" over a floor's plan.
-// The drawing is kept as the very document the server checks (signage/layout.py) and is saved
+// The drawing is kept as the very document the server checks (signage/core/layout.py) and is saved
 // with the version it was loaded at, so two admins never overwrite each other unnoticed.
 // Every string from the server enters the page through textContent or setAttribute.
 (function () {

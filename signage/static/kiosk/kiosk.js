@@ -813,7 +813,7 @@
 
   // -- the plan map and wayfinding -------------------------------------------------------------
   // With a layout that outlines rooms, the map is the floor's own plan with those outlines
-  // coloured by state. Routes come from the server (signage/wayfinding.py, in kiosk-config);
+  // coloured by state. Routes come from the server (signage/core/wayfinding.py, in kiosk-config);
   // the page only chooses which one to draw, and never one to a room that is not free now.
   var WF = config.wayfinding || null;
   var planMap = $("plan-map");

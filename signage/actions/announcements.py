@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from signage.db import StoreError, StoreUnavailable
 from signage.store import Announcement, Display, Store
+from signage.store.db import StoreError, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -100,7 +100,7 @@ class AlertWatcher:
         self.sent = 0
         self.failed = 0
         self.checks = 0  # looks taken (tests wait on it instead of sleeping)
-        # With Redis (signage.cluster.FleetAlerts): which displays any process holds, and one
+        # With Redis (signage.fleet.FleetAlerts): which displays any process holds, and one
         # report per outage for the whole fleet rather than one per process.
         self.fleet = fleet
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from signage.clock import SYSTEM_CLOCK, Clock
+from signage.core.clock import SYSTEM_CLOCK, Clock
 from signage.density.errors import AuthError, DensityError, RateLimited, Unavailable
 from signage.density.models import Space
 

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from signage import __version__
-from signage.db import is_postgres
-from signage.plans import atomic_write, plans_dir
 from signage.store import MIGRATIONS, Store, StoreError, reissue_secrets
+from signage.store.db import is_postgres
+from signage.store.plans import atomic_write, plans_dir
 
 logger = logging.getLogger(__name__)
 

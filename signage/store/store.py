@@ -2,7 +2,7 @@
 admins, tokens, pairing codes, plans, layouts and announcements.
 
 The same tables, migrations and methods on SQLite (an embedded file, the default) and on
-PostgreSQL (SIGNAGE_DATABASE=postgresql://…, for several processes or hosts); signage/db.py holds
+PostgreSQL (SIGNAGE_DATABASE=postgresql://…, for several processes or hosts); store/db.py holds
 what differs. Every multi-row change runs in one transaction. On SQLite a write transaction locks
 the database (BEGIN IMMEDIATE); on PostgreSQL the methods that read before they write lock the
 rows they read (SELECT … FOR UPDATE), so both give the same answers to concurrent callers.
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from signage.db import Migration, StoreError, StoreUnavailable, open_backend
+from signage.store.db import Migration, StoreError, StoreUnavailable, open_backend
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     """,
     # What an admin draws over a floor's plan: room outlines, doors, the corridor graph. One JSON
-    # document per floor (signage/layout.py checks it); version counts saves, so two editors
+    # document per floor (signage/core/layout.py checks it); version counts saves, so two editors
     # cannot overwrite each other unnoticed.
     """
     CREATE TABLE layouts (
@@ -995,7 +995,7 @@ class Store:
             ).fetchone()
         return self._announcement(row) if row is not None else None
 
-    # -- the last space tree from Density (signage/directory.py) --------------------------------
+    # -- the last space tree from Density (signage/core/directory.py) ---------------------
     def load_space_cache(self) -> tuple[str, float] | None:
         """The space tree last fetched (JSON text) and when (Unix seconds), or None."""
         rows = self._query("SELECT data, fetched_at FROM space_cache WHERE id = 1")
@@ -1011,7 +1011,7 @@ class Store:
                 (data, fetched_at),
             )
 
-    # -- announcements under a cap (signage/announcements.py) ------------------------------------
+    # -- announcements under a cap (signage/actions/announcements.py) ---------------------------
 
 
 @dataclass(frozen=True)
@@ -1067,7 +1067,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class Layout:
-    """What an admin drew over a floor: see signage/layout.py for the document's shape."""
+    """What an admin drew over a floor: see signage/core/layout.py for the document's shape."""
 
     floor_id: str
     version: int

@@ -1,6 +1,6 @@
 """Routes on a floor: from a display's "you are here" along the corridors to each room's door.
 
-A floor's layout (signage/layout.py) may carry a corridor graph: nodes (corridor, stairs, lift)
+A floor's layout (signage/core/layout.py) may carry a corridor graph: nodes (corridor, stairs, lift)
 joined by straight walkable edges. `PathGraph` is that graph, built once per layout version.
 A point off the graph (the display, a room's door, or the room's centroid when it has no door)
 joins it by a straight segment to the nearest point on any edge; that snap point splits the edge.
@@ -210,7 +210,7 @@ class PathGraph:
 
     @classmethod
     def from_layout(cls, layout: Mapping[str, Any]) -> PathGraph:
-        """The graph of a validated layout document (signage/layout.py)."""
+        """The graph of a validated layout document (signage/core/layout.py)."""
         nodes = [
             (n["id"], n["x"], n["y"], n.get("kind", "corridor")) for n in layout.get("nodes") or []
         ]

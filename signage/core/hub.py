@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from signage.clock import SYSTEM_CLOCK, Clock
+from signage.core.clock import SYSTEM_CLOCK, Clock
 
 logger = logging.getLogger(__name__)
 

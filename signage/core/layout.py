@@ -13,7 +13,7 @@ The document (JSON, one per floor, stored by `Store.put_layout`):
     }
 
 Coordinates are in plan units with the origin top left, as in SVG. A display's "you are here"
-is in the same units, in the display's settings (`here`: [x, y]). signage/wayfinding.py turns
+is in the same units, in the display's settings (`here`: [x, y]). signage/core/wayfinding.py turns
 the document into routes.
 
 Everything an admin's browser sends is checked here, with a message that says what is wrong;

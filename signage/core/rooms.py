@@ -1,7 +1,7 @@
 """The room rules, in one place: what a kiosk may be told about a room, and what each message holds.
 
-Two feeds tell kiosks about a floor: `FloorFeed` (signage/feeds.py) keeps its rooms from
-Density's sockets and polls, and `ClusterFeed` (signage/cluster.py) mirrors the `FloorFeed` of
+Two feeds tell kiosks about a floor: `FloorFeed` (signage/core/feeds.py) keeps its rooms from
+Density's sockets and polls, and `ClusterFeed` (signage/fleet/cluster.py) mirrors the `FloorFeed` of
 whichever process holds the floor in Redis mode. Both build what kiosks receive here, so a rule
 changed once changes both:
 

@@ -1,7 +1,7 @@
 """Run py-svg-hush on one SVG in a process of its own, under memory and CPU limits.
 
 py-svg-hush is Rust: on hostile input it can allocate without bound while holding the GIL, or
-abort the whole process (SIGABRT, which no `except` catches). So signage.plans never calls it in
+abort the whole process (SIGABRT, which no `except` catches). So store/plans.py never calls it in
 the server: it starts this file as a script (`python -I svgworker.py ...`, which imports nothing
 of signage, so it starts in ~20 ms), writes the SVG to its stdin and reads the result from its
 stdout. Whatever happens here ends this process only, and the server turns it into a refusal.

@@ -317,7 +317,7 @@ class AttemptLimiter:
 def limiter(name: str, limit: int, window: float) -> AttemptLimiter:
     """The app's limiter of that name, made on first use (kept with the app's services).
 
-    With Redis, attempts are counted for the whole fleet (signage.cluster): several processes
+    With Redis, attempts are counted for the whole fleet (signage.fleet): several processes
     must not multiply the attempts a guesser gets.
     """
     svc = services()

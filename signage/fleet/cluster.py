@@ -43,12 +43,12 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
+from signage.core.feeds import Doorways, FeedSettings, FloorFeed, SharedPolls
+from signage.core.hub import CLOSE_RESTART, Hub
+from signage.core.rooms import Room, aged, envelope, floor_info, unknown
 from signage.density.client import DensityClient
 from signage.density.models import Space
 from signage.density.tokens import TokenGrant
-from signage.feeds import Doorways, FeedSettings, FloorFeed, SharedPolls
-from signage.hub import CLOSE_RESTART, Hub
-from signage.rooms import Room, aged, envelope, floor_info, unknown
 
 logger = logging.getLogger(__name__)
 
@@ -827,7 +827,7 @@ class ClusterFeed:
         self.token_display_id = token_display_id
         self.clock = settings.clock
         self.started_at = self.clock.monotonic()
-        # Queues to the hub happen under this lock (signage/building.py relies on it).
+        # Queues to the hub happen under this lock (signage/core/building.py relies on it).
         self._lock = threading.RLock()
         self.has_data = threading.Event()
         self.rooms: dict[str, Room] = {s.id: Room(space=s) for s in spaces}
@@ -1202,7 +1202,7 @@ class ClusterFeed:
             message["rooms"] = self._public_rooms(now)
             self._notify(message)
 
-    # -- what kiosks receive (FloorFeed's interface, by the rules in signage/rooms.py) ---------
+    # -- what kiosks receive (FloorFeed's interface, by the rules in core/rooms.py) ---------
     def _public_rooms(self, now: float) -> dict[str, dict[str, Any]]:
         rooms = {sid: aged(room, at, now) for sid, (room, at) in self._rooms.items()}
         if self._local_stale:
@@ -1473,7 +1473,7 @@ class RedisAttemptLimiter:
 
 
 class FleetAlerts:
-    """What the "down for N minutes" watcher needs to know of the fleet (signage.alerts).
+    """What the "down for N minutes" watcher needs to know of the fleet (signage.actions.alerts).
 
     Each process records the displays whose screens it holds; a display is connected if any
     process saw it lately. A report is sent by one process only: "down" by the first to claim

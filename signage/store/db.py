@@ -276,7 +276,7 @@ def postgres_statements(number: int, migration: Migration) -> list[str]:
         if found := _UNTRANSLATED.search(sql):
             raise ValueError(
                 f"migration {number} uses {found.group(1)!r}, which has no PostgreSQL"
-                " translation in signage/db.py: add one there"
+                " translation in signage/store/db.py: add one there"
             )
         sql = re.sub(r"\bINTEGER\s+PRIMARY\s+KEY\b", "BIGINT_IDENTITY", sql, flags=re.I)
         sql = re.sub(r"\bINTEGER\b", "BIGINT", sql, flags=re.I)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from signage.core.layout import validate_layout
 from signage.density.models import Space
-from signage.layout import validate_layout
 
 WIDTH, HEIGHT = 1600.0, 900.0
 MARGIN = 60.0

@@ -6,7 +6,7 @@ connects (a fresh `ws_url` every time), applies `refresh`/`live` messages, and w
 closes, is refused or goes silent, polls REST while reconnecting with jittered backoff.
 
 The feed turns what Density says into what a kiosk may show, by the room rules in
-signage/rooms.py (shared with the Redis mirror in signage/cluster.py): a room is `free` only
+core/rooms.py (shared with the Redis mirror in fleet/cluster.py): a room is `free` only
 when Density says it is unoccupied, its space health is `healthy` and the channel that serves it
 heard from Density within `stale_after`; `unknown` otherwise, always with a reason; each channel
 sets only what it knows. Ages are computed here, on the server, because a Raspberry Pi kiosk may
@@ -22,14 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from signage.clock import SYSTEM_CLOCK, Clock
-from signage.density.backoff import Backoff
-from signage.density.client import DensityClient
-from signage.density.errors import DensityError, RateLimited, Unavailable
-from signage.density.models import Doorway, Occupancy, PresenceHealth, Space, SpaceUpdate
-from signage.density.stream import PresenceStream
-from signage.directory import SpaceDirectory  # noqa: F401  (importable from here)
-from signage.rooms import (
+from signage.core.clock import SYSTEM_CLOCK, Clock
+from signage.core.directory import SpaceDirectory  # noqa: F401  (importable from here)
+from signage.core.rooms import (
     UNHEALTHY_REASONS,  # noqa: F401  (importable from here)
     Room,
     differs,
@@ -38,6 +33,11 @@ from signage.rooms import (
     needs_doorways,
     sensors_by_space,
 )
+from signage.density.backoff import Backoff
+from signage.density.client import DensityClient
+from signage.density.errors import DensityError, RateLimited, Unavailable
+from signage.density.models import Doorway, Occupancy, PresenceHealth, Space, SpaceUpdate
+from signage.density.stream import PresenceStream
 
 logger = logging.getLogger(__name__)
 
@@ -511,10 +511,10 @@ class FloorFeed:
         self.token_display_id = token_display_id
         self.epoch = epoch
         self.seq = seq_start
-        # Set when kiosks may hold another process's state (Redis fan-out, signage/cluster.py):
+        # Set when kiosks may hold another process's state (Redis fan-out, fleet/cluster.py):
         # the next update then carries every room, not only those this feed saw change.
         self.publish_all_next = False
-        # Given by the feed manager before start (signage/cluster.py hands them on): the
+        # Given by the feed manager before start (signage/fleet/cluster.py hands them on): the
         # presence-health poll floors on fallback share, and the doorways cache. Without a
         # manager the feed polls on its own and reads doorways itself.
         self.shared_polls: SharedPolls | None = None
@@ -822,7 +822,7 @@ class FeedManager:
     ) -> None:
         self.client = client
         # Builds a floor's feed with FloorFeed's arguments; Redis fan-out passes its own
-        # (signage/cluster.py: the upstream socket only where this process holds the lease).
+        # (signage/fleet/cluster.py: the upstream socket only where this process holds the lease).
         self._factory = feed_factory or FloorFeed
         self.directory = directory
         self.settings = settings
@@ -844,7 +844,7 @@ class FeedManager:
         self._closed = False
         self._next_sensor_health = 0.0
         # Called with a floor id after each of its updates is published, under that floor's
-        # lock: a listener must only take note (signage/building.py marks the floor changed).
+        # lock: a listener must only take note (signage/core/building.py marks the floor changed).
         self.listeners: list[Callable[[str], None]] = []
 
     def acquire(self, floor_id: str) -> FloorFeed:

@@ -29,11 +29,11 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from signage.core.directory import SpaceDirectory
+from signage.core.feeds import FeedManager, FloorFeed
+from signage.core.hub import Hub
 from signage.density.errors import DensityError
 from signage.density.models import Space
-from signage.directory import SpaceDirectory
-from signage.feeds import FeedManager, FloorFeed
-from signage.hub import Hub
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def summarise(
 class EmergencyFloors:
     """The floors under an emergency override now, read from the store at most every `ttl` s.
 
-    Announcements decide what a floor's own screens show (signage/announcements.py); this only
+    Announcements decide what a floor's own screens show (actions/announcements.py); this only
     reads them, so other floors' panels stop sending people to a floor being evacuated.
     """
 

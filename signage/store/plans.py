@@ -9,7 +9,7 @@ same-origin paths, and even those should not be fetched from a plan. Styles are 
 CSS tokenizer (tinycss2), so `url()`, `image-set()`, `@import` and `@font-face` go in whatever
 spelling (escapes included): the stored file fetches nothing wherever it is opened.
 
-py-svg-hush runs in a process of its own (signage/svgworker.py) with memory, CPU and time
+py-svg-hush runs in a process of its own (signage/store/svgworker.py) with memory, CPU and time
 limits: fed 20,000 nested groups it grew the server to 1.6 GB, and 50,000 aborted the whole
 process inside its Rust code (SIGABRT). The depth limit refuses those before it runs; the
 process is there for whatever else it may choke on. It adds 20 to 30 ms to an upload.
@@ -43,9 +43,9 @@ import tinycss2
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
 
-from signage.db import is_postgres
 from signage.store import Plan, Store
-from signage.svgworker import EXIT_TOO_LARGE
+from signage.store.db import is_postgres
+from signage.store.svgworker import EXIT_TOO_LARGE
 
 logger = logging.getLogger(__name__)
 
