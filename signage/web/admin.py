@@ -29,9 +29,10 @@ from flask import (
 
 from signage import i18n
 from signage.core.hub import CLOSE_RELOAD, CLOSE_UNAUTHORIZED
-from signage.services import Services, services
+from signage.services import Services
 from signage.store import Display, StoreError, plans
 from signage.web import auth
+from signage.web.current import services
 
 logger = logging.getLogger(__name__)
 

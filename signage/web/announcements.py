@@ -16,9 +16,10 @@ from signage.actions.announcements import (
     clean_announcement,
     public,
 )
-from signage.services import Services, services
+from signage.services import Services
 from signage.store import Announcement
 from signage.web import admin, auth
+from signage.web.current import services
 
 logger = logging.getLogger(__name__)
 

@@ -15,11 +15,12 @@ from werkzeug.exceptions import HTTPException
 
 from signage import __version__
 from signage.core.hub import CLOSE_RELOAD
-from signage.services import Services, services
+from signage.services import Services
 from signage.store import Display, StoreError, plans
 
 # announcements also puts the console's announcement pages on admin.bp.
 from signage.web import admin, announcements, auth, editor, pairing
+from signage.web.current import services
 
 logger = logging.getLogger(__name__)
 

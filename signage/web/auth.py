@@ -27,8 +27,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, abort, g, has_request_context, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-from signage.services import services
 from signage.store import Admin
+from signage.web.current import services
 
 logger = logging.getLogger(__name__)
 

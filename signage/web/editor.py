@@ -21,10 +21,11 @@ from flask import Response, abort, jsonify, render_template, request, url_for
 from signage.core.hub import CLOSE_RELOAD
 from signage.core.layout import LayoutError, check_point, empty_layout, validate_layout
 from signage.density.errors import DensityError
-from signage.services import Services, services
+from signage.services import Services
 from signage.store import Display, StoreError, plans
 from signage.web import auth
 from signage.web.admin import _display_or_404, bp
+from signage.web.current import services
 
 logger = logging.getLogger(__name__)
 

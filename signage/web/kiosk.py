@@ -34,8 +34,8 @@ from signage.core.building import tag as floors_tag
 from signage.core.layout import LayoutError, check_point
 from signage.core.wayfinding import kiosk_wayfinding
 from signage.density.errors import DensityError
-from signage.services import services
 from signage.store import Display, Plan, plans
+from signage.web.current import services
 from signage.web.security import content_security_policy, image_origin
 from signage.web.sockets import display_public, kiosk_snapshot
 

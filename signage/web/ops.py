@@ -8,7 +8,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.routing import IntegerConverter
 
-from signage.services import services
+from signage.web.current import services
 
 bp = Blueprint("ops", __name__)
 

@@ -17,9 +17,10 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, render_template, request
 
-from signage.services import Services, services
+from signage.services import Services
 from signage.store import Display
 from signage.web import auth
+from signage.web.current import services
 
 logger = logging.getLogger(__name__)
 

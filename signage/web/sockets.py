@@ -24,9 +24,9 @@ from wsproto.events import Pong
 from signage import __version__
 from signage import config as settings
 from signage.core.hub import CLOSE_POLICY, CLOSE_UNAUTHORIZED, Subscriber
-from signage.services import services
 from signage.store import Display, StoreUnavailable
 from signage.web import auth
+from signage.web.current import services
 
 logger = logging.getLogger(__name__)
 
