@@ -11,7 +11,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from signage.core.hub import CLOSE_RELOAD, CLOSE_UNAUTHORIZED
+from signage.core.protocol import CLOSE_RELOAD, CLOSE_UNAUTHORIZED
 from signage.store import plans
 from tests.admin_helpers import (
     PASSWORD,

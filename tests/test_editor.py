@@ -12,8 +12,8 @@ from playwright.sync_api import expect
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from signage.core.hub import CLOSE_RELOAD
 from signage.core.layout import empty_layout
+from signage.core.protocol import CLOSE_RELOAD
 from signage.store import plans
 from tests.admin_helpers import PASSWORD, Console, make_admin
 from tests.helpers import free_port, wait_until

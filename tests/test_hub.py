@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from signage.core.hub import CLOSE_STALLED, CLOSE_TOO_SLOW, Hub, text_frame
+from signage.core.hub import Hub, text_frame
+from signage.core.protocol import CLOSE_STALLED, CLOSE_TOO_SLOW
 from tests.helpers import wait_until
 
 

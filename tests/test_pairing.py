@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from signage.core.hub import CLOSE_UNAUTHORIZED
+from signage.core.protocol import CLOSE_UNAUTHORIZED
 from signage.web import pairing
 
 CODE_RE = re.compile(r'id="pair-code"[^>]*>([A-Z0-9]{4}-[A-Z0-9]{4})<')

@@ -12,7 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from signage.core.hub import CLOSE_RELOAD
+from signage.core.protocol import CLOSE_RELOAD
 from signage.web import auth
 
 

@@ -13,7 +13,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from signage.core.hub import CLOSE_RELOAD
+from signage.core.protocol import CLOSE_RELOAD
 from signage.store import plans
 from signage.web import auth
 from tests.svg_harness import observe, screenshot

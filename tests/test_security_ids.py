@@ -24,7 +24,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from signage.actions.announcements import reaches
-from signage.core.hub import CLOSE_UNAUTHORIZED
+from signage.core.protocol import CLOSE_UNAUTHORIZED
 from signage.store import MIGRATIONS, Store
 from signage.web import auth
 from tests import pg_server as pgs

@@ -26,16 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from signage.core.clock import SYSTEM_CLOCK, Clock
+from signage.core.protocol import CLOSE_STALLED, CLOSE_TOO_SLOW
 
 logger = logging.getLogger(__name__)
-
-# Close codes a kiosk can act on (docs/protocol.md).
-CLOSE_RESTART = 1012  # server restarting: come back (after a jittered delay)
-CLOSE_POLICY = 1008  # sent too much, too fast
-CLOSE_TOO_SLOW = 4001  # outbox overflowed: reconnect and take a fresh snapshot
-CLOSE_STALLED = 4002  # data stayed unsent longer than the send timeout
-CLOSE_RELOAD = 4003  # the display's configuration changed: reconnect for a new snapshot
-CLOSE_UNAUTHORIZED = 4401  # unknown or revoked credential: back to pairing
 
 
 def text_frame(text: str) -> bytes:

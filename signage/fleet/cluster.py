@@ -44,7 +44,8 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from signage.core.feeds import Doorways, FeedSettings, FloorFeed, SharedPolls
-from signage.core.hub import CLOSE_RESTART, Hub
+from signage.core.hub import Hub
+from signage.core.protocol import CLOSE_RESTART
 from signage.core.rooms import Room, aged, envelope, floor_info, unknown
 from signage.density.client import DensityClient
 from signage.density.models import Space

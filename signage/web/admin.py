@@ -28,7 +28,7 @@ from flask import (
 )
 
 from signage import i18n
-from signage.core.hub import CLOSE_RELOAD, CLOSE_UNAUTHORIZED
+from signage.core.protocol import CLOSE_RELOAD, CLOSE_UNAUTHORIZED
 from signage.services import Services
 from signage.store import Display, StoreError, plans
 from signage.web import auth

@@ -14,7 +14,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from signage import __version__
-from signage.core.hub import CLOSE_RELOAD
+from signage.core.protocol import CLOSE_RELOAD
 from signage.services import Services
 from signage.store import Display, StoreError, plans
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from flask import Response, abort, jsonify, render_template, request, url_for
 
-from signage.core.hub import CLOSE_RELOAD
 from signage.core.layout import LayoutError, check_point, empty_layout, validate_layout
+from signage.core.protocol import CLOSE_RELOAD
 from signage.density.errors import DensityError
 from signage.services import Services
 from signage.store import Display, StoreError, plans

@@ -23,7 +23,8 @@ from wsproto.events import Pong
 
 from signage import __version__
 from signage import config as settings
-from signage.core.hub import CLOSE_POLICY, CLOSE_UNAUTHORIZED, Subscriber
+from signage.core.hub import Subscriber
+from signage.core.protocol import CLOSE_POLICY, CLOSE_UNAUTHORIZED
 from signage.store import Display, StoreUnavailable
 from signage.web import auth
 from signage.web.current import services
