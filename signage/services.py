@@ -89,6 +89,11 @@ class Services:
         self._token_displays[floor_id] = chosen
         return chosen
 
+    def token_expiry(self, key: str) -> float | None:
+        """Seconds left on the cached Density token for a Density display id or "org" (None:
+        none cached), so that views and use cases never reach the client themselves."""
+        return self.client.token_expiry(key)
+
     def close(self) -> None:
         """Stop feeds and threads, close the client (tests and shutdown)."""
         if self.building is not None:
