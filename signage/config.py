@@ -14,12 +14,30 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from signage.store.db import url_passwords
+from urllib.parse import unquote, urlsplit
 
 logger = logging.getLogger(__name__)
 
 DENSITY_PRODUCTION_URL = "https://api.density.io"
+
+# SIGNAGE_DATABASE: a PostgreSQL URL, else the path of an SQLite file.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(url: str) -> bool:
+    """Whether SIGNAGE_DATABASE names a PostgreSQL database rather than an SQLite file."""
+    return url.strip().lower().startswith(POSTGRES_SCHEMES)
+
+
+def url_passwords(url: str) -> list[str]:
+    """The password in a postgresql:// URL as written and percent-decoded (for redaction)."""
+    if not is_postgres(url):
+        return []
+    try:
+        password = urlsplit(url.strip()).password
+    except ValueError:
+        return []
+    return list(dict.fromkeys([password, unquote(password)])) if password else []
 
 
 @dataclass(frozen=True)

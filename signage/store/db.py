@@ -25,11 +25,12 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
+
+from signage.config import POSTGRES_SCHEMES, is_postgres, url_passwords  # noqa: F401 (importable here)
 
 logger = logging.getLogger(__name__)
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 # Any constant works: it only has to be the same in every process that migrates this database.
 MIGRATION_LOCK = 0x5167_6E61  # "Sgna"
 
@@ -49,22 +50,6 @@ class StoreError(Exception):
 
 class StoreUnavailable(Exception):
     """The database cannot be reached right now (PostgreSQL down or unreachable)."""
-
-
-def is_postgres(url: str) -> bool:
-    """Whether SIGNAGE_DATABASE names a PostgreSQL database rather than an SQLite file."""
-    return url.strip().lower().startswith(POSTGRES_SCHEMES)
-
-
-def url_passwords(url: str) -> list[str]:
-    """The password in a postgresql:// URL as written and percent-decoded (for redaction)."""
-    if not is_postgres(url):
-        return []
-    try:
-        password = urlsplit(url.strip()).password
-    except ValueError:
-        return []
-    return list(dict.fromkeys([password, unquote(password)])) if password else []
 
 
 def redact_url(url: str) -> str:
