@@ -386,6 +386,15 @@ def instance_dir(
     return Path(os.path.abspath(folder))
 
 
+def asset_dir(name: str) -> Path:
+    """`static` or `templates`: inside the package from a wheel, else beside it (a checkout)."""
+    # The wheel maps the top-level folders into the package (pyproject.toml); a checkout and an
+    # editable install import signage/ from the repository, where they sit beside it.
+    package = Path(__file__).resolve().parent
+    inside = package / name
+    return inside if inside.is_dir() else package.parent / name
+
+
 def load(
     instance_path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,

@@ -32,7 +32,7 @@ from signage.store.db import StoreUnavailable, is_postgres
 
 logger = logging.getLogger(__name__)
 
-PACKAGE_ROOT = Path(__file__).resolve().parent  # templates/ and static/ ship inside the package
+PACKAGE_ROOT = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -277,8 +277,8 @@ def _respace(svc: Services) -> None:
 
 def init_app(app: Flask, test_config: dict[str, Any] | None) -> None:
     """Layer the settings onto the app, build its services and register its routes."""
-    app.template_folder = str(PACKAGE_ROOT / "templates")
-    app.static_folder = str(PACKAGE_ROOT / "static")
+    app.template_folder = str(settings.asset_dir("templates"))
+    app.static_folder = str(settings.asset_dir("static"))
     config = settings.load(app.instance_path, overrides=test_config)
     app.config.update(config)
     app.testing = bool(config.get("TESTING", False))

@@ -21,7 +21,7 @@ from signage import config as settings
 from signage import create_app
 
 PRODUCTION = "https://api.density.io"
-STATIC = Path(__file__).resolve().parent.parent / "signage" / "static" / "kiosk"
+STATIC = Path(__file__).resolve().parent.parent / "static" / "kiosk"
 
 
 def page_config(body: str) -> dict:

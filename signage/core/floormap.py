@@ -2,7 +2,7 @@
 
 Until an admin uploads a floor plan, the kiosk draws the floor as a squarified treemap: one
 zone per group of functions (meeting rooms, focus and calls, work areas, social spaces), each
-zone tiled with its rooms, bigger rooms taking more floor. signage/static/kiosk/kiosk.js carries the
+zone tiled with its rooms, bigger rooms taking more floor. static/kiosk/kiosk.js carries the
 same algorithm, operation for operation, so the page can lay the floor out again when the
 room set or the screen's shape changes; tests/test_kiosk_layout.py checks that both agree.
 """
