@@ -7,6 +7,7 @@ undocumented.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import tomllib
@@ -328,9 +329,6 @@ def _coerce(setting: Setting, value: Any) -> Any:
 
 def is_loopback_url(url: str) -> bool:
     """Whether ``url`` names this machine (the built-in simulator), not a real Density."""
-    import ipaddress
-    from urllib.parse import urlsplit
-
     try:
         host = urlsplit(url).hostname or ""
     except ValueError:

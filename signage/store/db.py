@@ -319,8 +319,8 @@ class PostgresBackend:
     RECONNECT = 10.0  # the pool gives up a reconnection attempt (and its backoff) this soon
 
     def __init__(self, url: str) -> None:
-        import psycopg
-        import psycopg_pool
+        import psycopg  # optional: signage[scale], needed only with PostgreSQL
+        import psycopg_pool  # optional, as psycopg
 
         try:
             psycopg.conninfo.conninfo_to_dict(url)

@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
     _limit(resource.RLIMIT_CPU, max_cpu)
     _limit(resource.RLIMIT_CORE, 0)  # an abort must not leave a core file of the upload behind
     data = sys.stdin.buffer.read()
-    from py_svg_hush import filter_svg
+    from py_svg_hush import filter_svg  # after the limits: its loading counts against them
 
     try:
         out = filter_svg(data)
