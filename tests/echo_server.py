@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from signage import create_app
-from signage.cli import run_gunicorn
+from signage.cli.serve import run_gunicorn
 from signage.web.sockets import finish, prompt_pongs, sock
 
 ECHO_PATH = "/__test__/echo"

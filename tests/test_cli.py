@@ -225,7 +225,7 @@ def test_check_reads_doorways_when_a_sensor_names_one(capsys):
     The simulator's sensors always name a space, so this edge runs on MockTransport, with a
     stand-in for the socket (its step is not what this test is about).
     """
-    from signage.cli import _check_with, _CheckRun
+    from signage.cli.check import _check_with, _CheckRun
     from signage.core.directory import build_tree
     from signage.density.client import DensityClient
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from signage.cli import _demo_drawn_floor
+from signage.cli.serve import _demo_drawn_floor
 from signage.core.demo import HERE, demo_floor
 from signage.core.wayfinding import kiosk_wayfinding
 from signage.store import plans

@@ -834,13 +834,13 @@ def test_signage_service_unit():
     assert directives["ExecStart"].endswith("signage serve --host 127.0.0.1 --port 8000")
     assert directives["Restart"] == "on-failure"
     assert directives["KillSignal"] == "SIGTERM"
-    # Above gunicorn's graceful timeout (10 s in signage/cli.py), so kiosks get their 1012.
+    # Above gunicorn's graceful timeout (10 s in signage/cli/serve.py), so kiosks get their 1012.
     assert int(directives["TimeoutStopSec"]) > 10
     assert int(directives["LimitNOFILE"]) >= 65536
     assert directives["NoNewPrivileges"] == "yes"
     assert directives["ProtectSystem"] == "strict"
     assert directives["ReadWritePaths"] == f"{directives['WorkingDirectory']}/instance"
-    assert re.search(r'"graceful_timeout": 10\b', (REPO / "signage/cli.py").read_text())
+    assert re.search(r'"graceful_timeout": 10\b', (REPO / "signage/cli/serve.py").read_text())
 
 
 def test_units_pass_systemd_analyze(pi):

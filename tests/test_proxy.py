@@ -90,7 +90,7 @@ def test_serve_on_a_public_address_with_a_proxy_count_warns_that_only_the_proxy_
     assert "X-Forwarded-For" in stderr
     no_proxy = _serve_stderr(sim, tmp_path, "192.0.2.1", SIGNAGE_PROXY_COUNT=0)
     assert "make sure only your proxy" not in no_proxy  # that case has its own warning
-    from signage.cli import _proxy_exposure_warning
+    from signage.cli.serve import _proxy_exposure_warning
 
     assert _proxy_exposure_warning("127.0.0.1", 1) is None  # only the local proxy reaches it
     assert _proxy_exposure_warning("::1", 2) is None
