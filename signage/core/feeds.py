@@ -1,12 +1,17 @@
 """One feed per floor: Density's socket first, presence-health polling when it fails, merged state.
 
-A `FloorFeed` holds a channel for the floor's presence socket and, where the floor has
-entry-counted spaces, one for its occupancy socket. Each channel runs in its own thread: it
-connects (a fresh `ws_url` every time), applies `refresh`/`live` messages, and when the socket
-closes, is refused or goes silent, polls REST while reconnecting with jittered backoff.
+`Feed` is what the rest of the server uses of a floor's feed (the kiosk views, the building's
+other-floors panel, alerts and metrics); `FloorFeed` implements it from Density, and the fleet's
+`ClusterFeed` (signage/fleet/) from the Redis mirror of another process's `FloorFeed`.
+`FeedManager` starts a floor's feed when its first kiosk arrives and stops it a while after the
+last one left.
+
+A `FloorFeed` holds a channel (core/channel.py) for the floor's presence socket and, where the
+floor has entry-counted spaces, one for its occupancy socket; while a socket is down, its
+channel polls REST through the polls floors share (core/polls.py).
 
 The feed turns what Density says into what a kiosk may show, by the room rules in
-core/rooms.py (shared with the Redis mirror in fleet/cluster.py): a room is `free` only
+core/rooms.py (shared with the fleet's Redis mirror): a room is `free` only
 when Density says it is unoccupied, its space health is `healthy` and the channel that serves it
 heard from Density within `stale_after`; `unknown` otherwise, always with a reason; each channel
 sets only what it knows. Ages are computed here, on the server, because a Raspberry Pi kiosk may
@@ -15,29 +20,34 @@ have no real-time clock; they are read from `FeedSettings.clock`, so tests can m
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, Self
 
+from signage.core.channel import Channel
 from signage.core.clock import SYSTEM_CLOCK, Clock
-from signage.core.directory import SpaceDirectory  # noqa: F401  (importable from here)
-from signage.core.rooms import (
-    UNHEALTHY_REASONS,  # noqa: F401  (importable from here)
-    Room,
-    differs,
-    envelope,
-    floor_info,
-    needs_doorways,
-    sensors_by_space,
-)
-from signage.density.backoff import Backoff
+from signage.core.directory import SpaceDirectory
+from signage.core.errors import FeedUnavailable
+from signage.core.polls import Doorways, SharedPolls, read_sensor_health
+from signage.core.protocol import dumps
+from signage.core.rooms import Room, differs, envelope, floor_info, needs_doorways, sensors_by_space
 from signage.density.client import DensityClient
-from signage.density.errors import DensityError, RateLimited, Unavailable
-from signage.density.models import Doorway, Occupancy, PresenceHealth, Space, SpaceUpdate
-from signage.density.stream import PresenceStream
+from signage.density.errors import DensityError
+from signage.density.models import Space, SpaceUpdate
+
+__all__ = [
+    "FEED_MODES",
+    "Doorways",
+    "Feed",
+    "FeedFactory",
+    "FeedManager",
+    "FeedSettings",
+    "FloorFeed",
+    "SharedPolls",
+    "read_sensor_health",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -82,409 +92,88 @@ class FeedSettings:
         )
 
 
-class Doorways:
-    """Density's doorways, read only when a sensor names a doorway rather than a space.
+class Feed(Protocol):
+    """What the server uses of a floor's feed: `FloorFeed`, or the fleet's `ClusterFeed`.
 
-    They change when a building is refitted: kept for `ttl` seconds, and the last good list
-    is used while Density does not answer.
+    The kiosk views read `snapshot` and `heartbeat`; the other-floors panel queues through
+    `send_in_order`; alerts, metrics and the admin pages read `status`, `rooms` and
+    `malformed_frames`; the `FeedManager` drives the rest.
     """
 
-    def __init__(self, client: DensityClient, clock: Clock, ttl: float = 600.0) -> None:
-        self.client = client
-        self.clock = clock
-        self.ttl = ttl
-        self._lock = threading.Lock()
-        self._doorways: list[Doorway] = []
-        self._read_at: float | None = None
-
-    def get(self, retries: int | None = None) -> list[Doorway]:
-        """The doorways, read from Density at most once per `ttl` (failed reads included)."""
-        with self._lock:
-            now = self.clock.monotonic()
-            if self._read_at is not None and now - self._read_at < self.ttl:
-                return self._doorways
-            self._read_at = now
-        try:
-            doorways = self.client.doorways(retries=retries)
-        except DensityError as exc:
-            logger.info("doorways not read: %s", exc)
-            return self._doorways
-        with self._lock:
-            self._doorways = doorways
-        return doorways
-
-
-class SharedPolls:
-    """One poll per interval for every floor on its fallback, sent once: this loop is the retry.
-
-    Each floor whose socket was down used to poll on its own, and retry each poll: an outage
-    cost as many calls as there were floors, times the retries. presence-health and
-    occupancy/current take a list of space ids, so the floors on fallback share one call of
-    each per `poll_interval` (per token). While Density is down (5xx, 429, no connection) a
-    round stops at its first failed call: the other tokens' calls could only fail the same
-    way, so an outage costs one call per interval whatever the number of floors.
-    """
-
-    def __init__(
-        self, client: DensityClient, settings: FeedSettings, doorways: Doorways | None = None
-    ) -> None:
-        self.client = client
-        self.settings = settings
-        self.clock = settings.clock
-        self.doorways = doorways or Doorways(client, settings.clock)
-        self._lock = threading.Lock()
-        self._channels: list[Channel] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.failing: DensityError | None = None  # the last round's failure, None when answered
-        self.calls = 0  # poll calls made (metrics, tests)
-        self.rounds = 0  # rounds done, calls or not (tests wait on it)
-
-    def join(self, channel: Channel) -> None:
-        """Poll for this channel from the next round on."""
-        with self._lock:
-            if channel not in self._channels:
-                self._channels.append(channel)
-            if self.failing is not None:
-                channel.rest_down = True  # known already: no need to find out by a socket
-            if self._thread is None or not self._thread.is_alive():
-                self._stop.clear()
-                self._thread = threading.Thread(
-                    target=self._run, name="feed-fallback-polls", daemon=True
-                )
-                self._thread.start()
-
-    def leave(self, channel: Channel) -> None:
-        """Stop polling for this channel (its socket is back, or its feed stopped)."""
-        with self._lock:
-            if channel in self._channels:
-                self._channels.remove(channel)
-
-    def stop(self) -> None:
-        self._stop.set()
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout=3)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            started = self.clock.monotonic()
-            try:
-                self.poll_once()
-            except Exception:  # its own thread: a bug here must not end fallback polling
-                logger.exception("shared fallback poll failed")
-            self.rounds += 1
-            wait = self.settings.poll_interval - (self.clock.monotonic() - started)
-            self.clock.wait(self._stop, max(0.05, wait))
-
-    def poll_once(self) -> None:
-        """One round: presence then counts, a call per token, for the floors on fallback now."""
-        with self._lock:
-            channels = [c for c in self._channels if not c.stopping]
-        groups: dict[tuple[str, str | None], list[Channel]] = {}
-        for channel in sorted(channels, key=lambda c: c.kind != "presence"):
-            groups.setdefault((channel.kind, channel.feed.token_display_id()), []).append(channel)
-        down: DensityError | None = None
-        for (kind, display_id), members in groups.items():
-            if down is None:
-                try:
-                    self._poll_group(kind, display_id, members)
-                    continue
-                except DensityError as exc:
-                    failure = exc
-                    if isinstance(exc, RateLimited | Unavailable):
-                        down = exc
-            else:
-                failure = down
-            for channel in members:
-                channel.poll_failed(failure)
-        self.failing = down
-
-    def _poll_group(self, kind: str, display_id: str | None, members: list[Channel]) -> None:
-        entry = kind == "occupancy"
-        space_ids = [sid for c in members for sid in c.feed.space_ids(entry=entry)]
-        if not space_ids:
-            return
-        self.calls += 1
-        if not entry:
-            result = self.client.presence_health(space_ids, display_id=display_id, retries=0)
-            for channel in members:
-                channel.take_presence(result)
-                channel.feed.answered(channel)
-            return
-        counts = self.client.current_occupancy(space_ids, display_id=display_id, retries=0)
-        for channel in members:
-            channel.take_counts(counts)
-        # Entry rooms' health, from their sensors: one call for every floor's entry rooms.
-        self.calls += 1
-        by_space = read_sensor_health(self.client, space_ids, self.doorways, retries=0)
-        for channel in members:
-            if by_space is not None:
-                channel.feed.set_sensor_health(by_space)
-            channel.feed.answered(channel)
-
-
-def read_sensor_health(
-    client: DensityClient, space_ids: list[str], doorways: Doorways, retries: int | None = None
-) -> dict[str, list[tuple[str, str]]] | None:
-    """(serial, health) of the spaces' sensors, mapped through doorways where a sensor names
-    one; None when Density did not answer."""
-    try:
-        sensors = client.sensor_health(space_ids=space_ids, retries=retries)
-    except DensityError as exc:
-        logger.info("sensor health not read: %s", exc)
-        return None
-    found = doorways.get(retries=retries) if needs_doorways(sensors) else []
-    by_space = sensors_by_space(sensors, found)
-    # A space asked about and not in the answer has no sensor now (unmapped, removed): an
-    # empty list says so, rather than leaving the health it had.
-    return {sid: by_space.get(sid, []) for sid in dict.fromkeys(space_ids)}
-
-
-class Channel:
-    """One upstream socket (presence or occupancy) with its polling fallback, in a thread."""
-
-    def __init__(self, feed: FloorFeed, kind: str) -> None:
-        self.feed = feed
-        self.kind = kind  # "presence" or "occupancy"
-        self.clock = feed.clock
-        self.mode = "starting"  # starting, live, polling
-        self.last_heard: float | None = None
-        self.answered = False  # a whole answer of this channel reached the rooms (has_data)
-        self.started_at = self.clock.monotonic()
-        self.messages = 0
-        self.polls = 0
-        self.reconnects = 0
-        self.last_error: str | None = None
-        # Density answered no poll for this channel last time: a socket attempt can wait.
-        self.rest_down = False
-        self._attempted_at: float | None = None  # the last socket attempt (clock time)
-        self._stream: PresenceStream | None = None
-        self._got_message = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"feed-{kind}-{feed.floor_id}", daemon=True
-        )
-
-    # -- life cycle --------------------------------------------------------------------------
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        stream = self._stream
-        if stream is not None:
-            stream.close()
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+    floor_id: str
+    seq: int  # the floor's sequence number in its epoch: never goes back
+    started_at: float  # monotonic time on the settings' clock
+    # Handed over by the feed manager before `start`: shared by every floor's feed.
+    shared_polls: SharedPolls | None
+    doorways: Doorways | None
 
     @property
-    def stopping(self) -> bool:
-        return self.feed.stopped.is_set()
+    def floor(self) -> Space | None:
+        """The floor in Density's space tree (None while the tree does not know it)."""
+        ...
 
-    def fresh(self, now: float) -> bool:
-        """Heard from Density (socket or poll) within `stale_after`."""
-        return (
-            self.last_heard is not None and now - self.last_heard <= self.feed.settings.stale_after
-        )
+    @property
+    def rooms(self) -> Mapping[str, Room]:
+        """The floor's rooms by space id (their sensors and health, for the admin pages)."""
+        ...
 
-    # -- the loop ----------------------------------------------------------------------------
-    def _run(self) -> None:
-        settings = self.feed.settings
-        backoff = Backoff(base=settings.backoff_base, cap=settings.backoff_max)
-        # A REST snapshot first, so a kiosk joining now sees data without waiting for the socket.
-        self._poll()
-        while not self.stopping:
-            try:
-                self._hold_socket()
-            except DensityError as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-            except Exception as exc:  # a bug here must not end the floor's feed for good
-                logger.exception(
-                    "floor %s %s socket failed unexpectedly", self.feed.floor_id, self.kind
-                )
-                self.last_error = f"{type(exc).__name__}: {exc}"
-            finally:
-                self._stream = None
-            if self.stopping:
-                break
-            if self._got_message.is_set():
-                backoff.reset()
-            self._set_mode("polling", self.last_error)
-            self.reconnects += 1
-            self._fallback_until(self.clock.monotonic() + backoff.next())
+    @property
+    def malformed_frames(self) -> int:
+        """Upstream frames that could not be parsed (metrics)."""
+        ...
 
-    def _hold_socket(self) -> None:
-        """Connect and apply messages until the socket closes, goes silent or is refused."""
-        settings = self.feed.settings
-        self._got_message.clear()
-        stream = PresenceStream(
-            self.feed.client,
-            self.feed.floor_id,
-            kind=self.kind,
-            display_id=self.feed.token_display_id(),
-            ping_interval=settings.ping_interval,
-            ping_timeout=settings.ping_timeout,
-            silence_timeout=settings.silence_timeout,
-            open_timeout=min(10.0, settings.silence_timeout),
-            on_malformed=self.feed.count_malformed,
-        )
-        self._stream = stream
-        if self.stopping:
-            return
-        self._attempted_at = self.clock.monotonic()
-        stream.connect()
-        # Density does not promise a refresh on connect: take a REST snapshot if none comes.
-        ended = threading.Event()
-        threading.Thread(
-            target=self._snapshot_if_quiet,
-            args=(ended,),
-            name=f"feed-snapshot-{self.feed.floor_id}",
-            daemon=True,
-        ).start()
-        try:
-            for message in stream:
-                self._got_message.set()
-                self.messages += 1
-                self.last_heard = self.clock.monotonic()
-                self.feed.apply(message.updates, source="socket", channel=self)
-                if message.is_refresh and not message.skipped:
-                    # A refresh carries every space of the floor: a room it leaves out is one
-                    # Density no longer speaks for. `live` frames carry only what changed.
-                    self.feed.unreported(self, {u.space_id for u in message.updates})
-                self.feed.answered(self)
-                self._set_mode("live")
-        finally:
-            ended.set()
-            stream.close()
+    def start(self) -> Self:
+        """Start hearing from Density (or the fleet); returns the feed."""
+        ...
 
-    def _snapshot_if_quiet(self, ended: threading.Event) -> None:
-        if self.clock.wait(ended, self.feed.settings.snapshot_wait):
-            return  # the socket ended first
-        if not self._got_message.is_set() and not self.stopping and self._stream is not None:
-            if self._poll():
-                self._set_mode("live")
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop, waiting up to `timeout` seconds for its threads."""
+        ...
 
-    def _fallback_until(self, deadline: float) -> None:
-        """Poll every `poll_interval` until it is time to try the socket again.
+    def tick(self) -> None:
+        """Housekeeping each second: turn a silent floor stale on time."""
+        ...
 
-        The floor is on its fallback already, so each poll is sent once: the next poll is the
-        retry. The channel polls through the feed manager's shared poll when there is one (one
-        call for every floor on fallback). While Density answers no poll either, the socket is
-        tried at most once per `backoff_max`: a socket attempt costs calls too (a ws_url).
-        """
-        settings = self.feed.settings
-        poll_interval = settings.poll_interval
-        shared = self.feed.shared_polls
-        if shared is not None:
-            shared.join(self)
-        try:
-            next_poll = self.clock.monotonic()
-            while not self.stopping:
-                now = self.clock.monotonic()
-                due = deadline
-                if self.rest_down and self._attempted_at is not None:
-                    due = max(deadline, self._attempted_at + settings.backoff_max)
-                if now >= due:
-                    return
-                if shared is None and now >= next_poll:
-                    self._poll(retries=0)
-                    next_poll = self.clock.monotonic() + poll_interval
-                self.feed.tick()
-                wake = due if shared is not None else min(due, next_poll)
-                # Ticks at least once a second: they turn a silent floor stale on time.
-                wait = min(1.0, wake - self.clock.monotonic())
-                self.clock.wait(self.feed.stopped, max(0.05, wait))
-        finally:
-            if shared is not None:
-                shared.leave(self)
+    def wait_for_data(self, timeout: float) -> bool:
+        """Wait (briefly) for the first answer after the feed started."""
+        ...
 
-    def _poll(self, retries: int | None = None) -> bool:
-        """One REST read of this channel's rooms; True when Density answered."""
-        space_ids = self.feed.space_ids(entry=self.kind == "occupancy")
-        if not space_ids:
-            return False
-        client, display_id = self.feed.client, self.feed.token_display_id()
-        try:
-            if self.kind == "presence":
-                result = client.presence_health(space_ids, display_id=display_id, retries=retries)
-            else:
-                counts = client.current_occupancy(space_ids, display_id=display_id, retries=retries)
-        except DensityError as exc:
-            self.poll_failed(exc)
-            return False
-        if self.kind == "presence":
-            self.take_presence(result)
-        else:
-            self.take_counts(counts)
-            # Entry rooms' health: from their sensors (counts alone cannot make a room free).
-            self.feed.read_entry_health(space_ids, retries=retries)
-        self.feed.answered(self)
-        return True
+    def set_sensor_health(self, by_space: dict[str, list[tuple[str, str]]]) -> None:
+        """Record each room's sensors and their health."""
+        ...
 
-    def take_counts(self, counts: dict[str, Occupancy]) -> None:
-        """Apply an occupancy/current answer (this floor's or a shared one): counts only."""
-        rooms = self.feed.rooms
-        self._heard_by_poll(
-            [
-                SpaceUpdate(
-                    space_id=sid,
-                    counting_mode="entry",
-                    presence=None,
-                    occupancy=occ.count,
-                    health=None,  # occupancy/current says nothing of health
-                    timestamp=occ.timestamp,
-                    capped=occ.capped,
-                )
-                for sid, occ in counts.items()
-                if sid in rooms
-            ]
-        )
+    def snapshot(self) -> dict[str, Any]:
+        """Every room and the feed's state now, from memory (docs/protocol.md `snapshot`)."""
+        ...
 
-    def take_presence(self, result: dict[str, PresenceHealth]) -> None:
-        """Apply a presence-health answer (this floor's or a shared one) to this floor's rooms.
+    def heartbeat(self) -> dict[str, Any]:
+        """The envelope alone, for a quiet kiosk (docs/protocol.md `heartbeat`)."""
+        ...
 
-        The answer is for every room asked about: a room it leaves out is not confident.
-        """
-        rooms = self.feed.rooms
-        self.feed.unreported(self, set(result))
-        self._heard_by_poll(
-            [
-                SpaceUpdate(
-                    space_id=sid,
-                    counting_mode="oa",
-                    presence=ph.occupied,
-                    occupancy=None,
-                    health=ph.health,
-                    timestamp=ph.timestamp,
-                )
-                for sid, ph in result.items()
-                if sid in rooms
-            ]
-        )
+    def send_in_order(self, kind: str, fields: dict[str, Any], send: Callable[[str], Any]) -> None:
+        """Hand `send` a message with the floor's envelope, in order with its updates."""
+        ...
 
-    def poll_failed(self, exc: DensityError) -> None:
-        self.last_error = f"{type(exc).__name__}: {exc}"
-        self.rest_down = True
-        self.feed.tick()
+    def status(self) -> dict[str, Any]:
+        """Mode, reason, ages and channels, for fleet health and metrics."""
+        ...
 
-    def _heard_by_poll(self, updates: list[SpaceUpdate]) -> None:
-        self.rest_down = False
-        self.polls += 1
-        self.last_heard = self.clock.monotonic()
-        self.feed.apply(updates, source="poll", channel=self)
 
-    def _set_mode(self, mode: str, reason: str | None = None) -> None:
-        if mode != self.mode:
-            previous, self.mode = self.mode, mode
-            if mode == "polling":
-                logger.warning(
-                    "floor %s %s socket down (%s): polling", self.feed.floor_id, self.kind, reason
-                )
-            elif previous != "starting":
-                logger.info("floor %s %s socket live again", self.feed.floor_id, self.kind)
-            else:
-                logger.info("floor %s %s socket live", self.feed.floor_id, self.kind)
-        self.feed.tick()
+class FeedFactory(Protocol):
+    """Builds a floor's feed from `FloorFeed`'s arguments (the fleet passes its own)."""
+
+    def __call__(
+        self,
+        floor_id: str,
+        client: DensityClient,
+        floor: Space | None,
+        rooms: Iterable[Space],
+        settings: FeedSettings,
+        publish: Callable[[str, int, str], Any],
+        token_display_id: Callable[[], str | None],
+        epoch: str,
+        seq_start: int = 0,
+    ) -> Feed: ...
 
 
 class FloorFeed:
@@ -742,7 +431,7 @@ class FloorFeed:
             rooms, self.publish_all_next = self._all_rooms_public(now), False
         message = self._envelope("update", now)
         message["rooms"] = rooms
-        self._publish(self.floor_id, self.seq, json.dumps(message, separators=(",", ":")))
+        self._publish(self.floor_id, self.seq, dumps(message))
 
     def wait_for_data(self, timeout: float) -> bool:
         """Wait (briefly) for the first answer from Density after the feed started."""
@@ -773,7 +462,13 @@ class FloorFeed:
         with self._lock:
             message = self._envelope(kind, self.clock.monotonic())
             message.update(fields)
-            send(json.dumps(message, separators=(",", ":")))
+            send(dumps(message))
+
+    @property
+    def heard_age_s(self) -> float | None:
+        """Seconds since any channel last heard from Density; None before its first word."""
+        with self._lock:
+            return self._heard_age(self.clock.monotonic())
 
     def status(self) -> dict[str, Any]:
         """For fleet health and metrics."""
@@ -801,10 +496,9 @@ class FloorFeed:
 
 @dataclass
 class _Entry:
-    feed: FloorFeed
+    feed: Feed
     users: int = 0
     idle_since: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class FeedManager:
@@ -818,12 +512,12 @@ class FeedManager:
         publish: Callable[[str, int, str], Any],
         token_display_for_floor: Callable[[str], str | None],
         epoch: str,
-        feed_factory: Callable[..., Any] | None = None,
+        feed_factory: FeedFactory | None = None,
     ) -> None:
         self.client = client
         # Builds a floor's feed with FloorFeed's arguments; Redis fan-out passes its own
-        # (signage/fleet/cluster.py: the upstream socket only where this process holds the lease).
-        self._factory = feed_factory or FloorFeed
+        # (signage/fleet/: the upstream socket only where this process holds the lease).
+        self._factory: FeedFactory = feed_factory or FloorFeed
         self.directory = directory
         self.settings = settings
         self.publish = publish
@@ -847,8 +541,17 @@ class FeedManager:
         # lock: a listener must only take note (signage/core/building.py marks the floor changed).
         self.listeners: list[Callable[[str], None]] = []
 
-    def acquire(self, floor_id: str) -> FloorFeed:
-        """The floor's feed, started if needed; the caller must `release` it."""
+    def acquire(self, floor_id: str) -> Feed:
+        """The floor's feed, started if needed; the caller must `release` it.
+
+        Raises FeedUnavailable when the feed cannot be built (Density's error as its cause).
+        """
+        try:
+            return self._acquire(floor_id)
+        except DensityError as exc:
+            raise FeedUnavailable(str(exc) or type(exc).__name__) from exc
+
+    def _acquire(self, floor_id: str) -> Feed:
         with self._lock:
             if self._closed:
                 # Shutting down: a late caller (a kiosk mid-handshake) gets a feed that never
@@ -874,13 +577,14 @@ class FeedManager:
             if entry.users == 0:
                 entry.idle_since = self.clock.monotonic()
 
-    def touch(self, floor_id: str, wait: float = 0.75) -> FloorFeed:
+    def touch(self, floor_id: str, wait: float = 0.75) -> Feed:
         """Use a feed without holding it (a page load, an HTTP poll): it lingers from now.
 
         Only a request that starts the feed waits, up to `wait` seconds, for Density's first
         answer, so a page's first paint shows rooms rather than "unknown" while the feed warms
         up. Every other request answers from memory at once: during an outage the feed never
-        has data, and a kiosk page must still answer within a second.
+        has data, and a kiosk page must still answer within a second. Raises FeedUnavailable
+        as `acquire` does.
         """
         with self._lock:
             starting = floor_id not in self._feeds
@@ -893,16 +597,16 @@ class FeedManager:
             feed.wait_for_data(wait)
         return feed
 
-    def get(self, floor_id: str) -> FloorFeed | None:
+    def get(self, floor_id: str) -> Feed | None:
         with self._lock:
             entry = self._feeds.get(floor_id)
             return entry.feed if entry else None
 
-    def feeds(self) -> list[FloorFeed]:
+    def feeds(self) -> list[Feed]:
         with self._lock:
             return [e.feed for e in self._feeds.values()]
 
-    def _new_feed(self, floor_id: str) -> FloorFeed:
+    def _new_feed(self, floor_id: str) -> Feed:
         # The directory's cached tree, never a call to Density: a floor it does not know yet
         # starts with no rooms, and `respace` rebuilds it when the tree arrives.
         tree = self.directory.tree()
@@ -911,8 +615,8 @@ class FeedManager:
             self.directory.request_refresh()
         rooms = tree.rooms_of(floor_id) if floor else []
         if floor is not None and not floor.time_zone:
-            floor = _with_time_zone(floor, tree.time_zone(floor_id))
-        return self.feed_factory(
+            floor = replace(floor, time_zone=tree.time_zone(floor_id))
+        return self._build_feed(
             floor_id,
             self.client,
             floor,
@@ -951,7 +655,7 @@ class FeedManager:
             rebuilt.append(floor_id)
         return rebuilt
 
-    def feed_factory(self, *args: Any, **kwargs: Any) -> Any:
+    def _build_feed(self, *args: Any, **kwargs: Any) -> Feed:
         """A floor's feed (FloorFeed's arguments), handed the polls and doorways floors share."""
         feed = self._factory(*args, **kwargs)
         feed.shared_polls, feed.doorways = self.shared_polls, self.doorways
@@ -982,7 +686,7 @@ class FeedManager:
 
     def _housekeep_once(self) -> None:
         now = self.clock.monotonic()
-        expired: list[FloorFeed] = []
+        expired: list[Feed] = []
         with self._lock:
             for floor_id, entry in list(self._feeds.items()):
                 if entry.idle_since is not None and now - entry.idle_since > self.settings.linger:
@@ -1006,13 +710,13 @@ class FeedManager:
                 )
                 self._sensor_health.start()
 
-    def _refresh_sensor_health(self, feeds: list[FloorFeed]) -> None:
+    def _refresh_sensor_health(self, feeds: list[Feed]) -> None:
         try:
             self._read_sensor_health(feeds)
         except Exception:  # its own thread: log, never let it escape
             logger.exception("sensor health refresh failed")
 
-    def _read_sensor_health(self, feeds: list[FloorFeed]) -> None:
+    def _read_sensor_health(self, feeds: list[Feed]) -> None:
         space_ids = [sid for feed in feeds for sid in feed.rooms]
         if not space_ids:
             return
@@ -1040,9 +744,3 @@ class FeedManager:
         self.shared_polls.stop()
         if self._housekeeper is not None:
             self._housekeeper.join(timeout=3)
-
-
-def _with_time_zone(space: Space, time_zone: str | None) -> Space:
-    from dataclasses import replace
-
-    return replace(space, time_zone=time_zone)
