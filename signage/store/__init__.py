@@ -1,12 +1,13 @@
 """Storage: the database (SQLite or PostgreSQL), its schema and migrations, plan files, backups.
 
 Importers name the package (`from signage.store import Store, Display`); the modules behind it
-are store (the Store and its rows), db (connections), plans and backup.
+are store (the Store), rows (the rows it hands out), migrations (the schema), db (connections),
+plans and backup.
 """
 
 from signage.store.db import StoreError, StoreUnavailable
-from signage.store.store import (
-    MIGRATIONS,
+from signage.store.migrations import MIGRATIONS
+from signage.store.rows import (
     Admin,
     Announcement,
     ApiToken,
@@ -14,9 +15,9 @@ from signage.store.store import (
     Layout,
     PairingCode,
     Plan,
-    Store,
     reissue_secrets,
 )
+from signage.store.store import Store
 
 __all__ = [
     "MIGRATIONS",

@@ -14,272 +14,33 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from signage.store.db import Migration, StoreError, StoreUnavailable, open_backend
+from signage.store.db import StoreError, StoreUnavailable, open_backend
+from signage.store.migrations import MIGRATIONS
+from signage.store.rows import (
+    Admin,
+    Announcement,
+    ApiToken,
+    Display,
+    Layout,
+    PairingCode,
+    Plan,
+    check_text,
+    display_identity,
+    has_nul,
+    new_row_secret,
+    precise_timestamp,
+    reissue_secrets,
+    timestamp,
+)
 
 logger = logging.getLogger(__name__)
 
-# Each entry moves the schema one version forward; applied in order, never edited once shipped.
-MIGRATIONS: tuple[Migration, ...] = (
-    """
-    CREATE TABLE displays (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL,
-        floor_id TEXT NOT NULL,
-        density_display_id TEXT,
-        key_generation INTEGER NOT NULL DEFAULT 1,
-        settings TEXT NOT NULL DEFAULT '{}',
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
-    );
-    CREATE INDEX displays_floor ON displays (floor_id);
-    """,
-    # The phone view's read-only link ("take this map with you") is revocable on its own.
-    """
-    ALTER TABLE displays ADD COLUMN phone_key_generation INTEGER NOT NULL DEFAULT 1;
-    """,
-    # Admin console accounts. session_generation is in every session cookie: bumping it (new
-    # password, account removed) signs out every browser at once.
-    """
-    CREATE TABLE admins (
-        id INTEGER PRIMARY KEY,
-        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
-        password_hash TEXT NOT NULL,
-        role TEXT NOT NULL CHECK (role IN ('owner', 'admin')),
-        session_generation INTEGER NOT NULL DEFAULT 1,
-        created_at TEXT NOT NULL
-    );
-    """,
-    # API tokens for automation: only a hash is kept, the token is shown once.
-    """
-    CREATE TABLE api_tokens (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL,
-        token_hash TEXT NOT NULL UNIQUE,
-        role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
-        created_at TEXT NOT NULL,
-        last_used_at TEXT
-    );
-    """,
-    # Pairing codes live here (not in memory) so that `signage displays pair` in another process
-    # can claim them. Times are Unix seconds: they are compared across processes.
-    """
-    CREATE TABLE pairing_codes (
-        id INTEGER PRIMARY KEY,
-        code TEXT NOT NULL UNIQUE,
-        secret_hash TEXT NOT NULL UNIQUE,
-        created_at REAL NOT NULL,
-        expires_at REAL NOT NULL,
-        display_id INTEGER REFERENCES displays (id) ON DELETE CASCADE,
-        claimed_at REAL,
-        client_ip TEXT
-    );
-    CREATE INDEX pairing_codes_expiry ON pairing_codes (expires_at);
-    """,
-    # One floor plan per floor; the row is written only after the file is renamed into place.
-    """
-    CREATE TABLE plans (
-        floor_id TEXT PRIMARY KEY,
-        filename TEXT NOT NULL,
-        content_type TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        sha256 TEXT NOT NULL,
-        uploaded_at TEXT NOT NULL,
-        uploaded_by TEXT
-    );
-    """,
-    # What an admin draws over a floor's plan: room outlines, doors, the corridor graph. One JSON
-    # document per floor (signage/core/layout.py checks it); version counts saves, so two editors
-    # cannot overwrite each other unnoticed.
-    """
-    CREATE TABLE layouts (
-        floor_id TEXT PRIMARY KEY,
-        version INTEGER NOT NULL,
-        data TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        updated_by TEXT
-    );
-    """,
-    # Messages pushed to screens: to one display, a floor or all; "emergency" takes the screen.
-    # Times are Unix seconds, compared across processes.
-    """
-    CREATE TABLE announcements (
-        id INTEGER PRIMARY KEY,
-        scope TEXT NOT NULL CHECK (scope IN ('display', 'floor', 'all')),
-        target TEXT,
-        kind TEXT NOT NULL CHECK (kind IN ('message', 'emergency')),
-        title TEXT NOT NULL,
-        body TEXT NOT NULL DEFAULT '',
-        starts_at REAL NOT NULL,
-        ends_at REAL NOT NULL,
-        created_at TEXT NOT NULL,
-        created_by TEXT,
-        cancelled_at REAL
-    );
-    CREATE INDEX announcements_end ON announcements (ends_at);
-    """,
-    # The last space tree Density gave (JSON, parent links resolved) and when (Unix seconds):
-    # a restart inside an outage still shows every room by name.
-    """
-    CREATE TABLE space_cache (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        data TEXT NOT NULL,
-        fetched_at REAL NOT NULL
-    );
-    """,
-    # A credential or session names one row for its whole life. SQLite hands a freed highest id
-    # of a plain INTEGER PRIMARY KEY to the next row, so a deleted display's kiosk link (or a
-    # deleted admin's cookie) opened the next one: the tables are rebuilt with AUTOINCREMENT.
-    # pairing_codes is rebuilt with them because it refers to displays, and dropping a table
-    # others refer to would cascade. PostgreSQL's identity columns never give a value twice.
-    # `secret` is random per row and part of every credential and session; rows from before
-    # keep '' (the formula without it), so screens paired and admins signed in carry on.
-    # Versions before this one left a deleted display's announcements live, naming its id: they
-    # are cancelled, and SQLite's id counter starts above every display id still named anywhere
-    # (the rebuild seeds it with the highest id left in the table, which may be below a deleted
-    # one), so an old emergency never reaches the next display created.
-    {
-        "sqlite": """
-    CREATE TABLE displays_new (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        name TEXT NOT NULL,
-        floor_id TEXT NOT NULL,
-        density_display_id TEXT,
-        key_generation INTEGER NOT NULL DEFAULT 1,
-        settings TEXT NOT NULL DEFAULT '{}',
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        phone_key_generation INTEGER NOT NULL DEFAULT 1,
-        secret TEXT NOT NULL DEFAULT ''
-    );
-    INSERT INTO displays_new (id, name, floor_id, density_display_id, key_generation, settings,
-        created_at, updated_at, phone_key_generation)
-        SELECT id, name, floor_id, density_display_id, key_generation, settings, created_at,
-        updated_at, phone_key_generation FROM displays;
-    CREATE TABLE pairing_codes_new (
-        id INTEGER PRIMARY KEY,
-        code TEXT NOT NULL UNIQUE,
-        secret_hash TEXT NOT NULL UNIQUE,
-        created_at REAL NOT NULL,
-        expires_at REAL NOT NULL,
-        display_id INTEGER REFERENCES displays_new (id) ON DELETE CASCADE,
-        claimed_at REAL,
-        client_ip TEXT
-    );
-    INSERT INTO pairing_codes_new (id, code, secret_hash, created_at, expires_at, display_id,
-        claimed_at, client_ip)
-        SELECT id, code, secret_hash, created_at, expires_at, display_id, claimed_at, client_ip
-        FROM pairing_codes;
-    DROP TABLE pairing_codes;
-    DROP TABLE displays;
-    ALTER TABLE displays_new RENAME TO displays;
-    ALTER TABLE pairing_codes_new RENAME TO pairing_codes;
-    CREATE INDEX displays_floor ON displays (floor_id);
-    CREATE INDEX pairing_codes_expiry ON pairing_codes (expires_at);
-    CREATE TABLE admins_new (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
-        password_hash TEXT NOT NULL,
-        role TEXT NOT NULL CHECK (role IN ('owner', 'admin')),
-        session_generation INTEGER NOT NULL DEFAULT 1,
-        created_at TEXT NOT NULL,
-        secret TEXT NOT NULL DEFAULT ''
-    );
-    INSERT INTO admins_new (id, username, password_hash, role, session_generation, created_at)
-        SELECT id, username, password_hash, role, session_generation, created_at FROM admins;
-    DROP TABLE admins;
-    ALTER TABLE admins_new RENAME TO admins;
-    UPDATE announcements SET cancelled_at = CAST(strftime('%s', 'now') AS REAL)
-        WHERE scope = 'display' AND cancelled_at IS NULL
-        AND coalesce(target, '') NOT IN (SELECT CAST(id AS TEXT) FROM displays);
-    DELETE FROM sqlite_sequence WHERE name = 'displays';
-    INSERT INTO sqlite_sequence (name, seq) SELECT 'displays', max(
-        (SELECT coalesce(max(id), 0) FROM displays),
-        (SELECT coalesce(max(display_id), 0) FROM pairing_codes),
-        (SELECT coalesce(max(CAST(target AS INTEGER)), 0) FROM announcements
-            WHERE scope = 'display' AND length(target) <= 18 AND target NOT GLOB '*[^0-9]*'))
-    """,
-        "postgresql": """
-    ALTER TABLE displays ADD COLUMN secret TEXT NOT NULL DEFAULT '';
-    ALTER TABLE admins ADD COLUMN secret TEXT NOT NULL DEFAULT '';
-    UPDATE announcements SET cancelled_at = extract(epoch FROM now())
-        WHERE scope = 'display' AND cancelled_at IS NULL
-        AND coalesce(target, '') NOT IN (SELECT CAST(id AS TEXT) FROM displays)
-    """,
-    },
-)
-
-
-__all__ = ["MIGRATIONS", "Store", "StoreError", "StoreUnavailable"]
-
-
-@dataclass(frozen=True)
-class Display:
-    """A screen (or several showing the same thing) configured for one floor."""
-
-    id: int
-    name: str
-    floor_id: str
-    density_display_id: str | None
-    key_generation: int
-    settings: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-    phone_key_generation: int = 1
-    updated_at: str = ""
-    # Random per display ('' for one made before there were secrets): in every credential.
-    secret: str = field(default="", repr=False, compare=False)
-
-
-def _display_identity(name: str, floor_id: str, density_display_id: str | None) -> tuple[str, str]:
-    """A display's name and floor, stripped and checked (shared by create and replace)."""
-    name, floor_id = name.strip(), floor_id.strip()
-    if not name:
-        raise StoreError("a display needs a name")
-    if not floor_id:
-        raise StoreError("a display needs a floor id")
-    _check_text(name, floor_id, density_display_id)
-    return name, floor_id
-
-
-def new_row_secret() -> str:
-    """A display's or admin's own secret: 256 random bits, hex."""
-    return secrets.token_hex(32)
-
-
-def reissue_secrets(conn: Any) -> int:
-    """Store.reissue_credentials inside a caller's transaction; the number of displays."""
-    counts = {}
-    for table in ("displays", "admins"):
-        ids = [r["id"] for r in conn.execute(f"SELECT id FROM {table}").fetchall()]
-        for row_id in ids:
-            conn.execute(f"UPDATE {table} SET secret = ? WHERE id = ?", (new_row_secret(), row_id))
-        counts[table] = len(ids)
-    return counts["displays"]
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _now_precise() -> str:
-    # Part of the kiosk's ETag: two edits within a second must still differ.
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-def _has_nul(*values: str | None) -> bool:
-    """PostgreSQL cannot keep NUL in text: no stored value has one, on either backend."""
-    return any(v is not None and "\x00" in v for v in values)
-
-
-def _check_text(*values: str | None) -> None:
-    if _has_nul(*values):
-        raise StoreError("text may not contain NUL characters")
+__all__ = ["Store", "StoreError", "StoreUnavailable"]
 
 
 class Store:
@@ -342,8 +103,8 @@ class Store:
         settings: dict[str, Any] | None = None,
     ) -> Display:
         """Create a display for a floor."""
-        name, floor_id = _display_identity(name, floor_id, density_display_id)
-        now = _now()
+        name, floor_id = display_identity(name, floor_id, density_display_id)
+        now = timestamp()
         with self.transaction() as conn:
             new_id = self._db.insert(
                 conn,
@@ -371,7 +132,7 @@ class Store:
         """Every display, or those of one floor, in id order."""
         if floor_id is None:
             rows = self._query("SELECT * FROM displays ORDER BY id")
-        elif _has_nul(floor_id):
+        elif has_nul(floor_id):
             rows = []
         else:
             rows = self._query("SELECT * FROM displays WHERE floor_id = ? ORDER BY id", (floor_id,))
@@ -395,7 +156,7 @@ class Store:
         with self.transaction() as conn:
             cur = conn.execute(
                 f"UPDATE displays SET {assignments}, updated_at = ? WHERE id = ?",
-                (*params, _now_precise(), display_id),
+                (*params, precise_timestamp(), display_id),
             )
             if cur.rowcount == 0:
                 raise StoreError(f"no display {display_id}")
@@ -479,7 +240,7 @@ class Store:
         settings: dict[str, Any],
     ) -> Display:
         """Replace every editable field of a display in one transaction."""
-        name, floor_id = _display_identity(name, floor_id, density_display_id)
+        name, floor_id = display_identity(name, floor_id, density_display_id)
         return self._update_display(
             display_id,
             "name = ?, floor_id = ?, density_display_id = ?, settings = ?",
@@ -504,7 +265,7 @@ class Store:
         username = username.strip()
         if not username:
             raise StoreError("an admin needs a username")
-        _check_text(username, password_hash)
+        check_text(username, password_hash)
         with self.transaction() as conn:
             if role is None:
                 first = conn.execute("SELECT COUNT(*) FROM admins").fetchone()[0] == 0
@@ -516,7 +277,7 @@ class Store:
                     conn,
                     "INSERT INTO admins (username, password_hash, role, created_at, secret)"
                     " VALUES (?, ?, ?, ?, ?)",
-                    (username, password_hash, role, _now(), new_row_secret()),
+                    (username, password_hash, role, timestamp(), new_row_secret()),
                 )
             except self._db.integrity_errors as exc:
                 raise StoreError(f"an admin named {username!r} exists already") from exc
@@ -530,7 +291,7 @@ class Store:
 
     def admin_by_username(self, username: str) -> Admin | None:
         """The admin with this username (case-insensitive), or None."""
-        if _has_nul(username):
+        if has_nul(username):
             return None
         # lower() on both sides: SQLite's column is NOCASE, PostgreSQL's unique index is lower().
         rows = self._query(
@@ -595,19 +356,19 @@ class Store:
             raise StoreError("a token needs a name")
         if role not in ("admin", "viewer"):
             raise StoreError(f"unknown token role {role!r}")
-        _check_text(name, token_hash)
+        check_text(name, token_hash)
         with self.transaction() as conn:
             new_id = self._db.insert(
                 conn,
                 "INSERT INTO api_tokens (name, token_hash, role, created_at) VALUES (?, ?, ?, ?)",
-                (name, token_hash, role, _now()),
+                (name, token_hash, role, timestamp()),
             )
             row = conn.execute("SELECT * FROM api_tokens WHERE id = ?", (new_id,)).fetchone()
         return ApiToken(row["id"], row["name"], row["role"], row["created_at"])
 
     def api_token_by_hash(self, token_hash: str) -> ApiToken | None:
         """The token with this hash, or None."""
-        if _has_nul(token_hash):
+        if has_nul(token_hash):
             return None
         rows = self._query("SELECT * FROM api_tokens WHERE token_hash = ?", (token_hash,))
         if not rows:
@@ -642,7 +403,7 @@ class Store:
         self, code: str, secret_hash: str, now: float, ttl: float, client_ip: str | None
     ) -> PairingCode | None:
         """Record a new code (expired ones are purged first); None when the code is taken."""
-        _check_text(code, secret_hash, client_ip)
+        check_text(code, secret_hash, client_ip)
         with self.transaction() as conn:
             conn.execute("DELETE FROM pairing_codes WHERE expires_at < ?", (now,))
             # DO NOTHING rather than catching the error: PostgreSQL would abort the transaction.
@@ -659,7 +420,7 @@ class Store:
 
     def pairing_by_secret(self, secret_hash: str) -> PairingCode | None:
         """The pairing a kiosk's private secret belongs to, expired or not."""
-        if _has_nul(secret_hash):
+        if has_nul(secret_hash):
             return None
         rows = self._query("SELECT * FROM pairing_codes WHERE secret_hash = ?", (secret_hash,))
         return self._pairing(rows[0]) if rows else None
@@ -716,7 +477,7 @@ class Store:
 
     def claim_pairing_code(self, code: str, display_id: int, now: float) -> Display | None:
         """Give an unexpired, unclaimed code to a display; None when no such code (or display)."""
-        if _has_nul(code):
+        if has_nul(code):
             return None
         with self.transaction() as conn:
             # Locked so it cannot be deleted before the code points at it. Of two claims of one
@@ -756,7 +517,7 @@ class Store:
 
     def get_plan(self, floor_id: str) -> Plan | None:
         """The floor's plan record, or None."""
-        if _has_nul(floor_id):
+        if has_nul(floor_id):
             return None
         rows = self._query("SELECT * FROM plans WHERE floor_id = ?", (floor_id,))
         return self._plan(rows[0]) if rows else None
@@ -775,7 +536,7 @@ class Store:
         """
         if self.plans_in_database and data is None:
             raise StoreError("the plan's data is needed: plans are kept in the database")
-        _check_text(plan.floor_id, plan.filename, plan.content_type, plan.uploaded_by)
+        check_text(plan.floor_id, plan.filename, plan.content_type, plan.uploaded_by)
         with self.transaction() as conn:
             old = conn.execute(
                 f"SELECT * FROM plans WHERE floor_id = ?{self._for_update}", (plan.floor_id,)
@@ -830,7 +591,7 @@ class Store:
 
     def plan_data(self, filename: str) -> bytes | None:
         """A plan file's bytes kept in the database (PostgreSQL), or None."""
-        if not self.plans_in_database or _has_nul(filename):
+        if not self.plans_in_database or has_nul(filename):
             return None
         rows = self._query("SELECT data FROM plan_files WHERE filename = ?", (filename,))
         return bytes(rows[0]["data"]) if rows else None
@@ -858,7 +619,7 @@ class Store:
 
     def get_layout(self, floor_id: str) -> Layout | None:
         """The floor's layout (outlines, doors, corridors), or None."""
-        if _has_nul(floor_id):
+        if has_nul(floor_id):
             return None
         rows = self._query("SELECT * FROM layouts WHERE floor_id = ?", (floor_id,))
         return self._layout(rows[0]) if rows else None
@@ -875,7 +636,7 @@ class Store:
         `expected_version` is the version the editor loaded (0 for "there was none"); None skips
         the check.
         """
-        _check_text(floor_id, updated_by)
+        check_text(floor_id, updated_by)
         document = json.dumps(data, separators=(",", ":"))
         conflict = (
             "the layout was changed by someone else (version {}, you had {}); reload to see it"
@@ -891,7 +652,7 @@ class Store:
                 conn.execute(
                     "UPDATE layouts SET version = ?, data = ?, updated_at = ?, updated_by = ?"
                     " WHERE floor_id = ?",
-                    (current + 1, document, _now(), updated_by, floor_id),
+                    (current + 1, document, timestamp(), updated_by, floor_id),
                 )
             else:
                 # No row to lock: of two first saves at once, the second's INSERT fails here.
@@ -899,7 +660,7 @@ class Store:
                     conn.execute(
                         "INSERT INTO layouts (floor_id, version, data, updated_at, updated_by)"
                         " VALUES (?, ?, ?, ?, ?)",
-                        (floor_id, 1, document, _now(), updated_by),
+                        (floor_id, 1, document, timestamp(), updated_by),
                     )
                 except self._db.integrity_errors as exc:
                     raise StoreError(conflict.format(1, expected_version or 0)) from exc
@@ -942,7 +703,7 @@ class Store:
             raise StoreError("an announcement to one display or floor needs its target")
         if ends_at <= starts_at:
             raise StoreError("an announcement must end after it starts")
-        _check_text(target, title, body, created_by)
+        check_text(target, title, body, created_by)
         with self.transaction() as conn:
             if refuse is not None:
                 if self.backend == "postgresql":
@@ -961,7 +722,7 @@ class Store:
                 conn,
                 "INSERT INTO announcements (scope, target, kind, title, body, starts_at, ends_at,"
                 " created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (scope, target, kind, title, body, starts_at, ends_at, _now(), created_by),
+                (scope, target, kind, title, body, starts_at, ends_at, timestamp(), created_by),
             )
             row = conn.execute("SELECT * FROM announcements WHERE id = ?", (new_id,)).fetchone()
         return self._announcement(row)
@@ -1010,89 +771,3 @@ class Store:
                 " fetched_at = excluded.fetched_at",
                 (data, fetched_at),
             )
-
-    # -- announcements under a cap (signage/actions/announcements.py) ---------------------------
-
-
-@dataclass(frozen=True)
-class Admin:
-    """A person who may use the admin console."""
-
-    id: int
-    username: str
-    password_hash: str = field(repr=False)
-    role: str
-    session_generation: int
-    created_at: str
-    # Random per admin ('' for one made before there were secrets): in every session.
-    secret: str = field(default="", repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class ApiToken:
-    """An automation token (its value is never stored)."""
-
-    id: int
-    name: str
-    role: str
-    created_at: str
-
-
-@dataclass(frozen=True)
-class PairingCode:
-    """A short code a kiosk shows until an admin gives it a display."""
-
-    id: int
-    code: str
-    created_at: float
-    expires_at: float
-    display_id: int | None
-    claimed_at: float | None
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A floor's plan file, as recorded once it is in place."""
-
-    floor_id: str
-    filename: str
-    content_type: str
-    size: int
-    sha256: str
-    uploaded_at: str
-    uploaded_by: str | None = None
-    # The store that keeps the file's bytes (PostgreSQL), None when it is a file on disk.
-    storage: Store | None = field(default=None, compare=False, hash=False, repr=False)
-
-
-@dataclass(frozen=True)
-class Layout:
-    """What an admin drew over a floor: see signage/core/layout.py for the document's shape."""
-
-    floor_id: str
-    version: int
-    data: dict[str, Any] = field(compare=False, hash=False)
-    updated_at: str = ""
-    updated_by: str | None = None
-
-
-@dataclass(frozen=True)
-class Announcement:
-    """A message on screens, to one display (target = its id), a floor (target = floor id) or
-    all; "emergency" takes the whole screen. Times are Unix seconds."""
-
-    id: int
-    scope: str
-    target: str | None
-    kind: str
-    title: str
-    body: str
-    starts_at: float
-    ends_at: float
-    created_at: str
-    created_by: str | None
-    cancelled_at: float | None
-
-    def current(self, now: float) -> bool:
-        """Showing at `now`."""
-        return self.cancelled_at is None and self.starts_at <= now < self.ends_at

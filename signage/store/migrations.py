@@ -1,0 +1,205 @@
+"""The database's schema as a sequence of migrations, oldest first.
+
+A migration is SQLite DDL, which store/db.py translates for PostgreSQL, or a mapping from backend
+name to the script for that backend where the two cannot share one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from signage.store.db import Migration
+
+logger = logging.getLogger(__name__)
+
+# Each entry moves the schema one version forward; applied in order, never edited once shipped.
+MIGRATIONS: tuple[Migration, ...] = (
+    """
+    CREATE TABLE displays (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        floor_id TEXT NOT NULL,
+        density_display_id TEXT,
+        key_generation INTEGER NOT NULL DEFAULT 1,
+        settings TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX displays_floor ON displays (floor_id);
+    """,
+    # The phone view's read-only link ("take this map with you") is revocable on its own.
+    """
+    ALTER TABLE displays ADD COLUMN phone_key_generation INTEGER NOT NULL DEFAULT 1;
+    """,
+    # Admin console accounts. session_generation is in every session cookie: bumping it (new
+    # password, account removed) signs out every browser at once.
+    """
+    CREATE TABLE admins (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('owner', 'admin')),
+        session_generation INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL
+    );
+    """,
+    # API tokens for automation: only a hash is kept, the token is shown once.
+    """
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
+        created_at TEXT NOT NULL,
+        last_used_at TEXT
+    );
+    """,
+    # Pairing codes live here (not in memory) so that `signage displays pair` in another process
+    # can claim them. Times are Unix seconds: they are compared across processes.
+    """
+    CREATE TABLE pairing_codes (
+        id INTEGER PRIMARY KEY,
+        code TEXT NOT NULL UNIQUE,
+        secret_hash TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        display_id INTEGER REFERENCES displays (id) ON DELETE CASCADE,
+        claimed_at REAL,
+        client_ip TEXT
+    );
+    CREATE INDEX pairing_codes_expiry ON pairing_codes (expires_at);
+    """,
+    # One floor plan per floor; the row is written only after the file is renamed into place.
+    """
+    CREATE TABLE plans (
+        floor_id TEXT PRIMARY KEY,
+        filename TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        uploaded_at TEXT NOT NULL,
+        uploaded_by TEXT
+    );
+    """,
+    # What an admin draws over a floor's plan: room outlines, doors, the corridor graph. One JSON
+    # document per floor (signage/core/layout.py checks it); version counts saves, so two editors
+    # cannot overwrite each other unnoticed.
+    """
+    CREATE TABLE layouts (
+        floor_id TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT
+    );
+    """,
+    # Messages pushed to screens: to one display, a floor or all; "emergency" takes the screen.
+    # Times are Unix seconds, compared across processes.
+    """
+    CREATE TABLE announcements (
+        id INTEGER PRIMARY KEY,
+        scope TEXT NOT NULL CHECK (scope IN ('display', 'floor', 'all')),
+        target TEXT,
+        kind TEXT NOT NULL CHECK (kind IN ('message', 'emergency')),
+        title TEXT NOT NULL,
+        body TEXT NOT NULL DEFAULT '',
+        starts_at REAL NOT NULL,
+        ends_at REAL NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT,
+        cancelled_at REAL
+    );
+    CREATE INDEX announcements_end ON announcements (ends_at);
+    """,
+    # The last space tree Density gave (JSON, parent links resolved) and when (Unix seconds):
+    # a restart inside an outage still shows every room by name.
+    """
+    CREATE TABLE space_cache (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        data TEXT NOT NULL,
+        fetched_at REAL NOT NULL
+    );
+    """,
+    # A credential or session names one row for its whole life. SQLite hands a freed highest id
+    # of a plain INTEGER PRIMARY KEY to the next row, so a deleted display's kiosk link (or a
+    # deleted admin's cookie) opened the next one: the tables are rebuilt with AUTOINCREMENT.
+    # pairing_codes is rebuilt with them because it refers to displays, and dropping a table
+    # others refer to would cascade. PostgreSQL's identity columns never give a value twice.
+    # `secret` is random per row and part of every credential and session; rows from before
+    # keep '' (the formula without it), so screens paired and admins signed in carry on.
+    # Versions before this one left a deleted display's announcements live, naming its id: they
+    # are cancelled, and SQLite's id counter starts above every display id still named anywhere
+    # (the rebuild seeds it with the highest id left in the table, which may be below a deleted
+    # one), so an old emergency never reaches the next display created.
+    {
+        "sqlite": """
+    CREATE TABLE displays_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        floor_id TEXT NOT NULL,
+        density_display_id TEXT,
+        key_generation INTEGER NOT NULL DEFAULT 1,
+        settings TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        phone_key_generation INTEGER NOT NULL DEFAULT 1,
+        secret TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO displays_new (id, name, floor_id, density_display_id, key_generation, settings,
+        created_at, updated_at, phone_key_generation)
+        SELECT id, name, floor_id, density_display_id, key_generation, settings, created_at,
+        updated_at, phone_key_generation FROM displays;
+    CREATE TABLE pairing_codes_new (
+        id INTEGER PRIMARY KEY,
+        code TEXT NOT NULL UNIQUE,
+        secret_hash TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        display_id INTEGER REFERENCES displays_new (id) ON DELETE CASCADE,
+        claimed_at REAL,
+        client_ip TEXT
+    );
+    INSERT INTO pairing_codes_new (id, code, secret_hash, created_at, expires_at, display_id,
+        claimed_at, client_ip)
+        SELECT id, code, secret_hash, created_at, expires_at, display_id, claimed_at, client_ip
+        FROM pairing_codes;
+    DROP TABLE pairing_codes;
+    DROP TABLE displays;
+    ALTER TABLE displays_new RENAME TO displays;
+    ALTER TABLE pairing_codes_new RENAME TO pairing_codes;
+    CREATE INDEX displays_floor ON displays (floor_id);
+    CREATE INDEX pairing_codes_expiry ON pairing_codes (expires_at);
+    CREATE TABLE admins_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('owner', 'admin')),
+        session_generation INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        secret TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO admins_new (id, username, password_hash, role, session_generation, created_at)
+        SELECT id, username, password_hash, role, session_generation, created_at FROM admins;
+    DROP TABLE admins;
+    ALTER TABLE admins_new RENAME TO admins;
+    UPDATE announcements SET cancelled_at = CAST(strftime('%s', 'now') AS REAL)
+        WHERE scope = 'display' AND cancelled_at IS NULL
+        AND coalesce(target, '') NOT IN (SELECT CAST(id AS TEXT) FROM displays);
+    DELETE FROM sqlite_sequence WHERE name = 'displays';
+    INSERT INTO sqlite_sequence (name, seq) SELECT 'displays', max(
+        (SELECT coalesce(max(id), 0) FROM displays),
+        (SELECT coalesce(max(display_id), 0) FROM pairing_codes),
+        (SELECT coalesce(max(CAST(target AS INTEGER)), 0) FROM announcements
+            WHERE scope = 'display' AND length(target) <= 18 AND target NOT GLOB '*[^0-9]*'))
+    """,
+        "postgresql": """
+    ALTER TABLE displays ADD COLUMN secret TEXT NOT NULL DEFAULT '';
+    ALTER TABLE admins ADD COLUMN secret TEXT NOT NULL DEFAULT '';
+    UPDATE announcements SET cancelled_at = extract(epoch FROM now())
+        WHERE scope = 'display' AND cancelled_at IS NULL
+        AND coalesce(target, '') NOT IN (SELECT CAST(id AS TEXT) FROM displays)
+    """,
+    },
+)
+
+__all__ = ["MIGRATIONS"]
