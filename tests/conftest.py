@@ -167,7 +167,7 @@ def browser_type_launch_args(browser_type_launch_args):
 def contexts(browser):
     """Fresh browser contexts (no shared localStorage or service workers), closed at the end.
 
-    A context per test keeps pages from sharing storage and service workers (FINDINGS).
+    A context per test keeps pages from sharing `localStorage` and service workers.
     """
     made = []
 

@@ -1,6 +1,6 @@
 """A real PostgreSQL for the tests: Debian's server, started by the test run, stopped by pid.
 
-PostgreSQL refuses to run as root (FINDINGS), so as root `initdb` and `postgres` run as the
+PostgreSQL refuses to run as root, so as root `initdb` and `postgres` run as the
 `postgres` user; the cluster lives in a temporary folder (its unix socket too) and listens on a
 free loopback port. Password authentication over TCP, so the URLs the tests use carry a password
 that must never reach a log line.

@@ -1,6 +1,6 @@
 """A real `redis-server` for tests: a free loopback port, no persistence, stopped by process id.
 
-`redis-server --port 0` turns TCP off rather than choosing a port (FINDINGS), so a free port is
+`redis-server --port 0` turns TCP off rather than choosing a port, so a free port is
 picked first. `restart()` stops the server and starts a new one on the same port with no data,
 as a crashed Redis without persistence comes back.
 """
