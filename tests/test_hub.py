@@ -49,7 +49,7 @@ def test_snapshot_first_then_only_newer_updates(hub):
     sub, peer = kiosk(hub)
     hub.publish("f", 5, "early-5")  # before the snapshot: held back
     hub.publish("f", 6, "early-6")
-    hub.start(sub, "snapshot@5", 5)  # the snapshot already includes seq 5
+    hub.snapshot(sub, "snapshot@5", 5)  # the snapshot already includes seq 5
     hub.publish("f", 6, "dup-6")  # seq 6 already queued: not again
     hub.publish("f", 7, "u7")
     assert read_frames(peer, 3) == ["snapshot@5", "early-6", "u7"]
@@ -58,8 +58,8 @@ def test_snapshot_first_then_only_newer_updates(hub):
 def test_publish_reaches_only_that_floor(hub):
     a, pa = kiosk(hub, "f1", 1)
     b, pb = kiosk(hub, "f2", 2)
-    hub.start(a, "s", 0)
-    hub.start(b, "s", 0)
+    hub.snapshot(a, "s", 0)
+    hub.snapshot(b, "s", 0)
     assert hub.publish("f1", 1, "m1") == 1
     assert read_frames(pa, 2) == ["s", "m1"]
     assert read_frames(pb, 1) == ["s"]
@@ -77,8 +77,8 @@ def test_stalled_kiosk_is_cut_and_others_get_everything():
     slow, slow_peer = kiosk(hub, display=1)
     fast, fast_peer = kiosk(hub, display=2)
     slow_peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-    hub.start(slow, "s", 0)
-    hub.start(fast, "s", 0)
+    hub.snapshot(slow, "s", 0)
+    hub.snapshot(fast, "s", 0)
     got: list[str] = []
     reader = threading.Thread(target=lambda: got.extend(read_frames(fast_peer, 41)))
     reader.start()
@@ -95,7 +95,7 @@ def test_stalled_kiosk_is_cut_and_others_get_everything():
 
 def test_outbox_overflow_evicts(hub):
     sub, _peer = kiosk(hub)
-    hub.start(sub, "s" * 3_000_000, 0)  # blocks the socket: later frames wait in the outbox
+    hub.snapshot(sub, "s" * 3_000_000, 0)  # blocks the socket: later frames wait in the outbox
     for seq in range(1, 20):
         hub.publish("f", seq, "u")
     assert sub.close_code == CLOSE_TOO_SLOW
@@ -105,7 +105,7 @@ def test_outbox_overflow_evicts(hub):
 def test_data_stuck_unsent_is_cut_after_the_send_timeout(hub):
     sub, peer = kiosk(hub)
     peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-    hub.start(sub, "s" * 3_000_000, 0)  # more than any socket buffer takes
+    hub.snapshot(sub, "s" * 3_000_000, 0)  # more than any socket buffer takes
     wait_until(lambda: sub.close_code == CLOSE_STALLED, timeout=5, message="cut")
     assert hub.stalled_cuts == 1
 
@@ -114,8 +114,8 @@ def test_commands_and_close_display_reach_all_its_sockets(hub):
     subs = [kiosk(hub, display=7) for _ in range(3)]
     other, other_peer = kiosk(hub, display=8)
     for sub, _ in subs:
-        hub.start(sub, "s", 0)
-    hub.start(other, "s", 0)
+        hub.snapshot(sub, "s", 0)
+    hub.snapshot(other, "s", 0)
     assert hub.command(7, '{"type":"reload"}') == 3
     assert all(read_frames(peer, 2)[1] == '{"type":"reload"}' for _, peer in subs)
     assert hub.close_display(7, 4401, "revoked") == 3
@@ -140,7 +140,7 @@ def test_the_send_timeout_runs_on_the_hubs_clock():
     try:
         sub, peer = kiosk(hub)
         peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
-        hub.start(sub, "s" * 3_000_000, 0)  # more than any socket buffer takes
+        hub.snapshot(sub, "s" * 3_000_000, 0)  # more than any socket buffer takes
         wait_until(lambda: sub.blocked_since is not None, timeout=5, message="blocked")
         clock.advance(299.0)
         wait_until(lambda: sub.blocked_since is not None, timeout=1)  # a sender pass or more

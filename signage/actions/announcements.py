@@ -13,7 +13,6 @@ another process (the CLI, a second server) reaches this process's kiosks too.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -23,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from signage.core.protocol import ANNOUNCEMENTS, dumps
 from signage.store import Announcement, Display, Store
 from signage.store.db import StoreError, StoreUnavailable
 
@@ -458,13 +458,13 @@ class Announcer:
                     continue
                 self._sent[display_id] = signature
                 message = {
-                    "type": "announcements",
+                    "type": ANNOUNCEMENTS,
                     "epoch": self.epoch,
                     "rev": rev,
                     "server_time": iso_precise(now),
                     "items": [item(a, now) for a in shown],
                 }
-                if self.hub.command(display_id, json.dumps(message, separators=(",", ":"))):
+                if self.hub.command(display_id, dumps(message)):
                     sent += 1
             for gone in set(self._sent) - set(displays):
                 del self._sent[gone]

@@ -21,7 +21,6 @@ starts right.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -30,9 +29,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from signage.core.directory import SpaceDirectory
-from signage.core.feeds import FeedManager, FloorFeed
+from signage.core.errors import FeedUnavailable
+from signage.core.feeds import Feed, FeedManager
 from signage.core.hub import Hub
-from signage.density.errors import DensityError
+from signage.core.protocol import FLOORS, FREE, LIVE, OCCUPIED, POLLING, STALE, UNKNOWN, canonical
 from signage.density.models import Space
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ RECHECK_S = 2.0
 
 def summarise(
     floor: Space,
-    feed: FloorFeed | None,
+    feed: Feed | None,
     groups: Sequence[str],
     group_of: Callable[[str | None], str],
 ) -> dict[str, Any]:
@@ -57,8 +57,8 @@ def summarise(
     entry: dict[str, Any] = {
         "id": floor.id,
         "name": floor.name,
-        "feed": "stale",
-        "state": "unknown",
+        "feed": STALE,
+        "state": UNKNOWN,
         "free": None,
         "free_total": None,
     }
@@ -66,14 +66,14 @@ def summarise(
         return entry
     snapshot = feed.snapshot()
     entry["feed"] = snapshot["feed"]
-    if snapshot["feed"] not in ("live", "polling"):
+    if snapshot["feed"] not in (LIVE, POLLING):
         return entry  # a floor counts only while its own feed is fresh
     rooms = snapshot["rooms"].values()
-    if not any(r["state"] in ("free", "occupied") for r in rooms):
+    if not any(r["state"] in (FREE, OCCUPIED) for r in rooms):
         return entry  # live, but not one room it can vouch for: a zero would be a guess
     free = dict.fromkeys(groups, 0)
     for room in rooms:
-        if room["state"] == "free":
+        if room["state"] == FREE:
             group = group_of(room.get("function"))
             free[group if group in free else groups[-1]] += 1
     entry.update(state="known", free=free, free_total=sum(free.values()))
@@ -159,7 +159,7 @@ class OtherFloors:
         for floor in self.siblings(floor_id):
             try:
                 self.feeds.acquire(floor.id)
-            except DensityError as exc:
+            except FeedUnavailable as exc:
                 logger.info("floor %s not held for its siblings: %s", floor.id, exc)
                 continue
             held.append(floor.id)
@@ -185,7 +185,7 @@ class OtherFloors:
         with self._lock:
             self._targets.add(floor_id)
         own = self.feeds.get(floor_id)
-        own_fresh = own is not None and own.snapshot()["feed"] in ("live", "polling")
+        own_fresh = own is not None and own.snapshot()["feed"] in (LIVE, POLLING)
         try:
             emergencies = self.emergencies()
         except Exception:  # the database down: no override known, the counts still honest
@@ -204,7 +204,7 @@ class OtherFloors:
                 known = {**known, "state": "not_available", "reason": "emergency"}
                 known.update(free=None, free_total=None)
             elif not own_fresh and known["state"] == "known":
-                known = {**known, "state": "unknown", "reason": "own_floor_stale"}
+                known = {**known, "state": UNKNOWN, "reason": "own_floor_stale"}
                 known.update(free=None, free_total=None)
             out.append(known)
         return out
@@ -313,7 +313,7 @@ class OtherFloors:
         feed = self.feeds.get(floor_id)
         if feed is None:
             return
-        feed.send_in_order("floors", {"other_floors": panel}, send)
+        feed.send_in_order(FLOORS, {"other_floors": panel}, send)
         with self._lock:
             self._told[floor_id] = panel
         self.pushes += 1
@@ -342,5 +342,4 @@ class OtherFloors:
 
 def tag(panel: list[dict[str, Any]] | None) -> str:
     """A short digest of a panel, for the HTTP fallback's ETag."""
-    text = json.dumps(panel, sort_keys=True, separators=(",", ":"))
-    return format(zlib.crc32(text.encode()), "08x")
+    return format(zlib.crc32(canonical(panel).encode()), "08x")

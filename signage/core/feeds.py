@@ -31,14 +31,23 @@ from signage.core.clock import SYSTEM_CLOCK, Clock
 from signage.core.directory import SpaceDirectory
 from signage.core.errors import FeedUnavailable
 from signage.core.polls import Doorways, SharedPolls, read_sensor_health
-from signage.core.protocol import dumps
-from signage.core.rooms import Room, differs, envelope, floor_info, needs_doorways, sensors_by_space
+from signage.core.protocol import (
+    HEARTBEAT,
+    LIVE,
+    POLLING,
+    SNAPSHOT,
+    STALE,
+    UPDATE,
+    dumps,
+    envelope,
+    floor_info,
+)
+from signage.core.rooms import Room, differs, needs_doorways, sensors_by_space
 from signage.density.client import DensityClient
 from signage.density.errors import DensityError
 from signage.density.models import Space, SpaceUpdate
 
 __all__ = [
-    "FEED_MODES",
     "Doorways",
     "Feed",
     "FeedFactory",
@@ -50,8 +59,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-FEED_MODES = ("live", "polling", "stale")
 
 
 @dataclass(frozen=True)
@@ -214,7 +221,7 @@ class FloorFeed:
         self.has_data = threading.Event()
         self._lock = threading.RLock()
         self.rooms: dict[str, Room] = {s.id: Room(space=s) for s in rooms}
-        self.mode = "stale"
+        self.mode = STALE
         self.mode_reason: str | None = "starting"
         self.started_at = self.clock.monotonic()
         self._aged: set[str] = set()  # entry rooms whose health is too old (see _follow_mode)
@@ -369,19 +376,19 @@ class FloorFeed:
             # is younger than `stale_after`: one channel answering first is no outage.
             never = all(c.last_heard is None for c in behind)
             return (
-                "stale",
+                STALE,
                 "starting"
                 if never and now - self.started_at < self.settings.stale_after
                 else "unreachable",
             )
         if any(c.mode != "live" for c in self.channels):
-            return "polling", next((c.last_error for c in self.channels if c.last_error), None)
-        return "live", None
+            return POLLING, next((c.last_error for c in self.channels if c.last_error), None)
+        return LIVE, None
 
     def _set_mode(self, mode: str, reason: str | None) -> None:
         if mode == self.mode:
             return
-        log = logger.warning if mode == "stale" and reason != "starting" else logger.info
+        log = logger.warning if mode == STALE and reason != "starting" else logger.info
         # Fields as well as words: one structured line per change (SIGNAGE_LOG_FORMAT=json).
         event = {"event": "feed", "floor_id": self.floor_id, "mode": mode, "previous": self.mode}
         log("floor %s feed %s -> %s", self.floor_id, self.mode, mode, extra=event)
@@ -395,7 +402,7 @@ class FloorFeed:
         return max(s.stale_after, 2 * s.sensor_health_interval)
 
     def _room_public(self, room: Room, now: float, mode: str) -> dict[str, Any]:
-        fresh = mode != "stale" and self._channel_for(room).fresh(now)
+        fresh = mode != STALE and self._channel_for(room).fresh(now)
         return room.public(now, fresh=fresh, health_max_age=self._health_max_age())
 
     def _expired_health(self, now: float) -> set[str]:
@@ -429,7 +436,7 @@ class FloorFeed:
         self.seq += 1
         if self.publish_all_next:
             rooms, self.publish_all_next = self._all_rooms_public(now), False
-        message = self._envelope("update", now)
+        message = self._envelope(UPDATE, now)
         message["rooms"] = rooms
         self._publish(self.floor_id, self.seq, dumps(message))
 
@@ -442,7 +449,7 @@ class FloorFeed:
         now = self.clock.monotonic()
         with self._lock:
             self._follow_mode(now)
-            message = self._envelope("snapshot", now)
+            message = self._envelope(SNAPSHOT, now)
             message["rooms"] = self._all_rooms_public(now)
             message["floor"] = floor_info(self.floor_id, self.floor)
             return message
@@ -451,7 +458,7 @@ class FloorFeed:
         """The small message a quiet kiosk gets so it can tell a quiet floor from a dead link."""
         now = self.clock.monotonic()
         with self._lock:
-            return self._envelope("heartbeat", now)
+            return self._envelope(HEARTBEAT, now)
 
     def send_in_order(self, kind: str, fields: dict[str, Any], send: Callable[[str], Any]) -> None:
         """Queue a message outside the floor's sequence, in order with its updates.

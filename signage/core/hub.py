@@ -112,7 +112,7 @@ class Hub:
         wakeup: threading.Event,
         sock: socket.socket | None = None,
     ) -> Subscriber:
-        """Register a kiosk; updates wait until `start` queues its snapshot."""
+        """Register a kiosk; updates wait until `snapshot` queues its snapshot."""
         sub = Subscriber(floor_id, display_id, wakeup, sock, self.queue_size)
         sub.last_sent = sub.connected_at = self.clock.monotonic()
         with self._lock:
@@ -120,11 +120,15 @@ class Hub:
         self._ensure_sender()
         return sub
 
-    def start(self, sub: Subscriber, snapshot: str, seq: int) -> None:
-        """Queue the kiosk's snapshot first, then any update newer than it."""
+    def snapshot(self, sub: Subscriber, text: str, seq: int) -> None:
+        """Queue a kiosk's snapshot of its floor at `seq`: on joining, or when it asks again.
+
+        On joining, the updates published meanwhile that are newer than the snapshot follow
+        it. On a resync, updates still queued are harmless and newer ones follow as usual.
+        """
         with self._lock:
-            sub.last_seq = seq
-            self._append(sub, text_frame(snapshot))
+            if self._append(sub, text_frame(text)) or not sub.ready:
+                sub.last_seq = max(sub.last_seq, seq)
             for early_seq, frame in sub.early:
                 if early_seq > seq:
                     self._append(sub, frame)
@@ -196,18 +200,11 @@ class Hub:
         return delivered
 
     def send(self, sub: Subscriber, text: str) -> bool:
-        """Queue one message (a heartbeat, a resync snapshot) for one kiosk."""
+        """Queue one message outside the floor's sequence (a heartbeat) for one kiosk."""
         with self._lock:
             queued = self._append(sub, text_frame(text))
         self._wake()
         return queued
-
-    def resync(self, sub: Subscriber, snapshot: str, seq: int) -> None:
-        """Queue a fresh snapshot; older updates still queued are harmless, newer ones follow."""
-        with self._lock:
-            if self._append(sub, text_frame(snapshot)):
-                sub.last_seq = max(sub.last_seq, seq)
-        self._wake()
 
     def command(self, display_id: int, text: str) -> int:
         """Queue a command (outside the floor's sequence) for every socket of a display."""

@@ -16,7 +16,7 @@ changed once changes both:
   own rule in `space_health`) where no frame carries one: `occupancy/current` has none.
 - Counts are whole numbers; a capped count (Waffle's "3+") travels as `count` with
   `capped: true`, and occupies the room like any count above zero.
-- Every message to a kiosk opens with the same envelope (`envelope`).
+- What a kiosk receives is built by core/protocol.py (`room_dict`, `envelope`).
 """
 
 from __future__ import annotations
@@ -24,18 +24,30 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from signage.core.protocol import (
+    FREE,
+    NO_DATA,
+    NOT_VERIFIED,
+    OCCUPIED,
+    SENSOR_DEGRADED,
+    SENSOR_OFFLINE,
+    STALE_DATA,
+    UNKNOWN,
+    envelope,  # noqa: F401  (the fleet's mirror imports it from here)
+    floor_info,  # noqa: F401  (the fleet's mirror imports it from here)
+    room_dict,
+)
 from signage.density.models import Doorway, SensorHealth, Space, SpaceUpdate
 
 logger = logging.getLogger(__name__)
 
 # Why a room with data is still `unknown`, by its space health.
 UNHEALTHY_REASONS = {
-    "offline": "sensor_offline",
-    "degraded": "sensor_degraded",
-    "unknown": "not_verified",
+    "offline": SENSOR_OFFLINE,
+    "degraded": SENSOR_DEGRADED,
+    "unknown": NOT_VERIFIED,
 }
 
 
@@ -46,11 +58,11 @@ def classify(last_known: str | None, health: str | None, fresh: bool) -> tuple[s
     whether the channel serving the room heard from Density within `stale_after`.
     """
     if last_known is None:
-        return "unknown", "no_data"
+        return UNKNOWN, NO_DATA
     if not fresh:
-        return "unknown", "stale"
+        return UNKNOWN, STALE_DATA
     if health != "healthy":
-        return "unknown", UNHEALTHY_REASONS.get(health or "unknown", "not_verified")
+        return UNKNOWN, UNHEALTHY_REASONS.get(health or "unknown", NOT_VERIFIED)
     return last_known, None
 
 
@@ -98,8 +110,8 @@ class Room:
     def last_known(self) -> str | None:
         """Free or occupied by Density's last word, whatever its health or age."""
         if self.entry:
-            return None if self.count is None else ("occupied" if self.count > 0 else "free")
-        return None if self.occupied is None else ("occupied" if self.occupied else "free")
+            return None if self.count is None else (OCCUPIED if self.count > 0 else FREE)
+        return None if self.occupied is None else (OCCUPIED if self.occupied else FREE)
 
     def classify(
         self, fresh: bool, now: float | None = None, health_max_age: float | None = None
@@ -157,29 +169,24 @@ class Room:
     ) -> dict[str, Any]:
         """The room as kiosks receive it (docs/protocol.md)."""
         state, reason = self.classify(fresh, now, health_max_age)
-        space = self.space
-        return {
-            "id": space.id,
-            "name": space.name,
-            "function": space.function,
-            "capacity": space.capacity,
-            "counting_mode": space.counting_mode or "oa",
-            "state": state,
-            "reason": reason,
-            "last_known": self.last_known(),
-            "occupied": self.occupied,
-            "count": self.count,
-            "capped": self.capped,
-            "health": self.health,
-            "since_s": None if self.changed_at is None else round(now - self.changed_at, 1),
-            "source": self.source,
-        }
+        return room_dict(
+            self.space,
+            state=state,
+            reason=reason,
+            last_known=self.last_known(),
+            occupied=self.occupied,
+            count=self.count,
+            capped=self.capped,
+            health=self.health,
+            since_s=None if self.changed_at is None else round(now - self.changed_at, 1),
+            source=self.source,
+        )
 
 
 def unknown(room: Mapping[str, Any]) -> dict[str, Any]:
     """A room dict its holder can no longer vouch for: `unknown`, keeping Density's last word."""
     out = dict(room)
-    if out.get("state") != "unknown":
+    if out.get("state") != UNKNOWN:
         out["state"], out["reason"] = classify(out.get("last_known"), out.get("health"), False)
     return out
 
@@ -197,45 +204,6 @@ def aged(room: Mapping[str, Any], at: float, now: float) -> dict[str, Any]:
 def differs(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     """Whether a kiosk needs to hear about this room: ages alone do not count."""
     return any(before.get(key) != after.get(key) for key in after if key != "since_s")
-
-
-def iso_now(wall: float) -> str:
-    """`server_time` from a wall-clock time in seconds."""
-    moment = datetime.fromtimestamp(wall, UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def envelope(
-    kind: str,
-    *,
-    epoch: str,
-    seq: int,
-    floor_id: str,
-    feed: str,
-    feed_reason: str | None,
-    heard_age_s: float | None,
-    wall: float,
-) -> dict[str, Any]:
-    """The fields every message to a kiosk opens with (docs/protocol.md)."""
-    return {
-        "type": kind,
-        "epoch": epoch,
-        "seq": seq,
-        "floor_id": floor_id,
-        "feed": feed,
-        "feed_reason": feed_reason if feed != "live" else None,
-        "heard_age_s": heard_age_s,
-        "server_time": iso_now(wall),
-    }
-
-
-def floor_info(floor_id: str, floor: Space | None) -> dict[str, Any]:
-    """The `floor` of a snapshot."""
-    return {
-        "id": floor_id,
-        "name": floor.name if floor else floor_id,
-        "time_zone": floor.time_zone if floor else None,
-    }
 
 
 def sensors_by_space(

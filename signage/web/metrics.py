@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from signage.core.feeds import FEED_MODES
+from signage.core.protocol import FEED_MODES
 
 if TYPE_CHECKING:
     from signage.services import Services
