@@ -12,6 +12,7 @@ import logging
 import re
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import segno
 from flask import (
@@ -27,14 +28,19 @@ from flask import (
 )
 from markupsafe import Markup
 
-from signage import __version__, i18n
+from signage import config as settings
+from signage import i18n
 from signage.actions.announcements import etag_part as announcement_tag
+from signage.config import __version__
 from signage.core import floormap
 from signage.core.building import tag as floors_tag
+from signage.core.clock import parse_iso_time
+from signage.core.errors import FeedUnavailable
 from signage.core.layout import LayoutError, check_point
+from signage.core.protocol import FREE, ROOM_STATES, UNKNOWN
 from signage.core.wayfinding import kiosk_wayfinding
-from signage.density.errors import DensityError
 from signage.store import Display, Plan, plans
+from signage.web.admin.plans import plan_response
 from signage.web.current import services
 from signage.web.security import content_security_policy, image_origin
 from signage.web.sockets import display_public, kiosk_snapshot
@@ -43,7 +49,6 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("kiosk", __name__)
 
-STATES = ("free", "occupied", "unknown")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _SPACE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # as signage/core/layout.py accepts them
 
@@ -135,7 +140,7 @@ def _room_views(snapshot: dict[str, Any] | None, settings: dict[str, Any], messa
         zone["label"] = i18n.translate(messages, f"group_{zone['group']}")
     for tile in plan["tiles"]:
         room = by_id[tile["id"]]
-        state = room["state"] if room["state"] in STATES else "unknown"
+        state = room["state"] if room["state"] in ROOM_STATES else UNKNOWN
         tile.update(
             name=room.get("name") or "",
             state=state,
@@ -145,7 +150,7 @@ def _room_views(snapshot: dict[str, Any] | None, settings: dict[str, Any], messa
         )
     keep = _free_list_filter(settings)
     free = sorted(
-        (r for r in rooms if r["state"] == "free" and keep(r)),
+        (r for r in rooms if r["state"] == FREE and keep(r)),
         key=lambda r: (
             floormap.GROUP_ORDER.index(floormap.group_of(r.get("function"))),
             r.get("name") or "",
@@ -158,7 +163,7 @@ def _room_views(snapshot: dict[str, Any] | None, settings: dict[str, Any], messa
 
 
 def _state_label(room: dict[str, Any], state: str, messages: dict[str, str]) -> str:
-    if state == "unknown" and room.get("reason"):
+    if state == UNKNOWN and room.get("reason"):
         return i18n.translate(messages, f"reason_{room['reason']}")
     return i18n.translate(messages, f"state_{state}")
 
@@ -234,7 +239,7 @@ def _plan_and_wayfinding(display: Display, plan_url: str) -> tuple[dict | None, 
 def _snapshot_or_none(display: Display) -> dict[str, Any] | None:
     try:
         return kiosk_snapshot(services().feeds.touch(display.floor_id), display)
-    except DensityError:
+    except FeedUnavailable:
         logger.warning("page for display %s rendered without data", display.id)
         return None
 
@@ -247,8 +252,6 @@ def _test_knobs() -> dict[str, Any] | None:
     URL cannot keep rooms "free" after the server is gone. With test mode on, a knob that
     does not parse is a 400 rather than silently ignored.
     """
-    from signage import config as settings
-
     if not settings.knobs_allowed(services().config):
         return None
     knobs: dict[str, Any] = {}
@@ -263,15 +266,11 @@ def _test_knobs() -> dict[str, Any] | None:
         knobs["no_contact_s"] = value
     raw = request.args.get("clock")
     if raw is not None:
-        from signage.density.models import parse_timestamp
-
-        if parse_timestamp(raw) is None:
+        if parse_iso_time(raw) is None:
             abort(400, description="clock must be an ISO 8601 time, e.g. 2025-01-15T22:30:00Z")
         knobs["clock"] = raw
     raw = request.args.get("tz")
     if raw is not None:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(raw)
         except (ZoneInfoNotFoundError, ValueError):
@@ -385,11 +384,19 @@ def _allow_logo(response: Response, logo_url: str | None) -> None:
         )
 
 
+@bp.get("/kiosk/<credential>/plan")
+def kiosk_plan(credential: str) -> Response:
+    """The floor plan of a display's floor, for its screens (the kiosk credential is the key)."""
+    display = _display_or_404(credential)
+    record = services().store.get_plan(display.floor_id)
+    if record is None:
+        abort(404)
+    return plan_response(record)
+
+
 @bp.get("/phone/<credential>/plan")
 def phone_plan(credential: str) -> Response:
-    """The floor plan for the phone view (the kiosk's own is served by pairing.kiosk_plan)."""
-    from signage.web.admin import plan_response  # admin imports this package's blueprints
-
+    """The floor plan for the phone view."""
     display = _phone_display_or_404(credential)
     record = services().store.get_plan(display.floor_id)
     if record is None:
@@ -428,7 +435,7 @@ def _state_response(display: Display, public: bool = False) -> Response:
         svc.building.touch(display.floor_id)  # a polling kiosk keeps the other floors' feeds too
     try:
         snapshot = kiosk_snapshot(svc.feeds.touch(display.floor_id), display)
-    except DensityError as exc:
+    except FeedUnavailable as exc:
         return jsonify(error="density_unavailable", message=str(exc)), 503
     if public:
         # A phone needs the rooms and the display's name and language, nothing else.
