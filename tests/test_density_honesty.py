@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from signage.actions.displays import directory_note
 from signage.core.clock import FakeClock
 from signage.core.directory import SpaceDirectory
 from signage.core.feeds import Doorways, FeedSettings, FloorFeed, read_sensor_health
@@ -22,7 +23,6 @@ from signage.core.rooms import sensors_by_space
 from signage.density.client import DensityClient
 from signage.density.models import SensorHealth, Space
 from signage.sim import SimServer, SimSettings
-from signage.web import admin
 from tests.helpers import wait_until
 
 
@@ -265,7 +265,7 @@ def test_the_admin_says_why_no_floors_were_ever_fetched(sim: SimServer) -> None:
         assert directory.refresh()
         status = directory.status()
         assert status["state"] == "failing", status
-        note = admin.directory_note(status) or ""
+        note = directory_note(status) or ""
         assert note.startswith("Density refused the credentials"), note
         assert "Reload in a moment" not in note and secret not in note
     finally:
@@ -276,7 +276,7 @@ def test_the_admin_says_why_no_floors_were_ever_fetched(sim: SimServer) -> None:
         sim.world.force_outage(600, status=503)
         directory = SpaceDirectory(CountingSpaces(down), ttl=600)  # type: ignore[arg-type]
         assert directory.refresh()
-        note = admin.directory_note(directory.status()) or ""
+        note = directory_note(directory.status()) or ""
         assert note.startswith("Density unreachable"), note
     finally:
         sim.world.force_outage(0)

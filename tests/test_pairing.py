@@ -14,6 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from signage.actions import pairing as claims
 from signage.core.protocol import CLOSE_UNAUTHORIZED
 from signage.web import pairing
 
@@ -37,12 +38,12 @@ def status(client) -> dict:
 
 
 def test_codes_are_short_unambiguous_and_carry_at_least_30_bits():
-    assert pairing.CODE_LENGTH * math.log2(len(pairing.ALPHABET)) >= 30
-    assert not set("01OIL") & set(pairing.ALPHABET)
-    codes = {pairing.new_code() for _ in range(2000)}
+    assert claims.CODE_LENGTH * math.log2(len(claims.ALPHABET)) >= 30
+    assert not set("01OIL") & set(claims.ALPHABET)
+    codes = {claims.new_code() for _ in range(2000)}
     assert len(codes) == 2000
-    assert all(len(c) == 8 and set(c) <= set(pairing.ALPHABET) for c in codes)
-    assert pairing.normalise_code(" abcd-efgh ") == "ABCDEFGH"
+    assert all(len(c) == 8 and set(c) <= set(claims.ALPHABET) for c in codes)
+    assert claims.normalise_code(" abcd-efgh ") == "ABCDEFGH"
 
 
 def test_pair_page_shows_a_code_and_keeps_the_secret_out_of_the_page(server):
@@ -120,7 +121,7 @@ def test_guessing_codes_is_limited(server, console, floor):
     screen = server.app.test_client()
     _, code = open_pair_page(screen)
     wrong = "ABCD-EFGH" if code != "ABCD-EFGH" else "HGFE-DCBA"
-    for _ in range(pairing.CLAIM_FAILURES):
+    for _ in range(claims.CLAIM_FAILURES):
         assert (
             console.post("/admin/pair", {"code": wrong, "display_id": str(display.id)}).status_code
             == 400

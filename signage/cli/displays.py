@@ -24,7 +24,7 @@ def displays() -> None:
 
 def phone_url(svc, display) -> str:
     """The display's phone link, as the console shows it."""
-    from signage.web.admin import phone_url as console_phone_url
+    from signage.actions.displays import phone_url as console_phone_url
 
     return console_phone_url(svc, display)
 
@@ -116,13 +116,13 @@ def displays_revoke(display_id: int, phone: bool) -> None:
 @click.argument("display_id", type=int)
 def displays_pair(code: str, display_id: int) -> None:
     """Give the screen showing CODE the display DISPLAY_ID."""
-    from signage.web.pairing import PairingRefused, claim_code
+    from signage.actions.pairing import PairingRefused, claim_code
 
     svc = make_app().extensions["signage"]
     if svc.store.get_display(display_id) is None:
         raise click.ClickException(f"no display {display_id}")
     try:
-        display = claim_code(svc, code, display_id)
+        display = claim_code(svc.store, code, display_id)
     except PairingRefused as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"paired: the screen becomes display {display.id} ({display.name}) within seconds")

@@ -13,13 +13,30 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from signage import __version__
+from signage.actions import displays as display_actions
+from signage.actions.displays import (
+    DEFAULT_SETTINGS,
+    Invalid,
+    apply_display_change,
+    clean_display,
+    directory_note,
+    floor_choices,
+    floor_label,
+    phone_url,
+    remove_display,
+    revoke_display,
+    revoke_phone_link,
+    send_command,
+)
+from signage.actions.fleet import fleet_status
+from signage.actions.pairing import PairingRefused, claim
+from signage.config import __version__
 from signage.core.protocol import CLOSE_RELOAD
 from signage.services import Services
 from signage.store import Display, StoreError, plans
-
-# announcements also puts the console's announcement pages on admin.bp.
-from signage.web import admin, announcements, auth, editor, pairing
+from signage.web import auth
+from signage.web.admin import announcements, editor
+from signage.web.admin.plans import plan_response
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)
@@ -103,9 +120,9 @@ def display_json(svc: Services, display: Display, connected: int | None = None) 
         "id": display.id,
         "name": display.name,
         "floor_id": display.floor_id,
-        "floor": admin.floor_label(svc, display.floor_id),
+        "floor": floor_label(svc.directory, display.floor_id),
         "density_display_id": display.density_display_id,
-        "settings": {**admin.DEFAULT_SETTINGS, **display.settings},
+        "settings": {**DEFAULT_SETTINGS, **display.settings},
         "updated_at": display.updated_at,
         "connected": connected,
     }
@@ -113,7 +130,7 @@ def display_json(svc: Services, display: Display, connected: int | None = None) 
         out["kiosk_url"] = svc.kiosk_url(display)
         out["socket_url"] = svc.socket_url(display)
         out["state_url"] = svc.state_url(display)
-        out["phone_url"] = admin.phone_url(svc, display)
+        out["phone_url"] = phone_url(svc, display)
     return out
 
 
@@ -139,7 +156,7 @@ def displays_list() -> Response:
 
 
 def _floor_ids(svc: Services) -> set[str] | None:
-    choices, _note = admin.floor_choices(svc)
+    choices, _note = floor_choices(svc.directory)
     # No tree yet (Density never answered): the floor cannot be checked, so it is not.
     return {c.id for c in choices} if choices else None
 
@@ -149,10 +166,10 @@ def displays_create() -> Any:
     """Create a display: name and floor_id required, any setting optional."""
     svc = services()
     try:
-        cleaned = admin.clean_display(_json_object(), None, _floor_ids(svc))
-    except admin.Invalid as exc:
+        cleaned = clean_display(_json_object(), None, _floor_ids(svc))
+    except Invalid as exc:
         return _bad_request(exc.errors)
-    display = admin.apply_display_change(svc, None, cleaned)
+    display = apply_display_change(svc.store, svc.hub, None, cleaned)
     return jsonify(display_json(svc, display)), 201
 
 
@@ -176,11 +193,11 @@ def display_update(display_id: int) -> Any:
             return _bad_request({"settings": "must be an object"})
         body = {**nested, **body}
     try:
-        cleaned = admin.clean_display(body, display, _floor_ids(svc))
-    except admin.Invalid as exc:
+        cleaned = clean_display(body, display, _floor_ids(svc))
+    except Invalid as exc:
         return _bad_request(exc.errors)
     try:
-        updated = admin.apply_display_change(svc, display, cleaned)
+        updated = apply_display_change(svc.store, svc.hub, display, cleaned)
     except StoreError:
         abort(404, f"no display {display_id}")
     return jsonify(display_json(svc, updated))
@@ -190,7 +207,7 @@ def display_update(display_id: int) -> Any:
 def display_delete(display_id: int) -> Any:
     """Delete a display; its screens are closed and lose their credential."""
     svc = services()
-    admin.remove_display(svc, _display_or_404(display_id))
+    remove_display(svc.store, svc.hub, _display_or_404(display_id))
     return "", 204
 
 
@@ -198,7 +215,7 @@ def display_delete(display_id: int) -> Any:
 def display_revoke(display_id: int) -> Response:
     """A new credential: screens holding the old one are closed (4401) and show pairing."""
     svc = services()
-    revoked = admin.revoke_display(svc, _display_or_404(display_id))
+    revoked = revoke_display(svc.store, svc.hub, _display_or_404(display_id))
     return jsonify(display_json(svc, revoked))
 
 
@@ -206,7 +223,7 @@ def display_revoke(display_id: int) -> Response:
 def display_revoke_phone(display_id: int) -> Response:
     """A new phone link (QR code): the old one opens nothing; screens reload with the new one."""
     svc = services()
-    revoked = admin.revoke_phone_link(svc, _display_or_404(display_id))
+    revoked = revoke_phone_link(svc.store, svc.hub, _display_or_404(display_id))
     return jsonify(display_json(svc, revoked))
 
 
@@ -214,7 +231,7 @@ def display_revoke_phone(display_id: int) -> Response:
 def display_command(display_id: int, action: str) -> Response:
     """Reload the display's pages, or flash its name on its screens."""
     svc = services()
-    sent = admin.send_command(svc, _display_or_404(display_id), action)
+    sent = send_command(svc.hub, _display_or_404(display_id), action)
     return jsonify(sent=sent)
 
 
@@ -235,8 +252,15 @@ def pair() -> Any:
     if svc.store.get_display(display_id) is None:
         abort(404, f"no display {display_id}")
     try:
-        display = pairing.claim(svc, code, display_id, _principal().label)
-    except pairing.PairingRefused as exc:
+        display = claim(
+            svc.store,
+            code,
+            display_id,
+            _principal().label,
+            auth.address_key(auth.client_ip()),
+            auth.limiter,
+        )
+    except PairingRefused as exc:
         if exc.status == 429:
             abort(429, str(exc))
         return _bad_request({"code": str(exc)})
@@ -248,7 +272,7 @@ def pair() -> Any:
 def floors() -> Any:
     """Density's floors, by building (cached)."""
     svc = services()
-    choices, note = admin.floor_choices(svc)
+    choices, note = floor_choices(svc.directory)
     if not choices and note:
         return jsonify(error="density_unavailable", message=note), 503
     plans = {p.floor_id for p in svc.store.list_plans()}
@@ -268,7 +292,7 @@ def floor_rooms(floor_id: str) -> Any:
     svc = services()
     tree = svc.directory.tree()  # the cached tree: never waits on Density
     if not tree:
-        message = admin.directory_note(svc.directory.status()) or "no floors yet"
+        message = directory_note(svc.directory.status()) or "no floors yet"
         return jsonify(error="density_unavailable", message=message), 503
     floor = tree.get(floor_id)
     rooms = tree.rooms_of(floor_id) if floor is not None else []
@@ -290,7 +314,7 @@ def floor_plan(floor_id: str) -> Response:
     plan = services().store.get_plan(floor_id)
     if plan is None:
         abort(404, "this floor has no plan")
-    return admin.plan_response(plan)
+    return plan_response(plan)
 
 
 @bp.put("/floors/<floor_id>/plan")
@@ -325,7 +349,7 @@ def floor_plan_delete(floor_id: str) -> Any:
     return "", 204
 
 
-# -- floor layouts (the floor editor's document; see signage/web/editor.py) -----------------------
+# -- floor layouts (the floor editor's document; see signage/web/admin/editor.py) ------------------
 @bp.get("/floors/<floor_id>/layout")
 def floor_layout(floor_id: str) -> Any:
     """The floor's layout, its version (0: none yet), plan, rooms and displays."""
@@ -365,7 +389,7 @@ def display_here_put(display_id: int) -> Any:
     return jsonify(here=point, floor_id=display.floor_id)
 
 
-# -- announcements (signage/web/announcements.py) -------------------------------------------------
+# -- announcements (signage/web/admin/announcements.py) --------------------------------------------
 @bp.get("/announcements")
 def announcements_list() -> Response:
     """Showing and scheduled announcements, then recent ended or cancelled ones."""
@@ -403,7 +427,7 @@ def announcement_cancel(announcement_id: int) -> Response:
 @bp.get("/fleet")
 def fleet() -> Response:
     """Displays, floor feeds and sensors, problems first."""
-    return jsonify(admin.fleet_status(services()))
+    return jsonify(fleet_status(services()))
 
 
 # -- admins (owners only) --------------------------------------------------------------------------
@@ -445,24 +469,24 @@ def _op(summary: str, *, body: str | None = None, ok: str = "200", params: tuple
 def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1 description of this API."""
     settings_props = {
-        "orientation": {"type": "string", "enum": list(admin.ORIENTATIONS)},
-        "rotation": {"type": "integer", "enum": list(admin.ROTATIONS)},
-        "theme": {"type": "string", "enum": list(admin.THEMES)},
+        "orientation": {"type": "string", "enum": list(display_actions.ORIENTATIONS)},
+        "rotation": {"type": "integer", "enum": list(display_actions.ROTATIONS)},
+        "theme": {"type": "string", "enum": list(display_actions.THEMES)},
         "brand_color": {"type": "string", "pattern": "^(#[0-9a-fA-F]{6})?$"},
-        "logo_url": {"type": "string", "maxLength": admin.MAX_URL},
+        "logo_url": {"type": "string", "maxLength": display_actions.MAX_URL},
         "language": {"type": "string", "enum": ["en", "de", "fr"]},
         # Patterns and bounds as clean_display checks them, so the document does not promise
         # what the API refuses (found by the schemathesis run in tests/test_api_fuzz.py).
         "functions": {
             "type": "array",
-            "maxItems": admin.MAX_LIST,
-            "items": {"type": "string", "pattern": admin._FUNCTION.pattern},
+            "maxItems": display_actions.MAX_LIST,
+            "items": {"type": "string", "pattern": display_actions.FUNCTION_ID.pattern},
         },
         "min_capacity": {"type": "integer", "minimum": 0, "maximum": 10000},
         "hidden_rooms": {
             "type": "array",
-            "maxItems": admin.MAX_LIST,
-            "items": {"type": "string", "pattern": admin._SPACE_ID.pattern},
+            "maxItems": display_actions.MAX_LIST,
+            "items": {"type": "string", "pattern": display_actions.SPACE_ID.pattern},
         },
         "night": {
             "type": ["object", "null"],
@@ -477,7 +501,7 @@ def openapi_document() -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": admin.MAX_NAME},
+            "name": {"type": "string", "minLength": 1, "maxLength": display_actions.MAX_NAME},
             "floor_id": {"type": "string"},
             "density_display_id": {"type": ["string", "null"]},
             "settings": {"type": "object", "properties": settings_props},

@@ -4,7 +4,8 @@ The screen opens /pair: it gets a code to show (8 characters from an alphabet wi
 characters, about 40 bits, single use, 10 minutes) and, in an HttpOnly cookie, a private secret
 that is never shown. It polls /pair/status with that cookie; once an admin has claimed the code
 (console, API or `signage displays pair`), the answer carries the display's kiosk URL and the
-page goes there. Codes live in the database so that another process can claim them.
+page goes there. Codes live in the database so that another process can claim them; the
+claim itself is signage/actions/pairing.py.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import hashlib
 import logging
 import secrets
 import time
-from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
 
+from signage.actions.pairing import new_code
 from signage.services import Services
-from signage.store import Display
 from signage.web import auth
 from signage.web.current import services
 
@@ -26,8 +26,6 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("pairing", __name__)
 
-ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read off a screen across a room
-CODE_LENGTH = 8  # 31 ** 8 ≈ 2 ** 39.6
 CODE_TTL_S = 600.0
 COOKIE = "signage_pair"
 POLL_INTERVAL_S = 2
@@ -41,28 +39,6 @@ PENDING_PER_ADDRESS = 50
 # Unclaimed codes kept at once, whoever asks. When full, the address holding the most loses its
 # oldest code: a flood from many addresses cannot lock a new screen out.
 MAX_PENDING = 2000
-# Failed claims (wrong or expired code) per admin and per address: guessing 40 bits needs
-# billions of tries, and this allows a handful of typos per quarter hour.
-CLAIM_FAILURES = 10
-CLAIM_WINDOW_S = 900.0
-
-
-class PairingRefused(Exception):
-    """A claim that cannot be carried out, with a message for people and an HTTP status."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def new_code() -> str:
-    """A random code from the unambiguous alphabet."""
-    return "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
-
-
-def normalise_code(text: str) -> str:
-    """What an admin typed, as stored: upper case, without spaces or dashes."""
-    return "".join(c for c in text.upper() if c not in " -\t")
 
 
 def display_code(code: str) -> str:
@@ -72,34 +48,6 @@ def display_code(code: str) -> str:
 
 def _secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def claim(svc: Services, code_text: str, display_id: int | None, who: str) -> Display:
-    """Give a code to a display; limited per caller so that codes cannot be guessed."""
-    by_who = auth.limiter("pair-claim-who", CLAIM_FAILURES, CLAIM_WINDOW_S)
-    by_ip = auth.limiter("pair-claim-ip", CLAIM_FAILURES * 3, CLAIM_WINDOW_S)
-    ip = auth.address_key(auth.client_ip())
-    if by_who.blocked(who) or by_ip.blocked(ip):
-        raise PairingRefused("Too many wrong codes. Wait a few minutes and try again.", 429)
-    if display_id is None or svc.store.get_display(display_id) is None:
-        raise PairingRefused("Choose the display this screen should become.", 400)
-    return claim_code(
-        svc, code_text, display_id, on_failure=lambda: (by_who.hit(who), by_ip.hit(ip))
-    )
-
-
-def claim_code(svc: Services, code_text: str, display_id: int, on_failure: Any = None) -> Display:
-    """Claim without a rate limit (the CLI: whoever runs it has the database already)."""
-    code = normalise_code(code_text)
-    display = None
-    if len(code) == CODE_LENGTH and all(c in ALPHABET for c in code):
-        display = svc.store.claim_pairing_code(code, display_id, time.time())
-    if display is None:
-        if on_failure is not None:
-            on_failure()
-        raise PairingRefused("No screen shows that code (or it expired). Check it and retry.")
-    logger.info("pairing code claimed for display %s", display.id)
-    return display
 
 
 def _new_pairing() -> tuple[str, str, float] | Response:
@@ -195,18 +143,3 @@ def pair_status() -> Response:
         response = jsonify(state="waiting", expires_in=int(pairing.expires_at - time.time()))
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-@bp.get("/kiosk/<credential>/plan")
-def kiosk_plan(credential: str) -> Response:
-    """The floor plan of a display's floor, for its screens (the kiosk credential is the key)."""
-    from signage.web.admin import plan_response
-
-    svc = services()
-    display = svc.store.display_for_credential(credential)
-    if display is None:
-        abort(404)
-    plan = svc.store.get_plan(display.floor_id)
-    if plan is None:
-        abort(404)
-    return plan_response(plan)

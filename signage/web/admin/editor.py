@@ -18,13 +18,13 @@ from typing import Any
 
 from flask import Response, abort, jsonify, render_template, request, url_for
 
+from signage.core.errors import FeedUnavailable
 from signage.core.layout import LayoutError, check_point, empty_layout, validate_layout
 from signage.core.protocol import CLOSE_RELOAD
-from signage.density.errors import DensityError
 from signage.services import Services
 from signage.store import Display, StoreError, plans
 from signage.web import auth
-from signage.web.admin import _display_or_404, bp
+from signage.web.admin import bp, display_or_404
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)
@@ -263,9 +263,11 @@ def live_states(svc: Services, floor_id: str) -> dict[str, Any]:
         raise EditorError(503, ctx.error or "Density cannot be reached", "density_unavailable")
     try:
         snapshot = svc.feeds.touch(floor_id, wait=1.0).snapshot()
-    except DensityError as exc:
+    except FeedUnavailable as exc:
+        # Named after Density's own error (the cause), as the admin has always been told.
+        cause = type(exc.__cause__ or exc).__name__
         raise EditorError(
-            503, f"Density cannot be reached ({exc.__class__.__name__})", "density_unavailable"
+            503, f"Density cannot be reached ({cause})", "density_unavailable"
         ) from exc
     return {
         "mode": snapshot.get("mode"),
@@ -333,7 +335,7 @@ def plan_layout_states(floor_id: str) -> Response:
 def display_here(display_id: int) -> Response:
     """Place a display's "you are here": {"here": [x, y] | null}; its kiosks reload."""
     svc = services()
-    display = _display_or_404(display_id)
+    display = display_or_404(display_id)
     try:
         point = set_here(svc, display, request.get_json(silent=True))
     except EditorError as exc:

@@ -16,9 +16,11 @@ from signage.actions.announcements import (
     clean_announcement,
     public,
 )
+from signage.actions.displays import floor_choices, floor_label
 from signage.services import Services
 from signage.store import Announcement
-from signage.web import admin, auth
+from signage.web import auth
+from signage.web.admin import bp
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)
@@ -29,12 +31,12 @@ RECENT = 20  # ended and cancelled announcements the console still lists
 def audiences(svc: Services) -> tuple[list[tuple[str, str]], set[str] | None, str | None]:
     """The console's choices ("all", "floor:<id>", "display:<id>") with labels, the floors
     of the last space tree (None when none was ever fetched) and a note when it is not current."""
-    choices, floor_error = admin.floor_choices(svc)
+    choices, floor_error = floor_choices(svc.directory)
     displays = svc.store.list_displays()
     options = [("all", "All displays")]
     floors = {c.id: f"{c.building} / {c.name}" if c.building else c.name for c in choices}
     for display in displays:
-        floors.setdefault(display.floor_id, admin.floor_label(svc, display.floor_id))
+        floors.setdefault(display.floor_id, floor_label(svc.directory, display.floor_id))
     options += [(f"floor:{fid}", f"Floor: {label}") for fid, label in floors.items()]
     options += [(f"display:{d.id}", f"Display: {d.name}") for d in displays]
     # A tree kept through an outage still names the floors; only with none at all is any
@@ -48,7 +50,7 @@ def audience_label(svc: Services, announcement: Announcement) -> str:
     if announcement.scope == "all":
         return "All displays"
     if announcement.scope == "floor":
-        return f"Floor: {admin.floor_label(svc, announcement.target or '')}"
+        return f"Floor: {floor_label(svc.directory, announcement.target or '')}"
     display = svc.store.get_display(int(announcement.target or 0))
     return f"Display: {display.name}" if display else f"Display {announcement.target} (deleted)"
 
@@ -92,7 +94,7 @@ def _form_data() -> dict[str, Any]:
     return data
 
 
-@admin.bp.route("/announcements", methods=["GET", "POST"])
+@bp.route("/announcements", methods=["GET", "POST"])
 def announcements_page() -> Any:
     """Push a banner or an emergency to screens; current and recent ones, with cancel."""
     svc = services()
@@ -124,7 +126,7 @@ def announcements_page() -> Any:
     return Response(body, status=400 if errors else 200)
 
 
-@admin.bp.post("/announcements/<int:announcement_id>/cancel")
+@bp.post("/announcements/<int:announcement_id>/cancel")
 def announcement_cancel(announcement_id: int) -> Response:
     """End an announcement now; its screens drop it within seconds."""
     svc = services()

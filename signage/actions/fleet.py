@@ -1,0 +1,146 @@
+"""The fleet report: every display, floor feed and sensor with its problems, problems first.
+
+The console's fleet page and the JSON API's /fleet show the same report; in a fleet (Redis) it
+covers every live process, this process's own part read from memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from signage.actions.displays import floor_label
+
+if TYPE_CHECKING:
+    from signage.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+def fleet_status(svc: Services) -> dict[str, Any]:
+    """Displays, floor feeds and sensors, problems first (the fleet page and the API)."""
+    now = time.monotonic()
+    stale_after = 3 * float(svc.config["SIGNAGE_HEARTBEAT_INTERVAL"]) + 5
+    # In a fleet (Redis), what every live process reported; this process's own from memory.
+    view = svc.cluster.fleet_view() if svc.cluster is not None else None
+    subs_by_display: dict[int, list[Any]] = {}
+    for sub in svc.hub.subscribers():
+        subs_by_display.setdefault(sub.display_id, []).append(sub)
+
+    displays_out = []
+    for display in svc.store.list_displays():
+        screens = []
+        for sub in subs_by_display.get(display.id, []):
+            info = dict(sub.info)
+            received = info.pop("received_at", None)
+            screens.append(
+                {
+                    "connected_s": round(now - sub.connected_at, 1),
+                    "heartbeat_age_s": round(now - received, 1) if received else None,
+                    "screen": str(info.get("screen", "")) or None,
+                    "version": str(info.get("version", "")) or None,
+                    "uptime_s": info.get("uptime_s"),
+                    "heap": info.get("heap"),
+                    **({"process": view.process} if view is not None else {}),
+                }
+            )
+        if view is not None:
+            screens.extend(view.screens_of(display.id))
+        problems = []
+        # How long no screen has been connected, as the alert watcher saw it (None: up).
+        down_s = svc.alerts.down_for("display", display.id) if svc.alerts else None
+        if not screens:
+            problems.append("not connected")
+        elif all(
+            s["heartbeat_age_s"] is None or s["heartbeat_age_s"] > stale_after for s in screens
+        ):
+            problems.append("no heartbeat from the page")
+        displays_out.append(
+            {
+                "id": display.id,
+                "name": display.name,
+                "floor_id": display.floor_id,
+                "floor": floor_label(svc.directory, display.floor_id),
+                "connected": len(screens),
+                "screens": screens,
+                "problems": problems,
+                "down_s": None if down_s is None else round(down_s),
+                "alerted": bool(svc.alerts and svc.alerts.reported("display", display.id)),
+            }
+        )
+
+    feeds_out = []
+    sensors_out = []
+    mirrored = [(feed.floor_id, feed) for feed in svc.feeds.feeds()]
+    if view is not None:  # floors only other processes mirror: a row each, their sensors unseen
+        mirrored += [(f, None) for f in view.other_floors(f for f, _ in mirrored)]
+    for floor_id, feed in mirrored:
+        status = feed.status() if feed is not None else None
+        kiosks, holder = svc.hub.count(floor_id), None
+        if view is not None:  # the holder's view of the floor, kiosks of every process
+            status, kiosks, holder = view.floor(floor_id, status)
+        assert status is not None
+        token_key = svc.token_display_for_floor(floor_id) or "org"
+        expiry = svc.token_expiry(token_key)
+        problems = []
+        feed_down_s = svc.alerts.down_for("feed", floor_id) if svc.alerts else None
+        if status["mode"] != "live":
+            problems.append(
+                f"feed {status['mode']}" + (f": {status['reason']}" if status["reason"] else "")
+            )
+        feeds_out.append(
+            {
+                "floor_id": floor_id,
+                "floor": floor_label(svc.directory, floor_id),
+                "mode": status["mode"],
+                "reason": status["reason"],
+                "heard_age_s": None
+                if status["heard_age_s"] is None
+                else round(status["heard_age_s"], 1),
+                "token": token_key if token_key == "org" else "display",
+                "token_expires_in_s": None if expiry is None else round(expiry),
+                "kiosks": kiosks,
+                "channels": status["channels"],
+                "problems": problems,
+                "down_s": None if feed_down_s is None else round(feed_down_s),
+                "alerted": bool(svc.alerts and svc.alerts.reported("feed", floor_id)),
+                **({"holder": holder} if view is not None else {}),
+            }
+        )
+        if feed is None:
+            continue
+        for room in list(feed.rooms.values()):
+            sensors = [{"serial": s, "health": h} for s, h in room.sensors]
+            bad = [s for s in sensors if s["health"] != "healthy"]
+            problems = []
+            if room.health not in ("healthy",):
+                problems.append(f"space {room.health}")
+            if bad:
+                problems.append(f"{len(bad)} sensor(s) not healthy")
+            sensors_out.append(
+                {
+                    "space_id": room.space.id,
+                    "name": room.space.name,
+                    "floor_id": floor_id,
+                    "health": room.health,
+                    "sensors": sensors,
+                    "problems": problems,
+                }
+            )
+
+    def order(item: dict[str, Any]) -> tuple:
+        # Problems first, the longest down among them first.
+        down = -(item.get("down_s") or 0)
+        return (not item["problems"], down, str(item.get("name") or item.get("floor") or ""))
+
+    return {
+        "displays": sorted(displays_out, key=order),
+        "feeds": sorted(feeds_out, key=order),
+        "spaces": sorted(sensors_out, key=order),
+        "problems": sum(
+            1 for group in (displays_out, feeds_out, sensors_out) for i in group if i["problems"]
+        ),
+        # The fleet's processes, and whether this is all of it (Redis answered).
+        **({"cluster": view.summary()} if view is not None else {}),
+    }

@@ -1,0 +1,103 @@
+"""Console pages for floor plans: upload, replace, remove, and the stored file itself.
+
+`plan_response` serves a stored plan for the console, the JSON API and the kiosks alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Response, abort, flash, redirect, render_template, request, url_for
+
+from signage.actions.displays import floor_choices
+from signage.core.protocol import CLOSE_RELOAD
+from signage.store import plans
+from signage.web import auth
+from signage.web.admin import bp
+from signage.web.current import services
+
+logger = logging.getLogger(__name__)
+
+
+def plan_response(plan_record: Any) -> Response:
+    """A plan file with the strictest policy: opened on its own, it runs and fetches nothing."""
+    data = plans.read_plan(services().config, plan_record)
+    if data is None:
+        abort(404)
+    response = Response(data, mimetype=plan_record.content_type)
+    response.headers["Content-Security-Policy"] = plans.PLAN_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-cache"
+    suffix = Path(plan_record.filename).suffix[1:]
+    response.headers["Content-Disposition"] = f'inline; filename="plan.{suffix}"'
+    response.set_etag(plan_record.sha256)
+    return response.make_conditional(request)
+
+
+@bp.get("/plans")
+def plans_page() -> str:
+    """Every floor with its plan, and an upload form for each."""
+    svc = services()
+    choices, floor_error = floor_choices(svc.directory)
+    recorded = {p.floor_id: p for p in svc.store.list_plans()}
+    return render_template(
+        "admin/plans.html",
+        choices=choices,
+        floor_error=floor_error,
+        plans=recorded,
+        max_size=plans.human_size(int(svc.config["SIGNAGE_PLAN_MAX_BYTES"])),
+        errors=request.args.get("error", ""),
+    )
+
+
+@bp.post("/plans/<floor_id>")
+def plan_upload(floor_id: str) -> Any:
+    """Upload a floor's plan (SVG is sanitised before it is stored)."""
+    svc = services()
+    upload = request.files.get("plan")
+    if upload is None or not upload.filename:
+        flash("Choose a file to upload.", "warn")
+        return redirect(url_for("admin.plans_page"))
+    principal = auth.current_principal()
+    try:
+        plans.store_plan(
+            svc.store, svc.config, floor_id, upload.read(), principal.name if principal else None
+        )
+    except plans.PlanError as exc:
+        return Response(render_template("admin/plan_refused.html", message=str(exc)), status=400)
+    for display in svc.store.list_displays(floor_id):
+        svc.hub.close_display(display.id, CLOSE_RELOAD, "floor plan changed")
+    flash("Plan stored.", "ok")
+    return redirect(url_for("admin.plans_page"))
+
+
+@bp.post("/plans/<floor_id>/delete")
+def plan_delete(floor_id: str) -> Response:
+    """Remove a floor's plan (its screens go back to the automatic schematic)."""
+    svc = services()
+    if not plans.delete_plan(svc.store, svc.config, floor_id):
+        abort(404)
+    for display in svc.store.list_displays(floor_id):
+        svc.hub.close_display(display.id, CLOSE_RELOAD, "floor plan changed")
+    flash("Plan removed.", "ok")
+    return redirect(url_for("admin.plans_page"))
+
+
+@bp.get("/plans/<floor_id>/file")
+def plan_file(floor_id: str) -> Response:
+    """The stored plan file (signed-in admins only)."""
+    plan_record = services().store.get_plan(floor_id)
+    if plan_record is None:
+        abort(404)
+    return plan_response(plan_record)
+
+
+@bp.errorhandler(413)
+def _too_large(_exc: Any) -> Response:
+    limit = plans.human_size(int(services().config["SIGNAGE_PLAN_MAX_BYTES"]))
+    body = render_template(
+        "admin/plan_refused.html", message=f"the file is larger than the {limit} a plan may have"
+    )
+    return Response(body, status=413)
