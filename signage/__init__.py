@@ -6,20 +6,19 @@ from typing import Any
 
 from flask import Flask
 
-__version__ = "0.1.0"
+from signage import config, services, web
+from signage.config import __version__
+
+__all__ = ["__version__", "create_app"]
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the Flask app: settings, storage, the Density client, feeds, hub and routes."""
-    from signage.config import instance_dir
-    from signage.services import init_app
-
+    """Build the Flask app: settings, then the services, then the web layer on top of them."""
     # The instance folder is SIGNAGE_INSTANCE or ./instance, never Flask's default (inside the
     # installed package): every command must find the same config, database and key.
-    app = Flask(
-        __name__,
-        instance_path=str(instance_dir(overrides=test_config)),
-        instance_relative_config=True,
-    )
-    init_app(app, test_config)
+    instance = config.instance_dir(overrides=test_config)
+    app = Flask(__name__, instance_path=str(instance), instance_relative_config=True)
+    settings = config.load(app.instance_path, overrides=test_config)
+    svc = services.build(settings, instance)
+    web.init_app(app, svc)
     return app

@@ -19,6 +19,10 @@ from urllib.parse import unquote, urlsplit
 
 logger = logging.getLogger(__name__)
 
+# The package's version, as pyproject.toml gives it. Here rather than in signage/__init__.py so
+# any layer can read it without importing the app factory (and through it every layer).
+__version__ = "0.1.0"
+
 DENSITY_PRODUCTION_URL = "https://api.density.io"
 
 # SIGNAGE_DATABASE: a PostgreSQL URL, else the path of an SQLite file.

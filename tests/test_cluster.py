@@ -759,8 +759,8 @@ def test_one_token_renewal_fleet_wide(redis_server):  # noqa: F811
                 client_id=settings.client_id,
                 client_secret=settings.client_secret,
                 limiter=RateLimiter(rate=200, burst=200),
+                shared_tokens=cluster.tokens,
             )
-            client.tokens.shared = cluster.tokens
             clients.append(client)
         floor = sim.world.displays[display_id]
         rooms = [s.id for s in clients[0].spaces() if s.parent_id == floor][:2]

@@ -10,12 +10,12 @@ import logging
 
 import click
 
-from signage import __version__
 from signage.cli.admins import admin
 from signage.cli.check import check
 from signage.cli.database import backup, init_db, restore
 from signage.cli.displays import displays
 from signage.cli.serve import demo, serve, sim
+from signage.config import __version__
 
 logger = logging.getLogger(__name__)
 

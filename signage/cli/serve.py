@@ -16,9 +16,10 @@ from typing import Any
 import click
 import httpx
 
-from signage import __version__, logs
 from signage import config as settings
+from signage import logs
 from signage.cli.common import configure_logging, default_public_url, make_app
+from signage.config import __version__
 from signage.core.protocol import CLOSE_RESTART
 from signage.store import plans
 

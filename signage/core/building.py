@@ -31,6 +31,7 @@ from typing import Any
 from signage.core.directory import SpaceDirectory
 from signage.core.errors import FeedUnavailable
 from signage.core.feeds import Feed, FeedManager
+from signage.core.floormap import GROUP_ORDER, group_of
 from signage.core.hub import Hub
 from signage.core.protocol import FLOORS, FREE, LIVE, OCCUPIED, POLLING, STALE, UNKNOWN, canonical
 from signage.density.models import Space
@@ -119,8 +120,6 @@ class OtherFloors:
         directory: SpaceDirectory,
         feeds: FeedManager,
         hub: Hub,
-        groups: Sequence[str],
-        group_of: Callable[[str | None], str],
         debounce: float = DEBOUNCE_S,
         sweep: float = SWEEP_S,
         emergencies: Callable[[], set[str]] | None = None,
@@ -131,7 +130,7 @@ class OtherFloors:
         self.emergencies = emergencies or set
         self.feeds = feeds
         self.hub = hub
-        self.groups = tuple(groups)
+        self.groups = GROUP_ORDER
         self.group_of = group_of
         self.debounce = debounce
         self.sweep = sweep

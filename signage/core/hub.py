@@ -100,9 +100,13 @@ class Hub:
         # Handlers unregister their socket on detach, before it can be closed and its fd reused.
         self._selector_lock = threading.Lock()
         self._sender: threading.Thread | None = None
-        # Called with the seconds from a publication to the last kiosk's write (metrics).
-        self.on_fanout: Callable[[float], None] | None = None
+        self._fanout_listeners: list[Callable[[float], None]] = []  # add_fanout_listener
         self._published_at: float | None = None
+
+    def add_fanout_listener(self, listener: Callable[[float], None]) -> None:
+        """Call `listener` (in the sender thread) with the seconds from each publication to its
+        write to the last kiosk (the web layer's metrics); add listeners before kiosks come."""
+        self._fanout_listeners.append(listener)
 
     # -- membership --------------------------------------------------------------------------
     def subscribe(
@@ -276,8 +280,10 @@ class Hub:
                     published_at, self._published_at = self._published_at, None
                 for sub in dirty:
                     self._flush(sub)
-                if published_at is not None and self.on_fanout is not None:
-                    self.on_fanout(self.clock.monotonic() - published_at)
+                if published_at is not None and self._fanout_listeners:
+                    took = self.clock.monotonic() - published_at
+                    for listener in self._fanout_listeners:
+                        listener(took)
                 self._cut_stuck()
             except Exception:  # the sender must outlive any one kiosk's misfortune
                 logger.exception("hub sender error")

@@ -30,7 +30,7 @@ from .models import (
     parse_frame,
 )
 from .ratelimit import RateLimiter
-from .stream import FloorStream, PresenceStream
+from .stream import PresenceStream
 from .tokens import ORG_KEY, Token, TokenCache, TokenGrant
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "DensityClient",
     "DensityError",
     "Doorway",
-    "FloorStream",
     "MalformedFrame",
     "NotFound",
     "Occupancy",

@@ -55,6 +55,7 @@ from .ratelimit import RateLimiter
 from .tokens import (
     DEFAULT_TOKEN_LIFETIME,
     ORG_KEY,
+    SharedTokens,
     Token,
     TokenCache,
     TokenGrant,
@@ -174,6 +175,7 @@ class DensityClient:
         audience: str | None = None,
         token_duration: int | None = None,
         default_token_lifetime: float = DEFAULT_TOKEN_LIFETIME,
+        shared_tokens: SharedTokens | None = None,
     ) -> None:
         self.base_url = str(base_url).rstrip("/")
         self._base = httpx.URL(self.base_url + "/")
@@ -207,7 +209,9 @@ class DensityClient:
         self._local = threading.local()
         self.backoff = Backoff(base=backoff_base, cap=backoff_cap, rng=rng)
         self.paths = {**PATHS, **(paths or {})}
-        self.tokens = TokenCache(self._fetch_token, margin=token_margin, clock=clock)
+        self.tokens = TokenCache(
+            self._fetch_token, margin=token_margin, clock=clock, shared=shared_tokens
+        )
         self._stats_lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._retries = 0

@@ -81,7 +81,13 @@ class MalformedFrame(BadResponse):
 
 
 class StreamClosed(DensityError):
-    """The live socket ended; ``reason`` is one of :data:`STREAM_CLOSE_REASONS`."""
+    """The live socket ended, and why: ``reason`` is one of
+
+    - "refused": the handshake was answered with an HTTP error, or the host could not be reached;
+    - "closed": the peer closed, or the TCP link dropped;
+    - "silent": no valid message within the stream's silence timeout;
+    - "ping timeout": a keepalive ping went unanswered.
+    """
 
     def __init__(
         self,
@@ -93,9 +99,3 @@ class StreamClosed(DensityError):
     ) -> None:
         super().__init__(message or reason, status=status, endpoint=endpoint)
         self.reason = reason
-
-
-# "refused": handshake answered with an HTTP error or the host could not be reached;
-# "closed": the peer closed or the TCP link dropped; "silent": no valid message within
-# silence_timeout; "ping timeout": a keepalive ping went unanswered.
-STREAM_CLOSE_REASONS = ("refused", "closed", "silent", "ping timeout")

@@ -31,7 +31,7 @@ from .models import MAX_FRAME_BYTES, StreamMessage, parse_frame
 if TYPE_CHECKING:
     from .client import DensityClient
 
-__all__ = ["FloorStream", "PresenceStream"]
+__all__ = ["PresenceStream"]
 
 logger = logging.getLogger(__name__)
 
@@ -291,7 +291,3 @@ class PresenceStream:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-# The floor feed talks about floors; the same class serves both names.
-FloorStream = PresenceStream

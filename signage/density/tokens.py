@@ -2,8 +2,9 @@
 
 Keys are a display id (display-scoped wayfinding tokens) or ``"org"`` (the OAuth
 machine-to-machine token). Fetching a token per call, or letting fifty threads renew at
-once, multiplies token requests by the number of callers and draws 429s (see FINDINGS.md);
-a per-key lock makes the first caller fetch while the others wait for its result.
+once, multiplies token requests by the number of callers, and Density's token endpoint
+answers such bursts with 429s; a per-key lock makes the first caller fetch while the others
+wait for its result.
 """
 
 from __future__ import annotations
@@ -160,6 +161,7 @@ class TokenCache:
         *,
         margin: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedTokens | None = None,
     ) -> None:
         self._fetch = fetch
         self.margin = float(margin)
@@ -169,8 +171,9 @@ class TokenCache:
         self.fetches: dict[Hashable, int] = {}
         self.renewals: dict[Hashable, int] = {}
         self.adopted: dict[Hashable, int] = {}  # tokens taken from the shared store
-        # Set after construction by whoever runs a fleet (signage/services.py); None: alone.
-        self.shared: SharedTokens | None = None
+        # The fleet's token store (Redis), so processes renew a key once between them; None:
+        # this process is alone.
+        self.shared = shared
 
     def renew_margin(self, lifetime: float) -> float:
         """How long before expiry a token of ``lifetime`` seconds is renewed.

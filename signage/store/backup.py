@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from signage import __version__
+from signage.config import __version__
 from signage.store import MIGRATIONS, Store, StoreError, reissue_secrets
 from signage.store.db import is_postgres
 from signage.store.plans import atomic_write, plans_dir

@@ -1,5 +1,7 @@
 """Prometheus metrics: read from the live objects at scrape time, one registry per app.
 
+The web layer makes the registry (`init_app`) and serves it at /metrics (signage/web/ops.py).
+
 Counters that already exist where the work happens (the client's request counts, the hub's
 evictions, the feeds' malformed frames) are read when Prometheus scrapes, rather than mirrored
 into a second set of counters that could drift from them.
@@ -11,15 +13,14 @@ import itertools
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from flask import Flask, current_app
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from signage.core.protocol import FEED_MODES
-
-if TYPE_CHECKING:
-    from signage.services import Services
+from signage.services import Services
 
 # Fan-out from an update's publication until the last kiosk's write: milliseconds matter.
 FANOUT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -178,3 +179,15 @@ def create_registry(svc: Services) -> tuple[CollectorRegistry, Histogram]:
         registry=registry,
     )
     return registry, fanout
+
+
+def init_app(app: Flask, svc: Services) -> None:
+    """Give the app its registry, and time every fan-out of the hub into its histogram."""
+    registry, fanout = create_registry(svc)
+    svc.hub.add_fanout_listener(fanout.observe)
+    app.extensions["signage.metrics"] = registry
+
+
+def registry() -> CollectorRegistry:
+    """The current app's metrics registry."""
+    return current_app.extensions["signage.metrics"]

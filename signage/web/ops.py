@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.routing import IntegerConverter
 
+from signage.web import metrics as app_metrics
 from signage.web.current import services
 
 bp = Blueprint("ops", __name__)
@@ -37,7 +38,7 @@ def metrics() -> Response:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):
             abort(401)
-    return Response(generate_latest(svc.metrics_registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(app_metrics.registry()), mimetype=CONTENT_TYPE_LATEST)
 
 
 class IdConverter(IntegerConverter):
