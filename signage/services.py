@@ -275,8 +275,7 @@ def _cluster(config: dict[str, Any]) -> Cluster | None:
     if not config["SIGNAGE_REDIS_URL"]:
         return None
     try:
-        # Imported here: the redis package is optional (signage[scale]), needed only by a fleet.
-        from signage.fleet import Cluster
+        from signage.fleet import Cluster  # here: redis is optional (signage[scale]), fleets only
     except ImportError as exc:
         raise RuntimeError(
             "SIGNAGE_REDIS_URL needs the redis package: pip install 'signage[scale]'"
