@@ -14,6 +14,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from signage.actions import displays as display_actions
+from signage.actions.announcements import AnnouncementInvalid, public
 from signage.actions.displays import (
     DEFAULT_SETTINGS,
     Invalid,
@@ -399,8 +400,6 @@ def announcements_list() -> Response:
 @bp.post("/announcements")
 def announcements_create() -> Any:
     """A banner or an emergency override for a display, a floor or all, shown within seconds."""
-    from signage.actions.announcements import AnnouncementInvalid, public
-
     svc = services()
     try:
         created = announcements.create(svc, _json_object(), _principal().label)
@@ -413,8 +412,6 @@ def announcements_create() -> Any:
 @bp.post("/announcements/<int:announcement_id>/cancel")
 def announcement_cancel(announcement_id: int) -> Response:
     """End an announcement now; its screens drop it within seconds."""
-    from signage.actions.announcements import public
-
     svc = services()
     cancelled = svc.announcer.cancel(announcement_id, _principal().label)
     if cancelled is None:

@@ -10,7 +10,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 
 from signage.store import StoreError
 from signage.web import auth
-from signage.web.admin import bp
+from signage.web.admin.base import bp
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from signage.actions.displays import floor_choices, floor_label
 from signage.services import Services
 from signage.store import Announcement
 from signage.web import auth
-from signage.web.admin import bp
+from signage.web.admin.base import bp
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)

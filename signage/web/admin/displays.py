@@ -27,7 +27,7 @@ from signage.actions.displays import (
 from signage.actions.pairing import PairingRefused, claim
 from signage.services import Services
 from signage.web import auth
-from signage.web.admin import bp, display_or_404
+from signage.web.admin.base import bp, display_or_404
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)

@@ -18,13 +18,14 @@ from typing import Any
 
 from flask import Response, abort, jsonify, render_template, request, url_for
 
+from signage.core import layout as doc
 from signage.core.errors import FeedUnavailable
 from signage.core.layout import LayoutError, check_point, empty_layout, validate_layout
 from signage.core.protocol import CLOSE_RELOAD
 from signage.services import Services
 from signage.store import Display, StoreError, plans
 from signage.web import auth
-from signage.web.admin import bp, display_or_404
+from signage.web.admin.base import bp, display_or_404
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)
@@ -346,8 +347,6 @@ def display_here(display_id: int) -> Response:
 # -- the API's OpenAPI entries (signage/web/api.py merges them into its document) --------------
 def openapi_schemas() -> dict[str, Any]:
     """Request bodies of the layout routes, as strict as the check they go through."""
-    from signage.core import layout as doc
-
     ident = {"type": "string", "pattern": doc._ID.pattern}
     point = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
     side = {"type": "number", "minimum": 1, "maximum": doc.MAX_SIDE}

@@ -7,7 +7,7 @@ import logging
 from flask import render_template
 
 from signage.actions.fleet import fleet_status
-from signage.web.admin import bp
+from signage.web.admin.base import bp
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)

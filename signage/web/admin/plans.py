@@ -15,7 +15,7 @@ from signage.actions.displays import floor_choices
 from signage.core.protocol import CLOSE_RELOAD
 from signage.store import plans
 from signage.web import auth
-from signage.web.admin import bp
+from signage.web.admin.base import bp
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)
