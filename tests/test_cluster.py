@@ -29,7 +29,7 @@ from websockets.sync.client import connect as sync_connect
 
 from signage.density.client import DensityClient
 from signage.density.ratelimit import RateLimiter
-from signage.fleet import Cluster
+from signage.fleet import Cluster, scripts
 from signage.sim import SimServer, SimSettings
 from tests.conftest import FAST
 from tests.helpers import ServeProcess, free_port, serve_env, wait_until
@@ -1208,24 +1208,24 @@ def test_fleet_report_ages_need_no_clock_agreement_and_dead_ids_leave_the_index(
         sub.connected_at = time.monotonic() - 10
         sub.info = {"screen": "1920x1080", "received_at": time.monotonic() - 2}
         assert reader.send_report()
-        r.zadd(Cluster.PROCS, {"gone:1:abc": 0})  # a process whose report has expired
+        r.zadd(scripts.PROCS, {"gone:1:abc": 0})  # a process whose report has expired
         real = time.time
         with monkeypatch.context() as m:  # the writer's host two hours ahead of the reader's
             m.setattr(time, "time", lambda: real() + 7200)
             assert writer.send_report()
         # No host's clock prunes the index: the reader's entry survives the writer's report.
-        assert set(r.zrange(Cluster.PROCS, 0, -1)) == {reader.id, writer.id, "gone:1:abc"}
+        assert set(r.zrange(scripts.PROCS, 0, -1)) == {reader.id, writer.id, "gone:1:abc"}
 
         view = reader.fleet_view(leases=False)
         (screen,) = view.screens_of(7)
         assert 10 <= screen["connected_s"] < 15 and 2 <= screen["heartbeat_age_s"] < 7
         assert screen["process"] == writer.id and screen["screen"] == "1920x1080"
         # The reader drops the ids whose report is gone, and counts the live ones.
-        assert set(r.zrange(Cluster.PROCS, 0, -1)) == {reader.id, writer.id}
+        assert set(r.zrange(scripts.PROCS, 0, -1)) == {reader.id, writer.id}
         assert reader.live_processes() == 2
 
         # The report was written 4 s ago (by the key's time to live): every age is 4 s older.
-        r.pexpire(Cluster.report_key(writer.id), int((writer.report_ttl - 4) * 1000))
+        r.pexpire(scripts.REPORT.format(writer.id), int((writer.report_ttl - 4) * 1000))
         view = reader.fleet_view(leases=False)
         (screen,) = view.screens_of(7)
         assert 14 <= screen["connected_s"] < 19 and 6 <= screen["heartbeat_age_s"] < 11
@@ -1244,7 +1244,7 @@ def test_fleet_report_ages_need_no_clock_agreement_and_dead_ids_leave_the_index(
 def test_a_closed_cluster_sends_no_report_even_from_a_late_lease_thread(redis_server):  # noqa: F811
     cluster = Cluster(redis_server.url, lease_renew=0.2)  # a report every 2 s
     r = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    key = Cluster.report_key(cluster.id)
+    key = scripts.REPORT.format(cluster.id)
     release = threading.Event()
     rounds: list[float] = []
 
@@ -1269,7 +1269,7 @@ def test_a_closed_cluster_sends_no_report_even_from_a_late_lease_thread(redis_se
     try:
         wait_until(lambda: r.exists(key) and len(rounds) > 1, 15, 0.05, "a report, a stuck round")
         cluster.close()  # gives up on the lease thread after 3 s, then deletes the report
-        assert not r.exists(key) and cluster.id not in r.zrange(Cluster.PROCS, 0, -1)
+        assert not r.exists(key) and cluster.id not in r.zrange(scripts.PROCS, 0, -1)
     finally:
         release.set()
     for thread in cluster._threads:
@@ -1417,7 +1417,7 @@ def test_heard_and_at_are_stamped_and_read_on_redis_clock(redis_server, monkeypa
         assert holder_link.publish(floor, "e1", 1, "{}", "{}", 2.0) == 1
         seconds, micros = r.time()
         redis_now = seconds + micros / 1e6
-        state = r.hgetall(Cluster.state_key(floor))
+        state = r.hgetall(scripts.STATE.format(floor))
         assert abs(redis_now - float(state["at"])) < 1.0
         assert abs(redis_now - 2.0 - float(state["heard"])) < 1.0
 
