@@ -13,7 +13,6 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from signage.actions import displays as display_actions
 from signage.actions.announcements import AnnouncementInvalid, public
 from signage.actions.displays import (
     DEFAULT_SETTINGS,
@@ -31,14 +30,23 @@ from signage.actions.displays import (
 )
 from signage.actions.fleet import fleet_status
 from signage.actions.pairing import PairingRefused, claim
+from signage.actions.plans import (
+    LayoutRefused,
+    here_of,
+    layout_document,
+    remove_plan,
+    replace_plan,
+    save_layout,
+    set_here,
+)
 from signage.config import __version__
-from signage.core.protocol import CLOSE_RELOAD
 from signage.services import Services
 from signage.store import Display, StoreError, plans
 from signage.web import auth
-from signage.web.admin import announcements, editor
+from signage.web.admin import announcements
 from signage.web.admin.plans import plan_response
 from signage.web.current import services
+from signage.web.openapi import openapi_document
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +97,13 @@ def _bad_request(errors: dict[str, str]) -> Response:
         error="invalid", message="; ".join(f"{k}: {v}" for k, v in errors.items()), fields=errors
     )
     response.status_code = 400
+    return response
+
+
+def _refused(exc: LayoutRefused) -> Response:
+    """A refused layout request as JSON, with the status it names."""
+    response = jsonify(error=exc.error, message=exc.message)
+    response.status_code = exc.status
     return response
 
 
@@ -326,14 +341,11 @@ def floor_plan_put(floor_id: str) -> Any:
     if (request.content_length or 0) > limit:
         abort(413, f"plans may have at most {plans.human_size(limit)}")
     request.max_content_length = limit
+    body = request.get_data(cache=False)
     try:
-        plan = plans.store_plan(
-            svc.store, svc.config, floor_id, request.get_data(cache=False), _principal().label
-        )
+        plan = replace_plan(svc.store, svc.hub, svc.config, floor_id, body, _principal().label)
     except plans.PlanError as exc:
         return _bad_request({"plan": str(exc)})
-    for display in svc.store.list_displays(floor_id):
-        svc.hub.close_display(display.id, CLOSE_RELOAD, "floor plan changed")
     return jsonify(
         floor_id=plan.floor_id, content_type=plan.content_type, size=plan.size, sha256=plan.sha256
     )
@@ -343,21 +355,19 @@ def floor_plan_put(floor_id: str) -> Any:
 def floor_plan_delete(floor_id: str) -> Any:
     """Remove a floor's plan."""
     svc = services()
-    if not plans.delete_plan(svc.store, svc.config, floor_id):
+    if not remove_plan(svc.store, svc.hub, svc.config, floor_id):
         abort(404, "this floor has no plan")
-    for display in svc.store.list_displays(floor_id):
-        svc.hub.close_display(display.id, CLOSE_RELOAD, "floor plan changed")
     return "", 204
 
 
-# -- floor layouts (the floor editor's document; see signage/web/admin/editor.py) ------------------
+# -- floor layouts (the floor editor's document: signage/actions/plans.py) ------------------------
 @bp.get("/floors/<floor_id>/layout")
 def floor_layout(floor_id: str) -> Any:
     """The floor's layout, its version (0: none yet), plan, rooms and displays."""
     try:
-        doc = editor.layout_document(services(), floor_id, f"{API_PREFIX}floors/{floor_id}/plan")
-    except editor.EditorError as exc:
-        return exc.response()
+        doc = layout_document(services(), floor_id, f"{API_PREFIX}floors/{floor_id}/plan")
+    except LayoutRefused as exc:
+        return _refused(exc)
     return jsonify(doc)
 
 
@@ -365,9 +375,9 @@ def floor_layout(floor_id: str) -> Any:
 def floor_layout_put(floor_id: str) -> Any:
     """Save a layout: {"version": the version read, "layout": {...}}; 409 if saved since."""
     try:
-        version = editor.save_layout(services(), floor_id, _json_object(), _principal().label)
-    except editor.EditorError as exc:
-        return exc.response()
+        version = save_layout(services(), floor_id, _json_object(), _principal().label)
+    except LayoutRefused as exc:
+        return _refused(exc)
     return jsonify(version=version)
 
 
@@ -375,7 +385,7 @@ def floor_layout_put(floor_id: str) -> Any:
 def display_here(display_id: int) -> Response:
     """Where the display stands on its floor's layout ("you are here"), or null."""
     display = _display_or_404(display_id)
-    return jsonify(here=editor.here_of(display), floor_id=display.floor_id)
+    return jsonify(here=here_of(display), floor_id=display.floor_id)
 
 
 @bp.put("/displays/<int:display_id>/here")
@@ -384,9 +394,9 @@ def display_here_put(display_id: int) -> Any:
     svc = services()
     display = _display_or_404(display_id)
     try:
-        point = editor.set_here(svc, display, _json_object())
-    except editor.EditorError as exc:
-        return exc.response()
+        point = set_here(svc, display, _json_object())
+    except LayoutRefused as exc:
+        return _refused(exc)
     return jsonify(here=point, floor_id=display.floor_id)
 
 
@@ -439,185 +449,6 @@ def admins_list() -> Response:
             for a in services().store.list_admins()
         ]
     )
-
-
-# -- the OpenAPI document --------------------------------------------------------------------------
-def _op(summary: str, *, body: str | None = None, ok: str = "200", params: tuple = ()) -> dict:
-    op: dict[str, Any] = {
-        "summary": summary,
-        "responses": {
-            ok: {"description": "OK"},
-            "400": {"$ref": "#/components/responses/Error"},
-            "401": {"$ref": "#/components/responses/Error"},
-            "403": {"$ref": "#/components/responses/Error"},
-            "404": {"$ref": "#/components/responses/Error"},
-        },
-    }
-    if params:
-        op["parameters"] = [{"$ref": f"#/components/parameters/{p}"} for p in params]
-    if body:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}},
-        }
-    return op
-
-
-def openapi_document() -> dict[str, Any]:
-    """OpenAPI 3.1 description of this API."""
-    settings_props = {
-        "orientation": {"type": "string", "enum": list(display_actions.ORIENTATIONS)},
-        "rotation": {"type": "integer", "enum": list(display_actions.ROTATIONS)},
-        "theme": {"type": "string", "enum": list(display_actions.THEMES)},
-        "brand_color": {"type": "string", "pattern": "^(#[0-9a-fA-F]{6})?$"},
-        "logo_url": {"type": "string", "maxLength": display_actions.MAX_URL},
-        "language": {"type": "string", "enum": ["en", "de", "fr"]},
-        # Patterns and bounds as clean_display checks them, so the document does not promise
-        # what the API refuses (found by the schemathesis run in tests/test_api_fuzz.py).
-        "functions": {
-            "type": "array",
-            "maxItems": display_actions.MAX_LIST,
-            "items": {"type": "string", "pattern": display_actions.FUNCTION_ID.pattern},
-        },
-        "min_capacity": {"type": "integer", "minimum": 0, "maximum": 10000},
-        "hidden_rooms": {
-            "type": "array",
-            "maxItems": display_actions.MAX_LIST,
-            "items": {"type": "string", "pattern": display_actions.SPACE_ID.pattern},
-        },
-        "night": {
-            "type": ["object", "null"],
-            "properties": {  # both empty (or none at all): no night hours
-                "start": {"type": "string", "pattern": "^(([01]\\d|2[0-3]):[0-5]\\d)?$"},
-                "end": {"type": "string", "pattern": "^(([01]\\d|2[0-3]):[0-5]\\d)?$"},
-            },
-        },
-        "qr": {"type": "boolean"},
-    }
-    display_input = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": display_actions.MAX_NAME},
-            "floor_id": {"type": "string"},
-            "density_display_id": {"type": ["string", "null"]},
-            "settings": {"type": "object", "properties": settings_props},
-            **settings_props,
-        },
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "signage admin API", "version": __version__},
-        "servers": [{"url": "/api/admin"}],
-        "security": [{"bearer": []}, {"session": []}],
-        "components": {
-            "securitySchemes": {
-                "bearer": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "signage admin token create NAME",
-                },
-                "session": {
-                    "type": "apiKey",
-                    "in": "cookie",
-                    "name": "signage_session",
-                    "description": "The console's session; unsafe methods also need X-CSRF-Token.",
-                },
-            },
-            "parameters": {
-                "display_id": {
-                    "name": "display_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "integer"},
-                },
-                "floor_id": {
-                    "name": "floor_id",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string", "pattern": plans._FLOOR_ID.pattern},
-                },
-            },
-            "schemas": {
-                "DisplayCreate": {**display_input, "required": ["name", "floor_id"]},
-                "DisplayUpdate": display_input,
-                **editor.openapi_schemas(),
-                **announcements.openapi_schemas(),
-                "Pair": {
-                    "type": "object",
-                    "required": ["code", "display_id"],
-                    "properties": {"code": {"type": "string"}, "display_id": {"type": "integer"}},
-                },
-                "Error": {
-                    "type": "object",
-                    "properties": {
-                        "error": {"type": "string"},
-                        "message": {"type": "string"},
-                        "fields": {"type": "object"},
-                    },
-                },
-            },
-            "responses": {
-                "Error": {
-                    "description": "An error, explained",
-                    "content": {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
-                    },
-                }
-            },
-        },
-        "paths": {
-            "/me": {"get": _op("The caller")},
-            "/displays": {
-                "get": _op("List displays"),
-                "post": _op("Create a display", body="DisplayCreate", ok="201"),
-            },
-            "/displays/{display_id}": {
-                "get": _op("One display", params=("display_id",)),
-                "patch": _op("Change a display", body="DisplayUpdate", params=("display_id",)),
-                "put": _op("Change a display", body="DisplayUpdate", params=("display_id",)),
-                "delete": _op("Delete a display", ok="204", params=("display_id",)),
-            },
-            "/displays/{display_id}/revoke": {
-                "post": _op(
-                    "New credential; open screens return to pairing", params=("display_id",)
-                )
-            },
-            "/displays/{display_id}/revoke-phone": {
-                "post": _op(
-                    "New phone link (QR code); the old one opens nothing", params=("display_id",)
-                )
-            },
-            "/displays/{display_id}/reload": {
-                "post": _op("Reload the display's pages", params=("display_id",))
-            },
-            "/displays/{display_id}/identify": {
-                "post": _op("Flash the display's name on its screens", params=("display_id",))
-            },
-            "/pair": {"post": _op("Claim a pairing code for a display", body="Pair")},
-            "/floors": {"get": _op("Density's floors")},
-            **editor.openapi_paths(_op),
-            **announcements.openapi_paths(_op),
-            "/floors/{floor_id}/rooms": {"get": _op("A floor's rooms", params=("floor_id",))},
-            "/floors/{floor_id}/plan": {
-                "get": _op("The floor's plan file", params=("floor_id",)),
-                "put": {
-                    **_op("Upload the floor's plan (SVG, PNG or JPEG)", params=("floor_id",)),
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            t: {"schema": {"type": "string", "format": "binary"}}
-                            for t in ("image/svg+xml", "image/png", "image/jpeg")
-                        },
-                    },
-                },
-                "delete": _op("Remove the floor's plan", ok="204", params=("floor_id",)),
-            },
-            "/fleet": {"get": _op("Fleet health, problems first")},
-            "/admins": {"get": _op("Admin accounts (owners only)")},
-            "/openapi.json": {"get": _op("This document")},
-        },
-    }
 
 
 @bp.get("/openapi.json")

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
 from signage.actions.displays import floor_choices
-from signage.core.protocol import CLOSE_RELOAD
+from signage.actions.plans import remove_plan, replace_plan
 from signage.store import plans
 from signage.web import auth
 from signage.web.admin.base import bp
@@ -61,14 +61,11 @@ def plan_upload(floor_id: str) -> Any:
         flash("Choose a file to upload.", "warn")
         return redirect(url_for("admin.plans_page"))
     principal = auth.current_principal()
+    who = principal.name if principal else None
     try:
-        plans.store_plan(
-            svc.store, svc.config, floor_id, upload.read(), principal.name if principal else None
-        )
+        replace_plan(svc.store, svc.hub, svc.config, floor_id, upload.read(), who)
     except plans.PlanError as exc:
         return Response(render_template("admin/plan_refused.html", message=str(exc)), status=400)
-    for display in svc.store.list_displays(floor_id):
-        svc.hub.close_display(display.id, CLOSE_RELOAD, "floor plan changed")
     flash("Plan stored.", "ok")
     return redirect(url_for("admin.plans_page"))
 
@@ -77,10 +74,8 @@ def plan_upload(floor_id: str) -> Any:
 def plan_delete(floor_id: str) -> Response:
     """Remove a floor's plan (its screens go back to the automatic schematic)."""
     svc = services()
-    if not plans.delete_plan(svc.store, svc.config, floor_id):
+    if not remove_plan(svc.store, svc.hub, svc.config, floor_id):
         abort(404)
-    for display in svc.store.list_displays(floor_id):
-        svc.hub.close_display(display.id, CLOSE_RELOAD, "floor plan changed")
     flash("Plan removed.", "ok")
     return redirect(url_for("admin.plans_page"))
 
