@@ -10,9 +10,7 @@ import click
 
 from signage.cli.common import make_app
 from signage.store import StoreError
-
-# signage.web.auth (the password hasher, and Flask's views behind it) is imported inside the
-# commands, so that every other command starts without loading it.
+from signage.web import auth
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +38,6 @@ def _read_password(password_stdin: bool) -> str:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def admin_create(username: str, role: str | None, password_stdin: bool) -> None:
     """Create an admin account (the first one is the owner)."""
-
-    from signage.web import auth
-
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", username):
         raise click.ClickException("a username has 1-64 letters, digits or _ . @ -")
     svc = make_app().extensions["signage"]
@@ -59,8 +54,6 @@ def admin_create(username: str, role: str | None, password_stdin: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def admin_password(username: str, password_stdin: bool) -> None:
     """Set an admin's password (signs out all their sessions)."""
-    from signage.web import auth
-
     svc = make_app().extensions["signage"]
     found = svc.store.admin_by_username(username)
     if found is None:
@@ -108,8 +101,6 @@ def admin_token() -> None:
 @click.option("--read-only", is_flag=True, help="The token may read but not change anything.")
 def admin_token_create(name: str, read_only: bool) -> None:
     """Create an API token and print it (once: only its hash is kept)."""
-    from signage.web import auth
-
     svc = make_app().extensions["signage"]
     token = auth.new_api_token()
     try:

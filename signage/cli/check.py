@@ -11,11 +11,12 @@ import click
 import httpx
 
 from signage import config as settings
+from signage.core.directory import build_tree
+from signage.density.client import DensityClient
+from signage.density.errors import AuthError, DensityError, RateLimited, StreamClosed, Unavailable
+from signage.density.stream import PresenceStream
 from signage.store import Store
 from signage.store.db import is_postgres
-
-# The Density client (and websockets behind it) and the space tree are imported inside the
-# functions that use them, so that every other command starts without loading them.
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +46,6 @@ class _CheckRun:
 
     def attempt(self, step: str, action: Callable[[], Any], describe: Callable[[Any], str]) -> Any:
         """Run one step against Density: its result, or None when it failed (row added)."""
-        from signage.density.errors import (
-            AuthError,
-            DensityError,
-            RateLimited,
-            StreamClosed,
-            Unavailable,
-        )
-
         try:
             result = action()
         except AuthError as exc:
@@ -109,10 +102,6 @@ def check(display_id: str | None) -> None:
     call; the space tree and the rooms of each floor; presence-health for one floor; a
     ws_url and the floor socket's first frame; occupancy of entry-counted rooms; sensor health.
     """
-    from signage.core.directory import build_tree
-    from signage.density.client import DensityClient
-    from signage.density.stream import PresenceStream
-
     values = settings.load(settings.instance_dir())
     url = values["DENSITY_API_URL"]
     has_token = bool(values["DENSITY_API_TOKEN"])

@@ -8,11 +8,10 @@ from typing import Any
 
 import click
 
+from signage.actions.displays import phone_url
+from signage.actions.pairing import PairingRefused, claim_code
 from signage.cli.common import make_app
 from signage.store import StoreError
-
-# The web layer's helpers are imported inside the commands: loading Flask's views and the
-# password hasher would slow every other command's start.
 
 logger = logging.getLogger(__name__)
 
@@ -20,13 +19,6 @@ logger = logging.getLogger(__name__)
 @click.group()
 def displays() -> None:
     """Add, list, pair, revoke and remove displays."""
-
-
-def phone_url(svc, display) -> str:
-    """The display's phone link, as the console shows it."""
-    from signage.actions.displays import phone_url as console_phone_url
-
-    return console_phone_url(svc, display)
 
 
 def _display_json(svc, display) -> dict[str, Any]:
@@ -116,8 +108,6 @@ def displays_revoke(display_id: int, phone: bool) -> None:
 @click.argument("display_id", type=int)
 def displays_pair(code: str, display_id: int) -> None:
     """Give the screen showing CODE the display DISPLAY_ID."""
-    from signage.actions.pairing import PairingRefused, claim_code
-
     svc = make_app().extensions["signage"]
     if svc.store.get_display(display_id) is None:
         raise click.ClickException(f"no display {display_id}")

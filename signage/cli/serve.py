@@ -15,17 +15,17 @@ from typing import Any
 
 import click
 import httpx
+import waitress
+from gunicorn.app.base import BaseApplication
 
 from signage import config as settings
 from signage import logs
 from signage.cli.common import configure_logging, default_public_url, make_app
 from signage.config import __version__
+from signage.core.demo import HERE, demo_floor
 from signage.core.protocol import CLOSE_RESTART
 from signage.store import plans
-
-# Imported inside the commands that use them, so that `signage --help` and the `sim` process
-# that `demo` starts do not load them: gunicorn, waitress, the simulator, the demo floor (which
-# loads the Density client), the fleet (redis) and the web layer (auth, with the password hasher).
+from signage.web import auth
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +42,8 @@ def run_gunicorn(
     """Serve the app with gunicorn: one gthread worker holds every feed and kiosk socket.
 
     With Redis (`workers` > 1), each worker builds its own services after the fork and the
-    workers share floors, tokens and the rate budget through Redis (signage/fleet/cluster.py).
+    workers share floors, tokens and the rate budget through Redis (signage/fleet/).
     """
-    from gunicorn.app.base import BaseApplication
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
@@ -179,7 +178,7 @@ def serve(host: str, port: int, server: str, workers: int) -> None:
             " own upstream sockets and kiosks would see different states (docs/scale-out.md)"
         )
     if values["SIGNAGE_REDIS_URL"]:
-        from signage.fleet import check_url
+        from signage.fleet import check_url  # lazy: redis is an optional dependency (scale)
 
         problem = check_url(values["SIGNAGE_REDIS_URL"])
         if problem is not None:
@@ -202,8 +201,6 @@ def serve(host: str, port: int, server: str, workers: int) -> None:
     _raise_file_limit(max_kiosks * 2 + 256)  # per process: each worker inherits it
     click.echo(f"signage {__version__} serving on http://{host}:{port} ({server})")
     if server == "waitress":
-        import waitress
-
         app = make_app()
         app.extensions["signage"].directory.start()  # before the first kiosk asks for a floor
         cluster = app.extensions["signage"].cluster
@@ -230,12 +227,14 @@ def serve(host: str, port: int, server: str, workers: int) -> None:
 )
 def sim(host: str, port: int, seed: int, scenario: str, speed: float, shape: str) -> None:
     """Run the built-in Density simulator alone (point any Density client at it)."""
+    # Lazy, here and in `demo`: the simulator is a Flask app of its own, with its world and
+    # scenarios, that no other command needs; loading it would slow every command's start.
     from signage.sim import SimSettings
     from signage.sim.server import run_forever
 
     configure_logging()
-    settings = SimSettings(shape=shape)
-    run_forever(host=host, port=port, seed=seed, scenario=scenario, speed=speed, settings=settings)
+    shaped = SimSettings(shape=shape)
+    run_forever(host=host, port=port, seed=seed, scenario=scenario, speed=speed, settings=shaped)
 
 
 # -- demo --------------------------------------------------------------------------------------
@@ -266,7 +265,7 @@ def _wait_for(url: str, timeout: float) -> bool:
 @click.option("--instance", default="instance/demo", show_default=True, help="Demo data folder.")
 def demo(host: str, port: int, speed: float, instance: str) -> None:
     """The whole product on the built-in simulator: no Density account needed."""
-    from signage.sim import SimSettings
+    from signage.sim import SimSettings  # lazy: see `sim`
 
     configure_logging()
     sim_port = _free_port()
@@ -330,8 +329,6 @@ def demo(host: str, port: int, speed: float, instance: str) -> None:
 def _demo_drawn_floor(svc) -> None:
     """Give the first display's floor a plan, outlines, corridors and "you are here", as an
     admin would draw them in the floor editor (once: an admin's own drawing is kept)."""
-    from signage.core.demo import HERE, demo_floor
-
     displays = svc.store.list_displays()
     if not displays:
         return
@@ -347,8 +344,6 @@ def _demo_drawn_floor(svc) -> None:
 
 def _demo_admin(svc) -> tuple[str, str]:
     """The demo's admin account, with a fresh password each run (printed, demo data only)."""
-    from signage.web import auth
-
     name = "demo"
     password = secrets.token_urlsafe(12)
     existing = svc.store.admin_by_username(name)
