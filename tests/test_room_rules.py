@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import signage.core.rooms
-from signage.core.feeds import FeedSettings, FloorFeed
+from signage.core.feeds import Feed, FeedSettings, FloorFeed
 from signage.density.client import DensityClient
 from signage.density.models import Space
 from signage.fleet import Cluster
@@ -53,7 +53,7 @@ class Floor:
     """One floor's feed (either kind) against the simulator, read as a kiosk would."""
 
     sim: SimServer
-    feed: Any
+    feed: Feed
     floor_id: str
     oa: list[str]
     entry: list[str]
@@ -147,6 +147,14 @@ def floor(request, quiet_sim: SimServer, tmp_path) -> Iterator[Floor]:
 
 
 # -- the cases ------------------------------------------------------------------------------
+def test_both_feeds_keep_the_feed_contract(floor: Floor) -> None:
+    # What the views, the building and the feed manager use of a feed (core/feeds.py `Feed`).
+    assert isinstance(floor.feed, Feed)
+    assert floor.feed.floor_id == floor.floor_id and set(floor.feed.rooms) >= set(floor.oa)
+    snapshot = floor.feed.snapshot()
+    assert snapshot["seq"] <= floor.feed.seq and floor.feed.heartbeat()["type"] == "heartbeat"
+
+
 def test_free_only_when_unoccupied_healthy_and_fresh(floor: Floor) -> None:
     room, world = floor.oa[0], floor.sim.world
     floor.wait(room, "free and healthy", state="free", reason=None, health="healthy")

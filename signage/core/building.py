@@ -32,7 +32,7 @@ from signage.core.directory import SpaceDirectory
 from signage.core.errors import FeedUnavailable
 from signage.core.feeds import Feed, FeedManager
 from signage.core.floormap import GROUP_ORDER, group_of
-from signage.core.hub import Hub
+from signage.core.hub import Hub, Subscriber
 from signage.core.protocol import FLOORS, FREE, LIVE, OCCUPIED, POLLING, STALE, UNKNOWN, canonical
 from signage.density.models import Space
 
@@ -208,7 +208,7 @@ class OtherFloors:
             out.append(known)
         return out
 
-    def catch_up(self, floor_id: str, sub: Any, shown: list[dict[str, Any]] | None) -> None:
+    def catch_up(self, floor_id: str, sub: Subscriber, shown: list[dict[str, Any]] | None) -> None:
         """Send a kiosk that just joined the panel when it changed after its snapshot was built."""
         current = self.panel(floor_id)
         if current is None or current == shown:

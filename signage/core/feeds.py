@@ -24,7 +24,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, runtime_checkable
 
 from signage.core.channel import Channel
 from signage.core.clock import SYSTEM_CLOCK, Clock
@@ -99,12 +99,14 @@ class FeedSettings:
         )
 
 
+@runtime_checkable
 class Feed(Protocol):
     """What the server uses of a floor's feed: `FloorFeed`, or the fleet's `ClusterFeed`.
 
     The kiosk views read `snapshot` and `heartbeat`; the other-floors panel queues through
     `send_in_order`; alerts, metrics and the admin pages read `status`, `rooms` and
-    `malformed_frames`; the `FeedManager` drives the rest.
+    `malformed_frames`; the `FeedManager` drives the rest. Runtime-checkable, so a test can
+    hold both implementations to it.
     """
 
     floor_id: str
@@ -207,10 +209,10 @@ class FloorFeed:
         self.token_display_id = token_display_id
         self.epoch = epoch
         self.seq = seq_start
-        # Set when kiosks may hold another process's state (Redis fan-out, fleet/cluster.py):
+        # Set when kiosks may hold another process's state (Redis fan-out, fleet/feed.py):
         # the next update then carries every room, not only those this feed saw change.
         self.publish_all_next = False
-        # Given by the feed manager before start (signage/fleet/cluster.py hands them on): the
+        # Given by the feed manager before start (signage/fleet/feed.py hands them on): the
         # presence-health poll floors on fallback share, and the doorways cache. Without a
         # manager the feed polls on its own and reads doorways itself.
         self.shared_polls: SharedPolls | None = None

@@ -28,10 +28,9 @@ from flask import (
 )
 from markupsafe import Markup
 
-from signage import config as settings
 from signage import i18n
 from signage.actions.announcements import etag_part as announcement_tag
-from signage.config import __version__
+from signage.config import __version__, knobs_allowed
 from signage.core import floormap
 from signage.core.building import tag as floors_tag
 from signage.core.clock import parse_iso_time
@@ -252,7 +251,7 @@ def _test_knobs() -> dict[str, Any] | None:
     URL cannot keep rooms "free" after the server is gone. With test mode on, a knob that
     does not parse is a 400 rather than silently ignored.
     """
-    if not settings.knobs_allowed(services().config):
+    if not knobs_allowed(services().config):
         return None
     knobs: dict[str, Any] = {}
     raw = request.args.get("no_contact_s")
