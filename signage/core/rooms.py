@@ -1,8 +1,8 @@
-"""The room rules, in one place: what a kiosk may be told about a room, and what each message holds.
+"""The room rules, in one place: what a kiosk may be told about a room.
 
 Two feeds tell kiosks about a floor: `FloorFeed` (signage/core/feeds.py) keeps its rooms from
-Density's sockets and polls, and `ClusterFeed` (signage/fleet/cluster.py) mirrors the `FloorFeed` of
-whichever process holds the floor in Redis mode. Both build what kiosks receive here, so a rule
+Density's sockets and polls, and `ClusterFeed` (signage/fleet/feed.py) mirrors the `FloorFeed` of
+whichever process holds the floor in Redis mode. Both decide a room's state here, so a rule
 changed once changes both:
 
 - A room is `free` only when Density says it is unoccupied, its space health is `healthy` and
@@ -35,8 +35,6 @@ from signage.core.protocol import (
     SENSOR_OFFLINE,
     STALE_DATA,
     UNKNOWN,
-    envelope,  # noqa: F401  (the fleet's mirror imports it from here)
-    floor_info,  # noqa: F401  (the fleet's mirror imports it from here)
     room_dict,
 )
 from signage.density.models import Doorway, SensorHealth, Space, SpaceUpdate
