@@ -39,6 +39,7 @@ def age_arg(age_s: float | None) -> str:
     return "" if age_s is None else repr(max(0.0, float(age_s)))
 
 
+# Opens each script that stamps or ages a time: `now`, in seconds on Redis's clock.
 _NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
