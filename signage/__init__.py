@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-
-from signage import config, services, web
+from signage import config
 from signage.config import __version__
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 __all__ = ["__version__", "create_app"]
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app: settings, then the services, then the web layer on top of them."""
+    # Imported here, not above: `import signage.density` (the client on its own, the simulator)
+    # must not load Flask and every layer of the server for nothing.
+    from flask import Flask  # deferred: see above
+
+    from signage import services, web  # deferred: see above
+
     # The instance folder is SIGNAGE_INSTANCE or ./instance, never Flask's default (inside the
     # installed package): every command must find the same config, database and key.
     instance = config.instance_dir(overrides=test_config)
