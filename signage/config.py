@@ -264,7 +264,7 @@ SETTINGS: tuple[Setting, ...] = (
         1200,
         "Kiosk sockets one server process is sized for (threads and connections).",
     ),
-    # Fan-out through Redis (signage/fleet/cluster.py, docs/scale-out.md).
+    # Fan-out through Redis (signage/fleet/, docs/scale-out.md).
     Setting(
         "SIGNAGE_REDIS_URL",
         str,

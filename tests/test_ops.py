@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from signage import logs
+from signage.core.protocol import CLOSE_RESTART
 from signage.sim import SimServer, SimSettings
 from tests.helpers import wait_until
 from tests.kiosks import stalled_kiosk
@@ -529,7 +530,7 @@ def test_kiosk_pages_come_back_after_a_restart_at_spread_out_times(sim, server, 
             page.goto(f"{server.url}/kiosk/{cred}")
         wait_until(lambda: server.svc.hub.count(floor) == 10, timeout=30, message="10 kiosks")
         assert all(page.evaluate("() => window.__reconnects.length") == 0 for page in pages)
-        server.svc.hub.close_all(1012, "server restarting")  # what SIGTERM does (signage/cli.py)
+        server.svc.hub.close_all(CLOSE_RESTART, "server restarting")  # as on SIGTERM
         for page in pages:
             page.wait_for_function("() => window.__reconnects.length > 0", timeout=10_000)
         delays = [page.evaluate("() => window.__reconnects[0]") for page in pages]

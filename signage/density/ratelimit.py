@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 class SharedBudget(Protocol):
-    """A token bucket shared by a fleet of processes (Redis: signage/fleet/cluster.py).
+    """A token bucket shared by a fleet of processes (Redis: signage/fleet/shared.py).
 
     Both methods answer None when the shared store cannot be reached; the limiter then falls
     back to its own bucket.
