@@ -2,7 +2,7 @@
 
     signage (create_app) -> web -> {services, actions, core, store}
     services -> {core, store, density, fleet, actions}     actions -> {core, store}
-    fleet -> {core, density}                      core -> density
+    fleet -> {core, density}                      core -> {density, calendars}
     config, logs and i18n: anyone may use them; cli: may use anything.
 
 Imports under `if TYPE_CHECKING:` do not count (they never run). A function-level import outside
@@ -33,6 +33,7 @@ LAYER_OF = {
     "signage.fleet": "fleet",
     "signage.store": "store",
     "signage.density": "density",
+    "signage.calendars": "calendars",
     "signage.sim": "sim",
     "signage.config": "shared",
     "signage.logs": "shared",
@@ -46,11 +47,12 @@ ALLOWED = {
     "web": {"services", "actions", "core", "store"},
     # The composition root builds every long-lived object, the announcement scheduler and the
     # alert watcher (actions) among them; actions never import services back.
-    "services": {"core", "store", "density", "fleet", "actions"},
+    "services": {"core", "store", "density", "fleet", "actions", "calendars"},
     "actions": {"core", "store"},
     "fleet": {"core", "density"},
-    "core": {"density"},
+    "core": {"density", "calendars"},
     "store": set(),
+    "calendars": set(),
     "density": set(),
     "sim": set(),
     "shared": set(),
@@ -64,6 +66,7 @@ FORBIDDEN_LIBRARIES = {
     "services": {"flask", "flask_sock", "werkzeug"},
     "store": {"flask", "flask_sock", "werkzeug", "redis"},
     "density": {"flask", "flask_sock", "werkzeug", "redis"},
+    "calendars": {"flask", "flask_sock", "werkzeug", "redis"},
     "fleet": {"flask", "flask_sock", "werkzeug"},
     "shared": {"flask", "flask_sock", "werkzeug", "redis"},
     "web": {"redis"},
