@@ -225,7 +225,9 @@ def build(config: dict[str, Any], instance_path: Path | None = None) -> Services
     )
     # The tree a past run kept in the store is read now; Density is asked only by the
     # directory's own thread, started by `serve` and by the first request (after any fork).
-    directory = SpaceDirectory(client, ttl=config["SIGNAGE_SPACES_TTL"], store=store)
+    directory = SpaceDirectory(
+        client, ttl=config["SIGNAGE_SPACES_TTL"], store=store, floor_order=store.floor_orders
+    )
     epoch = secrets.token_hex(4)
     floor_tokens = FloorTokens(store)
     feeds = FeedManager(

@@ -36,7 +36,8 @@ def load_schema(server):
     headers = make_token(svc, name="fuzz")
     schema = schemathesis.openapi.from_wsgi("/api/admin/openapi.json", server.app, headers=headers)
     schema.config.update(headers=headers)
-    known = {"display_id": displays[0], "floor_id": floors[0]}
+    building = svc.directory.tree().building_of(floors[0])
+    known = {"display_id": displays[0], "floor_id": floors[0], "building_id": building.id}
     made = server.app.test_client().post(
         "/api/admin/announcements",
         json={"scope": "all", "title": "Fuzz", "duration_minutes": 30},

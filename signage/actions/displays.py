@@ -77,6 +77,7 @@ class FloorChoice:
     id: str
     name: str
     building: str
+    building_id: str = ""
 
 
 def floor_choices(directory: SpaceDirectory) -> tuple[list[FloorChoice], str | None]:
@@ -89,7 +90,14 @@ def floor_choices(directory: SpaceDirectory) -> tuple[list[FloorChoice], str | N
     choices = []
     for floor in tree.floors(building_order=True):  # as people read a building
         building = tree.building_of(floor.id)
-        choices.append(FloorChoice(floor.id, floor.name, building.name if building else ""))
+        choices.append(
+            FloorChoice(
+                floor.id,
+                floor.name,
+                building.name if building else "",
+                building.id if building else "",
+            )
+        )
     return choices, directory_note(directory.status())
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -221,6 +221,21 @@ def build_tree(source: Any) -> SpaceTree:
     )
 
 
+def with_floor_order(tree: SpaceTree, orders: Mapping[str, Sequence[str]]) -> SpaceTree:
+    """The tree with each named building's children in the order given (an admin's override):
+    its children listed there first, in that order, then the others in Density's order."""
+    spaces = dict(tree.spaces)
+    for building_id, order in orders.items():
+        building = spaces.get(building_id)
+        if building is None:
+            continue
+        mine = set(building.children_ids)
+        first = [c for c in dict.fromkeys(order) if c in mine]
+        rest = [c for c in building.children_ids if c not in first]
+        spaces[building_id] = replace(building, children_ids=(*first, *rest))
+    return SpaceTree(spaces)
+
+
 # ------------------------------------------------------------------------------ the directory
 class SpacesClient(Protocol):
     def spaces(self) -> list[Space]: ...
@@ -253,8 +268,13 @@ class SpaceDirectory:
         ttl: float = 600.0,
         store: SpaceCache | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        floor_order: Callable[[], Mapping[str, Sequence[str]]] | None = None,
     ) -> None:
         self.client = client
+        # The admin's floor order per building (the store's), read again with each refresh so
+        # every process of a fleet follows a change within one lifetime of the tree.
+        self.floor_order = floor_order
+        self._orders: Mapping[str, Sequence[str]] = {}
         self.ttl = max(1.0, ttl)  # a zero would fetch in a loop
         self.store = store
         self.clock = clock
@@ -263,6 +283,7 @@ class SpaceDirectory:
         self.fetches = 0  # refreshes tried (tests and metrics)
         self._lock = threading.Lock()  # guards the fields below; never held across I/O
         self._tree = SpaceTree()
+        self._view = self._tree  # the tree in the admin's floor order: what reads return
         self._fetched_at: float | None = None  # clock() of the last good fetch in this process
         self._as_of: float | None = None  # wall time of the tree's fetch (perhaps by a past run)
         self._error: str | None = None
@@ -276,13 +297,27 @@ class SpaceDirectory:
         self._settled = threading.Event()  # a tree is held, or a first fetch has failed
         self._thread: threading.Thread | None = None
         self._load()
+        self.reload_floor_order()
 
     # -- reads: memory only ------------------------------------------------------------------
     def tree(self) -> SpaceTree:
         """The current tree (perhaps empty); asks the worker for a refresh when one is due."""
         self._nudge()
         with self._lock:
-            return self._tree
+            return self._view
+
+    def reload_floor_order(self) -> None:
+        """Read the admin's floor order again (after a change, and before each refresh)."""
+        if self.floor_order is None:
+            return
+        try:
+            orders = dict(self.floor_order())
+        except Exception:  # the database being down must not cost us the tree
+            logger.warning("could not read the floor order", exc_info=True)
+            return
+        with self._lock:
+            self._orders = orders
+            self._view = with_floor_order(self._tree, orders)
 
     def all(self) -> list[Space]:
         """Every space known now."""
@@ -392,6 +427,7 @@ class SpaceDirectory:
             self._wanted = False
             self._attempted_at = self.clock.monotonic()
             self.fetches += 1
+        self.reload_floor_order()
         try:
             tree = build_tree(self.client.spaces())
         except DensityError as exc:
@@ -428,6 +464,7 @@ class SpaceDirectory:
             recovered = self._error is not None
             changed = tree != self._tree
             self._tree = tree
+            self._view = with_floor_order(tree, self._orders)
             self._fetched_at = self.clock.monotonic()
             self._as_of = self.clock.time()
             self._error = None
@@ -499,6 +536,7 @@ class SpaceDirectory:
             logger.warning("the kept space tree is not JSON; ignoring it")
             return
         self._tree, self._as_of = tree, fetched_at
+        self._view = tree
         if tree:
             self._settled.set()
         logger.info("space tree of %d spaces loaded from the store", len(tree))

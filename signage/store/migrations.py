@@ -200,6 +200,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         AND coalesce(target, '') NOT IN (SELECT CAST(id AS TEXT) FROM displays)
     """,
     },
+    # A building's floors in the order an admin set (a JSON list of floor ids), over the order
+    # Density lists them in: the console, the API and the kiosks' other-floors panel follow it.
+    """
+    CREATE TABLE floor_order (
+        building_id TEXT PRIMARY KEY,
+        floor_ids TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 )
 
 __all__ = ["MIGRATIONS"]

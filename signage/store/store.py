@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from signage.store.console import ConsoleTables
 from signage.store.db import StoreError, StoreUnavailable, open_backend
 from signage.store.migrations import MIGRATIONS
 from signage.store.rows import (
@@ -43,7 +44,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["Store", "StoreError", "StoreUnavailable"]
 
 
-class Store:
+class Store(ConsoleTables):
     """The app's database: open, migrate, and read and write displays."""
 
     def __init__(self, path: str, secret_key: str) -> None:

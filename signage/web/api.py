@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from signage.actions import floor_order
 from signage.actions.announcements import AnnouncementInvalid, public
 from signage.actions.displays import (
     DEFAULT_SETTINGS,
@@ -295,11 +296,54 @@ def floors() -> Any:
     status = svc.directory.status()
     return jsonify(
         floors=[
-            {"id": c.id, "name": c.name, "building": c.building, "has_plan": c.id in plans}
+            {
+                "id": c.id,
+                "name": c.name,
+                "building": c.building,
+                "building_id": c.building_id,
+                "has_plan": c.id in plans,
+            }
             for c in choices
         ],
         directory={"state": status["state"], "as_of": status["as_of"], "message": note},
     )
+
+
+def _building_json(entry: floor_order.BuildingFloors) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "name": entry.name,
+        "floors": [{"id": f, "name": n} for f, n in entry.floors],
+        "custom": entry.custom,
+    }
+
+
+@bp.get("/buildings")
+def buildings_list() -> Response:
+    """Every building with its floors in the order in force (an admin's, else Density's)."""
+    return jsonify(buildings=[_building_json(b) for b in floor_order.buildings(services())])
+
+
+@bp.get("/buildings/<building_id>/floor-order")
+def building_floor_order(building_id: str) -> Response:
+    """A building's floors in the order in force."""
+    entry = floor_order.building(services(), building_id)
+    if entry is None:
+        abort(404, "no such building")
+    return jsonify(_building_json(entry))
+
+
+@bp.put("/buildings/<building_id>/floor-order")
+def building_floor_order_put(building_id: str) -> Any:
+    """Set a building's floor order (`floor_ids`; an empty list goes back to Density's)."""
+    body = _json_object()
+    try:
+        entry = floor_order.set_floor_order(services(), building_id, body.get("floor_ids"))
+    except Invalid as exc:
+        return _bad_request(exc.errors)
+    if entry is None:
+        abort(404, "no such building")
+    return jsonify(_building_json(entry))
 
 
 @bp.get("/floors/<floor_id>/rooms")

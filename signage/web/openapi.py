@@ -105,6 +105,12 @@ def openapi_document() -> dict[str, Any]:
                     "required": True,
                     "schema": {"type": "integer"},
                 },
+                "building_id": {
+                    "name": "building_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": plans._FLOOR_ID.pattern},
+                },
                 "floor_id": {
                     "name": "floor_id",
                     "in": "path",
@@ -117,6 +123,19 @@ def openapi_document() -> dict[str, Any]:
                 "DisplayUpdate": display_input,
                 **_layout_schemas(),
                 **_announcement_schemas(),
+                "FloorOrder": {
+                    "type": "object",
+                    "required": ["floor_ids"],
+                    "properties": {
+                        "floor_ids": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "uniqueItems": True,
+                            "description": "The building's floors, first to last; [] for "
+                            "Density's order. Floors left out follow in the order they had.",
+                        }
+                    },
+                },
                 "Pair": {
                     "type": "object",
                     "required": ["code", "display_id"],
@@ -169,7 +188,14 @@ def openapi_document() -> dict[str, Any]:
                 "post": _op("Flash the display's name on its screens", params=("display_id",))
             },
             "/pair": {"post": _op("Claim a pairing code for a display", body="Pair")},
-            "/floors": {"get": _op("Density's floors")},
+            "/floors": {"get": _op("Density's floors, each building's in its order")},
+            "/buildings": {"get": _op("Every building with its floors in order")},
+            "/buildings/{building_id}/floor-order": {
+                "get": _op("A building's floors in order", params=("building_id",)),
+                "put": _op(
+                    "Set a building's floor order", body="FloorOrder", params=("building_id",)
+                ),
+            },
             **_layout_paths(_op),
             **_announcement_paths(_op),
             "/floors/{floor_id}/rooms": {"get": _op("A floor's rooms", params=("floor_id",))},

@@ -11,7 +11,8 @@ from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
-from signage.actions.displays import floor_choices
+from signage.actions import floor_order
+from signage.actions.displays import Invalid, floor_choices
 from signage.actions.plans import remove_plan, replace_plan
 from signage.store import plans
 from signage.web import auth
@@ -78,6 +79,46 @@ def plan_delete(floor_id: str) -> Response:
         abort(404)
     flash("Plan removed.", "ok")
     return redirect(url_for("admin.plans_page"))
+
+
+@bp.get("/plans/order")
+def plan_order() -> str:
+    """Each building's floors in order, with Up and Down buttons (forms: keyboard and no JS)."""
+    svc = services()
+    _, floor_error = floor_choices(svc.directory)
+    return render_template(
+        "admin/plan_order.html",
+        buildings=floor_order.buildings(svc),
+        floor_error=floor_error,
+        moved=request.args.get("moved", ""),
+        direction=request.args.get("dir", ""),
+    )
+
+
+@bp.post("/plans/order/<building_id>/<floor_id>/<any(up, down):direction>")
+def plan_order_move(building_id: str, floor_id: str, direction: str) -> Response:
+    """Move a floor up or down in its building's order."""
+    try:
+        moved = floor_order.move_floor(
+            services(), building_id, floor_id, -1 if direction == "up" else 1
+        )
+    except Invalid:
+        abort(404)
+    if moved is None:
+        abort(404)
+    # Back with the focus on the same button, so a keyboard user can press it again.
+    return redirect(
+        url_for("admin.plan_order", moved=floor_id, dir=direction, _anchor=f"order-{building_id}")
+    )
+
+
+@bp.post("/plans/order/<building_id>/reset")
+def plan_order_reset(building_id: str) -> Response:
+    """Go back to the order Density lists the building's floors in."""
+    if floor_order.set_floor_order(services(), building_id, []) is None:
+        abort(404)
+    flash("Floors back in Density's order.", "ok")
+    return redirect(url_for("admin.plan_order", _anchor=f"order-{building_id}"))
 
 
 @bp.get("/plans/<floor_id>/file")
