@@ -311,6 +311,13 @@ SETTINGS: tuple[Setting, ...] = (
         600.0,
         "Seconds the space tree is kept before it is fetched again in the background.",
     ),
+    Setting(
+        "SIGNAGE_CALENDAR_REFRESH",
+        float,
+        300.0,
+        "Seconds between two fetches of each room's calendar (in the background); bookings older"
+        " than this plus a margin are not shown.",
+    ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}

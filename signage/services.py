@@ -16,7 +16,7 @@ import os
 import secrets
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ import httpx
 from signage import config as settings
 from signage.actions.alerts import AlertWatcher
 from signage.actions.announcements import Announcer
+from signage.core.bookings import Bookings
 from signage.core.building import EmergencyFloors, OtherFloors
 from signage.core.directory import SpaceDirectory
 from signage.core.feeds import FeedManager, FeedSettings
@@ -34,6 +35,7 @@ from signage.core.protocol import CLOSE_RESTART
 from signage.density.client import DensityClient
 from signage.density.ratelimit import RateLimiter
 from signage.store import Display, Store
+from signage.store.calendars import CalendarSources
 from signage.store.db import StoreUnavailable, is_postgres
 
 if TYPE_CHECKING:
@@ -84,6 +86,8 @@ class Services:
     alerts: AlertWatcher  # "down for N minutes"
     epoch: str
     cluster: Cluster | None = None  # a fleet sharing floors through Redis (SIGNAGE_REDIS_URL)
+    calendars: CalendarSources | None = None  # each room's calendar link (a secret)
+    bookings: Bookings | None = None  # the calendars, fetched in the background
     state: dict[str, Any] = field(default_factory=dict)
     shutting_down: bool = False
     ready: bool = False  # set once the app is built; /readyz answers 503 until then
@@ -123,6 +127,8 @@ class Services:
         self.directory.stop()
         self.announcer.stop()
         self.alerts.stop()
+        if self.bookings is not None:
+            self.bookings.stop()
         self.feeds.stop()
         if self.cluster is not None:
             self.cluster.close()
@@ -230,10 +236,17 @@ def build(config: dict[str, Any], instance_path: Path | None = None) -> Services
     )
     epoch = secrets.token_hex(4)
     floor_tokens = FloorTokens(store)
+    calendars = CalendarSources(store)
+    bookings = Bookings(
+        calendars.all,
+        refresh=config["SIGNAGE_CALENDAR_REFRESH"],
+        timeout=config["SIGNAGE_HTTP_TIMEOUT"],
+        zone_of=directory.time_zone,
+    )
     feeds = FeedManager(
         client,
         directory,
-        FeedSettings.from_config(config),
+        replace(FeedSettings.from_config(config), bookings=bookings.room_fields),
         hub.publish,
         floor_tokens.display_for,
         epoch,
@@ -268,6 +281,8 @@ def build(config: dict[str, Any], instance_path: Path | None = None) -> Services
         alerts=alerts,
         epoch=epoch,
         cluster=cluster,
+        calendars=calendars,
+        bookings=bookings,
     )
 
 

@@ -263,3 +263,230 @@ def test_check_url() -> None:
     for bad in ["ftp://x/a.ics", "file:///etc/passwd", "not a url", "https://"]:
         with pytest.raises(BadURL):
             check_url(bad)
+
+
+# -- the background worker ------------------------------------------------------------------------
+from signage.core.bookings import Bookings, NextBooking  # noqa: E402
+from signage.core.clock import FakeClock  # noqa: E402
+
+NEW_YEAR = 1_767_225_600.0  # 2026-01-01T00:00:00Z, FakeClock's wall time
+FIRST = datetime(2026, 1, 5, 9, tzinfo=UTC)  # WEEKLY's first booking, 10:00 in Berlin
+
+
+def test_the_worker_answers_from_memory_while_fresh_and_unknown_when_old(ics: IcsServer) -> None:
+    clock = FakeClock(wall=NEW_YEAR)
+    bookings = Bookings(lambda: {"room-1": ics.url}, refresh=300, margin=60, clock=clock)
+    try:
+        assert bookings.room_fields("room-1") == {}  # nothing fetched yet: nothing said
+        assert bookings.refresh_due() == 1
+        now = datetime.fromtimestamp(NEW_YEAR, UTC)
+        assert bookings.next_booking("room-1", now) == NextBooking(True, FIRST)
+        assert bookings.room_fields("room-1") == {"next_booking": "2026-01-05T09:00:00Z"}
+        assert bookings.next_booking("room-2", now) == NextBooking(False)
+        assert bookings.refresh_due() == 0  # not due again before the interval
+        clock.advance(300)
+        assert bookings.refresh_due() == 1
+        assert ics.requests[-1].get("If-None-Match")  # conditional: 304, the intervals kept
+        assert bookings.statuses()["room-1"].bookings == 2  # 5 and 7 January, in 8 days
+        clock.advance(361)  # refresh + margin without a word from the calendar
+        status = bookings.statuses()["room-1"]
+        assert not status.fresh and status.age_s == 361
+        assert bookings.room_fields("room-1") == {}
+    finally:
+        bookings.stop()
+
+
+def test_a_feed_that_changes_between_fetches(ics: IcsServer) -> None:
+    clock = FakeClock(wall=NEW_YEAR)
+    changed: list[set[str]] = []
+    bookings = Bookings(lambda: {"room-1": ics.url}, refresh=300, clock=clock)
+    bookings.listeners.append(changed.append)
+    try:
+        bookings.refresh_due()
+        ics.body = calendar("UID:x\nDTSTART:20260101T000000Z\nDTEND:20260101T010000Z")
+        clock.advance(300)
+        bookings.refresh_due()
+        now = datetime.fromtimestamp(clock.time(), UTC)
+        # In the middle of a booking: its start, which says the room is booked now (since then).
+        assert bookings.next_booking("room-1", now).start == datetime(2026, 1, 1, tzinfo=UTC)
+        assert changed == [{"room-1"}, {"room-1"}]
+    finally:
+        bookings.stop()
+
+
+def test_errors_back_off_keep_other_rooms_and_never_log_the_url(
+    ics: IcsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    # As signage.logs.configure sets it: httpx would log every request's URL at INFO.
+    caplog.set_level("WARNING", logger="httpx")
+    clock = FakeClock(wall=NEW_YEAR)
+    broken = "http://127.0.0.1:9/cal/s3cr3t-broken.ics"  # the discard port: refused
+    sources = {"room-1": ics.url, "room-2": broken}
+    bookings = Bookings(lambda: sources, refresh=300, clock=clock, timeout=2)
+    try:
+        bookings.refresh_due()
+        statuses = bookings.statuses()
+        assert statuses["room-1"].fresh and statuses["room-1"].error is None
+        assert not statuses["room-2"].fresh
+        assert statuses["room-2"].error.startswith("unreachable")
+        assert bookings.room_fields("room-2") == {}
+        # The failure is logged once, as a change of state; retries are backed off.
+        clock.advance(600)
+        bookings.refresh_due()
+        assert len([r for r in caplog.records if "room-2" in r.getMessage()]) == 1
+        ours = [r for r in caplog.records if not r.name.startswith("werkzeug")]  # the test server
+        text = "\n".join(r.getMessage() for r in ours) + repr(statuses)
+        assert "s3cr3t" not in text and "127.0.0.1:9" not in text
+        sources["room-2"] = ics.url  # the admin fixes the link
+        clock.advance(600)
+        bookings.refresh_due()
+        assert bookings.statuses()["room-2"].fresh
+        del sources["room-1"]  # and removes the other
+        bookings.refresh_due()
+        assert set(bookings.statuses()) == {"room-2"}
+    finally:
+        bookings.stop()
+
+
+def test_error_edges_through_the_worker() -> None:
+    answers = iter([httpx.Response(500), httpx.Response(200, content=b"x" * 2000)])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(answers)
+
+    clock = FakeClock(wall=NEW_YEAR)
+    bookings = Bookings(
+        lambda: {"r": SECRET_URL}, clock=clock, client=mock(handler), max_bytes=1000
+    )
+    bookings.refresh_due()
+    assert bookings.statuses()["r"].error == "http_status: HTTP 500"
+    clock.advance(3600)
+    bookings.refresh_due()
+    assert bookings.statuses()["r"].error.startswith("too_large")
+
+
+def test_the_thread_refreshes_in_the_background(ics: IcsServer) -> None:
+    from tests.helpers import wait_until
+
+    bookings = Bookings(lambda: {"room-1": ics.url}, refresh=300)
+    bookings.start()
+    try:
+        wait_until(lambda: bookings.statuses().get("room-1", None), timeout=10)
+        wait_until(lambda: bookings.statuses()["room-1"].last_ok, timeout=10)
+    finally:
+        bookings.stop()
+
+
+# -- the admin API, the room dict, and requests that never wait on a calendar --------------------
+from signage.web import auth  # noqa: E402
+from tests.helpers import wait_until  # noqa: E402
+
+
+def _token(svc) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    token = auth.new_api_token()
+    svc.store.add_api_token("calendars", auth.token_hash(token), "admin")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _soon_calendar(minutes: int = 60) -> str:
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=minutes)
+    end = start + timedelta(minutes=30)
+    return calendar(
+        f"UID:soon@test\nSUMMARY:Private chat\nDTSTART:{start:%Y%m%dT%H%M%SZ}\n"
+        f"DTEND:{end:%Y%m%dT%H%M%SZ}",
+        timezone="",
+    )
+
+
+class _ThreadNames(httpx.BaseTransport):
+    """A real transport that notes which thread each request was made on."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.threads: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.threads.append(threading.current_thread().name)
+        return self.inner.handle_request(request)
+
+
+def test_the_api_sets_and_removes_a_link_and_never_shows_it(
+    server, ics: IcsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="signage")
+    svc = server.svc
+    floor = svc.directory.floors()[0].id
+    room = svc.directory.rooms_of(floor)[0].id
+    ics.body = _soon_calendar()
+    transport = _ThreadNames()
+    svc.bookings._client = httpx.Client(transport=transport)
+    client, headers = server.app.test_client(), _token(svc)
+    url = f"/api/admin/rooms/{room}/calendar"
+    assert client.get(url, headers=headers).json["source_set"] is False
+    assert client.put(url, json={"url": "ftp://x/y"}, headers=headers).status_code == 400
+    assert client.put(url, json={"url": ics.url}).status_code == 401
+    assert (
+        client.put(
+            "/api/admin/rooms/nope/calendar", json={"url": ics.url}, headers=headers
+        ).status_code
+        == 404
+    )
+    answer = client.put(url, json={"url": ics.url}, headers=headers)
+    assert answer.status_code == 200 and answer.json["source_set"] is True
+    status = wait_until(
+        lambda: (s := client.get(url, headers=headers).json)["last_ok"] and s, timeout=10
+    )
+    assert status["fresh"] and status["error"] is None and status["bookings"] == 1
+    # Fetched by the worker's threads, never by the request's.
+    assert transport.threads and all(n.startswith("signage-") for n in transport.threads)
+    # The room dict carries the booking's time and nothing else of it.
+    display, credential = server.add_display(floor)
+
+    def rooms() -> dict:
+        state = client.get(f"/api/kiosk/{credential}/state").json
+        found = state.get("rooms") or {}
+        return found if isinstance(found, dict) else {r["id"]: r for r in found}
+
+    booked = wait_until(lambda: rooms().get(room, {}).get("next_booking") and rooms(), timeout=10)
+    assert booked[room]["next_booking"].endswith("Z")
+    assert all("next_booking" not in r for sid, r in booked.items() if sid != room)
+    text = repr(booked)
+    assert "Private chat" not in text
+    listed = client.get("/api/admin/calendars", headers=headers)
+    assert [c["space_id"] for c in listed.json["calendars"]] == [room]
+    assert client.delete(url, headers=headers).status_code == 204
+    assert client.delete(url, headers=headers).status_code == 404
+    answers = repr(answer.json) + repr(status) + listed.get_data(as_text=True)
+    ours = [r for r in caplog.records if r.name.startswith("signage")]
+    assert "s3cr3t" not in answers + "\n".join(r.getMessage() for r in ours)
+
+
+def test_a_request_never_waits_on_a_slow_calendar(server) -> None:
+    release = threading.Event()
+
+    def slow(environ, start_response):  # type: ignore[no-untyped-def]
+        release.wait(10)
+        return Response(_soon_calendar(), content_type="text/calendar")(environ, start_response)
+
+    slow_server = make_server("127.0.0.1", 0, slow, threaded=True)
+    thread = threading.Thread(target=slow_server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        svc = server.svc
+        floor = svc.directory.floors()[0].id
+        room = svc.directory.rooms_of(floor)[0].id
+        client, headers = server.app.test_client(), _token(svc)
+        link = f"http://127.0.0.1:{slow_server.server_port}/slow.ics"
+        started = datetime.now(UTC)
+        put = client.put(f"/api/admin/rooms/{room}/calendar", json={"url": link}, headers=headers)
+        assert put.status_code == 200
+        _display, credential = server.add_display(floor)
+        assert client.get(f"/api/kiosk/{credential}/state").status_code in (200, 503)
+        assert datetime.now(UTC) - started < timedelta(seconds=2)
+        assert not release.is_set()
+    finally:
+        release.set()
+        slow_server.shutdown()
+        slow_server.server_close()
+        thread.join(timeout=5)

@@ -80,6 +80,8 @@ class FeedSettings:
     sensor_health_interval: float = 300.0
     linger: float = 60.0
     clock: Clock = field(default=SYSTEM_CLOCK, compare=False, repr=False)
+    # A room's booking fields by space id (core/bookings.py, from memory): none without it.
+    bookings: Callable[[str], dict[str, Any]] | None = field(default=None, compare=False)
 
     @classmethod
     def from_config(cls, config: dict[str, Any], clock: Clock = SYSTEM_CLOCK) -> FeedSettings:
@@ -405,7 +407,10 @@ class FloorFeed:
 
     def _room_public(self, room: Room, now: float, mode: str) -> dict[str, Any]:
         fresh = mode != STALE and self._channel_for(room).fresh(now)
-        return room.public(now, fresh=fresh, health_max_age=self._health_max_age())
+        public = room.public(now, fresh=fresh, health_max_age=self._health_max_age())
+        if self.settings.bookings is not None:
+            public.update(self.settings.bookings(room.space.id))
+        return public
 
     def _expired_health(self, now: float) -> set[str]:
         age = self._health_max_age()

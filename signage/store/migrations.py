@@ -209,6 +209,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         updated_at REAL NOT NULL
     );
     """,
+    # Each room's calendar link (an iCalendar URL, a secret): bookings beside sensor truth.
+    """
+    CREATE TABLE calendar_sources (
+        space_id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 )
 
 __all__ = ["MIGRATIONS"]

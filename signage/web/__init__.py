@@ -17,7 +17,18 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from signage.config import asset_dir
 from signage.services import Services
 from signage.store.db import StoreUnavailable
-from signage.web import admin, api, auth, kiosk, metrics, ops, pairing, security, sockets
+from signage.web import (
+    admin,
+    api,
+    auth,
+    calendars,
+    kiosk,
+    metrics,
+    ops,
+    pairing,
+    security,
+    sockets,
+)
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)
@@ -52,6 +63,7 @@ def init_app(app: Flask, svc: Services) -> None:
     auth.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(calendars.bp)
     app.register_blueprint(pairing.bp)
     sockets.init_app(app)
     metrics.init_app(app, svc)
@@ -60,6 +72,8 @@ def init_app(app: Flask, svc: Services) -> None:
     # The space tree refreshes in its own thread (also restarted after a fork); no request
     # ever waits for it. `serve` starts it before the first request too.
     app.before_request(svc.directory.start)
+    if svc.bookings is not None:  # room calendars: their own thread, as the space tree
+        app.before_request(svc.bookings.start)
     security.init_app(app)
     app.register_error_handler(StoreUnavailable, _database_unavailable)
     svc.ready = True

@@ -14,6 +14,7 @@ from signage.actions.plans import MAX_VERSION
 from signage.config import __version__
 from signage.core import layout as doc
 from signage.store import plans
+from signage.web.calendars import openapi_paths as calendar_paths
 
 
 def _op(summary: str, *, body: str | None = None, ok: str = "200", params: tuple = ()) -> dict:
@@ -198,6 +199,7 @@ def openapi_document() -> dict[str, Any]:
             },
             **_layout_paths(_op),
             **_announcement_paths(_op),
+            **calendar_paths(_op),
             "/floors/{floor_id}/rooms": {"get": _op("A floor's rooms", params=("floor_id",))},
             "/floors/{floor_id}/plan": {
                 "get": _op("The floor's plan file", params=("floor_id",)),
