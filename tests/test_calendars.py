@@ -490,3 +490,59 @@ def test_a_request_never_waits_on_a_slow_calendar(server) -> None:
         slow_server.shutdown()
         slow_server.server_close()
         thread.join(timeout=5)
+
+
+# -- the simulator's calendars --------------------------------------------------------------------
+from signage.sim import SimServer  # noqa: E402
+from signage.sim.calendars import day_bookings  # noqa: E402
+from signage.sim.scenarios import day_events  # noqa: E402
+
+
+def test_the_simulated_calendars_tell_the_scenarios_story() -> None:
+    with SimServer(seed=3) as sim:
+        portfolio = sim.world.portfolio
+    bookings = day_bookings(portfolio, 3, 0)
+    assert bookings and bookings == day_bookings(portfolio, 3, 0)  # deterministic
+    held = [b for room in bookings.values() for b in room if b.held]
+    empty = [b for room in bookings.values() for b in room if not b.held]
+    assert held and empty  # most bookings are turned up to, some never are
+    # Every held booking overlaps the room's occupied time that day; no empty one does.
+    opened: dict[str, float] = {}
+    sessions: dict[str, list[tuple[float, float]]] = {}
+    for e in day_events(portfolio, 3, 0):
+        if e.kind == "presence" and e.target in bookings:
+            if e.value:
+                opened[e.target] = e.at / 60
+            elif e.target in opened:
+                sessions.setdefault(e.target, []).append((opened.pop(e.target), e.at / 60))
+    for room, room_bookings in bookings.items():
+        for b in room_bookings:
+            overlaps = any(s < b.end and e > b.start for s, e in sessions.get(room, []))
+            assert overlaps == b.held, (room, b)
+    booked_sessions = sum(len(v) for v in sessions.values())
+    assert len(held) < booked_sessions  # and some meetings sit in rooms nobody booked
+
+
+def test_the_simulator_serves_each_rooms_calendar_over_loopback() -> None:
+    with SimServer(seed=3, scenario="day", speed=60) as sim:
+        room = next(r.id for r in sim.world.portfolio.rooms() if r.function == "meeting_room")
+        url = f"{sim.url}/_sim/calendars/{room}.ics"
+        with httpx.Client() as client:
+            got = fetch(client, url)
+            assert got.body is not None and got.etag
+            assert fetch(client, url, etag=got.etag).not_modified
+            began = sim.world.scenario_began.replace(microsecond=0)  # ICS has whole seconds
+            busy = busy_intervals(got.body, began - timedelta(days=1), began + timedelta(days=1))
+            # At speed 60 a simulated minute is a real second: each booking is busy then.
+            expected = day_bookings(sim.world.portfolio, 3, 0)[room]
+            assert expected
+            for booking in expected:
+                moment = began + timedelta(seconds=booking.start)
+                assert any(b.start <= moment < b.end for b in busy), booking
+            assert b"Booked" in got.body  # a title in the feed, which never leaves the parser
+            with pytest.raises(BadStatus):
+                fetch(client, f"{sim.url}/_sim/calendars/nope.ics")
+    with SimServer(seed=3) as quiet, httpx.Client() as client:
+        room = next(r.id for r in quiet.world.portfolio.rooms() if r.function == "meeting_room")
+        body = fetch(client, f"{quiet.url}/_sim/calendars/{room}.ics").body
+        assert body is not None and busy_intervals(body, *JAN) == ()  # quiet: nobody books

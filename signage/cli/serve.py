@@ -308,6 +308,7 @@ def demo(host: str, port: int, speed: float, instance: str) -> None:
                     f"Lobby – {floor.name}", floor.id, floor_displays.get(floor.id)
                 )
         _demo_drawn_floor(svc)
+        _demo_calendars(svc, sim_url)
         click.echo("")
         click.echo(f"signage demo: Density simulator at {sim_url}")
         for display in svc.store.list_displays():
@@ -324,6 +325,14 @@ def demo(host: str, port: int, speed: float, instance: str) -> None:
             sim_proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             sim_proc.kill()
+
+
+def _demo_calendars(svc, sim_url: str) -> None:
+    """Each meeting room's calendar from the simulator, which books them as its day plays
+    (signage/sim/calendars.py): booked and held, booked and empty, held unbooked."""
+    for space in svc.directory.all():
+        if space.function == "meeting_room":
+            svc.calendars.put(space.id, f"{sim_url}/_sim/calendars/{space.id}.ics")
 
 
 def _demo_drawn_floor(svc) -> None:

@@ -14,7 +14,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask_sock import Sock
 from werkzeug.exceptions import HTTPException
 
-from signage.sim import sockets
+from signage.sim import calendars, sockets
 from signage.sim.portfolio import TIME_ZONE
 from signage.sim.world import ApiError, Simulator, TokenInfo, iso
 
@@ -48,6 +48,7 @@ def create_app(sim: Simulator) -> Flask:
     app.register_blueprint(api)
     app.register_blueprint(control)
     app.register_blueprint(socket_bp)
+    app.register_blueprint(calendars.bp)  # room calendars beside the API, as a booking system
     app.before_request(_gate)
     app.after_request(_count_status)
     app.register_error_handler(ApiError, _api_error)

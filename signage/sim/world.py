@@ -616,6 +616,9 @@ class Simulator:
             raise ValueError("speed must be positive")
         self.stop_scenario()
         self.scenario, self.speed = name, speed
+        # The wall time the scenario's day 0 began: room calendars (sim/calendars.py) map the
+        # scenario's minutes onto real time from it.
+        self.scenario_began = self.wall()
         if name == "day":
             self._runner = ScenarioRunner(
                 lambda day: day_events(self.portfolio, self.seed, day),
