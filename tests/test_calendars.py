@@ -546,3 +546,26 @@ def test_the_simulator_serves_each_rooms_calendar_over_loopback() -> None:
         room = next(r.id for r in quiet.world.portfolio.rooms() if r.function == "meeting_room")
         body = fetch(client, f"{quiet.url}/_sim/calendars/{room}.ics").body
         assert body is not None and busy_intervals(body, *JAN) == ()  # quiet: nobody books
+
+
+def test_kiosks_hear_of_a_booking_without_a_sensor_change(server, ics: IcsServer) -> None:
+    svc = server.svc
+    floor = svc.directory.floors()[0].id
+    room = svc.directory.rooms_of(floor)[0].id
+    ics.body = _soon_calendar()
+    _display, credential = server.add_display(floor)
+    client, headers = server.app.test_client(), _token(svc)
+    wait_until(lambda: client.get(f"/api/kiosk/{credential}/state").status_code == 200)
+    sent: list[str] = []
+    publish = svc.feeds.publish
+
+    def record(floor_id: str, seq: int, text: str):  # type: ignore[no-untyped-def]
+        sent.append(text)
+        return publish(floor_id, seq, text)
+
+    svc.feeds.publish = record
+    put = client.put(f"/api/admin/rooms/{room}/calendar", json={"url": ics.url}, headers=headers)
+    assert put.status_code == 200
+    # The feed's tick sees the fresh bookings and sends the room, as for a sensor's change.
+    text = wait_until(lambda: next((t for t in sent if '"next_booking"' in t), None), timeout=10)
+    assert room in text and "Private chat" not in text

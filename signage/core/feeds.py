@@ -220,6 +220,7 @@ class FloorFeed:
         self.shared_polls: SharedPolls | None = None
         self.doorways: Doorways | None = None
         self.malformed_frames = 0
+        self._bookings_seen: dict[str, dict[str, Any]] = {}  # what kiosks last heard of bookings
         self.stopped = threading.Event()
         # Set once every channel's first answer is in the rooms (see `answered`).
         self.has_data = threading.Event()
@@ -366,12 +367,27 @@ class FloorFeed:
         expired = self._expired_health(now)
         aged = {sid: self._room_public(self.rooms[sid], now, mode) for sid in expired - self._aged}
         self._aged = expired
+        aged.update(self._booking_changes(now, mode))
         if mode != self.mode:
             self._set_mode(mode, reason)
             self._publish_update(now, self._all_rooms_public(now))
         elif reason != self.mode_reason or aged:
             self.mode_reason = reason
             self._publish_update(now, aged)
+
+    def _booking_changes(self, now: float, mode: str) -> dict[str, dict[str, Any]]:
+        """Rooms whose booking fields changed on their own (a calendar was read again, or its
+        data grew too old to show): kiosks hear of them like of a sensor's change."""
+        lookup = self.settings.bookings
+        if lookup is None:
+            return {}
+        changed = {}
+        for space_id, room in self.rooms.items():
+            fields = lookup(space_id)
+            if fields != self._bookings_seen.get(space_id, {}):
+                self._bookings_seen[space_id] = fields
+                changed[space_id] = self._room_public(room, now, mode)
+        return changed
 
     def _compute_mode(self, now: float) -> tuple[str, str | None]:
         behind = [c for c in self.channels if not c.fresh(now)]
