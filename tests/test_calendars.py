@@ -453,6 +453,9 @@ def test_the_api_sets_and_removes_a_link_and_never_shows_it(
     assert all("next_booking" not in r for sid, r in booked.items() if sid != room)
     text = repr(booked)
     assert "Private chat" not in text
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert f'signage_calendar_fresh{{space_id="{room}"}} 1.0' in metrics
+    assert 'signage_calendar_fetches_total{result="ok"}' in metrics and "s3cr3t" not in metrics
     listed = client.get("/api/admin/calendars", headers=headers)
     assert [c["space_id"] for c in listed.json["calendars"]] == [room]
     assert client.delete(url, headers=headers).status_code == 204

@@ -130,6 +130,8 @@ class Bookings:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.listeners: list[Callable[[set[str]], Any]] = []  # rooms whose bookings changed
+        self.fetches = 0  # attempts so far, for /metrics
+        self.fetch_errors = 0
 
     # -- the background thread ----------------------------------------------------------------
     def start(self) -> None:
@@ -240,6 +242,8 @@ class Bookings:
                 return  # removed or replaced by an admin meanwhile
             entry.running = False
             entry.last_fetch = wall
+            self.fetches += 1
+            self.fetch_errors += error is not None
             if error is None:
                 if entry.error is not None:
                     logger.info("calendar of room %s recovered", space_id)

@@ -8,11 +8,13 @@ wakes the bookings worker: no request fetches a calendar.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from signage.core.bookings import CalendarStatus, InvalidLink, valid_link
+from signage.core.bookings import Bookings, CalendarStatus, InvalidLink, valid_link
 from signage.services import Services
 from signage.web import auth
 from signage.web.current import services
@@ -148,3 +150,30 @@ def openapi_paths(op: Any) -> dict[str, Any]:
         "/calendars": {"get": op("Every room calendar's last fetch, age and error")},
         "/rooms/{space_id}/calendar": {"get": get, "put": put, "delete": remove},
     }
+
+
+def calendar_metrics(bookings: Bookings) -> Iterator[Metric]:
+    """Each room calendar's age and whether it is fresh, and the fetches so far (/metrics)."""
+    statuses = bookings.statuses()
+    age = GaugeMetricFamily(
+        "signage_calendar_age_seconds",
+        "Seconds since a room's calendar was last read or confirmed (absent: never).",
+        labels=["space_id"],
+    )
+    up = GaugeMetricFamily(
+        "signage_calendar_fresh",
+        "Whether a room's bookings are fresh enough to show (1/0).",
+        labels=["space_id"],
+    )
+    for space_id, status in sorted(statuses.items()):
+        if status.age_s is not None:
+            age.add_metric([space_id], status.age_s)
+        up.add_metric([space_id], 1 if status.fresh else 0)
+    yield age
+    yield up
+    fetches = CounterMetricFamily(
+        "signage_calendar_fetches", "Calendar fetches, by result.", labels=["result"]
+    )
+    fetches.add_metric(["ok"], bookings.fetches - bookings.fetch_errors)
+    fetches.add_metric(["error"], bookings.fetch_errors)
+    yield fetches

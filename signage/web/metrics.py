@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from signage.core.protocol import FEED_MODES
 from signage.services import Services
+from signage.web.calendars import calendar_metrics
 
 # Fan-out from an update's publication until the last kiosk's write: milliseconds matter.
 FANOUT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -131,6 +132,8 @@ class SignageCollector:
         evictions.add_metric(["send_stuck"], svc.hub.stalled_cuts)
         yield evictions
 
+        if svc.bookings is not None:
+            yield from calendar_metrics(svc.bookings)
         if svc.cluster is not None:
             yield from self._cluster(svc.cluster)
 
