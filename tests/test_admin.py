@@ -358,7 +358,9 @@ def test_display_names_are_inert_in_the_console_and_kiosk_json(server, console, 
 
 def test_fleet_page_lists_a_connected_display_first_when_it_has_problems(server, console, floor):
     quiet, _ = server.add_display(floor, name="Quiet")
+    server.svc.store.mark_first_screen(quiet.id, 0.0)  # it had a screen once: now it is down
     live, credential = server.add_display(floor, name="Live")
+    server.add_display(floor, name="Boxed")  # never had a screen: not installed, not down
     with connect(server.socket_url(credential), open_timeout=5) as ws:
         ws.recv(timeout=5)
         ws.send(
@@ -372,10 +374,22 @@ def test_fleet_page_lists_a_connected_display_first_when_it_has_problems(server,
         )
         page = console.get("/admin/fleet").get_data(as_text=True)
         assert page.index("Quiet") < page.index("Live")  # problems first
-        assert "not connected" in page and "1920x1080" in page and "9.9" in page
+        assert "Down" in page and "1920x1080" in page and "9.9" in page
+        assert "Not installed" in page and "problem(s)" not in page
         fleet = console.api("GET", "/api/admin/fleet").json
         assert fleet["displays"][0]["id"] == quiet.id
-        assert fleet["displays"][1]["screens"][0]["screen"] == "1920x1080"
+        assert {d["name"]: d["state"] for d in fleet["displays"]} == {
+            "Quiet": "down",
+            "Live": "up",
+            "Boxed": "not_installed",
+        }
+        assert fleet["counts"]["down"] == 1 and fleet["counts"]["not_installed"] == 1
+        # The filters are links and a form: the query string does it, no script needed.
+        down_only = console.get("/admin/fleet?show=down").get_data(as_text=True)
+        assert "Quiet" in down_only and "Boxed" not in down_only and "fleet-spaces" not in down_only
+        assert all(sp["floor"] for sp in fleet["spaces"])  # sensors say their floor
+        by_name = {d["name"]: d for d in fleet["displays"]}
+        assert by_name["Live"]["screens"][0]["screen"] == "1920x1080"
         # The floor's own feed, and its building's other floors for the "other floors" panel.
         feeds = {f["floor_id"]: f for f in fleet["feeds"]}
         assert floor in feeds and len(feeds) == len(server.svc.feeds.feeds())

@@ -89,10 +89,12 @@ def test_a_display_that_disconnects_and_returns_gets_one_down_and_one_recovered(
     floor = server.svc.directory.floors()[0].id
     display, cred = server.add_display(floor, name="Lobby west")
     watcher = server.svc.alerts
+    assert server.svc.store.first_screens() == {}  # not installed until a screen connects
     with connect(server.socket_url(cred), open_timeout=5) as ws:  # starts the watcher too
         ws.recv(timeout=5)
         checks_after(watcher, 8)  # connected through more than the threshold: no alert
         assert receiver.posts == []
+        assert display.id in server.svc.store.first_screens()  # installed, kept in the store
     wait_until(lambda: receiver.posts, timeout=10, message="down report")
     (down,) = receiver.posts
     assert down["event"] == "down" and down["kind"] == "display"
@@ -105,7 +107,7 @@ def test_a_display_that_disconnects_and_returns_gets_one_down_and_one_recovered(
     console = Console(server.app)
     console.login()
     page = console.get("/admin/fleet").get_data(as_text=True)
-    assert "down for under 1 min (alert sent)" in page
+    assert "Down</span>" in page and "for under 1 min" in page and "alert sent" in page
     fleet = console.api("GET", "/api/admin/fleet").json
     assert fleet["displays"][0]["id"] == display.id and fleet["displays"][0]["down_s"] >= 1
 
@@ -177,6 +179,7 @@ def test_failed_deliveries_are_retried_and_logged_without_the_url(server, receiv
     caplog.set_level(logging.DEBUG)
     floor = server.svc.directory.floors()[0].id
     display = server.svc.store.add_display("Lobby", floor)
+    server.svc.store.mark_first_screen(display.id, 0.0)  # installed once: it may be down
     receiver.statuses = [500, 503]  # then 204
     watcher = AlertWatcher(
         server.svc.store,
@@ -231,14 +234,14 @@ def test_a_hanging_receiver_blocks_no_check(server, caplog):
     listener.listen(8)  # never accepted: connects succeed, answers never come
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/{CANARY}"
     floor = server.svc.directory.floors()[0].id
-    server.svc.store.add_display("A", floor)
+    server.svc.store.mark_first_screen(server.svc.store.add_display("A", floor).id, 0.0)
     watcher = AlertWatcher(
         server.svc.store, server.svc.hub, server.svc.feeds, webhook=url, after=0.0, interval=0.05
     )
     try:
         watcher.ensure_started()
         wait_until(lambda: watcher.checks >= 1 and watcher.reported("display", 1), timeout=5)
-        server.svc.store.add_display("B", floor)
+        server.svc.store.mark_first_screen(server.svc.store.add_display("B", floor).id, 0.0)
         # The sender is waiting on the silent receiver (5 s timeout); looks go on meanwhile.
         checks_after(watcher, 10)
         assert watcher.reported("display", 2) and watcher.sent == 0
@@ -268,6 +271,12 @@ def test_a_served_worker_watches_before_any_request_reaches_it(sim, receiver, tm
     floor = sim.world.state()["floors"]
     added = json.loads(serve.cli("displays", "add", "--name", "Atrium", "--floor", sorted(floor)[0],
                                  "--json"))  # fmt: skip
+    # Its screen ran before this restart (kept in the store), so it is down, not uninstalled.
+    from signage.store import Store
+
+    kept = Store(config["SIGNAGE_DATABASE"], "unused")
+    kept.mark_first_screen(added["id"], 0.0)
+    kept.close()
     proc = subprocess.Popen(
         [*serve.args, "--port", str(serve.port)],
         env=serve.env,
@@ -283,3 +292,35 @@ def test_a_served_worker_watches_before_any_request_reaches_it(sim, receiver, tm
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_a_never_paired_display_fires_no_alert_and_a_restart_keeps_one_that_had_a_screen(
+    make_server, receiver
+):
+    server = make_server(**fast_alerts(receiver, after_s=0.5))
+    floor = server.svc.directory.floors()[0].id
+    boxed, _ = server.add_display(floor, name="Still in its box")
+    display, cred = server.add_display(floor, name="Lobby")
+    with connect(server.socket_url(cred), open_timeout=5) as ws:  # its first screen
+        ws.recv(timeout=5)
+        checks_after(server.svc.alerts, 3)
+    assert set(server.svc.store.first_screens()) == {display.id}
+    # A restart: a new watcher on the same store, whose screens are all gone now.
+    watcher = AlertWatcher(
+        server.svc.store,
+        server.svc.hub,
+        server.svc.feeds,
+        webhook=receiver.url,
+        after=0.5,
+        interval=0.05,
+    )
+    try:
+        watcher.ensure_started()
+        wait_until(lambda: watcher.reported("display", display.id), timeout=10, message="down")
+        checks_after(watcher, 10)  # long past the threshold
+        assert not watcher.reported("display", boxed.id)
+        assert watcher.down_for("display", boxed.id) is None
+    finally:
+        watcher.stop()
+    wait_until(lambda: receiver.posts, timeout=10, message="a report")
+    assert str(boxed.id) not in {p["id"] for p in receiver.posts if p["kind"] == "display"}

@@ -955,6 +955,7 @@ def test_down_alerts_see_the_whole_fleet_and_are_sent_once(redis_server, tmp_pat
     store.migrate()
     held = store.add_display("Held by a", "spc_floor")
     dark = store.add_display("Dark", "spc_floor")
+    store.mark_first_screen(dark.id, 0.0)  # it had a screen once (else: not installed, no alert)
 
     class Screens:  # a process's hub, as the watcher reads it: who is connected here
         def __init__(self) -> None:

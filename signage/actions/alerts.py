@@ -2,10 +2,13 @@
 
 A watcher thread (started on first use, stopped with the app) looks every `interval` seconds.
 A display counts as down from when a screen of it was last seen connected (from when the
-server started, for one never seen); a feed from when it was last seen live (from its start,
-for one never live). Down for `after` seconds, it is reported once; back, once more. Reports
-go to a webhook as JSON, from a sender thread of their own with a short timeout and a few
-retries, so a slow or dead receiver delays nothing else. The webhook URL is a secret (it often
+server started, for one not seen since); a feed from when it was last seen live (from its
+start, for one never live). A display that has never had a screen is not installed yet, not
+down: it is never reported. When each display first had a screen is kept in the store, so
+after a restart a screen that died meanwhile is still reported. Down for `after` seconds, it
+is reported once; back, once more. Reports go to a webhook as JSON, from a sender thread of
+their own with a short timeout and a few retries, so a slow or dead receiver delays nothing
+else. The webhook URL is a secret (it often
 carries a token): it is never logged, and httpx's own request log lines have it masked.
 """
 
@@ -149,9 +152,12 @@ class AlertWatcher:
             anywhere = self.fleet.connected(connected, horizon=3 * self.interval + 5)
             if anywhere is not None:
                 connected |= anywhere
+        installed = self._installed_now(connected)
         seen: dict[tuple[str, str], tuple[str, bool, float | None]] = {}
         for display in self.store.list_displays():
-            seen[("display", str(display.id))] = (display.name, display.id in connected, None)
+            # Not installed yet (never had a screen) counts as fine: nothing to report.
+            ok = display.id in connected or display.id not in installed
+            seen[("display", str(display.id))] = (display.name, ok, None)
         for feed in self.feeds.feeds():
             status = feed.status()
             name = getattr(getattr(feed, "floor", None), "name", None) or feed.floor_id
@@ -203,6 +209,15 @@ class AlertWatcher:
                 self._outbox.append(report)
                 self._outbox_ready.set()
         return reports
+
+    def _installed_now(self, connected: set[int]) -> set[int]:
+        """Displays that have ever had a screen, noting in the store those connected now (read
+        each look: another process of a fleet may have noted one)."""
+        installed = set(self.store.first_screens())
+        for display_id in connected - installed:
+            self.store.mark_first_screen(display_id, self.wall())
+            installed.add(display_id)
+        return installed
 
     def _report(self, event: str, tracked: Tracked, now: float) -> dict[str, Any]:
         down_for = max(0.0, now - tracked.ok_at)

@@ -1,7 +1,9 @@
-"""The fleet report: every display, floor feed and sensor with its problems, problems first.
+"""The fleet report: every display, floor feed and sensor, what needs looking at first.
 
 The console's fleet page and the JSON API's /fleet show the same report; in a fleet (Redis) it
-covers every live process, this process's own part read from memory.
+covers every live process, this process's own part read from memory. A display that has never
+had a screen is "not installed", not down: when one first had a screen is kept in the store, so
+a restart does not turn a dead screen back into a display waiting to be installed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def fleet_status(svc: Services) -> dict[str, Any]:
     subs_by_display: dict[int, list[Any]] = {}
     for sub in svc.hub.subscribers():
         subs_by_display.setdefault(sub.display_id, []).append(sub)
+    installed = set(svc.store.first_screens())
 
     displays_out = []
     for display in svc.store.list_displays():
@@ -50,12 +53,21 @@ def fleet_status(svc: Services) -> dict[str, Any]:
         problems = []
         # How long no screen has been connected, as the alert watcher saw it (None: up).
         down_s = svc.alerts.down_for("display", display.id) if svc.alerts else None
-        if not screens:
-            problems.append("not connected")
+        if screens and display.id not in installed:
+            svc.store.mark_first_screen(display.id, time.time())
+            installed.add(display.id)
+        if not screens and display.id not in installed:
+            state = "not_installed"  # waiting for its first screen: nothing is wrong yet
+        elif not screens:
+            state = "down"
+            problems.append("no screen connected")
         elif all(
             s["heartbeat_age_s"] is None or s["heartbeat_age_s"] > stale_after for s in screens
         ):
+            state = "silent"
             problems.append("no heartbeat from the page")
+        else:
+            state = "up"
         displays_out.append(
             {
                 "id": display.id,
@@ -64,6 +76,7 @@ def fleet_status(svc: Services) -> dict[str, Any]:
                 "floor": floor_label(svc.directory, display.floor_id),
                 "connected": len(screens),
                 "screens": screens,
+                "state": state,
                 "problems": problems,
                 "down_s": None if down_s is None else round(down_s),
                 "alerted": bool(svc.alerts and svc.alerts.reported("display", display.id)),
@@ -86,9 +99,7 @@ def fleet_status(svc: Services) -> dict[str, Any]:
         problems = []
         feed_down_s = svc.alerts.down_for("feed", floor_id) if svc.alerts else None
         if status["mode"] != "live":
-            problems.append(
-                f"feed {status['mode']}" + (f": {status['reason']}" if status["reason"] else "")
-            )
+            problems.append(status["mode"] + (f": {status['reason']}" if status["reason"] else ""))
         feeds_out.append(
             {
                 "floor_id": floor_id,
@@ -117,12 +128,13 @@ def fleet_status(svc: Services) -> dict[str, Any]:
             if room.health not in ("healthy",):
                 problems.append(f"space {room.health}")
             if bad:
-                problems.append(f"{len(bad)} sensor(s) not healthy")
+                problems.append(f"sensors not healthy: {len(bad)}")
             sensors_out.append(
                 {
                     "space_id": room.space.id,
                     "name": room.space.name,
                     "floor_id": floor_id,
+                    "floor": floor_label(svc.directory, floor_id),
                     "health": room.health,
                     "sensors": sensors,
                     "problems": problems,
@@ -134,6 +146,9 @@ def fleet_status(svc: Services) -> dict[str, Any]:
         down = -(item.get("down_s") or 0)
         return (not item["problems"], down, str(item.get("name") or item.get("floor") or ""))
 
+    def states(name: str) -> int:
+        return sum(1 for d in displays_out if d["state"] == name)
+
     return {
         "displays": sorted(displays_out, key=order),
         "feeds": sorted(feeds_out, key=order),
@@ -141,6 +156,46 @@ def fleet_status(svc: Services) -> dict[str, Any]:
         "problems": sum(
             1 for group in (displays_out, feeds_out, sensors_out) for i in group if i["problems"]
         ),
+        # The page's summary line: how many of each, as a status page counts them.
+        "counts": {
+            "displays": len(displays_out),
+            "up": states("up"),
+            "down": states("down") + states("silent"),
+            "not_installed": states("not_installed"),
+            "feeds": len(feeds_out),
+            "feeds_stale": sum(1 for f in feeds_out if f["problems"]),
+            "spaces": len(sensors_out),
+            "sensors_offline": sum(1 for sp in sensors_out if sp["problems"]),
+        },
         # The fleet's processes, and whether this is all of it (Redis answered).
         **({"cluster": view.summary()} if view is not None else {}),
     }
+
+
+FILTERS = ("down", "stale", "sensors")
+
+
+def filter_report(report: dict[str, Any], show: str = "", floor_id: str = "") -> dict[str, Any]:
+    """The report narrowed to what a filter asks for: `show` one of FILTERS (down displays,
+    stale floor feeds, spaces whose sensors are offline), `floor_id` one floor."""
+    out = dict(report)
+
+    def keep(item: dict[str, Any]) -> bool:
+        return not floor_id or item.get("floor_id") == floor_id
+
+    out["displays"] = [
+        d
+        for d in report["displays"]
+        if keep(d) and (show in ("", "down") and (show != "down" or d["problems"]))
+    ]
+    out["feeds"] = [
+        f
+        for f in report["feeds"]
+        if keep(f) and show in ("", "stale") and (show != "stale" or f["problems"])
+    ]
+    out["spaces"] = [
+        sp
+        for sp in report["spaces"]
+        if keep(sp) and show in ("", "sensors") and (show != "sensors" or sp["problems"])
+    ]
+    return out

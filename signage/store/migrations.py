@@ -217,6 +217,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         updated_at REAL NOT NULL
     );
     """,
+    # When each display first had a screen connected: one that never had is "not installed" (no
+    # alert), and a restart must not turn a dead screen back into one.
+    """
+    CREATE TABLE display_first_screens (
+        display_id INTEGER PRIMARY KEY,
+        first_at REAL NOT NULL
+    );
+    """,
 )
 
 __all__ = ["MIGRATIONS"]
