@@ -106,10 +106,9 @@ def plan_order_move(building_id: str, floor_id: str, direction: str) -> Response
         abort(404)
     if moved is None:
         abort(404)
-    # Back with the focus on the same button, so a keyboard user can press it again.
-    return redirect(
-        url_for("admin.plan_order", moved=floor_id, dir=direction, _anchor=f"order-{building_id}")
-    )
+    # Back with the focus on the same button, so a keyboard user can press it again (no
+    # fragment: a browser skips autofocus when the address names an element).
+    return redirect(url_for("admin.plan_order", moved=floor_id, dir=direction))
 
 
 @bp.post("/plans/order/<building_id>/reset")
