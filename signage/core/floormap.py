@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+import pyphen
 
 GROUP_ORDER = ("meet", "focus", "work", "social", "other")
 
@@ -45,6 +48,10 @@ DEFAULT_SIZE = {
 ZONE_GAP = 14.0  # corridor between zones, in map units
 ROOM_GAP = 8.0  # wall between rooms
 LABEL_BAND = 34.0  # zone label above its rooms
+# A room's name is set at about this size (map units) at the smallest readable size on a
+# 1080p landscape screen; each tile first gets the floor its name needs at that size, and
+# capacity shares out only what is left, so a long name is never squeezed into a sliver.
+NAME_FS = 26.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,12 @@ def weight(room: dict[str, Any]) -> float:
     """Floor area a room gets: grows with capacity, but a phone booth stays legible."""
     capacity = room.get("capacity") or 1
     return math.sqrt(max(capacity, 1)) + 0.6
+
+
+def need(room: dict[str, Any]) -> float:
+    """Floor a room's name needs: its text wrapped at NAME_FS, the state line and padding."""
+    n = len(room.get("name") or "")
+    return (0.6 * NAME_FS * n) * (1.2 * NAME_FS) * 2.4 + (4 * NAME_FS) * (4 * NAME_FS)
 
 
 def _worst(row: list[float], side: float) -> float:
@@ -127,6 +140,15 @@ def _r(v: float) -> float:
 
 def layout(rooms: list[dict[str, Any]], width: float, height: float) -> dict[str, Any]:
     """Zones and room tiles for these rooms in a `width` x `height` map."""
+    need_total = 0.0
+    weight_total = 0.0
+    for room in rooms:
+        need_total += need(room)
+        weight_total += weight(room)
+    spare = max(0.0, width * height * 0.8 - need_total)
+    value: dict[str, float] = {}
+    for room in rooms:
+        value[room["id"]] = need(room) + spare * weight(room) / weight_total
     groups: dict[str, list[dict[str, Any]]] = {}
     for room in rooms:
         groups.setdefault(group_of(room.get("function")), []).append(room)
@@ -135,10 +157,10 @@ def layout(rooms: list[dict[str, Any]], width: float, height: float) -> dict[str
         members = groups.get(name)
         if not members:
             continue
-        members = sorted(members, key=lambda r: (-weight(r), r.get("name") or "", r["id"]))
+        members = sorted(members, key=lambda r: (-value[r["id"]], r.get("name") or "", r["id"]))
         total = 0.0
         for r in members:
-            total += weight(r)
+            total += value[r["id"]]
         ordered.append((total, index, name, members))
     ordered.sort(key=lambda g: (-g[0], g[1]))
     half = ZONE_GAP / 2
@@ -156,7 +178,9 @@ def layout(rooms: list[dict[str, Any]], width: float, height: float) -> dict[str
         padded = Rect(
             inner.x + 10 - g, inner.y - g, inner.w - 20 + ROOM_GAP, inner.h - 10 + ROOM_GAP
         )
-        for room, cell in zip(members, squarify([weight(r) for r in members], padded), strict=True):
+        for room, cell in zip(
+            members, squarify([value[r["id"]] for r in members], padded), strict=True
+        ):
             tiles.append(
                 {
                     "id": room["id"],
@@ -192,3 +216,34 @@ def tile_text(tile: dict[str, Any], name: str) -> dict[str, float]:
         "seats_y": _r(tile["y"] + h - pad) if seats else 0.0,
         "icon": _r(state_fs * 1.15),
     }
+
+
+# Chromium hyphenates nothing without its downloaded dictionaries (a kiosk is often offline),
+# so the page gets its break points from here: soft hyphens per language.
+HYPHEN_LANGS = {"en": "en_GB", "de": "de_DE", "fr": "fr_FR"}
+
+
+@lru_cache(maxsize=8)
+def _hyphenator(lang: str) -> pyphen.Pyphen:
+    return pyphen.Pyphen(lang=HYPHEN_LANGS.get(lang, "en_GB"), left=3, right=3)
+
+
+def _word(word: str, lang: str) -> str:
+    # Buildings name rooms in more than one language: a long word the screen's language cannot
+    # break ("Geschäftsführungsbesprechungszimmer" on an English screen) tries the others.
+    # Letters only one of our languages uses pick its rules first.
+    hint = "de" if set(word) & set("äöüßÄÖÜ") else "fr" if set(word) & set("éèêàçôûâîœ") else lang
+    order = dict.fromkeys((hint, lang, *HYPHEN_LANGS))
+    for tongue in order:
+        broken = _hyphenator(tongue).inserted(word, hyphen="\u00ad")
+        if "\u00ad" in broken or len(word) < 12:
+            return broken
+    return word
+
+
+def hyphenate(name: str, lang: str) -> str:
+    """The name with soft hyphens where the language allows a break inside a word."""
+    # Only words of letters: a code, an address or markup-like text stays as it is.
+    words = [_word(w, lang) if len(w) > 6 and w.isalpha() else w for w in name.split(" ")]
+    # A word's own hyphen is a break already: no soft one beside it.
+    return " ".join(words).replace("\u00ad-", "-").replace("-\u00ad", "-")

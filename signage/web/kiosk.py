@@ -303,6 +303,13 @@ def _render(
         "display_name": display.name,
         "plan": floor_plan,
         "wayfinding": wayfinding,
+        "hyphens": {
+            name: floormap.hyphenate(name, settings["language"])
+            for name in sorted(
+                {r.get("name") or "" for r in (snapshot or {}).get("rooms", {}).values()}
+            )
+            if name
+        },
     }
     knobs = _test_knobs()
     if knobs is not None:  # the key's presence is what turns the page's test hooks on
@@ -339,6 +346,7 @@ def kiosk_page(credential: str) -> Response:
         "storage_key": f"signage:kiosk:{display.id}",
         "qr": f"/kiosk/{credential}/qr.svg" if settings["qr"] else None,
         "idle_s": 15,
+        "hyphens_url": f"/api/kiosk/{credential}/hyphens",
     }
     qr = _qr_svg(display) if settings["qr"] else None
     body = _render("kiosk/kiosk.html", display, config, qr, f"/kiosk/{credential}/plan")
@@ -365,6 +373,7 @@ def phone_page(credential: str) -> Response:
         "state": f"/api/phone/{credential}/state",
         "heartbeat_s": services().config["SIGNAGE_HEARTBEAT_INTERVAL"],
         "storage_key": f"signage:phone:{display.id}",
+        "hyphens_url": f"/api/phone/{credential}/hyphens",
     }
     body = _render("kiosk/phone.html", display, config, None, f"/phone/{credential}/plan")
     response = Response(body, mimetype="text/html")
@@ -465,6 +474,29 @@ def kiosk_state(credential: str) -> Response:
 def phone_state(credential: str) -> Response:
     """The phone view's state: the display's floor, read-only, 404 once the link is revoked."""
     return _state_response(_phone_display_or_404(credential), public=True)
+
+
+def _hyphens_response(display: Display) -> Response:
+    body = request.get_json(silent=True) or {}
+    names = body.get("names") if isinstance(body, dict) else None
+    if not isinstance(names, list):
+        return jsonify(error="bad_request", message="names: a list of strings"), 400
+    lang = page_settings(display.settings)["language"]
+    # Bounded: a page asks for the names on its floor, never for a book.
+    names = [n for n in names[:200] if isinstance(n, str) and 0 < len(n) <= 120]
+    return jsonify(hyphens={n: floormap.hyphenate(n, lang) for n in names})
+
+
+@bp.post("/api/kiosk/<credential>/hyphens")
+def kiosk_hyphens(credential: str) -> Response:
+    """Break points for room names the page got after it loaded (soft hyphens, its language)."""
+    return _hyphens_response(_display_or_404(credential))
+
+
+@bp.post("/api/phone/<credential>/hyphens")
+def phone_hyphens(credential: str) -> Response:
+    """The same for the phone view."""
+    return _hyphens_response(_phone_display_or_404(credential))
 
 
 @bp.get("/kiosk/sw.js")

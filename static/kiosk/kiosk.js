@@ -29,7 +29,7 @@
     lounge: "social", kitchen: "social", cafe: "social", break_room: "social",
     games_room: "social", reception: "social"
   };
-  var ZONE_GAP = 14, ROOM_GAP = 8, LABEL_BAND = 34;
+  var ZONE_GAP = 14, ROOM_GAP = 8, LABEL_BAND = 34, NAME_FS = 26;
 
   function $(id) { return doc.getElementById(id); }
   function readJSON(id) {
@@ -113,7 +113,7 @@
     floor: null, display: null, rooms: {}, contactAt: null, contactWall: null, version: null
   };
   var link = { socketLive: false, pollOkAt: null, restored: false, unpaired: false, everLive: false };
-  var stats = { messages: 0, applyMs: 0, maxApplyMs: 0, relayouts: 0, resyncs: 0, reloads: 0 };
+  var stats = { messages: 0, applyMs: 0, maxApplyMs: 0, relayouts: 0, resyncs: 0, reloads: 0, hyphensPending: 0 };
 
   function contact(msg) {
     model.contactAt = perf();
@@ -188,7 +188,7 @@
         applyMeta(msg);
         if (added) { layoutMap(true); renderAll(); }
         else {
-          changed.forEach(renderTile);
+          changed.forEach(function (id) { renderTile(id); });
           changed.forEach(renderShape);
           renderList();
           if (feedChanged) renderFreshness();
@@ -399,6 +399,10 @@
 
   function groupOf(fn) { return FUNCTION_GROUP[fn] || "other"; }
   function weight(room) { var c = room.capacity || 1; return Math.sqrt(Math.max(c, 1)) + 0.6; }
+  function need(room) {
+    var n = Array.from(room.name || "").length;  // code points, as Python's len()
+    return (0.6 * NAME_FS * n) * (1.2 * NAME_FS) * 2.4 + (4 * NAME_FS) * (4 * NAME_FS);
+  }
   function worst(row, side) {
     var total = 0, i;
     for (i = 0; i < row.length; i++) total += row[i];
@@ -439,6 +443,10 @@
   function cmp(a, b) { return a < b ? -1 : a > b ? 1 : 0; }
 
   function layout(rooms, width, height) {
+    var needTotal = 0, weightTotal = 0, value = {};
+    rooms.forEach(function (room) { needTotal += need(room); weightTotal += weight(room); });
+    var spare = Math.max(0, width * height * 0.8 - needTotal);
+    rooms.forEach(function (room) { value[room.id] = need(room) + spare * weight(room) / weightTotal; });
     var groups = {};
     rooms.forEach(function (room) { var g = groupOf(room.function); (groups[g] = groups[g] || []).push(room); });
     var ordered = [];
@@ -446,10 +454,10 @@
       var members = groups[name];
       if (!members) return;
       members = members.slice().sort(function (a, b) {
-        return (weight(b) - weight(a)) || cmp(a.name || "", b.name || "") || cmp(a.id, b.id);
+        return (value[b.id] - value[a.id]) || cmp(a.name || "", b.name || "") || cmp(a.id, b.id);
       });
       var total = 0;
-      members.forEach(function (r) { total += weight(r); });
+      members.forEach(function (r) { total += value[r.id]; });
       ordered.push({ total: total, index: index, name: name, members: members });
     });
     ordered.sort(function (a, b) { return (b.total - a.total) || (a.index - b.index); });
@@ -464,7 +472,7 @@
       var g = ROOM_GAP / 2;
       var inner = { x: zone.x, y: zone.y + LABEL_BAND, w: zone.w, h: zone.h - LABEL_BAND };
       var padded = { x: inner.x + 10 - g, y: inner.y - g, w: inner.w - 20 + ROOM_GAP, h: inner.h - 10 + ROOM_GAP };
-      var cells = squarify(grp.members.map(weight), padded);
+      var cells = squarify(grp.members.map(function (r) { return value[r.id]; }), padded);
       grp.members.forEach(function (room, n) {
         var c = cells[n];
         out.push({
@@ -474,21 +482,6 @@
       });
     });
     return { width: width, height: height, zones: zones, tiles: out };
-  }
-
-  function tileText(tile, name) {
-    var w = tile.w, h = tile.h;
-    var pad = Math.min(18, Math.max(6, Math.min(w, h) * 0.09));
-    var nameFs = Math.max(11, Math.min(h * 0.3, 58, (w - 2 * pad) / (0.6 * Math.max(name.length, 3))));
-    var stateFs = Math.max(10, Math.min(nameFs * 0.62, 30, h * 0.2));
-    var nameY = tile.y + pad + nameFs * 0.92;
-    var stateY = nameY + stateFs * 0.45 + stateFs * 1.05;
-    var seats = h - (stateY - tile.y) > stateFs * 2.6 && w > stateFs * 4;
-    return {
-      pad: r1(pad), nameFs: r1(nameFs), stateFs: r1(stateFs), nameY: r1(nameY), stateY: r1(stateY),
-      noteY: r1(stateY + stateFs * 1.25), noteFs: r1(stateFs * 0.72),
-      seatsY: seats ? r1(tile.y + h - pad) : 0, icon: r1(stateFs * 1.15)
-    };
   }
 
   function svgEl(tag, attrs, parent) {
@@ -504,11 +497,13 @@
       g: g, id: g.getAttribute("data-space-id"),
       name: g.querySelector(".tile-name"), icon: g.querySelector(".tile-icon"),
       label: g.querySelector(".tile-state"), note: g.querySelector(".tile-note"),
-      state: g.getAttribute("data-state"), labelText: null, noteText: null
+      seats: g.querySelector(".tile-seats"),
+      state: g.getAttribute("data-state"), labelText: null, noteText: "", number: 0
     };
+    if (!ref.seats) ref.seats = svgEl("text", { "class": "tile-seats" }, g);
     var bg = g.querySelector(".tile-bg");
     ref.x = num(bg.getAttribute("x"), 0);
-    ref.pad = num(ref.name.getAttribute("x"), 0) - ref.x;
+    ref.y = num(bg.getAttribute("y"), 0);
     ref.w = num(bg.getAttribute("width"), 0);
     ref.h = num(bg.getAttribute("height"), 0);
     ref.labelText = ref.label.textContent;
@@ -516,33 +511,278 @@
     return ref;
   }
 
-  function fitText(ref) {
-    // Shrink a name that the character-width estimate let run past its tile.
-    fit(ref, ref.name, num(ref.name.getAttribute("font-size"), 12));
-    fitLabel(ref);
+  // -- text that fits: wrapped names at a readable size, else a number and a legend entry ------
+  // The smallest name is 20 CSS px per 1080 px of the screen's short side (14 px on a phone).
+  // Break points come from the server (soft hyphens per language, signage/core/floormap.py);
+  // widths from a canvas, which measures without forcing the page's layout.
+  var hyph = config.hyphens || {};
+  var hyphWanted = {}, hyphTimer = null;
+  var measureCtx = null, fontFamily = null, widthCache = {};
+  var tileScale = 1;
+  var numbersBox = $("map-numbers");
+
+  function minNamePx() { return isPhone ? 14 : 20 * Math.min(innerWidth, innerHeight) / 1080; }
+  function textWidth(text, weight, fs) {
+    if (!measureCtx) {
+      measureCtx = doc.createElement("canvas").getContext("2d");
+      fontFamily = getComputedStyle(doc.body).fontFamily || "sans-serif";
+    }
+    var key = weight + "|" + text;
+    var w = widthCache[key];
+    if (w === undefined) {
+      measureCtx.font = weight + " 100px " + fontFamily;
+      w = widthCache[key] = measureCtx.measureText(text).width;
+    }
+    return w * fs / 100 * 1.03;  // a little slack for the renderer's hinting
   }
-  // Measuring text forces a layout: do it once per frame, after the state is on the page.
-  var fitQueue = [], fitList_ = false, fitFrame = 0;
-  function scheduleFit(ref) {
-    if (ref) fitQueue.push(ref); else fitList_ = true;
+  function breakable(name) {
+    if (hyph[name] === undefined && config.hyphens_url && name) {
+      hyphWanted[name] = true;
+      if (!hyphTimer) hyphTimer = setTimeout(fetchHyphens, 0);
+    }
+    return hyph[name] || name;
+  }
+  function fetchHyphens() {
+    hyphTimer = null;
+    var names = Object.keys(hyphWanted).slice(0, 200);
+    hyphWanted = {};
+    if (!names.length) return;
+    stats.hyphensPending++;
+    fetch(config.hyphens_url, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ names: names })
+    }).then(function (r) { return r.ok ? r.json() : {}; }).then(function (body) {
+      var got = (body && body.hyphens) || {};
+      names.forEach(function (n) { hyph[n] = typeof got[n] === "string" ? got[n] : n; });
+      fitTiles();
+      renderList();
+    }).catch(function () {
+      names.forEach(function (n) { hyph[n] = n; });
+    }).then(function () { stats.hyphensPending--; });
+  }
+  // Up to maxLines lines no wider than maxW, breaking at spaces, after hyphens and at soft
+  // hyphens (which then show as "-"); null if a piece alone is too wide or lines run out.
+  function wrap(text, weight, fs, maxW, maxLines, force) {
+    var pieces = [], cur = "", i, ch;
+    var chars = Array.from(text);
+    for (i = 0; i < chars.length; i++) {
+      ch = chars[i];
+      if (ch === "\u00ad") { pieces.push({ t: cur, brk: "soft" }); cur = ""; }
+      else if (ch === " ") { if (cur) pieces.push({ t: cur, brk: "space" }); cur = ""; }
+      else if ((ch === "-" || ch === "/") && cur) { pieces.push({ t: cur + ch, brk: "hard" }); cur = ""; }
+      else cur += ch;
+    }
+    pieces.push({ t: cur, brk: "end" });
+    var lines = [], line = "", prev = null;
+    for (i = 0; i < pieces.length; i++) {
+      var p = pieces[i];
+      var tail = p.brk === "soft" ? "-" : "";
+      var candidate = line + (line && prev === "space" ? " " : "") + p.t;
+      if (line && textWidth(candidate + tail, weight, fs) <= maxW) line = candidate;
+      else {
+        if (line) {
+          lines.push(line + (prev === "soft" ? "-" : prev === "space" ? " " : ""));
+          if (lines.length >= maxLines) return null;
+        }
+        line = p.t;
+        // A piece alone too wide: no fit, or (forced) cut where it must, with a hyphen.
+        while (textWidth(line + tail, weight, fs) > maxW) {
+          if (!force) return null;
+          var cut = Array.from(line), k = cut.length - 1;
+          while (k > 1 && textWidth(cut.slice(0, k).join("") + "-", weight, fs) > maxW) k--;
+          if (k <= 1) return null;
+          lines.push(cut.slice(0, k).join("") + "-");
+          if (lines.length >= maxLines) return null;
+          line = cut.slice(k).join("");
+        }
+      }
+      prev = p.brk;
+    }
+    if (line) lines.push(line);
+    return lines.length <= maxLines ? lines : null;
+  }
+  function setLines(node, lines, x, y, fs, lead) {
+    clear(node);
+    node.setAttribute("font-size", r1(fs));
+    node.setAttribute("x", r1(x));
+    node.setAttribute("y", r1(y));
+    lines.forEach(function (text, i) {
+      var span = svgEl("tspan", { x: r1(x), y: r1(y + i * fs * lead) }, node);
+      span.textContent = text;
+    });
+  }
+
+  function measureTileScale() {
+    var box = $("map-box");
+    if (!box || !plan || !plan.width) return;
+    var bw = box.clientWidth, bh = box.clientHeight;
+    if (bw && bh) tileScale = Math.min(bw / plan.width, bh / plan.height);
+  }
+
+  // Lays out one tile's words; returns false when the name needs its legend entry.
+  function fitTile(ref) {
+    var room = model.rooms[ref.id];
+    if (!room) return true;
+    var minU = minNamePx() / tileScale;
+    var w = ref.w, h = ref.h, x0 = ref.x, y0 = ref.y;
+    var pad = Math.min(18, Math.max(6, Math.min(w, h) * 0.09));
+    var inner = w - 2 * pad, bottom = y0 + h - pad * 0.6;
+    var name = room.name || "", broken = breakable(name), label = ref.labelText || "";
+    var top = Math.max(minU, Math.min(58, h * 0.3)), fs = top, best = null, nameOnly = null;
+    var force = false;
+    for (var guard = 0; guard < 80; guard++) {
+      var lines = wrap(broken, 750, fs, inner, 3, force);
+      if (lines) {
+        var nameY = y0 + pad + fs * 0.92, lastY = nameY + (lines.length - 1) * fs * 1.1;
+        var sFs = Math.max(minU * 0.8, Math.min(fs * 0.7, 30));
+        var icon = sFs * 1.15;
+        var st = wrap(label, 650, sFs, inner - icon * 1.3, 2);
+        var stateY = lastY + fs * 0.28 + sFs * 1.2;
+        if (st && stateY + (st.length - 1) * sFs * 1.15 + sFs * 0.28 <= bottom) {
+          best = { fs: fs, lines: lines, nameY: nameY, sFs: sFs, st: st, stateY: stateY, icon: icon };
+          break;
+        }
+        if (!nameOnly && lastY + fs * 0.28 <= bottom) nameOnly = { fs: fs, lines: lines, nameY: nameY };
+      }
+      if (fs <= minU) {
+        // Nothing fits at the break points: once more, cutting words where they must be
+        // cut, before the name goes to the legend.
+        if (force || nameOnly) break;
+        force = true;
+        fs = top;
+        continue;
+      }
+      fs = Math.max(minU, fs * 0.9);
+    }
+    var fits = !!(best || nameOnly);
+    var chosen = best || nameOnly;
+    if (!chosen) {
+      // A number in the tile, the name in the legend under the map.
+      var digits = String(ref.number || "?");
+      var nFs = Math.max(Math.min(h - 2 * pad, 58, inner / (0.7 * digits.length)), Math.min(minU, h * 0.7));
+      chosen = { fs: nFs, lines: [digits], nameY: y0 + pad + nFs * 0.92 };
+    }
+    setLines(ref.name, chosen.lines, x0 + pad, chosen.nameY, chosen.fs, 1.1);
+    ref.g.toggleAttribute("data-numbered", !fits);
+    var used = chosen.nameY + (chosen.lines.length - 1) * chosen.fs * 1.1 + chosen.fs * 0.28;
+    if (best) {
+      setLines(ref.label, best.st, x0 + pad + best.icon * 1.3, best.stateY, best.sFs, 1.15);
+      ref.icon.setAttribute("x", r1(x0 + pad));
+      ref.icon.setAttribute("y", r1(best.stateY - best.icon * 0.86));
+      ref.icon.setAttribute("width", r1(best.icon));
+      ref.icon.setAttribute("height", r1(best.icon));
+      ref.icon.removeAttribute("display");
+      ref.label.removeAttribute("display");
+      used = best.stateY + (best.st.length - 1) * best.sFs * 1.15 + best.sFs * 0.28;
+    } else {
+      ref.label.setAttribute("display", "none");
+      ref.icon.setAttribute("display", "none");
+    }
+    // "Last known: Free, 07:21" under the state, and the seats at the foot, where they fit.
+    var small = Math.max(minU * 0.7, (best ? best.sFs : chosen.fs) * 0.75);
+    var note = best && ref.noteText ? wrap(ref.noteText, 500, small, inner, 2) : null;
+    var noteY = used + small * 1.1;
+    if (note && noteY + (note.length - 1) * small * 1.15 + small * 0.28 <= bottom) {
+      setLines(ref.note, note, x0 + pad, noteY, small, 1.15);
+      used = noteY + (note.length - 1) * small * 1.15 + small * 0.28;
+      ref.note.removeAttribute("display");
+    } else { clear(ref.note); ref.note.setAttribute("display", "none"); }
+    var seats = best ? seatsLabel(room.capacity) : "";
+    var seatsY = y0 + h - pad;
+    if (seats && seatsY - small * 0.95 > used + small * 0.3 && textWidth(seats, 600, small) <= inner) {
+      setLines(ref.seats, [seats], x0 + pad, seatsY, small, 1);
+      ref.seats.removeAttribute("display");
+    } else { clear(ref.seats); ref.seats.setAttribute("display", "none"); }
+    return fits;
+  }
+
+  function fitZones() {
+    var labels = map ? map.querySelectorAll("#map-zones .zone") : [];
+    var minU = minNamePx() / tileScale;
+    for (var i = 0; i < labels.length; i++) {
+      var bg = labels[i].querySelector(".zone-bg"), text = labels[i].querySelector(".zone-label");
+      var room = num(bg.getAttribute("width"), 0) - 28;
+      var word = text.textContent.toUpperCase();
+      // Uppercase with letter spacing: measured as such, then shrunk to the zone, or dropped.
+      var fs = Math.min(24, Math.max(19, minU * 0.75));  // inside the label band above the rooms
+      var wide = textWidth(word, 700, fs) * 1.12;
+      if (wide > room) fs = fs * room / wide;
+      text.style.fontSize = r1(fs) + "px";
+      text.setAttribute("y", r1(num(bg.getAttribute("y"), 0) + 6 + fs * 0.95));
+      if (fs < minU * 0.5) text.setAttribute("display", "none"); else text.removeAttribute("display");
+    }
+  }
+
+  // Every tile's words; rooms whose names cannot fit get a number and a legend entry. The
+  // legend takes height from the map, so a change in it measures the map once more.
+  function fitTiles(fresh) {
+    if (!map || planMap) return;
+    measureTileScale();
+    var ids = plan && plan.tiles ? plan.tiles.map(function (tl) { return tl.id; }) : Object.keys(tiles);
+    var n = 0;
+    ids.forEach(function (id) { if (tiles[id]) tiles[id].number = ++n; });
+    var numbered = [];
+    ids.forEach(function (id) { if (tiles[id] && !fitTile(tiles[id])) numbered.push(id); });
+    var wasShown = numbersBox && !numbersBox.hidden;
+    renderNumbers(numbered, fresh);
+    if (numbersBox && wasShown !== !numbersBox.hidden) {
+      var before = tileScale;
+      measureTileScale();
+      if (Math.abs(before - tileScale) > 1e-3) {
+        numbered = [];
+        ids.forEach(function (id) { if (tiles[id] && !fitTile(tiles[id])) numbered.push(id); });
+        renderNumbers(numbered, false);
+      }
+    }
+    fitZones();
+  }
+  // Shown when a name needs it; hidden again only with a new layout (fresh), so that the
+  // map's size does not swing back and forth with it.
+  function renderNumbers(ids, fresh) {
+    if (!numbersBox) return;
+    var key = ids.join(",");
+    if (numbersBox.getAttribute("data-key") !== key) {
+      numbersBox.setAttribute("data-key", key);
+      clear(numbersBox);
+      ids.forEach(function (id) {
+        var li = doc.createElement("li");
+        li.className = "map-number";
+        li.setAttribute("data-legend-for", id);
+        ["map-number-n", "map-number-name", "map-number-state"].forEach(function (cls) {
+          var span = doc.createElement("span");
+          span.className = cls;
+          li.appendChild(span);
+        });
+        numbersBox.appendChild(li);
+      });
+    }
+    if (ids.length) numbersBox.hidden = false;
+    else if (fresh) numbersBox.hidden = true;
+    renderNumberStates();
+  }
+  function renderNumberStates() {
+    if (!numbersBox) return;
+    var items = numbersBox.children;
+    for (var i = 0; i < items.length; i++) {
+      var id = items[i].getAttribute("data-legend-for"), ref = tiles[id], room = model.rooms[id];
+      if (!ref || !room) continue;
+      var parts = items[i].children, v = view(room);
+      items[i].setAttribute("data-state", v.state);
+      if (parts[0].textContent !== String(ref.number)) parts[0].textContent = String(ref.number);
+      if (parts[1].textContent !== (room.name || "")) parts[1].textContent = room.name || "";
+      var label = stateLabel(v);
+      if (parts[2].textContent !== label) parts[2].textContent = label;
+    }
+  }
+
+  // Measuring the list forces a layout: do it once per frame, after the state is on the page.
+  var fitList_ = false, fitFrame = 0;
+  function scheduleFit() {
+    fitList_ = true;
     if (!fitFrame) fitFrame = requestAnimationFrame(runFits);
   }
   function runFits() {
     fitFrame = 0;
-    var queue = fitQueue;
-    fitQueue = [];
-    for (var i = 0; i < queue.length; i++) if (tiles[queue[i].id] === queue[i]) fitLabel(queue[i]);
     if (fitList_) { fitList_ = false; fitList(); }
-  }
-  function fitLabel(ref) {
-    fit(ref, ref.label, num(ref.label.getAttribute("data-fs"), 12));
-  }
-  function fit(ref, node, baseFs) {
-    if (!node.getComputedTextLength || !ref.w) return;
-    node.setAttribute("font-size", baseFs);
-    var room = ref.x + ref.w - ref.pad - num(node.getAttribute("x"), 0);
-    var len = node.getComputedTextLength();
-    if (len > room && len > 0) node.setAttribute("font-size", r1(Math.max(7, baseFs * room / len)));
   }
 
   function mapTarget() {
@@ -575,28 +815,19 @@
     plan.tiles.forEach(function (tile) {
       var room = model.rooms[tile.id];
       var name = room.name || "";
-      var tx = tileText(tile, name);
       var g = svgEl("g", { "class": "tile", "data-space-id": tile.id, "data-state": "unknown" }, frag);
       svgEl("rect", { "class": "tile-bg", x: tile.x, y: tile.y, width: tile.w, height: tile.h, rx: 10 }, g);
       svgEl("rect", { "class": "tile-pattern", x: tile.x, y: tile.y, width: tile.w, height: tile.h, rx: 10 }, g);
-      svgEl("text", { "class": "tile-name", x: r1(tile.x + tx.pad), y: tx.nameY, "font-size": tx.nameFs }, g).textContent = name;
-      svgEl("use", {
-        "class": "tile-icon", href: "#i-unknown", x: r1(tile.x + tx.pad), y: r1(tx.stateY - tx.icon * 0.86),
-        width: tx.icon, height: tx.icon
-      }, g);
-      svgEl("text", {
-        "class": "tile-state", x: r1(tile.x + tx.pad + tx.icon * 1.3), y: tx.stateY, "font-size": tx.stateFs, "data-fs": tx.stateFs
-      }, g);
-      svgEl("text", { "class": "tile-note", x: r1(tile.x + tx.pad), y: tx.noteY, "font-size": tx.noteFs }, g);
-      if (tx.seatsY) {
-        svgEl("text", { "class": "tile-seats", x: r1(tile.x + tx.pad), y: tx.seatsY, "font-size": tx.noteFs }, g)
-          .textContent = seatsLabel(room.capacity);
-      }
+      svgEl("text", { "class": "tile-name" }, g).textContent = name;
+      svgEl("use", { "class": "tile-icon", href: "#i-unknown" }, g);
+      svgEl("text", { "class": "tile-state" }, g);
+      svgEl("text", { "class": "tile-note" }, g);
       var ref = bindTile(g);
       ref.state = null;
     });
     roomsG.appendChild(frag);
-    Object.keys(tiles).forEach(function (id) { renderTile(id); fitText(tiles[id]); });
+    Object.keys(tiles).forEach(function (id) { renderTile(id, true); });
+    fitTiles(true);
   }
 
   function bindServerList() {
@@ -618,7 +849,7 @@
     for (var i = 0; i < nodes.length; i++) bindTile(nodes[i]);
   }
 
-  function renderTile(id) {
+  function renderTile(id, noFit) {
     var ref = tiles[id];
     var room = model.rooms[id];
     if (!ref || !room) return;
@@ -629,10 +860,20 @@
       ref.icon.setAttribute("href", "#i-" + v.state);
     }
     var label = stateLabel(v);
-    if (ref.labelText !== label) { ref.labelText = label; ref.label.textContent = label; scheduleFit(ref); }
-    var note = "";
-    if (v.last && v.at && ref.h > 110 && ref.w > 120) note = t("last_known", { state: t("state_" + v.last), time: fmtTime(v.at) });
-    if (ref.noteText !== note) { ref.noteText = note; ref.note.textContent = note; }
+    var note = v.last && v.at ? t("last_known", { state: t("state_" + v.last), time: fmtTime(v.at) }) : "";
+    var name = room.name || "";
+    if (ref.labelText === label && ref.noteText === note && ref.nameText === name) return;
+    ref.labelText = label;
+    ref.noteText = note;
+    ref.nameText = name;
+    if (noFit) return;
+    var was = ref.g.hasAttribute("data-numbered");
+    if (fitTile(ref) === was) scheduleTiles();
+    else renderNumberStates();
+  }
+  var tilesFrame = 0;
+  function scheduleTiles() {
+    if (!tilesFrame) tilesFrame = requestAnimationFrame(function () { tilesFrame = 0; fitTiles(); });
   }
 
   // -- the free list ---------------------------------------------------------------------------
@@ -716,7 +957,8 @@
       var item = items[room.id];
       if (!item) { item = items[room.id] = bindItem(makeItem(room.id)); }
       var name = room.name || "";
-      if (item.nameText !== name) { item.nameText = name; item.name.textContent = name; }
+      var shown = breakable(name);  // soft hyphens: a long word breaks where it may
+      if (item.nameText !== shown) { item.nameText = shown; item.name.textContent = shown; }
       var meta = kindLabel(room.function) + " · " + seatsLabel(room.capacity);
       if (item.metaText !== meta) { item.metaText = meta; item.meta.textContent = meta; }
       var since = freeFor(room);
@@ -1442,6 +1684,14 @@
     // Panels that other scripts fill (other floors, announcements) change the list's room.
     var box = $("free-box");
     if (box && window.ResizeObserver) new ResizeObserver(function () { scheduleFit(null); }).observe(box);
+    // A banner or the numbers' legend changes the map's size, and with it the text's scale.
+    var mapBox = $("map-box"), lastBox = "";
+    if (mapBox && window.ResizeObserver) {
+      new ResizeObserver(function () {
+        var size = mapBox.clientWidth + "x" + mapBox.clientHeight;
+        if (size !== lastBox) { lastBox = size; scheduleTiles(); }
+      }).observe(mapBox);
+    }
   }
 
   // -- freshness, clock, night ---------------------------------------------------------------
@@ -1481,12 +1731,12 @@
     var text = freshness(feed);
     if (freshText && text !== lastFreshText) { lastFreshText = text; freshText.textContent = text; }
     var nc = noContact();
-    if (nc !== wasNoContact) { wasNoContact = nc; Object.keys(tiles).forEach(renderTile); renderShapes(); renderList(); }
+    if (nc !== wasNoContact) { wasNoContact = nc; Object.keys(tiles).forEach(function (id) { renderTile(id); }); renderShapes(); renderList(); }
     renderRoute();
   }
 
   function renderAll() {
-    Object.keys(tiles).forEach(renderTile);
+    Object.keys(tiles).forEach(function (id) { renderTile(id); });
     renderShapes();
     renderList();
     renderFreshness();
@@ -1684,7 +1934,8 @@
     var ids = roomIdsKey();
     var have = Object.keys(tiles).sort().join(",");
     layoutMap(ids !== have);
-    Object.keys(tiles).forEach(function (id) { renderTile(id); fitText(tiles[id]); });
+    Object.keys(tiles).forEach(function (id) { renderTile(id, true); });
+    fitTiles(true);
     buildPlanMap();
     renderAll();
     tickClock();
@@ -1705,7 +1956,7 @@
     var resizeTimer = null;
     addEventListener("resize", function () {
       clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(function () { applyLook(); layoutMap(false); buildPlanMap(); scheduleFit(null); }, 200);
+      resizeTimer = setTimeout(function () { applyLook(); layoutMap(false); fitTiles(); buildPlanMap(); scheduleFit(null); }, 200);
     });
     addEventListener("pagehide", save);
   }

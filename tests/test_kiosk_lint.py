@@ -1,0 +1,224 @@
+"""The kiosk's layout lint, in headless Chromium: a test floor of twelve rooms whose names run
+from 3 to 35 characters (German and French compounds among them), on the automatic map, in
+en/de/fr at four screen sizes and on the phone, live, stale and under a banner. Every room's
+full name is readable at the minimum size on the map or in its legend entry; no text leaves
+its box; nothing is ellipsised; the header's parts do not overlap."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+# (name, function, capacity): 3 to 35 characters.
+ROOMS = [
+    ("Box", "phone_booth", 1),
+    ("Küche", "kitchen", 6),
+    ("Atelier", "focus_room", 2),
+    ("Ruheraum", "quiet_room", 2),
+    ("Open Space Marketing", "desk_neighborhood", 24),
+    ("Telefonkabine Süd-West", "phone_booth", 1),
+    ("Salle de réunion Panorama 4.12", "meeting_room", 8),
+    ("Innovation Lab & Workshop Space", "event_space", 30),
+    ("Konzentrationsarbeitsplätze Ost", "desk_neighborhood", 12),
+    ("Espace détente et cafétéria du 4e", "lounge", 10),
+    ("Besprechungsraum Großer Saal Nord", "conference_room", 20),
+    ("Geschäftsführungsbesprechungszimmer", "boardroom", 12),
+]
+IDS = [f"spc_lint_{i:02d}" for i in range(len(ROOMS))]
+SIZES = [(1920, 1080), (1080, 1920), (1280, 720), (3840, 2160)]
+PHONE = (390, 844)
+LANGS = ("en", "de", "fr")
+
+# The page keeps what the test gives it: no socket, no polling, no "no contact" timeout.
+QUIET = """
+window.__SIGNAGE_TEST__ = {noContactS: 1e9};
+window.WebSocket = function () {
+  this.readyState = 0; this.send = function () {}; this.close = function () {};
+};
+"""
+
+
+def rooms(state: str) -> dict:
+    out = {}
+    for i, (rid, (name, function, capacity)) in enumerate(zip(IDS, ROOMS, strict=True)):
+        room = {"id": rid, "name": name, "function": function, "capacity": capacity}
+        if state == "stale":
+            room.update(state="unknown", reason="stale", last_known="free" if i % 2 else "occupied")
+        else:
+            room.update(state="free" if i % 3 else "occupied", since_s=600 + i * 60)
+        out[rid] = room
+    return out
+
+
+def snapshot(state: str, seq: int) -> dict:
+    return {
+        "type": "snapshot",
+        "epoch": "lint",
+        "seq": seq,
+        "feed": "stale" if state == "stale" else "live",
+        "feed_reason": "unreachable" if state == "stale" else None,
+        "heard_age_s": 900 if state == "stale" else 1,
+        "server_time": "2026-03-02T10:00:00Z",
+        "rooms": rooms(state),
+    }
+
+
+BANNER = {
+    "type": "announcements",
+    "epoch": "lint",
+    "rev": 1,
+    "items": [
+        {
+            "id": 1,
+            "kind": "message",
+            "title": "Coffee and cake in the Panorama lounge",
+            "body": "Coffee and cake for everyone on the fourth floor at three o'clock, "
+            "with a farewell for Marie-Hélène from the Innovation Lab.",
+            "ends_in_s": 3600,
+        }
+    ],
+}
+
+# Returns a list of problems, each a short sentence naming the thing and the numbers.
+CHECK = r"""
+([ids, names, minPx]) => {
+  const problems = [];
+  const shown = (el) => {
+    for (let n = el; n && n.nodeType === 1; n = n.parentNode) {
+      if (n.hidden || n.getAttribute("display") === "none") return false;
+      const cs = getComputedStyle(n);
+      if (cs.display === "none" || cs.visibility === "hidden") return false;
+    }
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0;
+  };
+  const norm = (s) => s.replace(/[\s\u00ad-]/g, "");
+  const r = (q) => `[${[q.left, q.top, q.right, q.bottom].map((v) => v.toFixed(0)).join(",")}]`;
+  const inside = (a, b, tol) => a.left >= b.left - tol && a.right <= b.right + tol &&
+    a.top >= b.top - tol && a.bottom <= b.bottom + tol;
+  const view = {left: 0, top: 0, right: innerWidth, bottom: document.documentElement.scrollHeight};
+  ids.forEach((id, i) => {
+    const full = names[i];
+    const tile = document.querySelector(`.tile[data-space-id="${id}"]`);
+    let ok = false, why = "no tile";
+    if (tile) {
+      const name = tile.querySelector(".tile-name");
+      const px = parseFloat(name.getAttribute("font-size")) * name.getScreenCTM().a;
+      ok = shown(name) && norm(name.textContent) === norm(full) && px >= minPx - 0.05;
+      why = `tile "${name.textContent}" at ${px.toFixed(1)} px`;
+      const box = tile.querySelector(".tile-bg").getBoundingClientRect();
+      tile.querySelectorAll("text").forEach((t) => {
+        if (shown(t) && t.textContent.trim() && !inside(t.getBoundingClientRect(), box, 1.5)) {
+          const at = r(t.getBoundingClientRect());
+          problems.push(`text "${t.textContent}" ${at} leaves the tile of ${full} ${r(box)}`);
+        }
+      });
+    }
+    if (!ok) {
+      const entry = document.querySelector(`[data-legend-for="${id}"]`);
+      if (entry && shown(entry)) {
+        const px = parseFloat(getComputedStyle(entry).fontSize);
+        ok = entry.textContent.includes(full) && px >= minPx - 0.05;
+        why += `; legend "${entry.textContent}" at ${px.toFixed(1)} px`;
+      } else why += "; no legend entry";
+    }
+    if (!ok) problems.push(`${full}: not readable (${why})`);
+  });
+  document.querySelectorAll(".zone").forEach((z) => {
+    const label = z.querySelector(".zone-label");
+    const at = label.getBoundingClientRect();
+    const zone = z.querySelector(".zone-bg").getBoundingClientRect();
+    if (shown(label) && !inside(at, zone, 1.5)) {
+      problems.push(`zone label "${label.textContent}" ${r(at)} leaves its zone ${r(zone)}`);
+    }
+  });
+  document.querySelectorAll(".app *:not(svg):not(svg *), #announcement *").forEach((el) => {
+    const own = Array.from(el.childNodes).some((n) => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !shown(el)) return;
+    const cs = getComputedStyle(el);
+    const label = `${el.className || el.tagName} "${el.textContent.trim().slice(0, 40)}"`;
+    if (cs.textOverflow === "ellipsis" && el.scrollWidth > el.clientWidth + 1) {
+      problems.push(`${label} is ellipsised`);
+    }
+    if (cs.display !== "inline" && el.clientWidth && el.scrollWidth > el.clientWidth + 1) {
+      problems.push(`${label} is wider than its box (${el.scrollWidth} > ${el.clientWidth})`);
+    }
+    if (!inside(el.getBoundingClientRect(), view, 1)) problems.push(`${label} leaves the screen`);
+    const panel = el.parentElement.closest(".side, .top, .announcement-item, .map-panel");
+    if (panel && !inside(el.getBoundingClientRect(), panel.getBoundingClientRect(), 1)) {
+      problems.push(`${label} leaves its panel`);
+    }
+  });
+  const head = [".brand", "#freshness", ".clock"]
+    .map((s) => document.querySelector(s)).filter((e) => e && shown(e));
+  for (let a = 0; a < head.length; a++) for (let b = a + 1; b < head.length; b++) {
+    const p = head[a].getBoundingClientRect(), q = head[b].getBoundingClientRect();
+    const apart = p.right <= q.left || q.right <= p.left || p.bottom <= q.top || q.bottom <= p.top;
+    if (!apart) problems.push(`header: ${head[a].className} overlaps ${head[b].className}`);
+  }
+  return problems;
+}
+"""
+
+
+FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+
+
+def settle(page) -> None:
+    """Wait until the page has its break points and has laid out again after any resize."""
+    deadline = time.monotonic() + 5
+    while page.evaluate("signageKiosk.stats.hyphensPending") and time.monotonic() < deadline:
+        page.wait_for_timeout(20)
+    for _ in range(3):  # a resize observed, the refit it schedules, the legend it may show
+        page.evaluate(FRAMES)
+
+
+def lint(page, width: int, height: int, phone: bool) -> list[str]:
+    min_px = 14.0 if phone else 20.0 * min(width, height) / 1080
+    names = [name for name, _, _ in ROOMS]
+    return page.evaluate(CHECK, [IDS, names, min_px])
+
+
+def check_states(page, where: str, phone: bool, width: int, height: int) -> list[str]:
+    problems = []
+    seq = 1000
+    for state in ("live", "stale", "banner"):
+        seq += 1
+        page.evaluate(
+            "m => signageKiosk.apply(m)", snapshot("stale" if state == "stale" else "live", seq)
+        )
+        if state == "banner":
+            page.evaluate("m => signageKiosk.apply(m)", BANNER)
+        settle(page)
+        problems += [f"{where} {state}: {p}" for p in lint(page, width, height, phone)]
+    return problems
+
+
+@pytest.mark.browser
+def test_every_name_fits_in_every_language_size_and_state(server, contexts, request):
+    started = time.monotonic()
+    floor = server.svc.directory.floors()[0].id
+    store = server.svc.store
+    urls = {}
+    for lang in LANGS:
+        display, cred = server.add_display(floor, name=f"Lobby {lang}")
+        store.update_display_settings(display.id, {"language": lang})
+        urls[lang] = (
+            f"{server.url}/kiosk/{cred}",
+            f"{server.url}/phone/{store.phone_credential(display)}",
+        )
+    problems: list[str] = []
+    for width, height in [*SIZES, PHONE]:
+        phone = (width, height) == PHONE
+        ctx = contexts(width, height, init=QUIET)
+        ctx.route("**/api/*/*/state*", lambda route: route.abort())
+        page = ctx.new_page()
+        for lang in LANGS:
+            page.goto(urls[lang][1 if phone else 0])
+            page.wait_for_function("() => window.signageKiosk")
+            problems += check_states(page, f"{lang} {width}x{height}", phone, width, height)
+    elapsed = time.monotonic() - started
+    request.node.user_properties.append(("lint_seconds", round(elapsed, 1)))
+    print(f"layout lint: {len(LANGS) * 5 * 3} combinations in {elapsed:.1f} s")
+    assert not problems, "\n".join(problems[:60]) + f"\n({len(problems)} problems)"
