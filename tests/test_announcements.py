@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from websockets.exceptions import ConnectionClosed
@@ -676,3 +677,34 @@ def test_concurrent_creates_cannot_pass_the_cap_together(any_store):
     finally:
         announcer.stop()
         hub.stop()
+
+
+def test_the_console_takes_and_shows_times_in_the_floors_time_zone(server, console):
+    floor = server.svc.directory.floors()[0].id
+    zone = server.svc.directory.time_zone(floor)
+    assert zone == "Europe/Berlin"  # the simulator's building
+    page = console.get("/admin/announcements").get_data(as_text=True)
+    assert "Times are Europe/Berlin" in page and "Times are UTC" not in page
+    assert 'type="datetime-local"' in page
+
+    # Tomorrow 09:00 as typed in Berlin (no offset, as a datetime-local field sends it).
+    day = datetime.now(ZoneInfo(zone)).date().toordinal() + 1
+    start = datetime.fromordinal(day).replace(hour=9, tzinfo=ZoneInfo(zone))
+    made = console.post(
+        "/admin/announcements",
+        {
+            "audience": f"floor:{floor}",
+            "kind": "message",
+            "title": "Fire drill",
+            "duration_minutes": "30",
+            "starts_at": start.strftime("%Y-%m-%dT%H:%M"),
+        },
+    )
+    assert made.status_code == 302, made.get_data(as_text=True)
+    (announcement,) = server.svc.store.list_announcements()
+    assert announcement.starts_at == start.timestamp()  # 09:00 Berlin, not 09:00 UTC
+    page = console.get("/admin/announcements").get_data(as_text=True)
+    assert start.strftime("%Y-%m-%d 09:00") in page and start.strftime("%Y-%m-%d 09:30") in page
+    # The API still speaks UTC with its offset.
+    listed = console.api("GET", "/api/admin/announcements").json
+    assert any(a["starts_at"].endswith("Z") for a in listed["current"])

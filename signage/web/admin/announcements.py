@@ -4,7 +4,10 @@ the CSRF token), and the helpers the JSON API's announcement routes share with t
 from __future__ import annotations
 
 import logging
+import re
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
@@ -26,6 +29,10 @@ from signage.web.current import services
 logger = logging.getLogger(__name__)
 
 RECENT = 20  # ended and cancelled announcements the console still lists
+UTC_NAME = "UTC"
+# A form time without an offset ("2026-05-01T17:00", what <input type=datetime-local> sends):
+# read in the audience's time zone. One with an offset or "Z" is taken as it is.
+_NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?$")
 
 
 def audiences(svc: Services) -> tuple[list[tuple[str, str]], set[str] | None, str | None]:
@@ -43,6 +50,64 @@ def audiences(svc: Services) -> tuple[list[tuple[str, str]], set[str] | None, st
     # floor id taken on trust.
     known = {c.id for c in choices} if choices else None
     return options, known, floor_error
+
+
+def _zone(name: str | None) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name) if name else None
+    except (ZoneInfoNotFoundError, ValueError):  # a zone this system's tz database lacks
+        return None
+
+
+def zone_of(svc: Services, scope: str, target: str | None) -> str:
+    """The time zone an audience's times are in: its floor's (a display's floor's), for all
+    displays the one zone their floors share (the building's), else UTC."""
+    directory = svc.directory
+    if scope == "floor":
+        name = directory.time_zone(target or "")
+    elif scope == "display":
+        display = svc.store.get_display(int(target)) if (target or "").isdigit() else None
+        name = directory.time_zone(display.floor_id) if display else None
+    else:
+        floors = {d.floor_id for d in svc.store.list_displays()} or {
+            f.id for f in directory.floors()
+        }
+        zones = {directory.time_zone(f) for f in floors} - {None}
+        name = zones.pop() if len(zones) == 1 else None
+    return name if _zone(name) is not None else UTC_NAME
+
+
+def page_zone(svc: Services) -> tuple[str, bool]:
+    """The zone the page states, and whether floors differ (each audience then uses its own)."""
+    floors = {f.id for f in svc.directory.floors()} | {
+        d.floor_id for d in svc.store.list_displays()
+    }
+    zones = {z for f in floors if _zone(z := svc.directory.time_zone(f))}
+    return (zones.pop() if len(zones) == 1 else UTC_NAME), len(zones) > 1
+
+
+def local_time(value: str | None, zone: str) -> str:
+    """An ISO 8601 time as "2026-05-01 17:00" in a zone, for a table."""
+    if not value:
+        return ""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    tz = _zone(zone)
+    return (when.astimezone(tz) if tz else when).strftime("%Y-%m-%d %H:%M")
+
+
+def _in_zone(value: str, zone: str) -> str:
+    """A form's time: one without an offset is read in `zone` and given its offset."""
+    value = value.strip()
+    tz = _zone(zone)
+    if not _NAIVE.match(value) or tz is None:
+        return value
+    try:
+        return datetime.fromisoformat(value.replace(" ", "T")).replace(tzinfo=tz).isoformat()
+    except ValueError:
+        return value  # the check that follows names the field
 
 
 def audience_label(svc: Services, announcement: Announcement) -> str:
@@ -94,6 +159,30 @@ def _form_data() -> dict[str, Any]:
     return data
 
 
+def _local_times(svc: Services, data: dict[str, Any]) -> dict[str, Any]:
+    """The form's times read in the chosen audience's time zone."""
+    scope, _, target = str(data.get("audience", "all")).partition(":")
+    zone = zone_of(svc, scope, target or None)
+    out = dict(data)
+    for key in ("starts_at", "ends_at"):
+        if isinstance(out.get(key), str) and out[key].strip():
+            out[key] = _in_zone(out[key], zone)
+    return out
+
+
+def _with_local_times(svc: Services, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Listing rows with their times in their audience's zone, for the page's tables."""
+    out = []
+    for a in items:
+        zone = zone_of(svc, a["scope"], a.get("target"))
+        local = {
+            k + "_local": local_time(a.get(k), zone)
+            for k in ("starts_at", "ends_at", "cancelled_at")
+        }
+        out.append({**a, **local, "time_zone": zone})
+    return out
+
+
 @bp.route("/announcements", methods=["GET", "POST"])
 def announcements_page() -> Any:
     """Push a banner or an emergency to screens; current and recent ones, with cancel."""
@@ -104,7 +193,9 @@ def announcements_page() -> Any:
         values = _form_data()
         principal = auth.current_principal()
         try:
-            announcement = create(svc, values, principal.label if principal else "?")
+            announcement = create(
+                svc, _local_times(svc, values), principal.label if principal else "?"
+            )
         except AnnouncementInvalid as exc:
             errors = exc.errors
         else:
@@ -112,13 +203,17 @@ def announcements_page() -> Any:
             flash(f"{what} “{announcement.title}” sent.", "ok")
             return redirect(url_for("admin.announcements_page"))
     options, _, floor_error = audiences(svc)
+    shown = listing(svc)
+    zone, zones_differ = page_zone(svc)
     body = render_template(
         "admin/announcements.html",
         options=options,
         floor_error=floor_error,
         errors=errors,
         values=values,
-        listing=listing(svc),
+        listing={key: _with_local_times(svc, rows) for key, rows in shown.items()},
+        zone=zone,
+        zones_differ=zones_differ,
         max_title=MAX_TITLE,
         max_body=MAX_BODY,
         max_minutes=MAX_DURATION_MIN,
