@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from signage.actions.displays import SPACE_ID
 from signage.core.bookings import Bookings, CalendarStatus, InvalidLink, valid_link
 from signage.services import Services
 from signage.web import auth
@@ -67,7 +68,7 @@ def _status(space_id: str, has_link: bool, status: CalendarStatus | None) -> dic
 
 
 def _room(svc: Services, space_id: str) -> None:
-    space = svc.directory.get(space_id)
+    space = svc.directory.get(space_id) if SPACE_ID.match(space_id) else None
     if space is None or space.space_type in ("campus", "building", "floor"):
         abort(404, "no such room")
 
@@ -86,6 +87,8 @@ def list_calendars() -> Response:
 def get_calendar(space_id: str) -> Response:
     """Whether a room has a calendar link, and its last fetch, age and error."""
     calendars, bookings = _parts(services())
+    if not SPACE_ID.match(space_id):
+        abort(404, "no such room")
     return jsonify(_status(space_id, calendars.has(space_id), bookings.statuses().get(space_id)))
 
 
@@ -112,7 +115,7 @@ def put_calendar(space_id: str) -> Response:
 def delete_calendar(space_id: str) -> Response:
     """Remove a room's calendar link: its bookings are no longer shown."""
     calendars, bookings = _parts(services())
-    if not calendars.remove(space_id):
+    if not SPACE_ID.match(space_id) or not calendars.remove(space_id):
         abort(404, "this room has no calendar link")
     bookings.poke()
     return Response(status=204)
@@ -126,7 +129,14 @@ def _invalid(message: str) -> Response:
 
 def openapi_paths(op: Any) -> dict[str, Any]:
     """The calendar routes for the OpenAPI document (web/openapi.py)."""
-    room = [{"name": "space_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    room = [
+        {
+            "name": "space_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": SPACE_ID.pattern},
+        }
+    ]
     put = op("Set a room's calendar link (never shown again)")
     put["requestBody"] = {
         "required": True,
