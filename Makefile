@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint format bench clean
+.PHONY: demo test install lint format bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ format: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/relay.py
+
+# The kiosk's pictures in docs/screenshots/ (the repository's only committed screenshots, each
+# under 200 KB): landscape, portrait, stale, phone, German and French, of the layout lint's floor.
+screenshots: $(VENV)/.installed-test
+	@CHROMIUM="$$(scripts/ensure-chromium.sh)" && SIGNAGE_CHROMIUM="$$CHROMIUM" $(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

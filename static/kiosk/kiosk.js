@@ -1689,7 +1689,8 @@
     if (mapBox && window.ResizeObserver) {
       new ResizeObserver(function () {
         var size = mapBox.clientWidth + "x" + mapBox.clientHeight;
-        if (size !== lastBox) { lastBox = size; scheduleTiles(); }
+        // A new shape may want a new layout (which fits its text); else the text alone.
+        if (size !== lastBox) { lastBox = size; layoutMap(false); scheduleTiles(); }
       }).observe(mapBox);
     }
   }
