@@ -572,3 +572,20 @@ def test_kiosks_hear_of_a_booking_without_a_sensor_change(server, ics: IcsServer
     # The feed's tick sees the fresh bookings and sends the room, as for a sensor's change.
     text = wait_until(lambda: next((t for t in sent if '"next_booking"' in t), None), timeout=10)
     assert room in text and "Private chat" not in text
+
+
+# -- the links in the store, on both backends -----------------------------------------------------
+from signage.store.calendars import CalendarSources  # noqa: E402
+from tests import pg_server as pgs  # noqa: E402
+
+pg_server, pg_url, any_store = pgs.pg_server, pgs.pg_url, pgs.any_store
+
+
+def test_links_are_set_replaced_and_removed(any_store) -> None:  # type: ignore[no-untyped-def]
+    links = CalendarSources(any_store)
+    assert links.all() == {} and not links.has("r1")
+    links.put("r1", "https://cal.example/a.ics", now=1.0)
+    links.put("r1", "https://cal.example/b.ics", now=2.0)
+    links.put("r2", "https://cal.example/c.ics")
+    assert links.all() == {"r1": "https://cal.example/b.ics", "r2": "https://cal.example/c.ics"}
+    assert links.remove("r1") and not links.remove("r1") and links.all().keys() == {"r2"}
