@@ -589,3 +589,17 @@ def test_links_are_set_replaced_and_removed(any_store) -> None:  # type: ignore[
     links.put("r2", "https://cal.example/c.ics")
     assert links.all() == {"r1": "https://cal.example/b.ics", "r2": "https://cal.example/c.ics"}
     assert links.remove("r1") and not links.remove("r1") and links.all().keys() == {"r2"}
+
+
+def test_a_series_every_second_is_cut_short_not_expanded() -> None:
+    import time
+
+    body = calendar(
+        "UID:s\nDTSTART:20260101T000000Z\nDTEND:20260101T000001Z\nRRULE:FREQ=SECONDLY",
+        timezone="",
+    )
+    began = time.monotonic()
+    busy = busy_intervals(body, *JAN)  # two months: five million occurrences in the window
+    assert time.monotonic() - began < 10
+    assert busy and busy[0].start == datetime(2026, 1, 1, tzinfo=UTC)
+    assert busy[-1].end <= datetime(2026, 1, 1, 2, tzinfo=UTC)
