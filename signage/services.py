@@ -28,6 +28,7 @@ from signage.actions.alerts import AlertWatcher
 from signage.actions.announcements import Announcer
 from signage.core.bookings import Bookings
 from signage.core.building import EmergencyFloors, OtherFloors
+from signage.core.clock import SYSTEM_CLOCK, Clock
 from signage.core.directory import SpaceDirectory
 from signage.core.feeds import FeedManager, FeedSettings
 from signage.core.hub import Hub
@@ -199,8 +200,13 @@ def _secret_key(config: dict[str, Any]) -> str:
     return key
 
 
-def build(config: dict[str, Any], instance_path: Path | None = None) -> Services:
-    """Create the store, client, directory, hub, feeds and the services around them."""
+def build(
+    config: dict[str, Any], instance_path: Path | None = None, clock: Clock = SYSTEM_CLOCK
+) -> Services:
+    """Create the store, client, directory, hub, feeds and the services around them.
+
+    `clock` is the time core and the Density client read (a `FakeClock` in outage tests).
+    """
     if instance_path is not None:
         config.setdefault("SIGNAGE_INSTANCE", str(instance_path))
     secret = _secret_key(config)
@@ -211,6 +217,8 @@ def build(config: dict[str, Any], instance_path: Path | None = None) -> Services
     limiter = RateLimiter(
         rate=config["SIGNAGE_UPSTREAM_RATE"],
         burst=config["SIGNAGE_UPSTREAM_BURST"],
+        clock=clock.monotonic,
+        sleep=clock.sleep,
         shared=cluster.budget if cluster else None,
     )
     client = DensityClient(
@@ -225,6 +233,8 @@ def build(config: dict[str, Any], instance_path: Path | None = None) -> Services
             config["SIGNAGE_HTTP_TIMEOUT"], connect=min(5.0, config["SIGNAGE_HTTP_TIMEOUT"])
         ),
         shared_tokens=cluster.tokens if cluster else None,
+        clock=clock.monotonic,
+        sleep=clock.sleep,
     )
     hub = (cluster.hub_factory if cluster else Hub)(
         queue_size=config["SIGNAGE_KIOSK_QUEUE"], send_timeout=config["SIGNAGE_KIOSK_SEND_TIMEOUT"]
@@ -232,7 +242,11 @@ def build(config: dict[str, Any], instance_path: Path | None = None) -> Services
     # The tree a past run kept in the store is read now; Density is asked only by the
     # directory's own thread, started by `serve` and by the first request (after any fork).
     directory = SpaceDirectory(
-        client, ttl=config["SIGNAGE_SPACES_TTL"], store=store, floor_order=store.floor_orders
+        client,
+        ttl=config["SIGNAGE_SPACES_TTL"],
+        store=store,
+        floor_order=store.floor_orders,
+        clock=clock,
     )
     epoch = secrets.token_hex(4)
     floor_tokens = FloorTokens(store)
@@ -242,11 +256,12 @@ def build(config: dict[str, Any], instance_path: Path | None = None) -> Services
         refresh=config["SIGNAGE_CALENDAR_REFRESH"],
         timeout=config["SIGNAGE_HTTP_TIMEOUT"],
         zone_of=directory.time_zone,
+        clock=clock,
     )
     feeds = FeedManager(
         client,
         directory,
-        replace(FeedSettings.from_config(config), bookings=bookings.room_fields),
+        replace(FeedSettings.from_config(config, clock), bookings=bookings.room_fields),
         hub.publish,
         floor_tokens.display_for,
         epoch,
@@ -263,6 +278,7 @@ def build(config: dict[str, Any], instance_path: Path | None = None) -> Services
         webhook=config["SIGNAGE_ALERT_WEBHOOK"],
         after=config["SIGNAGE_ALERT_AFTER"] * 60,
         interval=config["SIGNAGE_ALERT_INTERVAL"],
+        clock=clock.monotonic,  # it ages the feeds' own start times
         fleet=cluster.alerts() if cluster is not None else None,
     )
     building = OtherFloors(directory, feeds, hub, emergencies=EmergencyFloors(store))

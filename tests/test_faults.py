@@ -12,13 +12,13 @@ import logging
 import math
 import random
 import re
-import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from signage.config import defaults as config_defaults
+from tests.clocks import SteppedClock, clocked_server, settle, steady_workers
 from tests.helpers import wait_until
 from tests.kiosks import Fleet
 
@@ -151,7 +151,7 @@ def test_refused_sockets_and_a_429_storm_then_recovery(sim, server, fleet, no_er
     assert sum(sim.calls()["calls"].values()) - calls_before < 100
 
 
-# -- the literal five-minute refusal ------------------------------------------------------------
+# -- five minutes of refusal, on the fake clock ----------------------------------------------
 def reconnect_bound(base: float, cap: float, seconds: float, p: float = 1e-6) -> int:
     """Socket attempts a channel cannot reach in `seconds` except with probability below `p`.
 
@@ -194,18 +194,38 @@ def kiosks_honest(kiosks, occupied) -> None:
                 assert not occupied(sid), f"{sid} shown free while occupied"
 
 
-@pytest.mark.slow
-@pytest.mark.one_shape  # five real minutes; its subject is timing, not the data's shape
-@pytest.mark.timeout(900)
-def test_five_minutes_of_refused_sockets_with_production_backoff(
-    sim, make_server, fleet, no_errors
-):
-    """Sockets refused for five real minutes, a 429 storm inside: state kept, said, recovered.
+@pytest.fixture
+def on_clock(sim, tmp_path, monkeypatch):
+    """A `SteppedClock`, and a factory of real servers whose core and client run on it."""
+    # The instance folder would otherwise be the repository's: keep tests out of it.
+    monkeypatch.setenv("SIGNAGE_CONFIG", str(tmp_path / "none.toml"))
+    clock = SteppedClock()
+    started = []
+
+    def factory(**overrides):
+        server = clocked_server(sim, tmp_path, clock, **overrides)
+        server.svc.config["SIGNAGE_PUBLIC_URL"] = server.url
+        started.append(server)
+        return server
+
+    yield clock, factory
+    for server in started:
+        server.stop()
+
+
+@pytest.mark.timeout(120)
+def test_five_minutes_of_refused_sockets_with_production_backoff(sim, on_clock, fleet, no_errors):
+    """Sockets refused for five minutes, a 429 storm inside: state kept, said, recovered.
 
     Production timings for everything the refusal exercises: reconnect backoff (1 s doubling to
     60 s, full jitter), presence-health polling every 15 s, stale after 120 s, the 12 req/s
-    limiter. Only the simulator's refresh (1 s) and the kiosk heartbeat stay fast.
+    limiter and the storm's Retry-After. They run on core's fake clock, moved from one waiter's
+    deadline to the next and settled after each step (every worker parked on the clock again),
+    so the five minutes take seconds and every call the production timings make reaches the simulator and is
+    counted. Real kiosks watch over real sockets all along; the simulator's refresh (1 s), the
+    kiosk heartbeat and socket timeouts stay on the real clock.
     """
+    clock, make_clocked = on_clock
     prod = config_defaults()
     timings = {
         name: prod[name]
@@ -218,11 +238,14 @@ def test_five_minutes_of_refused_sockets_with_production_backoff(
             "SIGNAGE_UPSTREAM_BURST",
         )
     }
-    server = make_server(**timings)
+    server = make_clocked(**timings)
     poll, stale_after = timings["SIGNAGE_POLL_INTERVAL"], timings["SIGNAGE_STALE_AFTER"]
     refusal, storm, retry_after = 300.0, 150.0, 10
     floor, rooms, kiosks = setup_floor(sim, server, fleet, kiosks=5)
-    channels = len(server.svc.feeds.get(floor).channels)
+    feed = server.svc.feeds.get(floor)
+    # The kiosks' floor and the sibling floors their panel holds: every socket is refused.
+    held = [f for f in (server.svc.feeds.get(s.id) for s in server.svc.directory.floors()) if f]
+    channels = sum(len(f.channels) for f in held)
 
     entry = {s.id for s in server.svc.directory.rooms_of(floor) if s.counting_mode == "entry"}
 
@@ -230,57 +253,83 @@ def test_five_minutes_of_refused_sockets_with_production_backoff(
         state = sim.world.space_state(sid)
         return state.occupancy > 0 if sid in entry else state.presence
 
+    def room_state(sid: str) -> str:
+        return feed.snapshot()["rooms"][sid]["state"]
+
     flip(sim, fleet, rooms[0], False)
     flip(sim, fleet, rooms[1], False)
 
-    def hold(until: float, also: Callable[[], bool] | None = None) -> None:
-        """Let the fault run until `until`, checking the kiosks stay honest all along."""
-        while time.monotonic() < until and not (also and also()):
-            kiosks_honest(kiosks, occupied)
-            time.sleep(0.25)
+    workers = 0
+
+    def run_until(
+        limit: float, until: Callable[[], bool], what: str, honest=True, at: float | None = None
+    ) -> float:
+        """Move the clock from one waiter's deadline to the next (never past `at`), each step
+        settled, until `until()` holds (fail after `limit` seconds), the kiosks honest at
+        every step (`honest`); the clock time it took."""
+        began = clock.monotonic()
+        while not until():
+            assert clock.monotonic() - began < limit, f"not within {limit:.0f} s: {what}"
+            clock.step(1.0 if at is None else min(1.0, at - clock.monotonic()))
+            settle(clock, workers)
+            if honest:
+                kiosks_honest(kiosks, occupied)
+        return clock.monotonic() - began
+
+    def run_to(moment: float) -> None:
+        run_until(moment, lambda: clock.monotonic() >= moment, "", at=moment)
 
     before = sim.calls()
-    started = time.monotonic()
+    started = clock.monotonic()
     sim.world.set_socket_mode("refuse")
-    sim.world.drop_sockets(floor)
+    sim.world.drop_sockets()
     fleet.wait(lambda k: k.feed == "polling", timeout=10, message="polling")
     kiosks_honest(kiosks, occupied)
+    # Every worker notices the cut and parks on the clock (its backoff or poll interval); one
+    # second on, the socket threads' start-up waits are over and the count holds.
+    clock.advance(1.0)
+    workers = steady_workers(clock)
 
     # 1. Polling: changes still arrive, at the poll's pace.
-    flip(sim, fleet, rooms[0], True, timeout=poll + 10)
+    sim.world.set_space(rooms[0], presence=True, health="healthy")
+    run_until(poll + 10, lambda: room_state(rooms[0]) == "occupied", "polled", honest=False)
+    fleet.wait(lambda k: k.state(rooms[0]) == "occupied", timeout=5, message="occupied")
 
     # 2. A 429 storm: polling fails too; after stale_after the kiosks say so (every room
     #    unknown, the last known state kept in small print).
-    storm_at = time.monotonic()
+    storm_at = clock.monotonic()
     calls_at_storm = sim.calls()
-    sim.world.force_429(storm, retry_after=retry_after)
-    hold(storm_at + stale_after + poll + 30, lambda: all(k.feed == "stale" for k in kiosks))
-    stale_s = time.monotonic() - storm_at
+    sim.world.force_429(3600, retry_after=retry_after)  # ended on this clock, below
+    stale_s = run_until(
+        stale_after + poll + 30, lambda: feed.snapshot()["feed"] == "stale", "stale in the storm"
+    )
+    fleet.wait(lambda k: k.feed == "stale", timeout=5, message="kiosks stale")
     for kiosk in kiosks:
-        assert kiosk.feed == "stale"
         assert all(r["state"] == "unknown" for r in kiosk.rooms.values())
         assert kiosk.rooms[rooms[0]]["last_known"] == "occupied"
         assert kiosk.rooms[rooms[1]]["last_known"] == "free"
-    hold(storm_at + storm)
+    run_to(storm_at + storm)
+    sim.world.force_429(0)
     calls_after_storm = sim.calls()
 
     # 3. The storm over, polling brings the rooms back while the sockets are still refused.
-    fleet.wait(lambda k: k.feed == "polling", timeout=retry_after + poll + 15, message="polling")
-    back_s = time.monotonic() - (storm_at + storm)
+    back_s = run_until(
+        retry_after + poll + 15, lambda: feed.snapshot()["feed"] == "polling", "polling again"
+    )
+    fleet.wait(lambda k: k.feed == "polling", timeout=5, message="kiosks polling")
     fleet.wait(lambda k: k.state(rooms[1]) == "free", timeout=5, message="rooms back")
 
     # 4. The rest of the five minutes, then the sockets come back.
-    hold(started + refusal)
+    run_to(started + refusal)
     assert sim.world.space_state(rooms[0]).presence is True
     during = sim.calls()
     sim.world.set_socket_mode("normal")
-    ended = time.monotonic()
-    fleet.wait(
-        lambda k: k.feed == "live",
-        timeout=timings["SIGNAGE_BACKOFF_MAX"] + 15,
-        message="live within the longest backoff",
+    recovered_s = run_until(
+        timings["SIGNAGE_BACKOFF_MAX"] + 15,
+        lambda: all(f.snapshot()["feed"] == "live" for f in held),
+        "live within the longest backoff",
     )
-    recovered_s = time.monotonic() - ended
+    fleet.wait(lambda k: k.feed == "live", timeout=5, message="kiosks live")
     flip(sim, fleet, rooms[1], True)
 
     # Kiosks never dropped, never saw a sequence go backwards, never needed a resync.
@@ -309,11 +358,11 @@ def test_five_minutes_of_refused_sockets_with_production_backoff(
     metrics = httpx.get(f"{server.url}/metrics").text
     assert re.search(r"^signage_upstream_429_total [1-9]", metrics, re.M)
     print(
-        f"refusal {refusal:.0f} s, {channels} channel(s): {handshakes} socket handshakes "
-        f"(bound {bound} each), {total} calls to Density in all (budget {budget:.0f}), "
-        f"{storm_429} answers of 429 in a {storm:.0f} s storm with Retry-After {retry_after} s, "
-        f"stale {stale_s:.0f} s into the storm, polling {back_s:.0f} s after it, "
-        f"live again {recovered_s:.1f} s after the refusal ended; calls by kind: {by_call}"
+        f"refusal {refusal:.0f} s, {channels} channel(s) on {len(held)} floor(s): {handshakes} "
+        f"socket handshakes (bound {bound} each), {total} calls to Density in all (budget "
+        f"{budget:.0f}), {storm_429} answers of 429 in a {storm:.0f} s storm with Retry-After "
+        f"{retry_after} s, stale {stale_s:.0f} s into the storm, polling {back_s:.0f} s after "
+        f"it, live again {recovered_s:.0f} s after the refusal ended; calls by kind: {by_call}"
     )
 
 

@@ -14,18 +14,17 @@ again, so five minutes run in seconds and every call the production timings make
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 
-from signage.core.clock import FakeClock
 from signage.core.directory import SpaceDirectory
 from signage.core.feeds import FeedManager, FeedSettings
 from signage.density.client import DensityClient
 from signage.sim import SimServer, SimSettings
+from tests.clocks import SteppedClock, settle, steady_workers
 from tests.helpers import wait_until
 
 OUTAGE_S = 300.0
@@ -37,70 +36,6 @@ SPACES_TTL_S = 120.0
 
 def total_calls(sim: SimServer) -> Counter[str]:
     return Counter(sim.world.calls()["calls"])
-
-
-class SteppedClock(FakeClock):
-    """A FakeClock that knows each waiter's deadline, so a test can tell when a step is done:
-    every worker waits again, and none of them for a moment that has already come."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._deadlines: dict[object, float] = {}
-        self._deadlines_lock = threading.Lock()
-
-    def wait(self, event: threading.Event, timeout: float) -> bool:
-        key = object()
-        with self._deadlines_lock:
-            self._deadlines[key] = self.monotonic() + max(0.0, timeout)
-        try:
-            return super().wait(event, timeout)
-        finally:
-            with self._deadlines_lock:
-                del self._deadlines[key]
-
-    def parked(self) -> int:
-        """How many workers wait for a later moment; 0 while any is due to run now."""
-        now = self.monotonic()
-        with self._deadlines_lock:
-            deadlines = list(self._deadlines.values())
-        return 0 if not deadlines or min(deadlines) <= now else len(deadlines)
-
-
-def settle(clock: SteppedClock, workers: int, timeout: float = 15.0, quiet: int = 20) -> None:
-    """Wait until every worker has done what this moment asked and waits again.
-
-    Usually all `workers` are parked again. One may instead be blocked behind another that
-    sleeps on the clock (callers queued for a token whose fetch is backing off): then the
-    step is done once nobody is due and the count has held for `quiet` looks, 1 ms apart.
-    """
-    seen: list[int] = []
-
-    def done() -> bool:
-        parked = clock.parked()
-        if parked >= workers:
-            return True
-        seen.append(parked)
-        tail = seen[-quiet:]
-        return len(tail) == quiet and tail[0] > 0 and len(set(tail)) == 1
-
-    wait_until(done, timeout, 0.001, f"{workers} workers parked")
-
-
-def steady_workers(clock: SteppedClock, timeout: float = 15.0, samples: int = 40) -> int:
-    """How many workers park on the clock once all of them have noticed the outage.
-
-    The count must hold for `samples` looks in a row (5 ms apart) with the clock standing
-    still: a worker still talking to Density (a socket being refused) breaks the run.
-    """
-    seen: list[int] = []
-
-    def steady() -> bool:
-        seen.append(clock.parked())
-        tail = seen[-samples:]
-        return len(tail) == samples and tail[0] > 0 and len(set(tail)) == 1
-
-    wait_until(steady, timeout, 0.005, "workers parked on the clock")
-    return seen[-1]
 
 
 @pytest.fixture
