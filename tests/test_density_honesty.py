@@ -246,15 +246,15 @@ def test_a_room_left_out_of_a_refresh_frame_is_not_confident(
 
 # -- the space directory and its client ---------------------------------------------------------
 class CountingSpaces:
-    """The real client, each `spaces()` call counted and sent once (the directory retries)."""
+    """The real client, each `spaces()` call counted (sent once, as the directory asks)."""
 
     def __init__(self, client: DensityClient) -> None:
         self.client = client
         self.calls = 0
 
-    def spaces(self) -> list[Space]:
+    def spaces(self, *, retries: int | None = None) -> list[Space]:
         self.calls += 1
-        return self.client.spaces(retries=0)
+        return self.client.spaces(retries=retries)
 
 
 def test_the_admin_says_why_no_floors_were_ever_fetched(sim: SimServer) -> None:

@@ -202,7 +202,7 @@ class Spaces:
         self.gate.set()
         self.calls: list[str] = []
 
-    def spaces(self):
+    def spaces(self, *, retries=None):
         self.calls.append(threading.current_thread().name)
         self.gate.wait(10)
         if self.fail is not None:

@@ -238,7 +238,7 @@ def with_floor_order(tree: SpaceTree, orders: Mapping[str, Sequence[str]]) -> Sp
 
 # ------------------------------------------------------------------------------ the directory
 class SpacesClient(Protocol):
-    def spaces(self) -> list[Space]: ...
+    def spaces(self, *, retries: int | None = None) -> list[Space]: ...
 
 
 class SpaceCache(Protocol):
@@ -429,7 +429,9 @@ class SpaceDirectory:
             self.fetches += 1
         self.reload_floor_order()
         try:
-            tree = build_tree(self.client.spaces())
+            # Sent once: the refresh loop's own backoff is the retry (5 s doubling to a
+            # minute), so an outage costs one call per attempt, not one per attempt and retry.
+            tree = build_tree(self.client.spaces(retries=0))
         except DensityError as exc:
             self._failed(str(exc), problem_of(exc))
             return True
