@@ -110,3 +110,30 @@ def test_messages_exist_in_every_language():
 
     for lang in i18n.LANGUAGES:
         assert set(i18n.MESSAGES[lang]) == set(i18n.MESSAGES["en"]), lang
+
+
+def test_a_long_name_gets_the_floor_it_needs_before_capacity_shares_the_rest():
+    long_name = "Besprechungsraum Großer Saal Nord"
+    floor = [
+        {"id": "a", "name": long_name, "function": "phone_booth", "capacity": 1},
+        {"id": "b", "name": "Box", "function": "phone_booth", "capacity": 1},
+        {"id": "c", "name": "Hall", "function": "event_space", "capacity": 40},
+        {"id": "d", "name": "Desks", "function": "desk_neighborhood", "capacity": 30},
+    ]
+    area = {t["id"]: t["w"] * t["h"] for t in floormap.layout(floor, 1500.0, 1000.0)["tiles"]}
+    for room in floor:
+        assert area[room["id"]] >= floormap.need(room), room
+    assert floormap.need(floor[0]) > 3 * floormap.need(floor[1])
+    assert area["a"] > area["b"]
+    assert area["c"] > area["a"]  # capacity still shares out what is left
+
+
+def test_names_get_soft_hyphens_in_their_language_and_codes_stay_as_they_are():
+    soft = "\u00ad"
+    de = floormap.hyphenate("Besprechungsraum Nord", "de")
+    assert de.replace(soft, "") == "Besprechungsraum Nord" and soft in de
+    # A German word on an English screen is broken by the German rules.
+    assert soft in floormap.hyphenate("Geschäftsführungsbesprechungszimmer", "en")
+    assert floormap.hyphenate("Telefonkabine Süd-West", "de").endswith("Süd-West")
+    assert floormap.hyphenate('<img src=x onerror="a">', "en") == '<img src=x onerror="a">'
+    assert floormap.hyphenate("Box 4.12", "fr") == "Box 4.12"
