@@ -90,9 +90,15 @@ def test_check_walks_what_serve_needs(sim, tmp_path, sim_shape):
         "presence-health",
         "floor socket",
         "entry occupancy",
+        "occupancy socket",
         "sensor health",
     ):
         assert table[step][0] == "ok", (step, table.get(step))
+    # Every entry room asked was counted, and the counts' own socket sent its first frame (the
+    # reference's counts for the floor and each space under it).
+    counted = re.match(r".*: (\d+) of (\d+) entry room", table["entry occupancy"][1])
+    assert counted and counted[1] == counted[2] and int(counted[1]) > 0, table["entry occupancy"]
+    assert "first refresh frame" in table["occupancy socket"][1]
     # Rooms counted per floor, whatever shape the spaces came in (the reference has no
     # parent_id: counting through it alone gave every floor 0 rooms).
     floors = {k: v for k, v in table.items() if k.startswith("floor ") and k != "floor socket"}
@@ -104,15 +110,18 @@ def test_check_walks_what_serve_needs(sim, tmp_path, sim_shape):
     assert settings.client_secret not in done.stdout + done.stderr
 
 
-def test_check_fails_and_names_the_socket_step_when_sockets_are_refused(sim, tmp_path):
+@pytest.mark.parametrize("sim_shape", ["simulator", "reference"], indirect=True)
+def test_check_fails_and_names_the_socket_steps_when_sockets_are_refused(sim, tmp_path, sim_shape):
     env = oauth_env(tmp_path, sim)
     httpx.post(f"{sim.url}/_sim/sockets", json={"mode": "refuse"}).raise_for_status()
     done = run(env, "check")
     assert done.returncode == 1, done.stdout + done.stderr
     table = rows(done.stdout)
     assert table["floor socket"] == ("FAIL", "presence socket refused: HTTP 503")
+    assert table["occupancy socket"] == ("FAIL", "occupancy socket refused: HTTP 503")
     assert table["presence-health"][0] == "ok"  # the rest of the walk still ran
-    assert "check failed: floor socket" in done.stderr
+    assert table["entry occupancy"][0] == "ok"
+    assert "check failed: floor socket, occupancy socket" in done.stderr
 
 
 def test_check_fails_for_a_displays_floor_that_density_does_not_list(sim, tmp_path):
@@ -219,15 +228,28 @@ def _answers(url: str) -> bool:
         return False
 
 
+class QuietStream:
+    """A socket stand-in that opens and stays quiet (check's socket steps then warn)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        pass
+
+    def connect(self) -> None:
+        pass
+
+    def wait_first(self, timeout: float) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
 def test_check_reads_doorways_when_a_sensor_names_one(capsys):
     """A sensor serving a doorway rather than a space: check reads /v3/doorways as serve does.
 
     The simulator's sensors always name a space, so this edge runs on MockTransport, with a
     stand-in for the socket (its step is not what this test is about).
     """
-    from signage.cli.check import _check_with, _CheckRun
-    from signage.core.directory import build_tree
-    from signage.density.client import DensityClient
 
     asked: list[str] = []
 
@@ -255,24 +277,7 @@ def test_check_reads_doorways_when_a_sensor_names_one(capsys):
             return httpx.Response(200, json=[{"id": "d", "space_ids": ["spc_r"]}])
         return httpx.Response(404)
 
-    class QuietStream:
-        def __init__(self, *args, **kwargs) -> None:
-            pass
-
-        def connect(self) -> None:
-            pass
-
-        def wait_first(self, timeout: float) -> None:
-            return None
-
-        def close(self) -> None:
-            pass
-
-    http = httpx.Client(transport=httpx.MockTransport(handler))
-    client = DensityClient("https://density.test", api_token="tok_x", http=http)
-    run = _CheckRun()
-    _check_with(client, run, {"DENSITY_API_TOKEN": "tok_x"}, [], None, QuietStream, build_tree)
-    table = {step.strip(): (result, reason) for step, result, reason in run.rows}
+    table = _check_against(handler)
     assert table["sensor health"] == (
         "ok",
         "1 sensor(s), 0 not healthy; 1 name a doorway, 1 doorway(s) read",
@@ -280,4 +285,66 @@ def test_check_reads_doorways_when_a_sensor_names_one(capsys):
     assert "/v3/doorways" in asked
     # A socket that opens but stays quiet is worth a look, not a failure.
     assert table["floor socket"][0] == "warn"
-    assert run.failed == []
+    assert "FAIL" not in {result for result, _ in table.values()}
+
+
+def _check_against(handler) -> dict[str, tuple[str, str]]:
+    """`check`'s steps after the database against a MockTransport Density: {step: row}."""
+    from signage.cli.check import _check_with, _CheckRun
+    from signage.core.directory import build_tree
+    from signage.density.client import DensityClient
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    client = DensityClient("https://density.test", api_token="tok_x", http=http)
+    run = _CheckRun()
+    _check_with(client, run, {"DENSITY_API_TOKEN": "tok_x"}, [], None, QuietStream, build_tree)
+    return {step.strip(): (result, reason) for step, result, reason in run.rows}
+
+
+def test_check_says_what_it_could_not_check_rather_than_ok(capsys):
+    """Entry rooms Density does not count fail the step ("0 of 2" was "ok"); some uncounted,
+    or no sensor in the answer, is worth a look; a floor of doorway counters has no presence
+    to poll and no presence socket, so those steps are skipped, saying why."""
+    counted: dict[str, dict] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/v3/hello-world":
+            return httpx.Response(200, text="hi")
+        if path == "/v3/spaces":
+            return httpx.Response(
+                200,
+                json=[
+                    {"id": "spc_f", "name": "Floor", "space_type": "floor",
+                     "children_ids": ["spc_a", "spc_b"]},
+                    {"id": "spc_a", "name": "A", "space_type": "space", "counting_mode": "entry"},
+                    {"id": "spc_b", "name": "B", "space_type": "space", "counting_mode": "entry"},
+                ],
+            )  # fmt: skip
+        if path == "/v3/analytics/occupancy/current":
+            return httpx.Response(200, json=counted)
+        if path == "/v3/sensors/health/current":
+            return httpx.Response(200, json=[])
+        return httpx.Response(404)
+
+    table = _check_against(handler)
+    assert table["entry occupancy"] == (
+        "FAIL",
+        "Floor: 0 of 2 entry room(s) counted: every entry room would show unknown",
+    )
+    assert table["presence-health"] == ("skip", "Floor has no presence-counted rooms")
+    assert table["floor socket"] == ("skip", "Floor has no presence-counted rooms")
+    assert table["occupancy socket"][0] == "warn"  # opened, but quiet
+    assert table["sensor health"] == ("warn", "Density reported no sensor for the 2 room(s) asked")
+
+    counted["spc_a"] = {"count": 3, "timestamp": "2026-01-01T10:00:00Z"}
+    table = _check_against(handler)
+    assert table["entry occupancy"] == (
+        "warn",
+        "Floor: 1 of 2 entry room(s) counted: the others would show unknown",
+    )
+    counted["spc_b"] = {"count": 0, "timestamp": "2026-01-01T10:00:00Z"}
+    assert _check_against(handler)["entry occupancy"] == (
+        "ok",
+        "Floor: 2 of 2 entry room(s) counted",
+    )

@@ -100,7 +100,8 @@ def check(display_id: str | None) -> None:
 
     The organisation token; a display token for each configured display, used for a real
     call; the space tree and the rooms of each floor; presence-health for one floor; a
-    ws_url and the floor socket's first frame; occupancy of entry-counted rooms; sensor health.
+    ws_url and the floor socket's first frame; counts of entry-counted rooms and their own
+    socket's first frame; sensor health. A step with nothing to check says "skip" and why.
     """
     values = settings.load(settings.instance_dir())
     url = values["DENSITY_API_URL"]
@@ -149,7 +150,7 @@ def _check_with(client, run: _CheckRun, values, displays, extra_display, stream_
 
     if run.attempt("organisation token", org, lambda text: text) is None:
         for step in ("display tokens", "space tree", "presence-health", "floor socket",
-                     "entry occupancy", "sensor health"):  # fmt: skip
+                     "entry occupancy", "occupancy socket", "sensor health"):  # fmt: skip
             run.add(step, "skip", "needs the organisation token")
         return
 
@@ -184,7 +185,7 @@ def _check_with(client, run: _CheckRun, values, displays, extra_display, stream_
         floor = next((by_id[d.floor_id] for d in displays if d.floor_id in by_id), None)
         floor = floor or next((f for f in floors if tree.rooms_of(f.id)), None)
     rooms = tree.rooms_of(floor.id) if floor is not None else []
-    room_ids = [r.id for r in rooms if r.counting_mode != "entry"] or [r.id for r in rooms]
+    room_ids = [r.id for r in rooms if r.counting_mode != "entry"]
 
     # Display tokens: each configured display's, then one real call made with it.
     wanted = list(dict.fromkeys([d.density_display_id for d in displays if d.density_display_id]))
@@ -219,7 +220,8 @@ def _check_with(client, run: _CheckRun, values, displays, extra_display, stream_
     if not client.has_client_credentials:
         token_display = None
     if floor is None:
-        for step in ("presence-health", "floor socket", "entry occupancy", "sensor health"):
+        for step in ("presence-health", "floor socket", "entry occupancy", "occupancy socket",
+                     "sensor health"):  # fmt: skip
             run.add(step, "skip", "no floor with rooms to check")
         return
 
@@ -230,7 +232,12 @@ def _check_with(client, run: _CheckRun, values, displays, extra_display, stream_
             raise _CheckProblem(f"no room of {floor.name} in the answer")
         return f"{floor.name}: {len(answer)} room(s), {healthy} healthy"
 
-    run.attempt("presence-health", presence, lambda text: text)
+    if not room_ids:
+        # Only doorway-counted rooms: serve opens no presence socket and polls no presence.
+        for step in ("presence-health", "floor socket"):
+            run.add(step, "skip", f"{floor.name} has no presence-counted rooms")
+    else:
+        run.attempt("presence-health", presence, lambda text: text)
 
     def socket() -> str:
         stream = stream_cls(client, floor.id, display_id=token_display, ping_interval=None)
@@ -251,7 +258,8 @@ def _check_with(client, run: _CheckRun, values, displays, extra_display, stream_
             f" ({len(message.updates)} space(s))"
         )
 
-    run.attempt("floor socket", socket, lambda text: text)
+    if room_ids:
+        run.attempt("floor socket", socket, lambda text: text)
 
     # Entry-counted rooms: this floor's, else those of the first floor that has any, each
     # read with the token serve would use for that floor (a display token sees its floor only).
@@ -268,18 +276,51 @@ def _check_with(client, run: _CheckRun, values, displays, extra_display, stream_
         None,
     ) if client.has_client_credentials else None  # fmt: skip
     if not entry:
-        run.add("entry occupancy", "skip", "no entry-counted rooms")
+        for step in ("entry occupancy", "occupancy socket"):
+            run.add(step, "skip", "no entry-counted rooms: serve reads no counts")
     else:
-        run.attempt(
-            "entry occupancy",
-            lambda: client.current_occupancy(entry, display_id=entry_display, retries=0),
-            lambda counts: (
-                f"{entry_floor.name}: {len(counts)} of {len(entry)} entry room(s) counted"
-            ),
-        )
+
+        def counts() -> str:
+            answer = client.current_occupancy(entry, display_id=entry_display, retries=0)
+            counted = sum(1 for sid in entry if sid in answer)
+            text = f"{entry_floor.name}: {counted} of {len(entry)} entry room(s) counted"
+            # A room Density leaves out has no count: its kiosks would show it unknown.
+            if counted == 0:
+                raise _CheckProblem(text + ": every entry room would show unknown")
+            if counted < len(entry):
+                raise _CheckWarning(text + ": the others would show unknown")
+            return text
+
+        run.attempt("entry occupancy", counts, lambda text: text)
+
+        def occupancy_socket() -> str:
+            stream = stream_cls(
+                client, entry_floor.id, kind="occupancy", display_id=entry_display,
+                ping_interval=None,
+            )  # fmt: skip
+            try:
+                stream.connect()
+                message = stream.wait_first(CHECK_SOCKET_WAIT_S)
+            finally:
+                stream.close()
+            if message is None:
+                raise _CheckWarning(
+                    f"ws_url issued and the socket opened, but no frame within"
+                    f" {CHECK_SOCKET_WAIT_S:.0f} s (serve polls counts until one comes)"
+                )
+            return (
+                f"{entry_floor.name}: ws_url, socket open, first {message.update_type} frame"
+                f" ({len(message.updates)} space(s))"
+            )
+
+        run.attempt("occupancy socket", occupancy_socket, lambda text: text)
 
     def sensors() -> str:
-        found = client.sensor_health(space_ids=[r.id for r in rooms], retries=0)
+        asked = [r.id for r in rooms]
+        found = client.sensor_health(space_ids=asked, retries=0)
+        if not found:
+            # Nothing to look at is not a pass: entry rooms are vouched for by their sensors.
+            raise _CheckWarning(f"Density reported no sensor for the {len(asked)} room(s) asked")
         unwell = sum(1 for s in found if s.health != "healthy")
         text = f"{len(found)} sensor(s), {unwell} not healthy"
         unplaced = sum(1 for s in found if not s.space_id)
