@@ -20,8 +20,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from signage.core import floormap
-from signage.core.building import summarise, tag
-from signage.core.feeds import FeedSettings, FloorFeed
+from signage.core.building import OtherFloors, summarise, tag
+from signage.core.clock import FakeClock
+from signage.core.directory import SpaceDirectory
+from signage.core.feeds import FeedManager, FeedSettings, FloorFeed
+from signage.density.client import DensityClient
+from signage.sim import SimSettings
 from tests.helpers import wait_until
 from tests.kiosks import Fleet
 
@@ -206,6 +210,123 @@ def test_pushes_are_debounced_to_about_one_a_second_per_floor(sim, server, liste
     elapsed = time.monotonic() - started
     pushed = len(kiosk.of_type("floors")) - pushed_before
     assert 1 <= pushed <= elapsed / server.svc.building.debounce + 2, (pushed, elapsed)
+
+
+class RecordingHub:
+    """The hub as the panel uses it, one kiosk on each of `floors`: keeps what it was sent."""
+
+    def __init__(self, floors: list[str]) -> None:
+        self.floors = floors
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def count(self, floor_id: str | None = None) -> int:
+        return len(self.floors) if floor_id is None else int(floor_id in self.floors)
+
+    def counts_by_floor(self) -> dict[str, int]:
+        return dict.fromkeys(self.floors, 1)
+
+    def notify(self, floor_id: str, text: str) -> None:
+        with self._lock:
+            self.sent.append((floor_id, json.loads(text)))
+
+    def panel(self, floor_id: str, of: str) -> dict[str, Any] | None:
+        """The line for floor `of` in the last panel pushed to `floor_id`'s kiosks."""
+        with self._lock:
+            panels = [m["other_floors"] for f, m in self.sent if f == floor_id]
+        return next((e for e in panels[-1] if e["id"] == of), None) if panels else None
+
+
+def test_the_panel_waits_out_its_debounce_on_the_feeds_clock(sim):
+    """The panel worker reads the feeds' clock: a change held by the debounce goes out when
+    that clock (the server's; a fake one here) has moved past it, not on the real clock."""
+    ground, first, second = building(sim)
+    for floor_id in (ground, first, second):
+        set_floor(sim, floor_id)
+    creds = SimSettings()
+    clock = FakeClock()
+    client = DensityClient(
+        sim.url,
+        client_id=creds.client_id,
+        client_secret=creds.client_secret,
+        clock=clock.monotonic,
+        sleep=clock.sleep,
+    )
+    directory = SpaceDirectory(client, clock=clock)
+    assert directory.refresh()
+    # The sockets stay live on the real clock: however far the test moves this one, no feed
+    # turns stale (the panel's counts are what is looked at).
+    feeds = FeedManager(
+        client,
+        directory,
+        FeedSettings(stale_after=1e6, clock=clock),
+        lambda *_: 0,
+        lambda _floor: None,
+        "e1",
+    )
+    hub = RecordingHub([ground])
+    debounce = 300.0  # five minutes: the real clock would hold the change past the deadline
+    panel = OtherFloors(directory, feeds, hub, debounce=debounce)  # type: ignore[arg-type]
+    assert panel.clock is clock
+    feeds.listeners.append(panel.on_publish)
+    held: list[str] = []
+    try:
+        feeds.acquire(ground)
+        held = panel.hold(ground)
+        assert panel.panel(ground) is not None
+        wait_until(
+            lambda: all(feeds.get(f).snapshot()["feed"] == "live" for f in (ground, first, second)),
+            timeout=15,
+            message="every floor live",
+        )
+        # The floors' first words may come in several publishes: whatever the debounce held,
+        # it goes out once the clock passes it. Then the panel is what the feeds say.
+        clock.advance(debounce)
+
+        def current(floor_id: str) -> bool:
+            line = hub.panel(ground, floor_id) or {}
+            return (line.get("feed"), line.get("state"), line.get("free")) == (
+                "live",
+                "known",
+                free_by_group(sim, floor_id),
+            )
+
+        wait_until(lambda: current(first) and current(second), 10, message="the counts pushed")
+        counts = free_by_group(sim, first)
+        # A whole debounce since the last push: a room freed now goes out at once.
+        clock.advance(debounce)
+        sim.world.set_space(oa_room(sim, first, occupied=True), presence=False)
+        freed = free_by_group(sim, first)
+        assert freed != counts
+        wait_until(
+            lambda: hub.panel(ground, first)["free"] == freed,
+            timeout=10,
+            message="a freed room pushed at once",
+        )
+        # Another one right after: the feed has it at once, the panel only once the debounce
+        # has passed on the feeds' clock.
+        room = oa_room(sim, first, occupied=True)
+        sim.world.set_space(room, presence=False)
+        wait_until(
+            lambda: feeds.get(first).snapshot()["rooms"][room]["state"] == "free",
+            timeout=10,
+            message="the 1st floor's feed has the room free",
+        )
+        assert hub.panel(ground, first)["free"] == freed  # held by the debounce
+        clock.advance(debounce)
+        both = free_by_group(sim, first)
+        assert both != freed
+        wait_until(
+            lambda: hub.panel(ground, first)["free"] == both,
+            timeout=10,
+            message="the second room pushed once the clock passed the debounce",
+        )
+    finally:
+        panel.release(held)
+        panel.stop()
+        feeds.stop()
+        directory.stop()
+        client.close()
 
 
 def test_a_floor_whose_feed_goes_stale_shows_unknown_never_a_count(sim, server, listeners):

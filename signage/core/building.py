@@ -28,6 +28,7 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from signage.core.clock import Clock
 from signage.core.directory import SpaceDirectory
 from signage.core.errors import FeedUnavailable
 from signage.core.feeds import Feed, FeedManager
@@ -123,8 +124,12 @@ class OtherFloors:
         debounce: float = DEBOUNCE_S,
         sweep: float = SWEEP_S,
         emergencies: Callable[[], set[str]] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.directory = directory
+        # The feeds' clock (the server's): debounce, sweep and recheck run on the time the
+        # feeds' freshness is judged by, so a test's fake clock moves the panel on too.
+        self.clock: Clock = clock or feeds.clock
         # The floors under an emergency override now (read from the announcements; an empty
         # set when unknown): their free rooms are not advertised to other floors.
         self.emergencies = emergencies or set
@@ -243,14 +248,14 @@ class OtherFloors:
             self._thread.start()
 
     def _run(self) -> None:
-        next_sweep = time.monotonic() + self.sweep
-        next_recheck = time.monotonic() + RECHECK_S
+        next_sweep = self.clock.monotonic() + self.sweep
+        next_recheck = self.clock.monotonic() + RECHECK_S
         wait = self.sweep
         while not self._stop.is_set():
-            self._wake.wait(timeout=wait)
+            self.clock.wait(self._wake, wait)
             self._wake.clear()
             try:
-                now = time.monotonic()
+                now = self.clock.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + self.sweep
                     self._forget_unlisted()
