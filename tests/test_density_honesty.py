@@ -25,6 +25,9 @@ from signage.density.models import SensorHealth, Space
 from signage.sim import SimServer, SimSettings
 from tests.helpers import wait_until
 
+# The simulator answers in its own shapes and in the reference's (tests/conftest.py).
+pytestmark = pytest.mark.both_shapes
+
 
 @pytest.fixture
 def client(sim: SimServer) -> Iterator[DensityClient]:

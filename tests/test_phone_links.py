@@ -15,6 +15,9 @@ from websockets.sync.client import connect
 from signage.core.protocol import CLOSE_RELOAD
 from signage.web import auth
 
+# The simulator answers in its own shapes and in the reference's (tests/conftest.py).
+pytestmark = pytest.mark.both_shapes
+
 
 def floor_of(server) -> str:
     return server.svc.directory.floors()[0].id
