@@ -222,8 +222,8 @@ def test_five_minutes_of_refused_sockets_with_production_backoff(sim, on_clock, 
     limiter and the storm's Retry-After. They run on core's fake clock, moved from one waiter's
     deadline to the next and settled after each step (every worker parked on the clock again),
     so the five minutes take seconds and every call the production timings make reaches the
-    simulator and is counted. Real kiosks watch over real sockets all along; the simulator's refresh (1 s), the
-    kiosk heartbeat and socket timeouts stay on the real clock.
+    simulator and is counted. Real kiosks watch over real sockets all along; the simulator's
+    refresh (1 s), the kiosk heartbeat and socket timeouts stay on the real clock.
     """
     clock, make_clocked = on_clock
     prod = config_defaults()
