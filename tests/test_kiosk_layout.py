@@ -135,5 +135,8 @@ def test_names_get_soft_hyphens_in_their_language_and_codes_stay_as_they_are():
     # A German word on an English screen is broken by the German rules.
     assert soft in floormap.hyphenate("Geschäftsführungsbesprechungszimmer", "en")
     assert floormap.hyphenate("Telefonkabine Süd-West", "de").endswith("Süd-West")
+    # A name is German as a whole when any of its words says so, on an English screen too.
+    whole = floormap.hyphenate("Besprechungsraum Großer Saal Nord", "en")
+    assert whole.split(" ")[0] == f"Bespre{soft}chungs{soft}raum", whole
     assert floormap.hyphenate('<img src=x onerror="a">', "en") == '<img src=x onerror="a">'
     assert floormap.hyphenate("Box 4.12", "fr") == "Box 4.12"

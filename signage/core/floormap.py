@@ -228,12 +228,19 @@ def _hyphenator(lang: str) -> pyphen.Pyphen:
     return pyphen.Pyphen(lang=HYPHEN_LANGS.get(lang, "en_GB"), left=3, right=3)
 
 
-def _word(word: str, lang: str) -> str:
+def _language_of(text: str, lang: str) -> str:
+    """The language whose letters the text uses (only German or only French ones), else lang."""
+    letters = set(text)
+    if letters & set("äöüßÄÖÜ"):
+        return "de"
+    return "fr" if letters & set("éèêàçôûâîœ") else lang
+
+
+def _word(word: str, lang: str, hint: str) -> str:
     # Buildings name rooms in more than one language: a long word the screen's language cannot
-    # break ("Geschäftsführungsbesprechungszimmer" on an English screen) tries the others.
-    # Letters only one of our languages uses pick its rules first.
-    hint = "de" if set(word) & set("äöüßÄÖÜ") else "fr" if set(word) & set("éèêàçôûâîœ") else lang
-    order = dict.fromkeys((hint, lang, *HYPHEN_LANGS))
+    # break ("Geschäftsführungsbesprechungszimmer" on an English screen) tries the others, the
+    # language its letters (or its name's) point to first.
+    order = dict.fromkeys((_language_of(word, hint), lang, *HYPHEN_LANGS))
     for tongue in order:
         broken = _hyphenator(tongue).inserted(word, hyphen="\u00ad")
         if "\u00ad" in broken or len(word) < 12:
@@ -243,7 +250,10 @@ def _word(word: str, lang: str) -> str:
 
 def hyphenate(name: str, lang: str) -> str:
     """The name with soft hyphens where the language allows a break inside a word."""
+    # "Besprechungsraum Großer Saal Nord" is German as a whole, though its first word has no
+    # German letter: English rules would break it "Besprechung-s-raum".
+    hint = _language_of(name, lang)
     # Only words of letters: a code, an address or markup-like text stays as it is.
-    words = [_word(w, lang) if len(w) > 6 and w.isalpha() else w for w in name.split(" ")]
+    words = [_word(w, lang, hint) if len(w) > 6 and w.isalpha() else w for w in name.split(" ")]
     # A word's own hyphen is a break already: no soft one beside it.
     return " ".join(words).replace("\u00ad-", "-").replace("-\u00ad", "-")
