@@ -8,6 +8,7 @@ Each picture must stay under 200 KB: these are the repository's only committed s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -23,6 +24,9 @@ from signage.sim import SimServer, SimSettings  # noqa: E402
 from tests.conftest import CHROMIUM_ARGS, chromium_path, server_config  # noqa: E402
 from tests.helpers import ServerThread  # noqa: E402
 from tests.test_kiosk_lint import BANNER, settle, snapshot  # noqa: E402
+
+# The development server's access log would print every kiosk URL, credential and all.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 OUT = ROOT / "docs" / "screenshots"
 LIMIT = 200 * 1024
