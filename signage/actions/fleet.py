@@ -2,8 +2,9 @@
 
 The console's fleet page and the JSON API's /fleet show the same report; in a fleet (Redis) it
 covers every live process, this process's own part read from memory. A display that has never
-had a screen is "not installed", not down: when one first had a screen is kept in the store, so
-a restart does not turn a dead screen back into a display waiting to be installed.
+had a screen is "not installed", not down: when one first had a screen is kept in the store (by
+the alert watcher's look, signage/actions/alerts.py; this report only reads it), so a restart
+does not turn a dead screen back into a display waiting to be installed.
 """
 
 from __future__ import annotations
@@ -53,9 +54,6 @@ def fleet_status(svc: Services) -> dict[str, Any]:
         problems = []
         # How long no screen has been connected, as the alert watcher saw it (None: up).
         down_s = svc.alerts.down_for("display", display.id) if svc.alerts else None
-        if screens and display.id not in installed:
-            svc.store.mark_first_screen(display.id, time.time())
-            installed.add(display.id)
         if not screens and display.id not in installed:
             state = "not_installed"  # waiting for its first screen: nothing is wrong yet
         elif not screens:

@@ -239,8 +239,9 @@ def _check_with(client, run: _CheckRun, values, displays, extra_display, stream_
     else:
         run.attempt("presence-health", presence, lambda text: text)
 
-    def socket() -> str:
-        stream = stream_cls(client, floor.id, display_id=token_display, ping_interval=None)
+    def first_frame(on: Any, display_id: str | None, kind: str, polls: str) -> str:
+        """Open the floor's socket as serve would (ws_url, connect) and wait for a frame."""
+        stream = stream_cls(client, on.id, kind=kind, display_id=display_id, ping_interval=None)
         try:
             stream.connect()
             message = stream.wait_first(CHECK_SOCKET_WAIT_S)
@@ -251,15 +252,19 @@ def _check_with(client, run: _CheckRun, values, displays, extra_display, stream_
             # snapshot until the first frame, so a quiet start is worth a look, not a failure.
             raise _CheckWarning(
                 f"ws_url issued and the socket opened, but no frame within"
-                f" {CHECK_SOCKET_WAIT_S:.0f} s (serve polls until one comes)"
+                f" {CHECK_SOCKET_WAIT_S:.0f} s (serve polls {polls}until one comes)"
             )
         return (
-            f"{floor.name}: ws_url, socket open, first {message.update_type} frame"
+            f"{on.name}: ws_url, socket open, first {message.update_type} frame"
             f" ({len(message.updates)} space(s))"
         )
 
     if room_ids:
-        run.attempt("floor socket", socket, lambda text: text)
+        run.attempt(
+            "floor socket",
+            lambda: first_frame(floor, token_display, "presence", ""),
+            lambda text: text,
+        )
 
     # Entry-counted rooms: this floor's, else those of the first floor that has any, each
     # read with the token serve would use for that floor (a display token sees its floor only).
@@ -293,27 +298,11 @@ def _check_with(client, run: _CheckRun, values, displays, extra_display, stream_
 
         run.attempt("entry occupancy", counts, lambda text: text)
 
-        def occupancy_socket() -> str:
-            stream = stream_cls(
-                client, entry_floor.id, kind="occupancy", display_id=entry_display,
-                ping_interval=None,
-            )  # fmt: skip
-            try:
-                stream.connect()
-                message = stream.wait_first(CHECK_SOCKET_WAIT_S)
-            finally:
-                stream.close()
-            if message is None:
-                raise _CheckWarning(
-                    f"ws_url issued and the socket opened, but no frame within"
-                    f" {CHECK_SOCKET_WAIT_S:.0f} s (serve polls counts until one comes)"
-                )
-            return (
-                f"{entry_floor.name}: ws_url, socket open, first {message.update_type} frame"
-                f" ({len(message.updates)} space(s))"
-            )
-
-        run.attempt("occupancy socket", occupancy_socket, lambda text: text)
+        run.attempt(
+            "occupancy socket",
+            lambda: first_frame(entry_floor, entry_display, "occupancy", "counts "),
+            lambda text: text,
+        )
 
     def sensors() -> str:
         asked = [r.id for r in rooms]

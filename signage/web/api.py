@@ -54,20 +54,9 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("api_admin", __name__, url_prefix="/api/admin")
 
 API_PREFIX = "/api/admin/"
-UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 
 
-@bp.before_request
-def _guard() -> None:
-    """Who is calling (401), then may a session's unsafe call be forged (CSRF), then the role."""
-    principal = auth.load_principal(allow_token=True)
-    if principal is None:
-        abort(401)
-    if request.method in UNSAFE:
-        if principal.kind == "session" and not auth.csrf_ok():
-            abort(403, "missing or wrong X-CSRF-Token header (the console's form token)")
-        if not principal.can_write:
-            abort(403, "this token may only read")
+bp.before_request(auth.admin_api_guard)
 
 
 @bp.after_request

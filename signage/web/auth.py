@@ -244,6 +244,19 @@ def require_csrf() -> None:
         abort(403, "missing or expired form token: reload the page and try again")
 
 
+def admin_api_guard() -> None:
+    """The admin API's guard (every blueprint under /api/admin): who is calling (401), then
+    may a session's unsafe call be forged (CSRF, 403), then may this principal write (403)."""
+    principal = load_principal(allow_token=True)
+    if principal is None:
+        abort(401)
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        if principal.kind == "session" and not csrf_ok():
+            abort(403, "missing or wrong X-CSRF-Token header (the console's form token)")
+        if not principal.can_write:
+            abort(403, "this token may only read")
+
+
 # -- attempt limits --------------------------------------------------------------------------------
 class AttemptLimiter:
     """At most `limit` events per key within a sliding window of `window` seconds."""

@@ -24,21 +24,10 @@ logger = logging.getLogger(__name__)
 
 bp = Blueprint("api_calendars", __name__, url_prefix="/api/admin")
 
-UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 MAX_LINK = 2048
 
 
-@bp.before_request
-def _guard() -> None:
-    """The admin API's guard: who is calling (401), a forged session call (403), the role."""
-    principal = auth.load_principal(allow_token=True)
-    if principal is None:
-        abort(401)
-    if request.method in UNSAFE:
-        if principal.kind == "session" and not auth.csrf_ok():
-            abort(403, "missing or wrong X-CSRF-Token header (the console's form token)")
-        if not principal.can_write:
-            abort(403, "this token may only read")
+bp.before_request(auth.admin_api_guard)
 
 
 @bp.after_request
