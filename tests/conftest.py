@@ -28,11 +28,13 @@ FAST = {
 }
 
 
-# -- the simulator, in one shape or both ---------------------------------------------------------
-# Modules marked `both_shapes` run each simulator test twice: against the simulator's own
-# shapes (spaces with parent_id, maps under "data") and against the shapes of the reference's
-# samples (nested children, no parent_id, bare maps). Only those modules, since running every
-# test twice would double the suite's time. `--sim-shape` overrides it for a whole run.
+# -- the simulator, in both shapes ---------------------------------------------------------------
+# Every test that uses the simulator runs twice: against the simulator's own shapes (spaces with
+# parent_id, maps under "data") and against the shapes of the reference's samples (nested
+# children, no parent_id, bare maps), since the reference is the truth and the simulator only
+# one reading of it. A test marked `one_shape` runs in the default shape only: the simulator's
+# own tests of its default answers, and tests whose subject is not Density's data (say why at
+# the mark). `--sim-shape` forces one shape, or both, for a whole run.
 SIM_SHAPES = ("simulator", "reference")
 
 
@@ -41,27 +43,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--sim-shape",
         choices=(*SIM_SHAPES, "both"),
         default=None,
-        help="run every simulator test in this shape (both: each test in both shapes)",
+        help="run every simulator test in this shape (both: even tests marked one_shape)",
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "both_shapes: run the module's simulator tests in both simulator shapes"
-    )
-    config.addinivalue_line(
-        "markers", "one_shape: in a both_shapes module, a long test run in the default shape only"
+        "markers", "one_shape: a simulator test run in the default shape only (say why)"
     )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "sim_shape" not in metafunc.fixturenames:
         return
+    own = any(
+        "sim_shape" in str(mark.args[0]) for mark in metafunc.definition.iter_markers("parametrize")
+    )
+    if own:  # the test names its shapes itself
+        return
     forced = metafunc.config.getoption("--sim-shape")
-    definition = metafunc.definition
-    marked = definition.get_closest_marker("both_shapes") is not None
-    marked = marked and definition.get_closest_marker("one_shape") is None
-    if forced == "both" or (forced is None and marked):
+    one = metafunc.definition.get_closest_marker("one_shape") is not None
+    if forced == "both" or (forced is None and not one):
         metafunc.parametrize("sim_shape", SIM_SHAPES, indirect=True)
 
 

@@ -12,7 +12,6 @@ from signage.web import auth
 from tests.admin_helpers import Console, admin_rules, example_url, make_admin
 
 # The simulator answers in its own shapes and in the reference's (tests/conftest.py).
-pytestmark = pytest.mark.both_shapes
 
 
 def make_token(svc, role: str = "admin", name: str = "ci") -> dict[str, str]:

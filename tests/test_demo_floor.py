@@ -13,7 +13,6 @@ from signage.core.wayfinding import kiosk_wayfinding
 from signage.store import plans
 
 # The simulator answers in its own shapes and in the reference's (tests/conftest.py).
-pytestmark = pytest.mark.both_shapes
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 

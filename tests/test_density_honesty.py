@@ -26,7 +26,6 @@ from signage.sim import SimServer, SimSettings
 from tests.helpers import wait_until
 
 # The simulator answers in its own shapes and in the reference's (tests/conftest.py).
-pytestmark = pytest.mark.both_shapes
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from signage.sim import SimServer, SimSettings
 from tests.helpers import wait_until
 from tests.test_density_tokens import hammer
 
-pytestmark = [pytest.mark.timeout(60), pytest.mark.both_shapes]
+pytestmark = pytest.mark.timeout(60)
 
 CREDS = SimSettings()
 

@@ -19,8 +19,6 @@ from signage.density.client import DensityClient
 from signage.sim import SimServer, SimSettings
 from tests.helpers import wait_until
 
-pytestmark = pytest.mark.both_shapes
-
 PRESENCE_HEALTH = "POST /v3/analytics/presence-health"
 
 

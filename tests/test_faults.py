@@ -23,7 +23,6 @@ from tests.helpers import wait_until
 from tests.kiosks import Fleet
 
 # The simulator answers in its own shapes and in the reference's (tests/conftest.py).
-pytestmark = pytest.mark.both_shapes
 
 
 @pytest.fixture

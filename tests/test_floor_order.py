@@ -3,12 +3,9 @@ order for the console, the JSON API and the kiosks' other-floors panel."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.test_api import make_token
 
 # The simulator answers in its own shapes and in the reference's (tests/conftest.py).
-pytestmark = pytest.mark.both_shapes
 
 
 def _building(server):

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from tests.helpers import wait_until
 
-pytestmark = [pytest.mark.browser, pytest.mark.both_shapes]
+pytestmark = pytest.mark.browser
 
 FEED = "document.documentElement.dataset.feed"
 ZONE = ZoneInfo("Europe/Berlin")  # the simulated building's zone, so the displays' zone

@@ -14,7 +14,7 @@ from tests.conftest import server_config
 from tests.helpers import ServerThread, wait_until
 
 # Both: the simulator answers in its own shapes and in the reference's (tests/conftest.py).
-pytestmark = [pytest.mark.browser, pytest.mark.both_shapes]
+pytestmark = pytest.mark.browser
 
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 FEED = "document.documentElement.dataset.feed"

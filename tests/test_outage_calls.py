@@ -28,7 +28,6 @@ from tests.clocks import SteppedClock, settle, steady_workers
 from tests.helpers import wait_until
 
 # The simulator answers in its own shapes and in the reference's (tests/conftest.py).
-pytestmark = pytest.mark.both_shapes
 
 OUTAGE_S = 300.0
 FLOORS = 3

@@ -16,7 +16,6 @@ from signage.core.protocol import CLOSE_RELOAD
 from signage.web import auth
 
 # The simulator answers in its own shapes and in the reference's (tests/conftest.py).
-pytestmark = pytest.mark.both_shapes
 
 
 def floor_of(server) -> str:

@@ -24,8 +24,6 @@ from signage.sim import SimServer, SimSettings
 from tests.helpers import wait_until
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
 
-pytestmark = pytest.mark.both_shapes
-
 # Short intervals; the simulator's own refresh is slow (30 s) so that a raw frame sent through
 # the control API is not overwritten by the next refresh while a case looks at it.
 SETTINGS = FeedSettings(
