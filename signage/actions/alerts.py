@@ -146,7 +146,7 @@ class AlertWatcher:
     def check(self) -> list[dict[str, Any]]:
         """Look at every display and feed once; returns the reports it queued."""
         now = self.clock()
-        connected = {s.display_id for s in self.hub.subscribers()}
+        connected = {s.display_id for s in self.hub.screens()}  # previews are no screens
         if self.fleet is not None:
             # A display's screens may be held by another process of the fleet.
             anywhere = self.fleet.connected(connected, horizon=3 * self.interval + 5)

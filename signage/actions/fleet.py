@@ -28,7 +28,7 @@ def fleet_status(svc: Services) -> dict[str, Any]:
     # In a fleet (Redis), what every live process reported; this process's own from memory.
     view = svc.cluster.fleet_view() if svc.cluster is not None else None
     subs_by_display: dict[int, list[Any]] = {}
-    for sub in svc.hub.subscribers():
+    for sub in svc.hub.screens():  # a console preview is not a screen
         subs_by_display.setdefault(sub.display_id, []).append(sub)
     installed = set(svc.store.first_screens())
 
@@ -88,7 +88,7 @@ def fleet_status(svc: Services) -> dict[str, Any]:
         mirrored += [(f, None) for f in view.other_floors(f for f, _ in mirrored)]
     for floor_id, feed in mirrored:
         status = feed.status() if feed is not None else None
-        kiosks, holder = svc.hub.count(floor_id), None
+        kiosks, holder = len(svc.hub.screens(floor_id)), None
         if view is not None:  # the holder's view of the floor, kiosks of every process
             status, kiosks, holder = view.floor(floor_id, status)
         assert status is not None

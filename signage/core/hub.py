@@ -65,6 +65,8 @@ class Subscriber:
     # Monotonic times on the hub's clock (the hub sets both when it subscribes a kiosk).
     last_sent: float = field(default_factory=time.monotonic)
     info: dict = field(default_factory=dict)  # last heartbeat from the page
+    # A console preview (signage/actions/preview.py): fed like a screen, never counted as one.
+    preview: bool = False
     connected_at: float = field(default_factory=time.monotonic)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     _pending: memoryview | None = None  # the unsent rest of a frame (sender thread only)
@@ -115,9 +117,10 @@ class Hub:
         display_id: int,
         wakeup: threading.Event,
         sock: socket.socket | None = None,
+        preview: bool = False,
     ) -> Subscriber:
         """Register a kiosk; updates wait until `snapshot` queues its snapshot."""
-        sub = Subscriber(floor_id, display_id, wakeup, sock, self.queue_size)
+        sub = Subscriber(floor_id, display_id, wakeup, sock, self.queue_size, preview=preview)
         sub.last_sent = sub.connected_at = self.clock.monotonic()
         with self._lock:
             self._by_floor.setdefault(floor_id, set()).add(sub)
@@ -160,6 +163,11 @@ class Hub:
             if floor_id is not None:
                 return list(self._by_floor.get(floor_id, ()))
             return [s for subs in self._by_floor.values() for s in subs]
+
+    def screens(self, floor_id: str | None = None) -> list[Subscriber]:
+        """The subscribers that are screens: every one but the console's previews (what fleet
+        health, alerts and "screens connected" count)."""
+        return [s for s in self.subscribers(floor_id) if not s.preview]
 
     def count(self, floor_id: str | None = None) -> int:
         """How many kiosks are connected (to one floor, or in all)."""
@@ -217,7 +225,8 @@ class Hub:
             subs = [
                 s for subs in self._by_floor.values() for s in subs if s.display_id == display_id
             ]
-            queued = sum(1 for sub in subs if self._append(sub, frame))
+            # Previews get it too (they show what the screens show) but are not counted.
+            queued = sum(1 for sub in subs if self._append(sub, frame) and not sub.preview)
         self._wake()
         return queued
 

@@ -50,6 +50,7 @@ CLOSE_TOO_SLOW = 4001  # outbox overflowed: reconnect and take a fresh snapshot
 CLOSE_STALLED = 4002  # data stayed unsent longer than the send timeout
 CLOSE_RELOAD = 4003  # the display's configuration changed: reconnect for a new snapshot
 CLOSE_UNAUTHORIZED = 4401  # unknown or revoked credential: back to pairing
+CLOSE_EXPIRED = 4410  # a console preview's credential ran out: stop (never back to pairing)
 
 
 def dumps(message: dict[str, Any]) -> str:

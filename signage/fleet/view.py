@@ -39,7 +39,7 @@ def process_report(cluster: Cluster) -> dict[str, Any]:
     kiosks: dict[str, int] = {}
     hub = cluster.hub
     if hub is not None:
-        for sub in hub.subscribers():
+        for sub in hub.screens():  # a console preview is not a screen
             info = sub.info  # replaced whole by the socket's thread, never changed in place
             row = [sub.display_id, age(sub.connected_at), age(info.get("received_at"))]
             screens.append(row + [info.get(name) for name in SCREEN_FIELDS[3:]])

@@ -121,7 +121,7 @@ def _display_or_404(display_id: int) -> Display:
 def display_json(svc: Services, display: Display, connected: int | None = None) -> dict[str, Any]:
     """A display as the API shows it; its URLs (credentials) only to callers who may write."""
     if connected is None:
-        connected = sum(1 for s in svc.hub.subscribers() if s.display_id == display.id)
+        connected = sum(1 for s in svc.hub.screens() if s.display_id == display.id)
     out: dict[str, Any] = {
         "id": display.id,
         "name": display.name,
@@ -154,7 +154,7 @@ def displays_list() -> Response:
     """Every display."""
     svc = services()
     counts: dict[int, int] = {}
-    for sub in svc.hub.subscribers():
+    for sub in svc.hub.screens():
         counts[sub.display_id] = counts.get(sub.display_id, 0) + 1
     return jsonify(
         displays=[display_json(svc, d, counts.get(d.id, 0)) for d in svc.store.list_displays()]

@@ -29,6 +29,7 @@ from flask import (
 from markupsafe import Markup
 
 from signage import i18n
+from signage.actions import preview
 from signage.actions.announcements import etag_part as announcement_tag
 from signage.config import __version__, knobs_allowed
 from signage.core import floormap
@@ -53,7 +54,15 @@ _SPACE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # as signage/core/layout.py 
 
 
 def _display_or_404(credential: str) -> Display:
-    display = services().store.display_for_credential(credential)
+    """The display of a kiosk URL: its pairing credential or a console preview's (410 once
+    the preview has run out, so its page stops instead of going back to pairing)."""
+    svc = services()
+    try:
+        display = preview.display_for_kiosk(
+            svc.store, svc.config["SIGNAGE_SECRET_KEY"], credential, svc.feeds.clock.time()
+        )
+    except preview.PreviewExpired:
+        abort(410, description="this preview has ended: open it again from the console")
     if display is None:
         abort(404)
     return display
@@ -337,13 +346,17 @@ def kiosk_page(credential: str) -> Response:
     """A display's page: rendered with the current state, kept live by the socket."""
     display = _display_or_404(credential)
     settings = page_settings(display.settings)
+    # A console preview: no service worker, no saved state, no "paired" cookie in the
+    # console's browser (signage/actions/preview.py).
+    previewing = preview.is_preview(credential)
     config = {
         "mode": "kiosk",
         "socket": f"/ws/kiosk/{credential}",
         "state": f"/api/kiosk/{credential}/state",
         "heartbeat_s": services().config["SIGNAGE_HEARTBEAT_INTERVAL"],
-        "sw": "/kiosk/sw.js",
-        "storage_key": f"signage:kiosk:{display.id}",
+        "sw": None if previewing else "/kiosk/sw.js",
+        "storage_key": None if previewing else f"signage:kiosk:{display.id}",
+        "preview": previewing,
         "qr": f"/kiosk/{credential}/qr.svg" if settings["qr"] else None,
         "idle_s": 15,
         "hyphens_url": f"/api/kiosk/{credential}/hyphens",
@@ -353,6 +366,9 @@ def kiosk_page(credential: str) -> Response:
     response = Response(body, mimetype="text/html")
     response.headers["Cache-Control"] = "no-cache"
     _allow_logo(response, settings.get("logo_url"))
+    if previewing:
+        _allow_console_frame(response)
+        return response
     response.set_cookie(
         PAIRED_COOKIE,
         credential,
@@ -390,6 +406,17 @@ def _allow_logo(response: Response, logo_url: str | None) -> None:
         response.headers["Content-Security-Policy"] = content_security_policy(
             request.host, (origin,)
         )
+
+
+def _allow_console_frame(response: Response) -> None:
+    """A preview is shown in the console's frame: our own origin may frame it, nobody else."""
+    policy = response.headers.get("Content-Security-Policy") or content_security_policy(
+        request.host
+    )
+    response.headers["Content-Security-Policy"] = policy.replace(
+        "frame-ancestors 'none'", "frame-ancestors 'self'"
+    )
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
 
 
 @bp.get("/kiosk/<credential>/plan")

@@ -22,10 +22,11 @@ from simple_websocket import ConnectionClosed
 from wsproto.events import Pong
 
 from signage import config as settings
+from signage.actions import preview
 from signage.config import __version__
 from signage.core.feeds import Feed
 from signage.core.hub import Subscriber
-from signage.core.protocol import CLOSE_POLICY, CLOSE_UNAUTHORIZED, dumps
+from signage.core.protocol import CLOSE_EXPIRED, CLOSE_POLICY, CLOSE_UNAUTHORIZED, dumps
 from signage.services import Services
 from signage.store import Display, StoreUnavailable
 from signage.web import auth
@@ -159,19 +160,32 @@ class SocketCaps:
             self._warned.discard(("address", address))
 
 
-def _caps(svc: Services) -> SocketCaps:
-    """This app's socket caps (kept with its services, made on first use)."""
-    caps = svc.state.get("socket_caps")
+def _caps(svc: Services, previews: bool = False) -> SocketCaps:
+    """This app's socket caps (kept with its services, made on first use).
+
+    Console previews have caps of their own: a display's share for screens stays whole, and
+    no address cap (an office's admins share one NAT address with its screens).
+    """
+    key = "preview_caps" if previews else "socket_caps"
+    caps = svc.state.get(key)
     if caps is None:
         with svc.lock:
-            caps = svc.state.get("socket_caps")
+            caps = svc.state.get(key)
             if caps is None:
                 caps = SocketCaps(
                     svc.config["SIGNAGE_KIOSK_MAX_PER_DISPLAY"],
-                    svc.config["SIGNAGE_KIOSK_MAX_PER_ADDRESS"],
+                    1 << 62 if previews else svc.config["SIGNAGE_KIOSK_MAX_PER_ADDRESS"],
                 )
-                svc.state["socket_caps"] = caps
+                svc.state[key] = caps
     return caps
+
+
+def _lookup(svc: Services, credential: str) -> tuple[Display | None, float | None]:
+    """A socket's display and, for a preview, when it ends; PreviewExpired once it has."""
+    display = preview.display_for_kiosk(
+        svc.store, svc.config["SIGNAGE_SECRET_KEY"], credential, svc.feeds.clock.time()
+    )
+    return display, preview.expires_at(credential) if preview.is_preview(credential) else None
 
 
 def _handle_inbound(sub: Subscriber, raw: str | bytes) -> str | None:
@@ -183,7 +197,7 @@ def _handle_inbound(sub: Subscriber, raw: str | bytes) -> str | None:
     if not isinstance(message, dict):
         return None
     kind = message.get("type")
-    if kind in ("hello", "heartbeat"):
+    if kind in ("hello", "heartbeat") and not sub.preview:  # a preview's changes nothing
         # Keep only small scalar fields the fleet page shows; a page cannot grow our memory.
         # Assigned once, complete: the fleet report reads it from another thread.
         sub.info = {
@@ -265,14 +279,18 @@ def finish(ws: Any) -> None:
 def _serve_kiosk(ws: Any, credential: str) -> None:
     svc = services()
     try:
-        display = svc.store.display_for_credential(credential)
+        display, ends = _lookup(svc, credential)
     except StoreUnavailable:
         ws.close(CLOSE_TRY_LATER, "database unavailable")
+        return
+    except preview.PreviewExpired:
+        ws.close(CLOSE_EXPIRED, "preview expired")
         return
     if display is None:
         ws.close(CLOSE_UNAUTHORIZED, "unknown or revoked display")
         return
-    caps, address = _caps(svc), auth.address_key(request.remote_addr or "unknown")
+    caps = _caps(svc, previews=ends is not None)
+    address = auth.address_key(request.remote_addr or "unknown")
     refused, log = caps.take(display.id, address)
     if refused is not None:
         if log:  # once per display or address while it stays at its cap: no log flood
@@ -280,12 +298,15 @@ def _serve_kiosk(ws: Any, credential: str) -> None:
         ws.close(CLOSE_TOO_MANY, refused)
         return
     try:
-        _serve_display(ws, svc, credential, display)
+        _serve_display(ws, svc, credential, display, ends)
     finally:
         caps.give_back(display.id, address)
 
 
-def _serve_display(ws: Any, svc: Services, credential: str, display: Display) -> None:
+def _serve_display(
+    ws: Any, svc: Services, credential: str, display: Display, ends: float | None = None
+) -> None:
+    """Serve one socket; `ends` (a preview's end, on the services' wall clock) closes it then."""
     config = svc.config
     heartbeat_every = config["SIGNAGE_HEARTBEAT_INTERVAL"]
     budget = _InboundBudget(config["SIGNAGE_KIOSK_MAX_RATE"], config["SIGNAGE_KIOSK_MAX_RATE"] * 4)
@@ -293,9 +314,18 @@ def _serve_display(ws: Any, svc: Services, credential: str, display: Display) ->
     # The other floors' feeds, for the "free now on other floors" panel: shared and
     # reference-counted like the kiosk's own, so a floor never has two upstream sockets.
     siblings = svc.building.hold(display.floor_id) if svc.building else []
-    sub = svc.hub.subscribe(display.floor_id, display.id, ws.event, ws.sock)
-    event = {"event": "display", "display_id": display.id, "floor_id": display.floor_id}
-    logger.info("kiosk of display %s connected", display.id, extra={**event, "state": "connected"})
+    sub = svc.hub.subscribe(display.floor_id, display.id, ws.event, ws.sock, ends is not None)
+    clock = svc.feeds.clock
+    # A preview's own event name: a log reader counting screens must not count it.
+    kind = "kiosk" if ends is None else "preview"
+    event = {
+        "event": "display" if ends is None else "preview",
+        "display_id": display.id,
+        "floor_id": display.floor_id,
+    }
+    logger.info(
+        "%s of display %s connected", kind, display.id, extra={**event, "state": "connected"}
+    )
     close: tuple[int, str] | None = None
     try:
         snapshot = kiosk_snapshot(feed, display)
@@ -318,12 +348,19 @@ def _serve_display(ws: Any, svc: Services, credential: str, display: Display) ->
             if sub.close_code is not None:
                 close = (sub.close_code, sub.close_reason)
                 return
+            left = None if ends is None else ends - clock.time()
+            if left is not None and left <= 0:
+                close = (CLOSE_EXPIRED, "preview expired")
+                return
             now = time.monotonic()
             if now - checked_at >= heartbeat_every:
                 # A revoke or delete from another process (the CLI) reaches open sockets here.
                 checked_at = now
                 try:
-                    current = svc.store.display_for_credential(credential)
+                    current = _lookup(svc, credential)[0]
+                except preview.PreviewExpired:
+                    close = (CLOSE_EXPIRED, "preview expired")
+                    return
                 except StoreUnavailable:
                     # The database is down (the store logs that once): the feed needs none,
                     # so the kiosk keeps its socket and what it shows, and is checked again.
@@ -337,7 +374,8 @@ def _serve_display(ws: Any, svc: Services, credential: str, display: Display) ->
                 heartbeat["version"] = __version__
                 svc.hub.send(sub, dumps(heartbeat))
                 idle = 0.0
-            ws.event.wait(timeout=max(0.05, heartbeat_every - idle))
+            wait = heartbeat_every - idle if left is None else min(left, heartbeat_every - idle)
+            ws.event.wait(timeout=max(0.05, wait))
     except (ConnectionClosed, OSError):
         pass
     except StoreUnavailable:
@@ -354,7 +392,8 @@ def _serve_display(ws: Any, svc: Services, credential: str, display: Display) ->
             except (ConnectionClosed, OSError):
                 pass
         logger.info(
-            "kiosk of display %s disconnected",
+            "%s of display %s disconnected",
+            kind,
             display.id,
             extra={**event, "state": "disconnected", "close_code": close[0] if close else None},
         )

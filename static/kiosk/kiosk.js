@@ -271,7 +271,8 @@
 
   function onClosed(code) {
     link.socketLive = false;
-    if (code === 4401) { unpair(); return; }
+    // 4410: a console preview ran out; like a revoked credential it stops (but no pairing).
+    if (code === 4401 || code === 4410) { unpair(); return; }
     failures++;
     var delay;
     if (code === 1012) delay = 300 + Math.random() * 2700;
@@ -333,7 +334,7 @@
     fetch(config.state, { headers: headers, cache: "no-store", credentials: "omit" })
       .then(function (res) {
         if (res.status === 304) { link.pollOkAt = perf(); contact(null); return null; }
-        if (res.status === 404) { unpair(); return null; }
+        if (res.status === 404 || res.status === 410) { unpair(); return null; }
         if (!res.ok) throw new Error("status " + res.status);
         etag = res.headers.get("ETag");
         return res.json();
@@ -1700,7 +1701,7 @@
   var lastFreshText = null;
 
   function freshness(feed) {
-    if (link.unpaired) return t(isPhone ? "phone_revoked" : "unpaired");
+    if (link.unpaired) return t(isPhone ? "phone_revoked" : config.preview ? "preview_ended" : "unpaired");
     if (model.contactAt === null && !Object.keys(model.rooms).length) return t("feed_connecting");
     var contactTime = model.contactWall ? fmtTime(model.contactWall) : "–";
     if (noContact()) return t("feed_no_contact", { time: contactTime });
@@ -1851,7 +1852,8 @@
     renderFreshness();
     // The server answered (it refused the credential): hand the screen back to pairing so
     // it shows a new code instead of waiting for someone to come and reload it.
-    if (!isPhone) setTimeout(function () { location.assign("/pair"); }, 5000);
+    // A console preview stays where it is: the console's browser is no screen to pair.
+    if (!isPhone && !config.preview) setTimeout(function () { location.assign("/pair"); }, 5000);
   }
 
   // -- localStorage: never blank after a reload ------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response, flash, redirect, render_template, request, url_for
 
 from signage import i18n
+from signage.actions import preview
 from signage.actions.displays import (
     DEFAULT_SETTINGS,
     THEMES,
@@ -216,6 +217,21 @@ def display_command(display_id: int, action: str) -> Response:
     if request.form.get("back") == "fleet":
         return redirect(url_for("admin.fleet"))
     return redirect(url_for("admin.display_edit", display_id=display.id))
+
+
+@bp.get("/displays/<int:display_id>/preview")
+def display_preview(display_id: int) -> Response:
+    """The display's kiosk page through a fresh preview credential (read-only, 10 minutes):
+    the console's frames and its "Open kiosk" link. Issuing one writes nothing, so a viewer
+    account may preview too."""
+    svc = services()
+    issued = preview_for(svc, display_or_404(display_id))
+    return redirect(url_for("kiosk.kiosk_page", credential=issued.credential))
+
+
+def preview_for(svc: Services, display: Any) -> preview.Preview:
+    """A preview credential for a display, on the services' clock (a test's fake one)."""
+    return preview.issue(svc.config["SIGNAGE_SECRET_KEY"], display, svc.feeds.clock.time())
 
 
 # -- pairing ---------------------------------------------------------------------------------------
