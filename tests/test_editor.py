@@ -534,7 +534,7 @@ def test_an_admin_draws_a_floor_and_its_kiosk_shows_it(server, sim, floor, rooms
 
         tools = page.get_by_role("toolbar", name="Drawing tools")
         # A room: four corners, then the first again; then its space.
-        tools.get_by_role("button", name="Draw room").click()
+        tools.get_by_role("button", name="Polygon room").click()
         expect(page.locator("#tool-hint")).to_contain_text("Click the corners")
         for x, y in ((100, 50), (200, 50), (200, 100), (100, 100), (100, 50)):
             _click_plan(page, x, y)
@@ -586,9 +586,9 @@ def test_an_admin_draws_a_floor_and_its_kiosk_shows_it(server, sim, floor, rooms
         page.locator("#metres").dispatch_event("change")
         expect(page.locator("#scale-hint")).to_contain_text("40.0 m × 30.0 m")
 
-        page.click("#save")
+        page.click("#publish")
         expect(page.locator("#editor-status")).to_contain_text(
-            "Saved (version 1)", timeout=SERVER_MS
+            "Published (version 1)", timeout=SERVER_MS
         )
         expect(page.locator(f'#room-list li[data-space-id="{sid}"]')).to_contain_text("drawn")
 
@@ -750,9 +750,9 @@ def test_a_room_moves_whole_by_drag_and_arrow_keys_and_undo_puts_it_back(
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "editor-selected-room.png"))
 
-        page.click("#save")
+        page.click("#publish")
         expect(page.locator("#editor-status")).to_contain_text(
-            "Saved (version 2)", timeout=SERVER_MS
+            "Published (version 2)", timeout=SERVER_MS
         )
         stored = server.svc.store.get_layout(floor).data["rooms"][sid]
         assert _same(stored["outline"], expected), stored
@@ -947,9 +947,9 @@ def test_a_room_given_to_another_space_keeps_its_outline_and_kiosks_show_that_sp
         page.select_option("#room-space", target)
         page.click("#room-reassign")
 
-        page.click("#save")
+        page.click("#publish")
         expect(page.locator("#editor-status")).to_contain_text(
-            "Saved (version 2)", timeout=SERVER_MS
+            "Published (version 2)", timeout=SERVER_MS
         )
         stored = server.svc.store.get_layout(floor).data["rooms"]
         assert set(stored) == {target, taken}
@@ -991,7 +991,7 @@ def test_an_orphan_outline_is_shown_as_such_and_saves_once_given_to_a_room(
     try:
         page = ctx.new_page()
         # The first save is refused on purpose.
-        problems = _watch(page, allowed=("/layout.json",))
+        problems = _watch(page, allowed=("/draft.json",))
         _open_editor(page, server, floor)
         warnings = page.locator("#editor-warnings li")
         expect(warnings).to_have_count(1)
@@ -1007,8 +1007,12 @@ def test_an_orphan_outline_is_shown_as_such_and_saves_once_given_to_a_room(
             re.compile(r"\bgone\b")
         )
 
-        page.click("#save")
-        expect(page.locator("#editor-status")).to_contain_text("Not saved")
+        page.click("#publish")  # nothing changed: there is no draft to publish
+        expect(page.locator("#editor-status")).to_contain_text("Nothing to publish")
+        page.locator(f'#room-list li[data-space-id="{sid}"] button').click()
+        page.keyboard.press("ArrowRight")  # a change: the draft with the orphan is refused
+        page.click("#publish")
+        expect(page.locator("#editor-status")).to_contain_text("Draft not saved")
         expect(page.locator("#editor-status")).to_contain_text("spc_gone")
         expect(page.locator("#editor-status")).to_contain_text("give their outlines to rooms")
         assert server.svc.store.get_layout(floor).version == 1
@@ -1032,9 +1036,9 @@ def test_an_orphan_outline_is_shown_as_such_and_saves_once_given_to_a_room(
             "points", "200,150 240,150 240,190 200,190"
         )
 
-        page.click("#save")
+        page.click("#publish")
         expect(page.locator("#editor-status")).to_contain_text(
-            "Saved (version 2)", timeout=SERVER_MS
+            "Published (version 2)", timeout=SERVER_MS
         )
         stored = server.svc.store.get_layout(floor).data["rooms"]
         assert set(stored) == {sid, target}

@@ -15,11 +15,13 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from signage.actions import audit
 from signage.core.errors import FeedUnavailable
 from signage.core.hub import Hub
 from signage.core.layout import LayoutError, check_point, empty_layout, validate_layout
 from signage.core.protocol import CLOSE_RELOAD
 from signage.store import Display, Plan, Store, StoreError, plans
+from signage.store.plan_versions import Draft, LayoutHistory
 
 if TYPE_CHECKING:
     from signage.services import Services
@@ -39,7 +41,7 @@ class LayoutRefused(Exception):
 
 
 # -- plans -------------------------------------------------------------------------------------
-def _reload_floor(store: Store, hub: Hub, floor_id: str, reason: str) -> int:
+def reload_floor(store: Store, hub: Hub, floor_id: str, reason: str) -> int:
     """Have every screen of a floor's displays reconnect for what changed; how many sockets."""
     return sum(
         hub.close_display(display.id, CLOSE_RELOAD, reason)
@@ -52,16 +54,28 @@ def replace_plan(
 ) -> Plan:
     """Store a floor's plan (SVG is sanitised first; plans.PlanError when refused); the floor's
     screens reload to show it."""
-    record = plans.store_plan(store, config, floor_id, data, by)
-    _reload_floor(store, hub, floor_id, "floor plan changed")
+    with audit.change(store, "plan.replace", "plan", floor_id, floor_id,
+                      before=audited_plan(store, floor_id), after_from="plan"):  # fmt: skip
+        record = plans.store_plan(store, config, floor_id, data, by)
+    reload_floor(store, hub, floor_id, "floor plan changed")
     return record
+
+
+def audited_plan(store: Store, floor_id: str) -> dict[str, Any] | None:
+    """A floor's plan as the audit trail records it (None: the floor has none)."""
+    plan = store.get_plan(floor_id)
+    if plan is None:
+        return None
+    return {"content_type": plan.content_type, "size": plan.size, "sha256": plan.sha256}
 
 
 def remove_plan(store: Store, hub: Hub, config: dict[str, Any], floor_id: str) -> bool:
     """Remove a floor's plan (False: it had none); its screens go back to the schematic."""
-    if not plans.delete_plan(store, config, floor_id):
-        return False
-    _reload_floor(store, hub, floor_id, "floor plan changed")
+    with audit.change(store, "plan.remove", "plan", floor_id, floor_id,
+                      before=audited_plan(store, floor_id)):  # fmt: skip
+        if not plans.delete_plan(store, config, floor_id):
+            return False
+    reload_floor(store, hub, floor_id, "floor plan changed")
     return True
 
 
@@ -132,13 +146,20 @@ def here_of(display: Display) -> list[float] | None:
     return None
 
 
-def layout_document(svc: Services, floor_id: str, plan_url: str) -> dict[str, Any]:
-    """Everything the editor loads: floor, version, layout, plan, the floor's rooms, displays."""
+def layout_document(
+    svc: Services, floor_id: str, plan_url: str, draft: Draft | None = None
+) -> dict[str, Any]:
+    """Everything the editor loads: floor, version, layout, plan, the floor's rooms, displays.
+
+    With a `draft`, its layout is the one given (and checked for warnings); `version` stays the
+    published one.
+    """
     ctx = floor_context(svc, floor_id)
     plan = _plan_info(svc, floor_id, plan_url)
     stored = svc.store.get_layout(floor_id)
-    if stored is not None:
-        layout = stored.data
+    drawn = draft.data if draft is not None else stored.data if stored is not None else None
+    if drawn is not None:
+        layout = drawn
         if (
             plan
             and plan["width"]
@@ -164,8 +185,11 @@ def layout_document(svc: Services, floor_id: str, plan_url: str) -> dict[str, An
                 + ". Give them to a room of this floor or delete them before saving."
             )
     displays = svc.store.list_displays(floor_id)
+    heres = {d.id: here_of(d) for d in displays}
+    if draft is not None:
+        heres.update({k: v for k, v in draft.here.items() if k in heres})
     for display in displays:
-        here = here_of(display)
+        here = heres[display.id]
         if here is not None:
             try:
                 check_point(here, layout)
@@ -182,22 +206,20 @@ def layout_document(svc: Services, floor_id: str, plan_url: str) -> dict[str, An
         "spaces": ctx.spaces if ctx.spaces is not None else [],
         "error": ctx.error,
         "warnings": ctx.warnings,
-        "displays": [{"id": d.id, "name": d.name, "here": here_of(d)} for d in displays],
+        "displays": [{"id": d.id, "name": d.name, "here": heres[d.id]} for d in displays],
     }
 
 
-def save_layout(svc: Services, floor_id: str, body: Any, updated_by: str | None) -> int:
-    """Check and store a layout sent as {"version": n, "layout": {...}}; the new version.
+def version_field(body: dict[str, Any], key: str, what: str) -> int:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_VERSION:
+        raise LayoutRefused(400, f"{key} must be the whole number the editor loaded ({what})")
+    return value
 
-    The floor's kiosks reload to show it. LayoutRefused 400 (bad layout), 404, 409 (saved by
-    someone else since `version`) or 503 (new rooms while Density cannot be reached).
-    """
-    if not isinstance(body, dict):
-        raise LayoutRefused(400, 'the body must be a JSON object {"version": n, "layout": {...}}')
-    version = body.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < MAX_VERSION:
-        raise LayoutRefused(400, "version must be the whole number the editor loaded (0 for none)")
-    data = body.get("layout")
+
+def checked_layout(svc: Services, floor_id: str, data: Any) -> dict[str, Any]:
+    """A layout checked against the floor's rooms, as it will be stored; LayoutRefused 400,
+    404 or 503 (new rooms while Density cannot be reached)."""
     if not isinstance(data, dict):
         raise LayoutRefused(400, "layout must be a JSON object")
     ctx = floor_context(svc, floor_id)
@@ -205,9 +227,11 @@ def save_layout(svc: Services, floor_id: str, body: Any, updated_by: str | None)
     named = set(rooms) if isinstance(rooms, dict) else set()
     known = ctx.space_ids
     if known is None:
-        # Density is away: rooms already stored were checked when they were saved.
+        # Density is away: rooms already stored (published or drafted) were checked then.
         stored = svc.store.get_layout(floor_id)
+        draft = LayoutHistory(svc.store).draft(floor_id)
         known = set(stored.data.get("rooms", {})) if stored else set()
+        known |= set(draft.data.get("rooms", {})) if draft else set()
         unchecked = sorted(str(s) for s in named - known)
         if unchecked:
             raise LayoutRefused(
@@ -229,14 +253,36 @@ def save_layout(svc: Services, floor_id: str, body: Any, updated_by: str | None)
                 + "; give their outlines to rooms of this floor or delete them, and save again",
             )
     try:
-        clean = validate_layout(data, known)
+        return validate_layout(data, known)
     except LayoutError as exc:
         raise LayoutRefused(400, str(exc)) from exc
+
+
+def save_layout(svc: Services, floor_id: str, body: Any, updated_by: str | None) -> int:
+    """Check and publish a layout sent as {"version": n, "layout": {...}}; the new version.
+
+    The JSON API's way (and the editor's before drafts): live at once, kept as a version. The
+    floor's kiosks reload to show it. A draft of the floor is left as it is (publishing it later
+    is refused as a conflict, since it was drawn over an older version). LayoutRefused 400 (bad
+    layout), 404, 409 (saved by someone else since `version`) or 503 (new rooms while Density
+    cannot be reached).
+    """
+    if not isinstance(body, dict):
+        raise LayoutRefused(400, 'the body must be a JSON object {"version": n, "layout": {...}}')
+    version = version_field(body, "version", "0 for none")
+    clean = checked_layout(svc, floor_id, body.get("layout"))
     try:
-        saved = svc.store.put_layout(floor_id, clean, updated_by, expected_version=version)
+        stored = svc.store.get_layout(floor_id)
+        with audit.change(svc.store, "layout.publish", "layout", floor_id, floor_id,
+                          before=audited_layout(stored.data if stored else None, stored),
+                          after=audited_layout(clean, None), after_from="layout",
+                          only_changes=False):  # fmt: skip
+            saved = LayoutHistory(svc.store).publish(
+                floor_id, clean, expected_version=version, published_by=updated_by
+            )
     except StoreError as exc:
         raise LayoutRefused(409, str(exc), "conflict") from exc
-    closed = _reload_floor(svc.store, svc.hub, floor_id, "floor layout changed")
+    closed = reload_floor(svc.store, svc.hub, floor_id, "floor layout changed")
     logger.info(
         "floor %s layout saved (version %d); %d kiosk socket(s) reloading",
         floor_id,
@@ -244,6 +290,14 @@ def save_layout(svc: Services, floor_id: str, body: Any, updated_by: str | None)
         closed,
     )
     return saved.version
+
+
+def audited_layout(data: dict[str, Any] | None, stored: Any) -> dict[str, Any] | None:
+    """A layout as the audit trail records it: its version and what it holds, counted."""
+    if data is None:
+        return None
+    counts = {k: len(v) for k, v in data.items() if isinstance(v, dict | list)}
+    return {**counts, **({"version": stored.version} if stored is not None else {})}
 
 
 def set_here(svc: Services, display: Display, body: Any) -> list[float] | None:
@@ -267,7 +321,10 @@ def set_here(svc: Services, display: Display, body: Any) -> list[float] | None:
             raise LayoutRefused(400, str(exc)) from exc
         settings["here"] = point
     try:
-        svc.store.update_display_settings(display.id, settings)
+        with audit.change(svc.store, "display.place", "display", display.id, display.name,
+                          before={"here": display.settings.get("here")},
+                          after={"here": point}):  # fmt: skip
+            svc.store.update_display_settings(display.id, settings)
     except StoreError as exc:
         raise LayoutRefused(404, f"no display {display.id}", "not_found") from exc
     svc.hub.close_display(display.id, CLOSE_RELOAD, "display placed on its floor")

@@ -225,6 +225,31 @@ MIGRATIONS: tuple[Migration, ...] = (
         first_at REAL NOT NULL
     );
     """,
+    # A floor's layout as drafted in the editor (kiosks keep the published one in `layouts` until
+    # an admin publishes), and the last published versions, with who and when, to restore one.
+    # `here` holds the draft's "you are here" changes by display id (JSON), applied on publishing.
+    """
+    CREATE TABLE layout_drafts (
+        floor_id TEXT PRIMARY KEY,
+        base_version INTEGER NOT NULL,
+        revision INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        here TEXT NOT NULL DEFAULT '{}',
+        updated_at TEXT NOT NULL,
+        updated_by TEXT,
+        restored_from INTEGER
+    );
+    CREATE TABLE layout_versions (
+        id INTEGER PRIMARY KEY,
+        floor_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        published_at TEXT NOT NULL,
+        published_by TEXT,
+        restored_from INTEGER,
+        UNIQUE (floor_id, version)
+    );
+    """,
 )
 
 __all__ = ["MIGRATIONS"]

@@ -39,7 +39,7 @@ from signage.core.errors import FeedUnavailable
 from signage.core.layout import LayoutError, check_point
 from signage.core.protocol import FREE, ROOM_STATES, UNKNOWN
 from signage.core.wayfinding import kiosk_wayfinding
-from signage.store import Display, Plan, plans
+from signage.store import Display, Layout, Plan, plans
 from signage.web.admin.plans import plan_response
 from signage.web.current import services
 from signage.web.security import content_security_policy, image_origin
@@ -211,10 +211,13 @@ def _plan_size(record: Plan, fallback: tuple[float, float] | None) -> tuple[floa
     return sizes[record.sha256] or fallback
 
 
-def _plan_and_wayfinding(display: Display, plan_url: str) -> tuple[dict | None, dict | None]:
-    """The floor's plan (address and own size) and the routes from the display's "you are here"."""
+def _plan_and_wayfinding(
+    display: Display, plan_url: str, layout: Layout | None = None
+) -> tuple[dict | None, dict | None]:
+    """The floor's plan (address and own size) and the routes from the display's "you are here"
+    (over `layout` when given: the console's draft preview; else the published layout)."""
     svc = services()
-    layout = svc.store.get_layout(display.floor_id)
+    layout = layout or svc.store.get_layout(display.floor_id)
     plan = None
     record = svc.store.get_plan(display.floor_id)
     if record is not None:
@@ -295,10 +298,15 @@ def _test_knobs() -> dict[str, Any] | None:
 
 
 def _render(
-    template: str, display: Display, config: dict[str, Any], qr: Markup | None, plan_url: str
+    template: str,
+    display: Display,
+    config: dict[str, Any],
+    qr: Markup | None,
+    plan_url: str,
+    layout: Layout | None = None,
 ) -> str:
     snapshot = _snapshot_or_none(display)
-    floor_plan, wayfinding = _plan_and_wayfinding(display, plan_url)
+    floor_plan, wayfinding = _plan_and_wayfinding(display, plan_url, layout)
     settings = page_settings(display.settings)
     messages = i18n.catalogue(settings["language"])
     orientation = settings["orientation"] or "landscape"
@@ -339,6 +347,12 @@ def _render(
         config=config,
         version=__version__,
     )
+
+
+def render_draft(display: Display, config: dict[str, Any], plan_url: str, layout: Layout) -> str:
+    """The kiosk page of `display` over a layout not yet published: the floor editor's draft
+    preview (signage/web/admin/editor.py), the real page with its real template and script."""
+    return _render("kiosk/kiosk.html", display, config, None, plan_url, layout)
 
 
 @bp.get("/kiosk/<credential>")

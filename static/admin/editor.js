@@ -1,7 +1,9 @@
 // The floor editor: room outlines, doors, corridors and "you are here" over a floor's plan.
 // The drawing is kept as the very document the server checks (signage/core/layout.py) and is saved
-// with the version it was loaded at, so two admins never overwrite each other unnoticed.
-// Every string from the server enters the page through textContent or setAttribute.
+// as the floor's draft (by itself every few seconds, or with Save draft) with the revision it was
+// loaded at, so two admins never overwrite each other unnoticed. Screens keep the published layout
+// until Publish (signage/actions/drafts.py). Every string from the server enters the page through
+// textContent or setAttribute.
 (function () {
   "use strict";
   var SVGNS = "http://www.w3.org/2000/svg";
@@ -10,15 +12,22 @@
   var root = document.getElementById("editor");
   var POLL_MS = 5000;
   var HISTORY = 100;
+  var AUTOSAVE_MS = 2000;  // a draft is saved this long after the last change at the latest
+  var SNAP_PX = 8;         // a point this close (screen pixels) to a corner or an edge lands on it
+  var MIN_RECT_PX = 6;     // a drag shorter than this is a click, not a rectangle
 
   var HINTS = {
     select: "Click an outline, door, corridor node, segment or marker to select it; drag its " +
       "points to move them, or drag inside a room to move it whole (the arrow keys move the " +
       "selection too; Shift for bigger steps). Delete removes the selection (a point, a door or " +
       "the whole room).",
+    rect: "Drag from one corner of a room to the opposite one, then choose its Density space. " +
+      "Corners snap to the plan's edges and to other rooms' corners and walls (S turns snapping " +
+      "on and off). Escape discards the outline.",
     room: "Click the corners of a room one by one (Backspace takes back the last). Click the " +
       "first point again (or press Enter) to close the outline, then choose its Density space. " +
-      "Escape discards the outline.",
+      "Corners snap to the plan's edges and other rooms (S turns snapping on and off). Escape " +
+      "discards the outline.",
     door: "Select a room (here, in the list or with Select), then click where its door is. " +
       "Routes on the kiosks end at the door.",
     corridor: "Click to add corridor points; each click joins the previous one. Click an " +
@@ -48,7 +57,16 @@
     warnings: [],      // what the server said at load (Density away, misplaced displays...)
     loadedGone: [],    // outlines whose space was not a room of the floor when loaded
     warningsKey: null,
-    spaceChoiceKey: null
+    spaceChoiceKey: null,
+    published: null,   // {version, updated_at, updated_by} of what screens show, or null
+    publishedHere: {}, // display id -> "you are here" as published
+    draftInfo: null,   // the server's view of the draft (revision, diff...), or null
+    revision: 0,       // the draft's revision this drawing was loaded or saved at (0: none)
+    savedKey: null,    // the drawing as last saved (or loaded): anything else is unsaved
+    versions: [],
+    snap: true,
+    snapHit: null,     // where the pointer would land now: {p, kind}
+    rect: null         // the rectangle being dragged: {start, end}
   };
 
   function $(id) { return document.getElementById(id); }
@@ -218,6 +236,87 @@
     return Math.hypot(a[0] - b[0], a[1] - b[1]) <= px * k;
   }
 
+  // The point of segment a-b nearest to p.
+  function nearestOnSegment(p, a, b) {
+    var dx = b[0] - a[0], dy = b[1] - a[1];
+    var len = dx * dx + dy * dy;
+    var t = len ? ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len : 0;
+    t = Math.max(0, Math.min(1, t));
+    return [a[0] + t * dx, a[1] + t * dy];
+  }
+
+  // Where a point drawn at p lands: on another room's corner, else on another room's wall, else
+  // (each axis apart) on the plan's edge, when one is within SNAP_PX screen pixels. Rooms drawn
+  // side by side then share their walls exactly, and no sliver is left between them.
+  function snapped(p, skipRoom) {
+    if (!state.snap || !state.layout) return { p: p, kind: null };
+    var L = state.layout;
+    var tol = SNAP_PX * unitsPerPixel();
+    var best = null, bestD = tol;
+    var ids = Object.keys(L.rooms).filter(function (sid) { return sid !== skipRoom; });
+    ids.forEach(function (sid) {
+      L.rooms[sid].outline.forEach(function (q) {
+        var d = Math.hypot(q[0] - p[0], q[1] - p[1]);
+        if (d <= bestD) { bestD = d; best = { p: [q[0], q[1]], kind: "corner" }; }
+      });
+    });
+    if (best) return best;
+    bestD = tol;
+    ids.forEach(function (sid) {
+      var o = L.rooms[sid].outline;
+      for (var i = 0; i < o.length; i++) {
+        var q = nearestOnSegment(p, o[i], o[(i + 1) % o.length]);
+        var d = Math.hypot(q[0] - p[0], q[1] - p[1]);
+        if (d <= bestD) { bestD = d; best = { p: [round2(q[0]), round2(q[1])], kind: "wall" }; }
+      }
+    });
+    if (best) return best;
+    var x = p[0], y = p[1], hit = false;
+    if (x <= tol) { x = 0; hit = true; } else if (L.width - x <= tol) { x = L.width; hit = true; }
+    if (y <= tol) { y = 0; hit = true; } else if (L.height - y <= tol) { y = L.height; hit = true; }
+    return { p: [x, y], kind: hit ? "edge" : null };
+  }
+
+  function rectCorners(a, b) {
+    return [[a[0], a[1]], [b[0], a[1]], [b[0], b[1]], [a[0], b[1]]];
+  }
+
+  // Moves each room's name off corridor points it would cover: tried at the room's centre, then
+  // above and below it, then to the sides; the first place clear of every point wins (else the
+  // centre). The boxes are the rendered text's own, so long names are measured, not guessed.
+  function placeLabels(labels) {
+    var nodes = state.layout.nodes;
+    if (!nodes.length) return;
+    var k = unitsPerPixel();
+    labels.forEach(function (item) {
+      var box;
+      try { box = item.label.getBBox(); } catch (e) { return; }
+      if (!box.width) return;
+      var pad = 3 * k;
+      function clear(dx, dy) {
+        return nodes.every(function (n) {
+          var r = (n.kind === "corridor" ? 5 : 9) * k + pad;
+          var cx = Math.max(box.x + dx, Math.min(n.x, box.x + dx + box.width));
+          var cy = Math.max(box.y + dy, Math.min(n.y, box.y + dy + box.height));
+          return Math.hypot(n.x - cx, n.y - cy) > r;
+        });
+      }
+      var h = box.height + 4 * k, w = box.width / 2 + 12 * k;
+      var tries = [[0, 0], [0, -h], [0, h], [0, -2 * h], [0, 2 * h], [-w, 0], [w, 0],
+        [-w, -h], [w, -h], [-w, h], [w, h]];
+      var inRoom = tries.filter(function (t) {
+        return inside([item.c[0] + t[0], item.c[1] + t[1]], item.outline);
+      });
+      var pick = inRoom.concat(tries).filter(function (t) { return clear(t[0], t[1]); })[0];
+      if (!pick || (!pick[0] && !pick[1])) return;
+      item.parts.forEach(function (node) {
+        node.setAttribute("x", String(parseFloat(node.getAttribute("x")) + pick[0]));
+        node.setAttribute("y", String(parseFloat(node.getAttribute("y")) + pick[1]));
+      });
+      item.label.setAttribute("data-moved", "true");
+    });
+  }
+
   // -- drawing -----------------------------------------------------------------------------------
   function render() {
     if (!state.layout) return;
@@ -247,6 +346,7 @@
     }
 
     var showLive = $("live").checked;
+    var labels = [];
     var roomsLayer = make("g", { "class": "rooms" }, svg);
     Object.keys(L.rooms).forEach(function (sid) {
       var room = L.rooms[sid];
@@ -264,14 +364,19 @@
         "data-role": "room", "data-room": sid
       }, g);
       var c = centroid(room.outline);
-      var label = make("text", { x: c[0], y: c[1], "font-size": 14 * k, "class": "room-label" }, g);
+      var label = make("text", {
+        x: c[0], y: c[1], "font-size": 14 * k, "class": "room-label", "data-label-for": sid
+      }, g);
       label.textContent = (gone ? "⚠ " : "") + spaceName(sid);
+      var parts = [label];
       if (gone) {
         var note = make("text", {
           x: c[0], y: c[1] + 17 * k, "font-size": 12 * k, "class": "room-label orphan-label"
         }, g);
         note.textContent = "not on this floor: reassign or delete";
+        parts.push(note);
       }
+      labels.push({ label: label, parts: parts, c: c, outline: room.outline });
       if (room.door) {
         make("circle", {
           cx: room.door[0], cy: room.door[1], r: 6 * k, "class": "door",
@@ -300,6 +405,8 @@
       }
     });
 
+    placeLabels(labels);
+
     var heres = make("g", { "class": "heres" }, svg);
     state.displays.forEach(function (d) {
       if (!d.here) return;
@@ -325,14 +432,28 @@
     var outline = state.draft.length ? state.draft : (state.pending || []);
     if (outline.length) {
       var draft = make("g", { "class": "draft" }, svg);
-      make(state.pending ? "polygon" : "polyline", {
+      make(state.pending || state.rect ? "polygon" : "polyline", {
         points: outline.map(function (p) { return p[0] + "," + p[1]; }).join(" ")
       }, draft);
       outline.forEach(function (p, i) {
         make("circle", { cx: p[0], cy: p[1], r: (i === 0 ? 8 : 5) * k, "class": i === 0 ? "start" : "" }, draft);
       });
     }
+    snapMark = make("circle", { r: 7 * k, "class": "snap-mark", cx: -1000, cy: -1000 }, svg);
+    showSnap(state.snapHit);
     renderSide();
+  }
+
+  var snapMark = null;
+
+  // A ring where the pointer's point would snap to (nothing when it would not).
+  function showSnap(hit) {
+    state.snapHit = hit;
+    if (!snapMark) return;
+    var on = hit && hit.kind;
+    snapMark.setAttribute("cx", on ? hit.p[0] : -1000);
+    snapMark.setAttribute("cy", on ? hit.p[1] : -1000);
+    snapMark.setAttribute("data-kind", on ? hit.kind : "");
   }
 
   function renderSide() {
@@ -389,8 +510,10 @@
       var li = html("li", null, "display-item");
       li.dataset.displayId = d.id;
       li.appendChild(html("span", d.name));
-      var changed = JSON.stringify(d.here) !== JSON.stringify(state.savedHere[d.id]);
-      li.appendChild(html("span", (d.here ? "placed" : "not placed") + (changed ? " (unsaved)" : ""), "room-status"));
+      var was = state.publishedHere[String(d.id)] || null;
+      var changed = JSON.stringify(d.here || null) !== JSON.stringify(was);
+      li.appendChild(html("span", (d.here ? "placed" : "not placed") +
+        (changed ? " (in the draft, not published)" : ""), "room-status"));
       dl.appendChild(li);
     });
     if (!state.displays.length) dl.appendChild(html("li", "No display is on this floor yet.", "muted"));
@@ -494,7 +617,7 @@
     L.rooms[sid] = L.rooms[sel.id];
     delete L.rooms[sel.id];
     state.selection = { type: "room", id: sid };
-    status("The outline of " + was + " now belongs to " + spaceName(sid) + ": save to keep it.");
+    status("The outline of " + was + " now belongs to " + spaceName(sid) + ": it goes into the draft.");
     render();
   }
 
@@ -543,9 +666,19 @@
   }
 
   // -- tools -------------------------------------------------------------------------------------
+  function setSnap(on) {
+    state.snap = on;
+    $("snap").checked = on;
+    if (!on) showSnap(null);
+    status(on ? "Snapping on: points land on nearby corners, walls and plan edges."
+      : "Snapping off: points land exactly where you click.");
+  }
+
   function setTool(tool) {
     if (!HINTS[tool]) return;
-    if (state.tool === "room" && tool !== "room") state.draft = [];
+    if ((state.tool === "room" || state.tool === "rect") && tool !== state.tool) state.draft = [];
+    state.rect = null;
+    state.snapHit = null;
     state.tool = tool;
     state.chain = null;
     Array.prototype.forEach.call(document.querySelectorAll(".tool"), function (b) {
@@ -693,7 +826,20 @@
         closeDraft();
         return;
       }
-      state.draft.push(p);
+      state.draft.push(snapped(p).p);
+      render();
+      return;
+    }
+
+    if (state.tool === "rect") {
+      if (state.pending) {
+        status("Choose the outline's room first (or discard it).", "error");
+        return;
+      }
+      var start = snapped(p).p;
+      state.rect = { start: start, end: start, clientX: evt.clientX, clientY: evt.clientY };
+      state.draft = [];
+      svg.setPointerCapture(evt.pointerId);
       render();
       return;
     }
@@ -739,14 +885,27 @@
       var d = displayById(parseInt(value, 10));
       d.here = p;
       state.selection = { type: "here", id: d.id };
-      status("“You are here” of " + d.name + " placed: save to send it to its screens.");
+      status("“You are here” of " + d.name + " placed: publish to send it to its screens.");
       render();
     }
   }
 
   function onPointerMove(evt) {
     var drag = state.drag;
-    if (!drag) return;
+    if (state.rect) {
+      var hit = snapped(toPoint(evt));
+      state.rect.end = hit.p;
+      state.draft = rectCorners(state.rect.start, hit.p);
+      state.snapHit = hit;
+      render();
+      return;
+    }
+    if (!drag) {
+      if ((state.tool === "room" || state.tool === "rect") && state.layout && !state.pending) {
+        showSnap(snapped(toPoint(evt)));
+      }
+      return;
+    }
     var p = toPoint(evt);
     // A click that trembles a pixel or two is a selection, not a move of the whole room.
     if (drag.kind === "room" && !drag.moved &&
@@ -759,7 +918,11 @@
     if (drag.kind === "room" && L.rooms[drag.room]) {
       shiftRoom(L.rooms[drag.room], drag.outline, drag.door,
         p[0] - drag.start[0], p[1] - drag.start[1]);
-    } else if (drag.kind === "vertex" && L.rooms[drag.room]) L.rooms[drag.room].outline[drag.index] = p;
+    } else if (drag.kind === "vertex" && L.rooms[drag.room]) {
+      var at = snapped(p, drag.room);
+      state.snapHit = at;
+      L.rooms[drag.room].outline[drag.index] = at.p;
+    }
     else if (drag.kind === "door" && L.rooms[drag.room]) L.rooms[drag.room].door = p;
     else if (drag.kind === "node") {
       var n = nodeById(drag.id);
@@ -769,11 +932,29 @@
   }
 
   function onPointerUp(evt) {
+    if (state.rect) {
+      if (svg.hasPointerCapture(evt.pointerId)) svg.releasePointerCapture(evt.pointerId);
+      var r = state.rect;
+      state.rect = null;
+      var k = unitsPerPixel();
+      var big = Math.abs(r.end[0] - r.start[0]) >= MIN_RECT_PX * k &&
+        Math.abs(r.end[1] - r.start[1]) >= MIN_RECT_PX * k;
+      if (!big) {
+        state.draft = [];
+        status("Drag from one corner of the room to the opposite one.", "error");
+        render();
+        return;
+      }
+      state.draft = rectCorners(r.start, r.end);
+      closeDraft();
+      return;
+    }
+    if (state.drag && state.drag.kind === "vertex") state.snapHit = null;
     if (state.drag && svg.hasPointerCapture(evt.pointerId)) svg.releasePointerCapture(evt.pointerId);
     var moved = state.drag && state.drag.kind === "room" && state.drag.moved ? state.drag.room : null;
     state.drag = null;
     state.nudged = null;
-    if (moved) status("Room " + spaceName(moved) + " moved with its door: save to keep it.");
+    if (moved) status("Room " + spaceName(moved) + " moved with its door: it goes into the draft.");
   }
 
   // Arrow keys move the selected corner, door or whole room: the editor works without a mouse.
@@ -804,7 +985,7 @@
     state.nudged = what;
     room.outline = moved.outline;
     room.door = moved.door;
-    status("Room " + spaceName(sel.id) + " moved: save to keep it.");
+    status("Room " + spaceName(sel.id) + " moved: it goes into the draft.");
     render();
     return true;
   }
@@ -818,7 +999,12 @@
     } else if (/^Arrow(Left|Right|Up|Down)$/.test(evt.key) && !typing && !evt.ctrlKey &&
                !evt.metaKey && !evt.altKey) {
       if (nudge(evt)) evt.preventDefault();  // else the page scrolls as usual
+    } else if ((evt.key === "s" || evt.key === "S") && !typing && !evt.ctrlKey && !evt.metaKey &&
+               !evt.altKey) {
+      evt.preventDefault();
+      setSnap(!state.snap);
     } else if (evt.key === "Escape") {
+      state.rect = null;
       if (state.draft.length) state.draft = [];
       else if (state.chain) state.chain = null;
       else state.selection = null;
@@ -860,6 +1046,25 @@
     });
   }
 
+  // The drawing as the draft keeps it: the layout, and "you are here" where it differs from
+  // what is published.
+  function heresChanged() {
+    var out = {};
+    state.displays.forEach(function (d) {
+      var was = state.publishedHere[String(d.id)] || null;
+      if (JSON.stringify(d.here || null) !== JSON.stringify(was)) out[String(d.id)] = d.here || null;
+    });
+    return out;
+  }
+
+  function drawingKey() {
+    return JSON.stringify({ layout: state.layout, here: heresChanged() });
+  }
+
+  function unsaved() {
+    return !!state.layout && drawingKey() !== state.savedKey;
+  }
+
   function load() {
     return send("GET", config.data_url).then(function (res) {
       if (!res.ok) {
@@ -876,10 +1081,16 @@
       state.spaces = data.spaces || [];
       state.spacesKnown = !data.error;
       state.displays = data.displays || [];
+      state.publishedHere = data.published_here || {};
       state.savedHere = {};
       state.displays.forEach(function (d) { state.savedHere[d.id] = d.here; });
+      state.published = data.published || null;
+      state.draftInfo = data.draft || null;
+      state.revision = data.draft ? data.draft.revision : 0;
+      state.versions = data.versions || [];
       state.history = [];
       state.dirty = false;
+      state.savedKey = drawingKey();
 
       state.warnings = (data.error ? [data.error] : []).concat(data.warnings || []);
       state.loadedGone = goneIds();
@@ -887,64 +1098,243 @@
       state.spaceChoiceKey = null;
       $("size-fields").hidden = !!state.plan;
       syncFields();
-      var choose = $("here-display");
-      while (choose.firstChild) choose.removeChild(choose.firstChild);
-      state.displays.forEach(function (d) {
-        var opt = html("option", d.name);
-        opt.value = String(d.id);
-        choose.appendChild(opt);
+      ["here-display", "preview-display"].forEach(function (id) {
+        var choose = $(id);
+        var was = choose.value;
+        while (choose.firstChild) choose.removeChild(choose.firstChild);
+        state.displays.forEach(function (d) {
+          var opt = html("option", d.name);
+          opt.value = String(d.id);
+          choose.appendChild(opt);
+        });
+        if (!state.displays.length && id === "preview-display") {
+          choose.appendChild(html("option", "No display on this floor (default settings)"));
+          choose.firstChild.value = "";
+        }
+        if (was && state.displays.some(function (d) { return String(d.id) === was; })) choose.value = was;
       });
       root.dataset.loading = "false";
       root.dataset.version = String(state.version);
+      root.dataset.revision = String(state.revision);
       render();
+      renderDraft();
       return true;
     });
   }
 
-  function save() {
-    if (state.saving || !state.layout) return;
-    if (state.draft.length || state.pending) {
-      status("Finish or discard the outline you are drawing first.", "error");
-      return;
+  function busy(on) {
+    state.saving = on;
+    ["save-draft", "publish", "discard"].forEach(function (id) { $(id).disabled = on; });
+    if (!on) renderDraft();
+  }
+
+  // Save the drawing as the draft; resolves true when the draft on the server is the drawing.
+  function saveDraft(quiet) {
+    if (!state.layout) return Promise.resolve(false);
+    if (state.draft.length || state.pending || state.rect) {
+      if (!quiet) status("Finish or discard the outline you are drawing first.", "error");
+      return Promise.resolve(false);
     }
-    state.saving = true;
-    $("save").disabled = true;
-    status("Saving…");
-    send("PUT", config.data_url, { version: state.version, layout: state.layout }).then(function (res) {
+    if (!unsaved()) {
+      if (!quiet) status(state.revision ? "The draft is saved." : "Nothing changed since publishing.");
+      return Promise.resolve(true);
+    }
+    var key = drawingKey();
+    var body = {
+      revision: state.revision,
+      base_version: state.version,
+      layout: state.layout,
+      here: JSON.parse(key).here
+    };
+    busy(true);
+    if (!quiet) status("Saving the draft…");
+    return send("PUT", config.draft_url, body).then(function (res) {
+      busy(false);
       if (!res.ok) {
-        var prefix = res.status === 409 ? "Not saved (someone else saved first): " : "Not saved: ";
+        state.autosaveOff = true;  // the same refusal again every 2 s helps nobody
+        var prefix = res.status === 409 ? "Draft not saved (someone else saved first): " : "Draft not saved: ";
         status(prefix + res.message, "error");
         return false;
       }
-      state.version = res.data.version;
-      root.dataset.version = String(state.version);
-      var changed = state.displays.filter(function (d) {
-        return JSON.stringify(d.here) !== JSON.stringify(state.savedHere[d.id]);
-      });
-      var failed = [];
-      // One display after another: each answer names its own problem.
-      return changed.reduce(function (chain, d) {
-        return chain.then(function () {
-          return send("POST", config.here_url.replace("{id}", String(d.id)), { here: d.here })
-            .then(function (r) {
-              if (r.ok) state.savedHere[d.id] = r.data.here;
-              else failed.push(d.name + ": " + r.message);
-            });
-        });
-      }, Promise.resolve()).then(function () {
-        if (failed.length) {
-          status("Layout saved (version " + state.version + "), but not every “you are here”: " + failed.join("; "), "error");
-          return true;
-        }
-        // Show what is stored now (rounded as the server keeps it, warnings brought up to date).
-        var saved = "Saved (version " + state.version + "). Screens of this floor reload to show it.";
-        return load().then(function (ok) { if (ok) status(saved, "ok"); });
-      });
-    }).then(function () {
-      state.saving = false;
-      $("save").disabled = false;
-      render();
+      state.autosaveOff = false;
+      state.draftInfo = res.data;
+      state.revision = res.data.revision;
+      state.savedKey = key;
+      state.dirty = unsaved();
+      root.dataset.revision = String(state.revision);
+      renderDraft();
+      // An autosave says so in the draft bar only: the status line keeps what the admin did.
+      if (!quiet) status("Draft saved. Screens still show the published layout until you publish.", "ok");
+      refreshPreview();
+      return true;
     });
+  }
+
+  function autosave() {
+    if (!state.saving && !state.drag && !state.autosaveOff && unsaved()) saveDraft(true);
+  }
+
+  function publish() {
+    if (state.saving || !state.layout) return;
+    saveDraft(false).then(function (ok) {
+      if (!ok) return;
+      if (!state.revision) {
+        status("Nothing to publish: the drawing is what screens show.");
+        return;
+      }
+      busy(true);
+      status("Publishing…");
+      send("POST", config.publish_url, { revision: state.revision }).then(function (res) {
+        busy(false);
+        if (!res.ok) {
+          status("Not published: " + res.message, "error");
+          return;
+        }
+        var done = "Published (version " + res.data.version + "). Screens of this floor reload to show it.";
+        load().then(function (ok2) {
+          if (ok2) status(done, "ok");
+          refreshPreview();
+        });
+      });
+    });
+  }
+
+  function discard() {
+    if (state.saving || !state.revision) return;
+    if (!window.confirm("Discard the draft? The drawing goes back to the published layout.")) return;
+    busy(true);
+    send("POST", config.discard_url, { revision: state.revision }).then(function (res) {
+      busy(false);
+      if (!res.ok) {
+        status("Draft not discarded: " + res.message, "error");
+        return;
+      }
+      load().then(function (ok) {
+        if (ok) status("Draft discarded: this is the published layout.", "ok");
+        refreshPreview();
+      });
+    });
+  }
+
+  function restore(version) {
+    if (state.saving) return;
+    if ((state.revision || unsaved()) &&
+        !window.confirm("Restore version " + version + " as the draft? It replaces the current draft.")) return;
+    busy(true);
+    var url = config.restore_url.replace("{version}", String(version));
+    send("POST", url, { revision: state.revision }).then(function (res) {
+      busy(false);
+      if (!res.ok) {
+        status("Not restored: " + res.message, "error");
+        return;
+      }
+      load().then(function (ok) {
+        if (ok) status("Version " + version + " is now the draft: preview it, then publish it to put it on the screens.", "ok");
+        refreshPreview();
+      });
+    });
+  }
+
+  function plural(n, one, many) { return n + " " + (n === 1 ? one : many); }
+
+  // Where the drawing stands: published, or a draft and what it changes; and the kept versions.
+  function renderDraft() {
+    var box = $("draft-state");
+    while (box.firstChild) box.removeChild(box.firstChild);
+    var info = state.draftInfo;
+    var pub = state.published;
+    var live = pub ? "Screens show version " + pub.version + ", published " + when(pub.updated_at) +
+      (pub.updated_by ? " by " + pub.updated_by : "") + "." : "Nothing is published yet: screens show the automatic map.";
+    if (info) {
+      box.dataset.draft = "draft";
+      box.appendChild(html("strong", "Draft, not published"));
+      var d = info.diff;
+      var parts = [plural(d.added, "room added", "rooms added"), d.removed + " removed", d.moved + " moved"];
+      if (d.corridors) parts.push("corridors changed");
+      if (d.here) parts.push(plural(d.here, "“you are here” changed", "“you are here” changed"));
+      box.appendChild(document.createTextNode(": " + parts.join(", ") +
+        (info.restored_from ? " (restored from version " + info.restored_from + ")" : "") +
+        ". Saved " + when(info.updated_at) + (info.updated_by ? " by " + info.updated_by : "") + ". " + live));
+      if (info.behind) {
+        box.appendChild(html("span", " Version " + (pub ? pub.version : 0) +
+          " was published since this draft began: publishing it is refused; discard it or restore.", "draft-behind"));
+      }
+    } else {
+      box.dataset.draft = "none";
+      box.appendChild(html("strong", "No draft"));
+      box.appendChild(document.createTextNode(": changes are saved as a draft first. " + live));
+    }
+    $("discard").disabled = state.saving || !state.revision;
+    $("publish").disabled = state.saving;
+    $("save-draft").disabled = state.saving;
+
+    var list = $("version-list");
+    while (list.firstChild) list.removeChild(list.firstChild);
+    state.versions.forEach(function (v) {
+      var li = html("li", null, "version-item");
+      li.dataset.version = String(v.version);
+      li.appendChild(html("span", "Version " + v.version + " · " + when(v.published_at) +
+        (v.published_by ? " · " + v.published_by : "") + " · " + plural(v.rooms, "room", "rooms") +
+        (v.restored_from ? " · from version " + v.restored_from : "")));
+      if (v.live) li.appendChild(html("span", "live", "version-live"));
+      var button = html("button", "Restore as draft", "secondary small");
+      button.type = "button";
+      button.setAttribute("aria-label", "Restore version " + v.version + " as the draft");
+      button.addEventListener("click", function () { restore(v.version); });
+      li.appendChild(button);
+      list.appendChild(li);
+    });
+    if (!state.versions.length) list.appendChild(html("li", "None yet: versions are kept from the first publish.", "muted"));
+  }
+
+  // Stored times are UTC ISO strings: shown in the browser's own time zone, which it names.
+  function when(iso) {
+    var t = Date.parse(iso);
+    if (!isFinite(t)) return iso || "";
+    return new Date(t).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+  }
+
+  // -- the preview: the real kiosk page over the draft, scaled into the editor -------------------
+  var previewTimer = null;
+  function previewUrl() {
+    var orientation = document.querySelector("input[name=preview-orientation]:checked").value;
+    var display = $("preview-display").value;
+    return config.preview_url + "?orientation=" + encodeURIComponent(orientation) +
+      (display ? "&display=" + encodeURIComponent(display) : "");
+  }
+
+  function fitPreview() {
+    var frame = $("preview-frame"), box = $("preview-box");
+    if (box.hidden) return;
+    var portrait = document.querySelector("input[name=preview-orientation]:checked").value === "portrait";
+    var w = portrait ? 1080 : 1920, h = portrait ? 1920 : 1080;
+    // Portrait frames get a narrower box, so that the whole screen fits a laptop's height.
+    var width = Math.min(box.parentNode.clientWidth - 28, portrait ? 480 : 960);
+    var scale = width / w;
+    frame.width = String(w);
+    frame.height = String(h);
+    frame.style.transform = "scale(" + scale + ")";
+    box.style.width = width + "px";
+    box.style.height = Math.round(h * scale) + "px";
+    box.dataset.scale = scale.toFixed(4);
+  }
+
+  function showPreview() {
+    var box = $("preview-box");
+    box.hidden = false;
+    $("preview-show").textContent = "Reload preview";
+    fitPreview();
+    $("preview-frame").src = previewUrl();
+    $("preview-note").textContent = (state.revision
+      ? "The draft (revision " + state.revision + ")"
+      : "The published layout (there is no draft)") +
+      " as the chosen display's screen shows it, with the rooms' live states. It follows each saved draft.";
+  }
+
+  function refreshPreview() {
+    if ($("preview-box").hidden) return;
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(showPreview, 300);
   }
 
   function poll() {
@@ -974,7 +1364,16 @@
   });
   $("undo").addEventListener("click", undo);
   $("delete").addEventListener("click", deleteSelection);
-  $("save").addEventListener("click", save);
+  $("save-draft").addEventListener("click", function () { saveDraft(false); });
+  $("publish").addEventListener("click", publish);
+  $("discard").addEventListener("click", discard);
+  $("snap").addEventListener("change", function () { setSnap($("snap").checked); });
+  $("preview-show").addEventListener("click", showPreview);
+  $("preview-display").addEventListener("change", refreshPreview);
+  Array.prototype.forEach.call(document.querySelectorAll("input[name=preview-orientation]"), function (r) {
+    r.addEventListener("change", refreshPreview);
+  });
+  setInterval(autosave, AUTOSAVE_MS);
   $("assign-ok").addEventListener("click", assign);
   $("room-reassign").addEventListener("click", reassign);
   $("assign-cancel").addEventListener("click", function () {
@@ -1003,9 +1402,12 @@
   svg.addEventListener("pointerup", onPointerUp);
   svg.addEventListener("pointercancel", onPointerUp);
   document.addEventListener("keydown", onKey);
-  window.addEventListener("resize", function () { if (!state.drag) render(); });
+  window.addEventListener("resize", function () {
+    if (!state.drag) render();
+    fitPreview();
+  });
   window.addEventListener("beforeunload", function (evt) {
-    if (state.dirty) {
+    if (unsaved()) {
       evt.preventDefault();
       evt.returnValue = "";
     }

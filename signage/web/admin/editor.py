@@ -9,21 +9,33 @@ and save layouts the same way.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from flask import Response, abort, jsonify, render_template, request, url_for
 
+from signage.actions.drafts import (
+    discard_draft,
+    draft_or_published,
+    editor_document,
+    publish_draft,
+    restore_version,
+    save_draft,
+)
 from signage.actions.plans import (
     LayoutRefused,
     floor_context,
-    layout_document,
     live_states,
     save_layout,
     set_here,
 )
+from signage.store import Display, Layout
+from signage.store.plan_versions import KEEP_VERSIONS
 from signage.web import auth
+from signage.web import kiosk as kiosk_pages
 from signage.web.admin.base import bp, display_or_404
 from signage.web.current import services
+from signage.web.security import content_security_policy
 
 logger = logging.getLogger(__name__)
 
@@ -54,16 +66,26 @@ def plan_layout(floor_id: str) -> Any:
         "data_url": url_for("admin.plan_layout_data", floor_id=floor_id),
         "states_url": url_for("admin.plan_layout_states", floor_id=floor_id),
         "here_url": url_for("admin.display_here", display_id=0).replace("/0/", "/{id}/"),
+        "draft_url": url_for("admin.plan_draft_save", floor_id=floor_id),
+        "publish_url": url_for("admin.plan_draft_publish", floor_id=floor_id),
+        "discard_url": url_for("admin.plan_draft_discard", floor_id=floor_id),
+        "restore_url": url_for("admin.plan_version_restore", floor_id=floor_id, version=0).replace(
+            "/0/", "/{version}/"
+        ),
+        "preview_url": url_for("admin.plan_preview", floor_id=floor_id),
         "csrf_token": auth.csrf_token(),
     }
-    return render_template("admin/plan_edit.html", floor=ctx.floor, config=config)
+    return render_template(
+        "admin/plan_edit.html", floor=ctx.floor, config=config, keep=KEEP_VERSIONS
+    )
 
 
 @bp.get("/floors/<floor_id>/layout.json")
 def plan_layout_data(floor_id: str) -> Response:
-    """The editor's data: floor, version, layout, plan, rooms and displays."""
+    """The editor's data: floor, published version, the draft's layout (else the published
+    one), plan, rooms, displays, the draft's difference and the kept versions."""
     try:
-        doc = layout_document(services(), floor_id, url_for("admin.plan_file", floor_id=floor_id))
+        doc = editor_document(services(), floor_id, url_for("admin.plan_file", floor_id=floor_id))
     except LayoutRefused as exc:
         return _refused(exc)
     return jsonify(doc)
@@ -77,6 +99,118 @@ def plan_layout_save(floor_id: str) -> Response:
     except LayoutRefused as exc:
         return _refused(exc)
     return jsonify(version=version)
+
+
+@bp.put("/floors/<floor_id>/draft.json")
+def plan_draft_save(floor_id: str) -> Response:
+    """Keep the drawing as the floor's draft (kiosks unchanged):
+    {"revision": r, "base_version": v, "layout": {...}, "here": {...}} → the draft."""
+    try:
+        draft = save_draft(services(), floor_id, request.get_json(silent=True), _who())
+    except LayoutRefused as exc:
+        return _refused(exc)
+    return jsonify(draft)
+
+
+@bp.post("/floors/<floor_id>/draft/publish")
+def plan_draft_publish(floor_id: str) -> Response:
+    """Make the draft live: {"revision": r} → {"version": n}; the floor's screens reload."""
+    try:
+        version = publish_draft(services(), floor_id, request.get_json(silent=True), _who())
+    except LayoutRefused as exc:
+        return _refused(exc)
+    return jsonify(version=version)
+
+
+@bp.post("/floors/<floor_id>/draft/discard")
+def plan_draft_discard(floor_id: str) -> Response:
+    """Drop the draft: {"revision": r}; the published layout is left as it is."""
+    try:
+        discard_draft(services(), floor_id, request.get_json(silent=True))
+    except LayoutRefused as exc:
+        return _refused(exc)
+    return jsonify(discarded=True)
+
+
+@bp.post("/floors/<floor_id>/versions/<int:version>/restore")
+def plan_version_restore(floor_id: str, version: int) -> Response:
+    """Take a published version back as the draft: {"revision": r} → the draft."""
+    try:
+        draft = restore_version(
+            services(), floor_id, version, request.get_json(silent=True), _who()
+        )
+    except LayoutRefused as exc:
+        return _refused(exc)
+    return jsonify(draft)
+
+
+def _preview_display(svc: Any, floor_id: str, wanted: str | None) -> Display:
+    """The display a preview shows the floor as (its language, theme, "you are here"): the one
+    asked for, else the floor's first; a display of defaults when the floor has none."""
+    displays = svc.store.list_displays(floor_id)
+    if wanted:
+        chosen = next((d for d in displays if str(d.id) == wanted), None)
+        if chosen is None:
+            abort(404, description="display: not a display of this floor")
+        return chosen
+    if displays:
+        return displays[0]
+    return Display(0, "Preview", floor_id, None, 1, {"qr": False})
+
+
+def _live_links(display: Display) -> dict[str, Any]:
+    """How the preview page keeps its states live. Without a credential of its own the page has
+    the states of the moment it was rendered (its socket and state addresses answer nothing
+    without the console's cookie, which a kiosk page never sends)."""
+    state = url_for("admin.plan_layout_states", floor_id=display.floor_id)
+    return {"socket": None, "state": state, "plan": None}
+
+
+@bp.get("/floors/<floor_id>/preview")
+def plan_preview(floor_id: str) -> Response:
+    """The real kiosk page with the floor's draft (else its published layout), for the editor's
+    scaled frame: `?orientation=landscape|portrait&display=<id>`."""
+    svc = services()
+    try:
+        floor_context(svc, floor_id)
+    except LayoutRefused:
+        abort(404)
+    orientation = request.args.get("orientation", "landscape")
+    if orientation not in ("landscape", "portrait"):
+        abort(400, description="orientation: landscape or portrait")
+    display = _preview_display(svc, floor_id, request.args.get("display"))
+    data, heres = draft_or_published(svc, floor_id)
+    settings = {**display.settings, "orientation": orientation, "rotation": 0}
+    if display.id in heres:
+        if heres[display.id] is None:
+            settings.pop("here", None)
+        else:
+            settings["here"] = heres[display.id]
+    shown = replace(display, settings=settings)
+    links = _live_links(display)
+    config = {
+        "mode": "kiosk",
+        "socket": links["socket"],
+        "state": links["state"],
+        "heartbeat_s": svc.config["SIGNAGE_HEARTBEAT_INTERVAL"],
+        "sw": None,  # never the kiosk's service worker or saved state in the console's browser
+        "storage_key": None,
+        "preview": True,
+        "qr": None,
+        "idle_s": 15,
+        "hyphens_url": None,
+    }
+    layout = Layout(floor_id, 0, data) if data is not None else None
+    plan_url = links["plan"] or url_for("admin.plan_file", floor_id=floor_id)
+    body = kiosk_pages.render_draft(shown, config, plan_url, layout)
+    response = Response(body, mimetype="text/html")
+    # Framed by the editor (our own origin), by nobody else.
+    policy = content_security_policy(request.host)
+    response.headers["Content-Security-Policy"] = policy.replace(
+        "frame-ancestors 'none'", "frame-ancestors 'self'"
+    )
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
 
 
 @bp.get("/floors/<floor_id>/states.json")

@@ -13,6 +13,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 
 from signage.actions import floor_order
 from signage.actions.displays import Invalid, floor_choices
+from signage.actions.drafts import drafts_summary
 from signage.actions.plans import remove_plan, replace_plan
 from signage.store import plans
 from signage.web import auth
@@ -48,6 +49,7 @@ def plans_page() -> str:
         choices=choices,
         floor_error=floor_error,
         plans=recorded,
+        drafts=drafts_summary(svc),
         max_size=plans.human_size(int(svc.config["SIGNAGE_PLAN_MAX_BYTES"])),
         errors=request.args.get("error", ""),
     )

@@ -1,0 +1,282 @@
+"""Drafts of a floor's layout: the editor saves drafts, kiosks keep the published layout until
+an admin publishes, and the last published versions can be taken back.
+
+Saving a draft checks the layout as publishing does (signage/actions/plans.py), so a draft that
+saved publishes unless the floor changed meanwhile. A draft remembers the published version it
+was drawn over: publishing it over a newer one (someone published through the JSON API since) is
+refused as a conflict rather than undoing their change unseen. Restoring a version makes it the
+draft, not the live layout: the admin sees it, previews it and publishes it, as any other change.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from signage.actions import audit
+from signage.actions.plans import (
+    LayoutRefused,
+    audited_layout,
+    checked_layout,
+    floor_context,
+    here_of,
+    layout_document,
+    reload_floor,
+    version_field,
+)
+from signage.core.layout import LayoutError, check_point, validate_layout
+from signage.store import StoreError
+from signage.store.plan_versions import Draft, LayoutHistory, LayoutVersion
+
+if TYPE_CHECKING:
+    from signage.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+def layout_diff(published: dict[str, Any] | None, draft: dict[str, Any]) -> dict[str, Any]:
+    """What a draft changes over the published layout: rooms added, removed and moved (outline
+    or door), and whether the corridors or the scale changed."""
+    before = (published or {}).get("rooms", {})
+    after = draft.get("rooms", {})
+    moved = sum(1 for sid in set(before) & set(after) if before[sid] != after[sid])
+    keys = ("nodes", "edges")
+    sizes = ("width", "height", "metres_across")
+    return {
+        "added": len(set(after) - set(before)),
+        "removed": len(set(before) - set(after)),
+        "moved": moved,
+        "corridors": any((published or {}).get(k, []) != draft.get(k, []) for k in keys),
+        "scale": published is not None and any(published.get(k) != draft.get(k) for k in sizes),
+    }
+
+
+def _version_info(v: LayoutVersion, live: int) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "published_at": v.published_at,
+        "published_by": v.published_by,
+        "restored_from": v.restored_from,
+        "rooms": len(v.data.get("rooms", {})),
+        "live": v.version == live,
+    }
+
+
+def draft_info(draft: Draft, published: dict[str, Any] | None, live: int) -> dict[str, Any]:
+    """A draft as the editor and the plans page show it."""
+    return {
+        "revision": draft.revision,
+        "base_version": draft.base_version,
+        "updated_at": draft.updated_at,
+        "updated_by": draft.updated_by,
+        "restored_from": draft.restored_from,
+        "behind": draft.base_version != live,  # published over since it was started
+        "diff": {**layout_diff(published, draft.data), "here": len(draft.here)},
+    }
+
+
+def editor_document(svc: Services, floor_id: str, plan_url: str) -> dict[str, Any]:
+    """The editor's document: the draft when there is one (else the published layout), what is
+    published, the draft's difference from it, and the kept versions."""
+    history = LayoutHistory(svc.store)
+    draft = history.draft(floor_id)
+    doc = layout_document(svc, floor_id, plan_url, draft)
+    stored = svc.store.get_layout(floor_id)
+    live = stored.version if stored is not None else 0
+    doc["published"] = (
+        {"version": live, "updated_at": stored.updated_at, "updated_by": stored.updated_by}
+        if stored is not None
+        else None
+    )
+    doc["published_here"] = {str(d.id): here_of(d) for d in svc.store.list_displays(floor_id)}
+    doc["draft"] = (
+        draft_info(draft, stored.data if stored else None, live) if draft is not None else None
+    )
+    doc["versions"] = [_version_info(v, live) for v in history.versions(floor_id)]
+    return doc
+
+
+def drafts_summary(svc: Services) -> dict[str, dict[str, Any]]:
+    """Each floor with a draft: its draft as the plans page shows it."""
+    out = {}
+    for floor_id, draft in LayoutHistory(svc.store).drafts().items():
+        stored = svc.store.get_layout(floor_id)
+        live = stored.version if stored is not None else 0
+        out[floor_id] = draft_info(draft, stored.data if stored else None, live)
+    return out
+
+
+def _checked_here(
+    svc: Services, floor_id: str, value: Any, layout: dict[str, Any]
+) -> dict[int, list[float] | None]:
+    """The draft's "you are here" changes: display id -> point (checked) or None; only displays
+    of this floor, and only where the point differs from the published one."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise LayoutRefused(400, 'here must be an object {"display id": [x, y] or null}')
+    displays = {d.id: d for d in svc.store.list_displays(floor_id)}
+    out: dict[int, list[float] | None] = {}
+    for key, point in value.items():
+        try:
+            display_id = int(key)
+        except (TypeError, ValueError):
+            raise LayoutRefused(400, f"here: {str(key)[:40]!r} is not a display id") from None
+        display = displays.get(display_id)
+        if display is None:
+            continue  # removed or moved to another floor since the editor loaded
+        if point is not None:
+            try:
+                point = check_point(point, layout, f"you are here of {display.name}")
+            except LayoutError as exc:
+                raise LayoutRefused(400, str(exc)) from exc
+        if point != here_of(display):
+            out[display_id] = point
+    return out
+
+
+def save_draft(svc: Services, floor_id: str, body: Any, updated_by: str | None) -> dict[str, Any]:
+    """Keep the editor's drawing as the floor's draft: {"revision": r, "base_version": v,
+    "layout": {...}, "here": {...}} -> the draft as the editor shows it. Kiosks are untouched.
+
+    LayoutRefused 400, 404, 409 (the draft was saved by someone else since `revision`) or 503.
+    """
+    if not isinstance(body, dict):
+        raise LayoutRefused(
+            400, 'the body must be a JSON object {"revision": r, "base_version": v, "layout": {}}'
+        )
+    revision = version_field(body, "revision", "0 when there was no draft")
+    base = version_field(body, "base_version", "the published version, 0 for none")
+    clean = checked_layout(svc, floor_id, body.get("layout"))
+    here = _checked_here(svc, floor_id, body.get("here"), clean)
+    try:
+        draft = LayoutHistory(svc.store).save_draft(
+            floor_id,
+            clean,
+            expected_revision=revision,
+            base_version=base,
+            here=here,
+            updated_by=updated_by,
+        )
+    except StoreError as exc:
+        raise LayoutRefused(409, str(exc), "conflict") from exc
+    stored = svc.store.get_layout(floor_id)
+    live = stored.version if stored is not None else 0
+    return draft_info(draft, stored.data if stored else None, live)
+
+
+def publish_draft(svc: Services, floor_id: str, body: Any, published_by: str | None) -> int:
+    """Make the floor's draft live: {"revision": r} -> the new published version. The draft's
+    "you are here" changes are applied and the floor's screens reload to show it."""
+    if not isinstance(body, dict):
+        raise LayoutRefused(400, 'the body must be a JSON object {"revision": r}')
+    revision = version_field(body, "revision", "the draft's")
+    history = LayoutHistory(svc.store)
+    draft = history.draft(floor_id)
+    if draft is None:
+        raise LayoutRefused(
+            409, "there is no draft to publish (published or discarded since)", "conflict"
+        )
+    clean = checked_layout(svc, floor_id, draft.data)  # the floor's rooms may have changed since
+    stored = svc.store.get_layout(floor_id)
+    try:
+        with audit.change(svc.store, "layout.publish", "layout", floor_id, floor_id,
+                          before=audited_layout(stored.data if stored else None, stored),
+                          after=audited_layout(clean, None), after_from="layout",
+                          only_changes=False):  # fmt: skip
+            saved = history.publish(
+                floor_id,
+                clean,
+                expected_version=draft.base_version,
+                published_by=published_by,
+                draft_revision=revision,
+                restored_from=draft.restored_from,
+            )
+    except StoreError as exc:
+        raise LayoutRefused(409, str(exc), "conflict") from exc
+    displays = {d.id: d for d in svc.store.list_displays(floor_id)}
+    for display_id, point in draft.here.items():
+        display = displays.get(display_id)
+        if display is None:
+            continue
+        settings = dict(display.settings)
+        if point is None:
+            settings.pop("here", None)
+        else:
+            try:
+                settings["here"] = check_point(point, clean, "you are here")
+            except LayoutError:
+                continue  # checked when drafted; the layout cannot have shrunk since
+        try:
+            svc.store.update_display_settings(display_id, settings)
+        except StoreError:
+            continue  # removed meanwhile
+    closed = reload_floor(svc.store, svc.hub, floor_id, "floor layout published")
+    logger.info(
+        "floor %s draft published (version %d); %d kiosk socket(s) reloading",
+        floor_id,
+        saved.version,
+        closed,
+    )
+    return saved.version
+
+
+def discard_draft(svc: Services, floor_id: str, body: Any) -> None:
+    """Drop the floor's draft: {"revision": r}; the editor goes back to the published layout."""
+    if not isinstance(body, dict):
+        raise LayoutRefused(400, 'the body must be a JSON object {"revision": r}')
+    revision = version_field(body, "revision", "the draft's")
+    try:
+        with audit.change(svc.store, "layout.discard_draft", "layout", floor_id, floor_id):
+            gone = LayoutHistory(svc.store).discard_draft(floor_id, revision)
+    except StoreError as exc:
+        raise LayoutRefused(409, str(exc), "conflict") from exc
+    if not gone:
+        raise LayoutRefused(404, "there is no draft to discard", "not_found")
+    logger.info("floor %s draft discarded", floor_id)
+
+
+def restore_version(
+    svc: Services, floor_id: str, version: int, body: Any, updated_by: str | None
+) -> dict[str, Any]:
+    """Take a published version back as the floor's draft (replacing the draft at `revision`):
+    {"revision": r} -> the draft. Nothing goes live until the admin publishes it."""
+    if not isinstance(body, dict):
+        raise LayoutRefused(400, 'the body must be a JSON object {"revision": r}')
+    revision = version_field(body, "revision", "the draft's, 0 when there is none")
+    floor_context(svc, floor_id)  # 404 for a floor Density does not know
+    history = LayoutHistory(svc.store)
+    kept = history.version(floor_id, version)
+    if kept is None:
+        raise LayoutRefused(404, f"version {version} is not kept for this floor", "not_found")
+    try:
+        data = validate_layout(kept.data)  # shape only: rooms that left are shown to the admin
+    except LayoutError as exc:
+        raise LayoutRefused(400, f"version {version} cannot be read any more: {exc}") from exc
+    stored = svc.store.get_layout(floor_id)
+    live = stored.version if stored is not None else 0
+    try:
+        with audit.change(svc.store, "layout.restore", "layout", floor_id, floor_id,
+                          after={"restored_version": version, "live": False}):  # fmt: skip
+            draft = history.save_draft(
+                floor_id,
+                data,
+                expected_revision=revision,
+                base_version=live,
+                updated_by=updated_by,
+                restored_from=version,
+            )
+    except StoreError as exc:
+        raise LayoutRefused(409, str(exc), "conflict") from exc
+    logger.info("floor %s version %d restored as the draft", floor_id, version)
+    return draft_info(draft, stored.data if stored else None, live)
+
+
+def draft_or_published(svc: Services, floor_id: str) -> tuple[dict[str, Any] | None, dict]:
+    """The layout a preview shows (the draft, else the published one) and the draft's "you are
+    here" changes by display id."""
+    draft = LayoutHistory(svc.store).draft(floor_id)
+    if draft is not None:
+        return draft.data, draft.here
+    stored = svc.store.get_layout(floor_id)
+    return (stored.data if stored is not None else None), {}
