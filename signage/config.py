@@ -318,6 +318,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds between two fetches of each room's calendar (in the background); bookings older"
         " than this plus a margin are not shown.",
     ),
+    # The audit trail (signage/actions/audit.py).
+    Setting(
+        "SIGNAGE_AUDIT_DAYS",
+        float,
+        365.0,
+        "Days the audit trail keeps each change (pruned in the background); 0 keeps them all.",
+    ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}

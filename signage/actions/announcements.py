@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from signage.actions import audit
 from signage.core.protocol import ANNOUNCEMENTS, dumps
 from signage.store import Announcement, Display, Store
 from signage.store.db import StoreError, StoreUnavailable
@@ -398,9 +399,11 @@ class Announcer:
             )
 
         try:
-            announcement = self.store.add_announcement(
-                refuse=refuse, current_at=self.clock(), created_by=created_by, **fields
-            )
+            with audit.change(self.store, "announcement.create", "announcement", None,
+                              fields.get("title"), after=dict(fields), created=True):  # fmt: skip
+                announcement = self.store.add_announcement(
+                    refuse=refuse, current_at=self.clock(), created_by=created_by, **fields
+                )
         except StoreError as exc:
             raise AnnouncementInvalid({"scope": str(exc)}) from exc
         logger.info(
@@ -426,7 +429,11 @@ class Announcer:
         before = self.store.get_announcement(announcement_id)
         if before is None:
             return None
-        cancelled = self.store.cancel_announcement(announcement_id, self.clock())
+        # Cancelling one cancelled already changes no row, so records nothing (store/audit.py).
+        with audit.change(self.store, "announcement.cancel", "announcement", announcement_id,
+                          before.title, before={"cancelled": False},
+                          after={"cancelled": True}):  # fmt: skip
+            cancelled = self.store.cancel_announcement(announcement_id, self.clock())
         if before.cancelled_at is None:
             logger.info("announcement %s cancelled by %s", announcement_id, by or "?")
             self.push(force=self._affected(before))

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from signage.actions import audit
 from signage.actions.displays import Invalid
 from signage.core.directory import SpaceTree
 
@@ -70,7 +71,10 @@ def set_floor_order(svc: Services, building_id: str, floor_ids: object) -> Build
     # Floors left out follow the listed ones in the order they had (a client that does not
     # know a floor Density added since is not refused for it).
     order = [*floor_ids, *(f for f in mine if f not in floor_ids)] if floor_ids else []
-    svc.store.set_floor_order(building_id, order, time.time())
+    with audit.change(svc.store, "floor_order.set", "building", building_id, known.name,
+                      before={"floor_ids": mine, "custom": known.custom},
+                      after={"floor_ids": order or None, "custom": bool(order)}):  # fmt: skip
+        svc.store.set_floor_order(building_id, order, time.time())
     svc.directory.reload_floor_order()
     logger.info("floor order of building %s %s", building_id, "set" if order else "reset")
     for floor_id in mine:  # the kiosks' other-floors panels list the floors again, now

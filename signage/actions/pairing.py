@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from signage.actions import audit
 from signage.store import Display, Store
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,11 @@ def claim_code(
     code = normalise_code(code_text)
     display = None
     if len(code) == CODE_LENGTH and all(c in ALPHABET for c in code):
-        display = store.claim_pairing_code(code, display_id, time.time())
+        target = store.get_display(display_id)
+        name = target.name if target is not None else None
+        # The code is a one-time secret a screen shows: the trail says a screen was paired.
+        with audit.change(store, "display.pair", "display", display_id, name):
+            display = store.claim_pairing_code(code, display_id, time.time())
     if display is None:
         if on_failure is not None:
             on_failure()

@@ -10,6 +10,7 @@ import logging
 
 import click
 
+from signage.actions import audit
 from signage.cli.admins import admin
 from signage.cli.check import check
 from signage.cli.database import backup, init_db, restore
@@ -24,6 +25,8 @@ logger = logging.getLogger(__name__)
 @click.version_option(__version__, prog_name="signage")
 def main() -> None:
     """Self-hosted wayfinding displays, live from Density's occupancy sensors."""
+    # What a command changes is recorded in the audit trail as done by the system user running it.
+    audit.bind(audit.cli_actor())
 
 
 for command in (serve, sim, demo, check, init_db, displays, admin, backup, restore):

@@ -1,4 +1,8 @@
-"""`signage admin`: admin console accounts and API tokens."""
+"""`signage admin`: console accounts (owner, admin or viewer) and API tokens.
+
+Every change goes through signage/actions/accounts.py, so the audit trail records it as done by
+the operating-system user running the command.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import sys
 
 import click
 
+from signage.actions import accounts
 from signage.cli.common import make_app
 from signage.store import StoreError
 from signage.web import auth
@@ -31,19 +36,20 @@ def _read_password(password_stdin: bool) -> str:
 @click.argument("username")
 @click.option(
     "--role",
-    type=click.Choice(["owner", "admin"]),
+    type=click.Choice(list(accounts.ROLES)),
     default=None,
-    help="Default: owner for the first admin, admin after.",
+    help="owner (also manages accounts), admin, or viewer (reads, changes nothing)."
+    " Default: owner for the first account, admin after.",
 )
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def admin_create(username: str, role: str | None, password_stdin: bool) -> None:
-    """Create an admin account (the first one is the owner)."""
+    """Create a console account (the first one is the owner)."""
     if not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", username):
         raise click.ClickException("a username has 1-64 letters, digits or _ . @ -")
     svc = make_app().extensions["signage"]
     password = _read_password(password_stdin)
     try:
-        created = svc.store.add_admin(username, auth.hash_password(password), role)
+        created = accounts.add_account(svc.store, username, auth.hash_password(password), role)
     except (auth.PasswordError, StoreError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"admin {created.username} created ({created.role})")
@@ -59,8 +65,8 @@ def admin_password(username: str, password_stdin: bool) -> None:
     if found is None:
         raise click.ClickException(f"no admin {username}")
     try:
-        svc.store.set_admin_password(
-            found.id, auth.hash_password(_read_password(password_stdin)), sign_out=True
+        accounts.set_password(
+            svc.store, found, auth.hash_password(_read_password(password_stdin)), sign_out=True
         )
     except auth.PasswordError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -75,6 +81,22 @@ def admin_list() -> None:
         click.echo(f"{a.id:>4}  {a.username:<24} {a.role:<6} {a.created_at}")
 
 
+@admin.command("role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(list(accounts.ROLES)))
+def admin_role(username: str, role: str) -> None:
+    """Give an account another role (never the last owner's)."""
+    svc = make_app().extensions["signage"]
+    found = svc.store.admin_by_username(username)
+    if found is None:
+        raise click.ClickException(f"no admin {username}")
+    try:
+        changed = accounts.set_role(svc.store, found, role)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{found.username} is now {role}" if changed else f"{found.username} was {role}")
+
+
 @admin.command("remove")
 @click.argument("username")
 def admin_remove(username: str) -> None:
@@ -85,7 +107,7 @@ def admin_remove(username: str) -> None:
     if found is None:
         raise click.ClickException(f"no admin {username}")
     try:
-        svc.store.remove_admin(found.id)
+        accounts.remove_account(svc.store, found)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"admin {found.username} removed")
@@ -104,8 +126,8 @@ def admin_token_create(name: str, read_only: bool) -> None:
     svc = make_app().extensions["signage"]
     token = auth.new_api_token()
     try:
-        record = svc.store.add_api_token(
-            name, auth.token_hash(token), "viewer" if read_only else "admin"
+        record = accounts.add_token(
+            svc.store, name, auth.token_hash(token), "viewer" if read_only else "admin"
         )
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -126,6 +148,6 @@ def admin_token_list() -> None:
 def admin_token_revoke(token_id: int) -> None:
     """Delete an API token."""
     svc = make_app().extensions["signage"]
-    if not svc.store.remove_api_token(token_id):
+    if not accounts.revoke_token(svc.store, token_id):
         raise click.ClickException(f"no token {token_id}")
     click.echo(f"token {token_id} revoked")

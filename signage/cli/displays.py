@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from signage.actions.displays import phone_url
+from signage.actions import audit
+from signage.actions.displays import (
+    phone_url,
+    remove_display,
+    revoke_display,
+    revoke_phone_link,
+)
 from signage.actions.pairing import PairingRefused, claim_code
 from signage.cli.common import make_app
 from signage.store import StoreError
@@ -44,7 +50,11 @@ def displays_add(name: str, floor_id: str, density_display_id: str | None, as_js
 
     svc = make_app().extensions["signage"]
     try:
-        display = svc.store.add_display(name, floor_id, density_display_id)
+        with audit.change(svc.store, "display.create", "display", None, name.strip(),
+                          after={"name": name.strip(), "floor_id": floor_id.strip(),
+                                 "density_display_id": density_display_id},
+                          created=True):  # fmt: skip
+            display = svc.store.add_display(name, floor_id, density_display_id)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -71,8 +81,10 @@ def displays_list(as_json: bool) -> None:
 def displays_remove(display_id: int) -> None:
     """Delete a display (its screens lose their credential)."""
     svc = make_app().extensions["signage"]
-    if not svc.store.remove_display(display_id):
+    display = svc.store.get_display(display_id)
+    if display is None:
         raise click.ClickException(f"no display {display_id}")
+    remove_display(svc.store, svc.hub, display)  # recorded in the audit trail there
     click.echo(f"display {display_id} removed")
 
 
@@ -85,13 +97,14 @@ def displays_revoke(display_id: int, phone: bool) -> None:
     """Issue a new credential for a display; screens holding the old one return to pairing."""
 
     svc = make_app().extensions["signage"]
-    if phone and svc.store.get_display(display_id) is None:
+    current = svc.store.get_display(display_id)
+    if current is None:
         raise click.ClickException(f"no display {display_id}")
-    try:
+    try:  # through the use cases, so the audit trail records them as the console's are
         if phone:
-            display = svc.store.revoke_phone_link(display_id)
+            display = revoke_phone_link(svc.store, svc.hub, current)
         else:
-            display = svc.store.revoke_display(display_id)
+            display = revoke_display(svc.store, svc.hub, current)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
     if phone:

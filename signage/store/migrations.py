@@ -250,6 +250,89 @@ MIGRATIONS: tuple[Migration, ...] = (
         UNIQUE (floor_id, version)
     );
     """,
+    # People who may read the console but change nothing: the 'viewer' role, as read-only API
+    # tokens have. SQLite cannot alter a CHECK, so the table is rebuilt; its id counter keeps
+    # the highest id ever issued (a deleted account's id, and so its old cookies, never return).
+    {
+        "sqlite": """
+    CREATE TABLE admins_new (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'viewer')),
+        session_generation INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        secret TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO admins_new (id, username, password_hash, role, session_generation, created_at,
+        secret)
+        SELECT id, username, password_hash, role, session_generation, created_at, secret
+        FROM admins;
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'admins_keep', coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'admins';
+    DROP TABLE admins;
+    ALTER TABLE admins_new RENAME TO admins;
+    DELETE FROM sqlite_sequence WHERE name = 'admins';
+    INSERT INTO sqlite_sequence (name, seq) SELECT 'admins', max(
+        (SELECT coalesce(max(id), 0) FROM admins),
+        (SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'admins_keep'));
+    DELETE FROM sqlite_sequence WHERE name = 'admins_keep'
+    """,
+        "postgresql": """
+    ALTER TABLE admins DROP CONSTRAINT IF EXISTS admins_role_check;
+    ALTER TABLE admins ADD CONSTRAINT admins_role_check
+        CHECK (role IN ('owner', 'admin', 'viewer'))
+    """,
+    },
+    # The audit trail: who changed what and when, with the settings before and after (JSON,
+    # never a secret). actor_kind is account, token, cli or system; times are Unix seconds.
+    """
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        actor_kind TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target_kind TEXT NOT NULL,
+        target_id TEXT,
+        target_name TEXT,
+        before_json TEXT,
+        after_json TEXT
+    );
+    CREATE INDEX audit_log_at ON audit_log (at);
+    CREATE INDEX audit_log_target ON audit_log (target_kind, target_id)
+    """,
+    # Display names an admin gives a floor or a room, per language ('' is the default): kept
+    # with us, never written to Density. core/names.py resolves them for each screen.
+    """
+    CREATE TABLE display_names (
+        space_id TEXT NOT NULL,
+        language TEXT NOT NULL,
+        name TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (space_id, language)
+    );
+    """,
+    # Uploaded logos (PNG, or SVG after sanitising), by the SHA-256 of their bytes: served from
+    # our origin under that digest, so a URL never changes content and may be cached for good.
+    # In the database on both backends (at most 512 KB each), so every host serves the same.
+    """
+    CREATE TABLE logos (
+        sha256 TEXT PRIMARY KEY,
+        content_type TEXT NOT NULL,
+        data BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        created_at REAL NOT NULL
+    );
+    """,
+    # A room's calendar can be CalDAV (URL, user name, password) as well as an ICS link; the
+    # link and the password are kept sealed with the server's key (store/calendars.py), and a
+    # plain `url` from before is sealed the first time the worker reads it.
+    """
+    ALTER TABLE calendar_sources ADD COLUMN kind TEXT NOT NULL DEFAULT 'ics';
+    ALTER TABLE calendar_sources ADD COLUMN username TEXT NOT NULL DEFAULT '';
+    ALTER TABLE calendar_sources ADD COLUMN sealed TEXT NOT NULL DEFAULT ''
+    """,
 )
 
 __all__ = ["MIGRATIONS"]

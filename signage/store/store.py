@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from signage.store.accounts import AccountRoles
+from signage.store.audit import AuditLog
 from signage.store.console import ConsoleTables
 from signage.store.db import StoreError, StoreUnavailable, open_backend
 from signage.store.migrations import MIGRATIONS
@@ -41,10 +43,13 @@ from signage.store.rows import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Store", "StoreError", "StoreUnavailable"]
+__all__ = ["ADMIN_ROLES", "Store", "StoreError", "StoreUnavailable"]
+
+# What an account may be: owner (also manages accounts), admin, or viewer (reads only).
+ADMIN_ROLES = ("owner", "admin", "viewer")
 
 
-class Store(ConsoleTables):
+class Store(ConsoleTables, AuditLog, AccountRoles):
     """The app's database: open, migrate, and read and write displays."""
 
     def __init__(self, path: str, secret_key: str) -> None:
@@ -67,7 +72,9 @@ class Store(ConsoleTables):
     def transaction(self) -> Iterator[Any]:
         """One write transaction; rolled back whole if anything in it fails."""
         with self._db.transaction() as conn:
+            mark = self._audit_mark(conn)
             yield conn
+            self._flush_audit(conn, mark)  # a change's audit entry commits with it (store/audit.py)
 
     def _query(self, sql: str, params: tuple = ()) -> list[Any]:
         with self.connection() as conn:
@@ -271,7 +278,7 @@ class Store(ConsoleTables):
             if role is None:
                 first = conn.execute("SELECT COUNT(*) FROM admins").fetchone()[0] == 0
                 role = "owner" if first else "admin"
-            if role not in ("owner", "admin"):
+            if role not in ADMIN_ROLES:
                 raise StoreError(f"unknown role {role!r}")
             try:
                 new_id = self._db.insert(

@@ -27,6 +27,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, abort, g, has_request_context, request, session
 from flask.sessions import SecureCookieSessionInterface
 
+from signage.actions import audit
 from signage.store import Admin
 from signage.web.current import services
 
@@ -135,7 +136,7 @@ class Principal:
     kind: str  # "session" or "token"
     id: int
     name: str
-    role: str  # owner, admin (may change things) or viewer (a read-only token)
+    role: str  # owner, admin (may change things) or viewer (an account or token that reads)
 
     @property
     def can_write(self) -> bool:
@@ -149,6 +150,11 @@ class Principal:
     def label(self) -> str:
         """How the caller appears in logs and records."""
         return f"{self.kind}:{self.name}"
+
+    @property
+    def actor(self) -> audit.Actor:
+        """Who the audit trail records: the account, or the API token by its name."""
+        return audit.Actor("account" if self.kind == "session" else "token", self.name)
 
 
 def session_key(admin: Admin) -> str:
@@ -196,6 +202,8 @@ def load_principal(allow_token: bool) -> Principal | None:
     if "principal" not in g:
         principal = token_principal() if allow_token else None
         g.principal = principal or session_principal()
+        # What this request changes is recorded as done by this caller (unbound at teardown).
+        audit.bind(g.principal.actor if g.principal is not None else None)
     return g.principal
 
 
@@ -254,7 +262,25 @@ def admin_api_guard() -> None:
         if principal.kind == "session" and not csrf_ok():
             abort(403, "missing or wrong X-CSRF-Token header (the console's form token)")
         if not principal.can_write:
-            abort(403, "this token may only read")
+            abort(403, READ_ONLY_MESSAGE)
+
+
+# Methods that change something; a viewer (account or token) is refused every one of them.
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+READ_ONLY_MESSAGE = "read-only access: a viewer may look at everything but change nothing"
+# What a viewer may still do in the console: sign out, and change their own password.
+SELF_SERVICE_ENDPOINTS = frozenset({"admin.login", "admin.logout", "admin.account"})
+
+
+def require_write() -> None:
+    """The console's one guard for roles: refuse an unsafe request of a viewer (403), before
+    any view runs, so a new route cannot forget it."""
+    if request.method not in UNSAFE_METHODS or request.endpoint in SELF_SERVICE_ENDPOINTS:
+        return
+    principal = current_principal()
+    if principal is not None and not principal.can_write:
+        logger.info("refused %s %s: %s is a viewer", request.method, request.path, principal.label)
+        abort(403, READ_ONLY_MESSAGE)
 
 
 # -- attempt limits --------------------------------------------------------------------------------
@@ -385,3 +411,9 @@ def init_app(app: Flask) -> None:
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["PERMANENT_SESSION_LIFETIME"] = SESSION_LIFETIME
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.teardown_request(_unbind_actor)
+
+
+def _unbind_actor(_exc: BaseException | None) -> None:
+    """A server thread serves other requests next: none may be recorded as this caller's."""
+    audit.bind(None)

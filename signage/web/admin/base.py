@@ -37,6 +37,7 @@ def _guard() -> Response | None:
                 return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
             abort(401)
     auth.require_csrf()
+    auth.require_write()  # a viewer's account reads only
     return None
 
 
