@@ -21,7 +21,7 @@ from signage.actions.plans import (
     floor_context,
     here_of,
     layout_document,
-    reload_floor,
+    reload_pages,
     version_field,
 )
 from signage.core.layout import LayoutError, check_point, validate_layout
@@ -88,7 +88,14 @@ def editor_document(svc: Services, floor_id: str, plan_url: str) -> dict[str, An
         if stored is not None
         else None
     )
-    doc["published_here"] = {str(d.id): here_of(d) for d in svc.store.list_displays(floor_id)}
+    displays = svc.store.list_displays(floor_id)
+    doc["published_here"] = {str(d.id): here_of(d) for d in displays}
+    # A display set to one orientation is previewed in it; "" follows its screen's shape.
+    doc["orientations"] = {
+        str(d.id): d.settings.get("orientation") or ""
+        for d in displays
+        if d.settings.get("orientation") in (None, "", "landscape", "portrait")
+    }
     doc["draft"] = (
         draft_info(draft, stored.data if stored else None, live) if draft is not None else None
     )
@@ -211,7 +218,7 @@ def publish_draft(svc: Services, floor_id: str, body: Any, published_by: str | N
             svc.store.update_display_settings(display_id, settings)
         except StoreError:
             continue  # removed meanwhile
-    closed = reload_floor(svc.store, svc.hub, floor_id, "floor layout published")
+    closed = reload_pages(svc, floor_id)
     logger.info(
         "floor %s draft published (version %d); %d kiosk socket(s) reloading",
         floor_id,

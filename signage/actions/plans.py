@@ -19,7 +19,7 @@ from signage.actions import audit
 from signage.core.errors import FeedUnavailable
 from signage.core.hub import Hub
 from signage.core.layout import LayoutError, check_point, empty_layout, validate_layout
-from signage.core.protocol import CLOSE_RELOAD
+from signage.core.protocol import CLOSE_RELOAD, dumps
 from signage.store import Display, Plan, Store, StoreError, plans
 from signage.store.plan_versions import Draft, LayoutHistory
 
@@ -41,6 +41,17 @@ class LayoutRefused(Exception):
 
 
 # -- plans -------------------------------------------------------------------------------------
+def reload_pages(svc: Services, floor_id: str) -> int:
+    """Have every screen of the floor load its page again; how many screens were told.
+
+    A layout is part of the page (its map and routes are drawn when the page is rendered), so
+    closing the sockets (the screens reconnect and get a new snapshot, on the same page) would
+    leave them on the old layout: they get the `reload` command the console's Reload button
+    sends, and reload once the server answers the page."""
+    message = dumps({"type": "reload"})
+    return sum(svc.hub.command(d.id, message) for d in svc.store.list_displays(floor_id))
+
+
 def reload_floor(store: Store, hub: Hub, floor_id: str, reason: str) -> int:
     """Have every screen of a floor's displays reconnect for what changed; how many sockets."""
     return sum(
@@ -282,7 +293,7 @@ def save_layout(svc: Services, floor_id: str, body: Any, updated_by: str | None)
             )
     except StoreError as exc:
         raise LayoutRefused(409, str(exc), "conflict") from exc
-    closed = reload_floor(svc.store, svc.hub, floor_id, "floor layout changed")
+    closed = reload_pages(svc, floor_id)
     logger.info(
         "floor %s layout saved (version %d); %d kiosk socket(s) reloading",
         floor_id,

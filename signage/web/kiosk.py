@@ -212,12 +212,12 @@ def _plan_size(record: Plan, fallback: tuple[float, float] | None) -> tuple[floa
 
 
 def _plan_and_wayfinding(
-    display: Display, plan_url: str, layout: Layout | None = None
+    display: Display, plan_url: str, draft: tuple[Layout, Any] | None = None
 ) -> tuple[dict | None, dict | None]:
     """The floor's plan (address and own size) and the routes from the display's "you are here"
-    (over `layout` when given: the console's draft preview; else the published layout)."""
+    (with `draft`, a layout and a "you are here" not yet published: the console's preview)."""
     svc = services()
-    layout = layout or svc.store.get_layout(display.floor_id)
+    layout = draft[0] if draft else svc.store.get_layout(display.floor_id)
     plan = None
     record = svc.store.get_plan(display.floor_id)
     if record is not None:
@@ -230,7 +230,7 @@ def _plan_and_wayfinding(
             plan = {"url": url, "width": size[0], "height": size[1]}
     if layout is None:
         return plan, None
-    here = (display.settings or {}).get("here")
+    here = draft[1] if draft else (display.settings or {}).get("here")
     if here is not None:
         try:
             here = check_point(here, layout.data, "you are here")
@@ -303,10 +303,10 @@ def _render(
     config: dict[str, Any],
     qr: Markup | None,
     plan_url: str,
-    layout: Layout | None = None,
+    draft: tuple[Layout, Any] | None = None,
 ) -> str:
     snapshot = _snapshot_or_none(display)
-    floor_plan, wayfinding = _plan_and_wayfinding(display, plan_url, layout)
+    floor_plan, wayfinding = _plan_and_wayfinding(display, plan_url, draft)
     settings = page_settings(display.settings)
     messages = i18n.catalogue(settings["language"])
     orientation = settings["orientation"] or "landscape"
@@ -349,10 +349,14 @@ def _render(
     )
 
 
-def render_draft(display: Display, config: dict[str, Any], plan_url: str, layout: Layout) -> str:
-    """The kiosk page of `display` over a layout not yet published: the floor editor's draft
-    preview (signage/web/admin/editor.py), the real page with its real template and script."""
-    return _render("kiosk/kiosk.html", display, config, None, plan_url, layout)
+def render_draft(
+    display: Display, config: dict[str, Any], plan_url: str, layout: Layout | None, here: Any
+) -> str:
+    """The kiosk page of `display` over a layout and a "you are here" not yet published: the
+    floor editor's draft preview (signage/web/admin/editor.py), the real page with its real
+    template and script. The display's settings stay as they are: the page reloads itself when
+    its socket's settings differ from those it was rendered with."""
+    return _render("kiosk/kiosk.html", display, config, None, plan_url, (layout, here))
 
 
 @bp.get("/kiosk/<credential>")

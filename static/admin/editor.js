@@ -66,7 +66,8 @@
     versions: [],
     snap: true,
     snapHit: null,     // where the pointer would land now: {p, kind}
-    rect: null         // the rectangle being dragged: {start, end}
+    rect: null,        // the rectangle being dragged: {start, end}
+    orientations: {}   // display id -> "landscape" | "portrait" | "" (follows its screen)
   };
 
   function $(id) { return document.getElementById(id); }
@@ -1082,6 +1083,7 @@
       state.spacesKnown = !data.error;
       state.displays = data.displays || [];
       state.publishedHere = data.published_here || {};
+      state.orientations = data.orientations || {};
       state.savedHere = {};
       state.displays.forEach(function (d) { state.savedHere[d.id] = d.here; });
       state.published = data.published || null;
@@ -1295,12 +1297,21 @@
   }
 
   // -- the preview: the real kiosk page over the draft, scaled into the editor -------------------
-  var previewTimer = null;
+  var previewTimer = null, previewRenewTimer = null;
+  var PREVIEW_RENEW_MS = 8 * 60 * 1000;
   function previewUrl() {
-    var orientation = document.querySelector("input[name=preview-orientation]:checked").value;
     var display = $("preview-display").value;
-    return config.preview_url + "?orientation=" + encodeURIComponent(orientation) +
-      (display ? "&display=" + encodeURIComponent(display) : "");
+    return config.preview_url + (display ? "?display=" + encodeURIComponent(display) : "");
+  }
+
+  // A display set to one orientation is shown in it; one that follows its screen's shape
+  // takes the frame's, as a screen of that shape would.
+  function followDisplayOrientation() {
+    var fixed = state.orientations[$("preview-display").value] || "";
+    Array.prototype.forEach.call(document.querySelectorAll("input[name=preview-orientation]"), function (r) {
+      if (fixed) r.checked = r.value === fixed;
+    });
+    return fixed;
   }
 
   function fitPreview() {
@@ -1323,12 +1334,19 @@
     var box = $("preview-box");
     box.hidden = false;
     $("preview-show").textContent = "Reload preview";
+    var fixed = followDisplayOrientation();
     fitPreview();
     $("preview-frame").src = previewUrl();
-    $("preview-note").textContent = (state.revision
+    $("preview-note").textContent = (fixed ? "This display is set to " + fixed + ". " : "") + (state.revision
       ? "The draft (revision " + state.revision + ")"
       : "The published layout (there is no draft)") +
-      " as the chosen display's screen shows it, with the rooms' live states. It follows each saved draft.";
+      (state.displays.length
+        ? " as the chosen display's screen shows it, with the rooms' live states. It follows each saved draft."
+        : " with a display's default settings. This floor has no display, so the preview has no " +
+          "live link: rooms show as unknown. Add a display to see live states.");
+    // The page's preview credential lasts ten minutes: a fresh page comes before it ends.
+    clearTimeout(previewRenewTimer);
+    previewRenewTimer = setTimeout(showPreview, PREVIEW_RENEW_MS);
   }
 
   function refreshPreview() {
@@ -1370,8 +1388,9 @@
   $("snap").addEventListener("change", function () { setSnap($("snap").checked); });
   $("preview-show").addEventListener("click", showPreview);
   $("preview-display").addEventListener("change", refreshPreview);
+  // The page inside lays itself out again for the frame's new shape: no reload needed.
   Array.prototype.forEach.call(document.querySelectorAll("input[name=preview-orientation]"), function (r) {
-    r.addEventListener("change", refreshPreview);
+    r.addEventListener("change", fitPreview);
   });
   setInterval(autosave, AUTOSAVE_MS);
   $("assign-ok").addEventListener("click", assign);

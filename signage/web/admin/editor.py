@@ -9,11 +9,11 @@ and save layouts the same way.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any
 
 from flask import Response, abort, jsonify, render_template, request, url_for
 
+from signage.actions import preview
 from signage.actions.drafts import (
     discard_draft,
     draft_or_published,
@@ -158,36 +158,41 @@ def _preview_display(svc: Any, floor_id: str, wanted: str | None) -> Display:
     return Display(0, "Preview", floor_id, None, 1, {"qr": False})
 
 
-def _live_links(display: Display) -> dict[str, Any]:
-    """How the preview page keeps its states live. Without a credential of its own the page has
-    the states of the moment it was rendered (its socket and state addresses answer nothing
-    without the console's cookie, which a kiosk page never sends)."""
-    state = url_for("admin.plan_layout_states", floor_id=display.floor_id)
-    return {"socket": None, "state": state, "plan": None}
+def _live_links(svc: Any, display: Display) -> dict[str, Any]:
+    """How the preview page keeps its states live: a preview credential of the display (read-
+    only, ten minutes, never counted as a screen: signage/actions/preview.py) for its socket,
+    state fallback and plan. A floor without a display has none: its page shows the states of
+    the moment it was rendered, and says it has no live link."""
+    if not display.id:
+        # Addresses that answer a page without the console's cookie with a sign-in redirect:
+        # the page retries quietly (a kiosk address would answer "unknown" and end the page).
+        quiet = url_for("admin.plan_layout_states", floor_id=display.floor_id)
+        return {"socket": quiet, "state": quiet, "plan": None}
+    credential = preview.issue(
+        svc.config["SIGNAGE_SECRET_KEY"], display, svc.feeds.clock.time()
+    ).credential
+    return {
+        "socket": f"/ws/kiosk/{credential}",
+        "state": f"/api/kiosk/{credential}/state",
+        "plan": f"/kiosk/{credential}/plan",
+        "hyphens": f"/api/kiosk/{credential}/hyphens",
+    }
 
 
 @bp.get("/floors/<floor_id>/preview")
 def plan_preview(floor_id: str) -> Response:
     """The real kiosk page with the floor's draft (else its published layout), for the editor's
-    scaled frame: `?orientation=landscape|portrait&display=<id>`."""
+    scaled frame: `?display=<id>` (default: the floor's first). The frame's size makes a
+    display of automatic orientation landscape or portrait, as a screen of that shape would."""
     svc = services()
     try:
         floor_context(svc, floor_id)
     except LayoutRefused:
         abort(404)
-    orientation = request.args.get("orientation", "landscape")
-    if orientation not in ("landscape", "portrait"):
-        abort(400, description="orientation: landscape or portrait")
     display = _preview_display(svc, floor_id, request.args.get("display"))
     data, heres = draft_or_published(svc, floor_id)
-    settings = {**display.settings, "orientation": orientation, "rotation": 0}
-    if display.id in heres:
-        if heres[display.id] is None:
-            settings.pop("here", None)
-        else:
-            settings["here"] = heres[display.id]
-    shown = replace(display, settings=settings)
-    links = _live_links(display)
+    here = heres[display.id] if display.id in heres else display.settings.get("here")
+    links = _live_links(svc, display)
     config = {
         "mode": "kiosk",
         "socket": links["socket"],
@@ -198,11 +203,11 @@ def plan_preview(floor_id: str) -> Response:
         "preview": True,
         "qr": None,
         "idle_s": 15,
-        "hyphens_url": None,
+        "hyphens_url": links.get("hyphens"),
     }
     layout = Layout(floor_id, 0, data) if data is not None else None
     plan_url = links["plan"] or url_for("admin.plan_file", floor_id=floor_id)
-    body = kiosk_pages.render_draft(shown, config, plan_url, layout)
+    body = kiosk_pages.render_draft(display, config, plan_url, layout, here)
     response = Response(body, mimetype="text/html")
     # Framed by the editor (our own origin), by nobody else.
     policy = content_security_policy(request.host)
