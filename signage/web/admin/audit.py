@@ -132,24 +132,24 @@ def _local(seconds: float, zone: ZoneInfo) -> str:
     return datetime.fromtimestamp(seconds, zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """An entry's settings as rows: each key, what it was and what it became."""
-    keys = sorted({*(before or {}), *(after or {})})
-    return [
-        {
-            "key": k,
-            "before": _shown((before or {}).get(k), before is not None and k in before),
-            "after": _shown((after or {}).get(k), after is not None and k in after),
-        }
-        for k in keys
-    ]
+def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    """An entry's settings as lines: "key: before → after" for a change, "key: value" for what
+    a creation set, "key was value" for what a removal took away."""
+    if before is None and after is None:
+        return []
+    if before is None:
+        return [f"{k}: {_shown(v)}" for k, v in sorted((after or {}).items())]
+    if after is None:
+        return [f"{k} was {_shown(v)}" for k, v in sorted(before.items())]
+    keys = sorted({*before, *after})
+    return [f"{k}: {_shown(before.get(k))} → {_shown(after.get(k))}" for k in keys]
 
 
-def _shown(value: Any, present: bool) -> str:
-    if not present:
-        return "—"
+def _shown(value: Any) -> str:
     if value is None:
         return "none"
+    if value == "":
+        return "empty"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
