@@ -232,7 +232,7 @@ def test_create_and_edit_a_display_through_the_console(server, console, floor):
         "orientation": "portrait",
         "rotation": "90",
         "theme": "dark",
-        "brand_color": "#FF8800",
+        "brand_color": "#C2410C",  # an orange that reads on the dark theme (core/branding.py)
         "logo_url": "/static/logo.svg",
         "language": "de",
         "functions": ["meeting_room", "phone_booth"],
@@ -248,7 +248,7 @@ def test_create_and_edit_a_display_through_the_console(server, console, floor):
         "orientation": "portrait",
         "rotation": 90,
         "theme": "dark",
-        "brand_color": "#ff8800",
+        "brand_color": "#c2410c",
         "logo_url": "/static/logo.svg",
         "language": "de",
         "functions": ["meeting_room", "phone_booth"],
@@ -258,7 +258,7 @@ def test_create_and_edit_a_display_through_the_console(server, console, floor):
         "qr": False,  # the checkbox was not sent
     }
     page = console.get(f"/admin/displays/{display.id}").get_data(as_text=True)
-    assert 'value="#ff8800"' in page and 'value="22:00"' in page
+    assert 'value="#c2410c"' in page and 'value="22:00"' in page
     assert server.svc.kiosk_url(server.svc.store.get_display(display.id)) in page
 
 

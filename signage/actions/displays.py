@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from signage import i18n
+from signage.core.branding import accent_problem
 from signage.core.directory import SpaceDirectory
 from signage.core.hub import Hub
 from signage.core.protocol import CLOSE_RELOAD, CLOSE_UNAUTHORIZED, dumps
@@ -284,6 +285,12 @@ def clean_display(
     if brand and not _COLOR.match(brand) and "brand_color" not in errors:
         errors["brand_color"] = "a colour as #rrggbb"
     settings["brand_color"] = brand.lower()
+    # The accent must read on the theme (core/branding.py): checked when either is given, so a
+    # change elsewhere never trips over a colour saved before this check existed.
+    accent_keys = {"brand_color", "theme"}
+    if brand and not accent_keys & set(errors) and accent_keys & set(data):
+        if problem := accent_problem(brand.lower(), theme):
+            errors["brand_color"] = problem
 
     logo = _text(pick("logo_url", base["logo_url"]), "logo_url", errors, MAX_URL)
     settings["logo_url"] = _logo_url(logo, errors) if "logo_url" not in errors else ""

@@ -67,6 +67,8 @@ class Subscriber:
     info: dict = field(default_factory=dict)  # last heartbeat from the page
     # A console preview (signage/actions/preview.py): fed like a screen, never counted as one.
     preview: bool = False
+    # The display's language: frames that name spaces are localised for it (see Hub.localise).
+    language: str = ""
     connected_at: float = field(default_factory=time.monotonic)
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     _pending: memoryview | None = None  # the unsent rest of a frame (sender thread only)
@@ -104,6 +106,24 @@ class Hub:
         self._sender: threading.Thread | None = None
         self._fanout_listeners: list[Callable[[float], None]] = []  # add_fanout_listener
         self._published_at: float | None = None
+        # Display names (core/names.py, set by actions/names.py): rewrites a message's text for
+        # one language. A floor's frame is then encoded once per language of its kiosks.
+        self.localise: Callable[[str, str], str] | None = None
+
+    def _framer(self, text: str) -> Callable[[Subscriber], bytes]:
+        """The frame of `text` for each kiosk, encoded once per language it is needed in."""
+        frames: dict[str, bytes] = {}
+        localise = self.localise
+
+        def frame(sub: Subscriber) -> bytes:
+            lang = sub.language if localise is not None else ""
+            found = frames.get(lang)
+            if found is None:
+                shown = localise(text, lang) if localise is not None and lang else text
+                found = frames[lang] = text_frame(shown)
+            return found
+
+        return frame
 
     def add_fanout_listener(self, listener: Callable[[float], None]) -> None:
         """Call `listener` (in the sender thread) with the seconds from each publication to its
@@ -118,9 +138,11 @@ class Hub:
         wakeup: threading.Event,
         sock: socket.socket | None = None,
         preview: bool = False,
+        language: str = "",
     ) -> Subscriber:
         """Register a kiosk; updates wait until `snapshot` queues its snapshot."""
         sub = Subscriber(floor_id, display_id, wakeup, sock, self.queue_size, preview=preview)
+        sub.language = language
         sub.last_sent = sub.connected_at = self.clock.monotonic()
         with self._lock:
             self._by_floor.setdefault(floor_id, set()).add(sub)
@@ -197,15 +219,15 @@ class Hub:
 
     def publish(self, floor_id: str, seq: int, text: str) -> int:
         """Queue an update for every kiosk of a floor; never blocks on a socket."""
-        frame = text_frame(text)
+        frame_for = self._framer(text)
         delivered = 0
         with self._lock:
             if self._published_at is None:
                 self._published_at = self.clock.monotonic()
             for sub in self._by_floor.get(floor_id, ()):
                 if not sub.ready:
-                    sub.early.append((seq, frame))
-                elif seq > sub.last_seq and self._append(sub, frame):
+                    sub.early.append((seq, frame_for(sub)))
+                elif seq > sub.last_seq and self._append(sub, frame_for(sub)):
                     sub.last_seq = seq
                     delivered += 1
         self._wake()
@@ -213,8 +235,9 @@ class Hub:
 
     def send(self, sub: Subscriber, text: str) -> bool:
         """Queue one message outside the floor's sequence (a heartbeat) for one kiosk."""
+        frame = self._framer(text)(sub)
         with self._lock:
-            queued = self._append(sub, text_frame(text))
+            queued = self._append(sub, frame)
         self._wake()
         return queued
 
@@ -236,10 +259,10 @@ class Hub:
         Only kiosks whose snapshot is queued: one that is still joining gets the same news in
         its snapshot, and nothing may overtake that.
         """
-        frame = text_frame(text)
+        frame_for = self._framer(text)
         with self._lock:
             subs = [s for s in self._by_floor.get(floor_id, ()) if s.ready]
-            queued = sum(1 for sub in subs if self._append(sub, frame))
+            queued = sum(1 for sub in subs if self._append(sub, frame_for(sub)))
         self._wake()
         return queued
 

@@ -21,9 +21,11 @@ from signage.web import (
     admin,
     api,
     auth,
+    branding,
     calendars,
     kiosk,
     metrics,
+    names,
     ops,
     pairing,
     security,
@@ -64,6 +66,9 @@ def init_app(app: Flask, svc: Services) -> None:
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(calendars.bp)
+    app.register_blueprint(names.bp)  # display names of floors and rooms (API)
+    app.register_blueprint(branding.bp)  # uploaded logos, served from our origin
+    app.register_blueprint(branding.api_bp)  # a display's logo (API)
     app.register_blueprint(pairing.bp)
     sockets.init_app(app)
     metrics.init_app(app, svc)
@@ -74,6 +79,7 @@ def init_app(app: Flask, svc: Services) -> None:
     app.before_request(svc.directory.start)
     if svc.bookings is not None:  # room calendars: their own thread, as the space tree
         app.before_request(svc.bookings.start)
+    names.init_app(app)  # display names: read now, handed to the hub, kept current
     security.init_app(app)
     app.register_error_handler(StoreUnavailable, _database_unavailable)
     svc.ready = True

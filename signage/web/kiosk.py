@@ -29,6 +29,7 @@ from flask import (
 from markupsafe import Markup
 
 from signage import i18n
+from signage.actions import names as display_names
 from signage.actions import preview
 from signage.actions.announcements import etag_part as announcement_tag
 from signage.config import __version__, knobs_allowed
@@ -500,6 +501,7 @@ def _state_response(display: Display, public: bool = False) -> Response:
     etag = f"{snapshot['epoch']}-{snapshot['seq']}-{snapshot['feed']}-{display.updated_at}"
     etag += f"-{floors_tag(snapshot.get('other_floors'))}"  # the other floors change on their own
     etag += f"-{announcement_tag(snapshot.get('announcements'))}"  # so do announcements
+    etag += f"-n{display_names.book(svc).version}"  # and the floors' and rooms' display names
     if request.if_none_match.contains(etag):
         response = Response(status=304)
     else:

@@ -14,7 +14,9 @@ from signage.actions.plans import MAX_VERSION
 from signage.config import __version__
 from signage.core import layout as doc
 from signage.store import plans
+from signage.web.branding import openapi_paths as branding_paths
 from signage.web.calendars import openapi_paths as calendar_paths
+from signage.web.names import openapi_paths as names_paths
 
 
 def _op(summary: str, *, body: str | None = None, ok: str = "200", params: tuple = ()) -> dict:
@@ -200,6 +202,8 @@ def openapi_document() -> dict[str, Any]:
             **_layout_paths(_op),
             **_announcement_paths(_op),
             **calendar_paths(_op),
+            **names_paths(_op),
+            **branding_paths(_op),
             "/floors/{floor_id}/rooms": {"get": _op("A floor's rooms", params=("floor_id",))},
             "/floors/{floor_id}/plan": {
                 "get": _op("The floor's plan file", params=("floor_id",)),

@@ -22,6 +22,8 @@ from simple_websocket import ConnectionClosed
 from wsproto.events import Pong
 
 from signage import config as settings
+from signage import i18n
+from signage.actions import names as display_names
 from signage.actions import preview
 from signage.config import __version__
 from signage.core.feeds import Feed
@@ -98,7 +100,8 @@ def kiosk_snapshot(feed: Feed, display: Display) -> dict[str, Any]:
     # Banners and emergencies showing now: a kiosk that reconnects or reloads shows them at once.
     if announcer is not None:
         snapshot.update(announcer.snapshot_part(display))
-    return snapshot
+    # Floors and rooms by their display names in the screen's language (core/names.py).
+    return display_names.localise(services(), snapshot, i18n.language(display.settings))
 
 
 class _InboundBudget:
@@ -314,7 +317,14 @@ def _serve_display(
     # The other floors' feeds, for the "free now on other floors" panel: shared and
     # reference-counted like the kiosk's own, so a floor never has two upstream sockets.
     siblings = svc.building.hold(display.floor_id) if svc.building else []
-    sub = svc.hub.subscribe(display.floor_id, display.id, ws.event, ws.sock, ends is not None)
+    sub = svc.hub.subscribe(
+        display.floor_id,
+        display.id,
+        ws.event,
+        ws.sock,
+        ends is not None,
+        language=i18n.language(display.settings),  # the names in its frames (core/names.py)
+    )
     clock = svc.feeds.clock
     # A preview's own event name: a log reader counting screens must not count it.
     kind = "kiosk" if ends is None else "preview"

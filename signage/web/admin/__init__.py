@@ -12,9 +12,11 @@ from __future__ import annotations
 from signage.web.admin import (  # noqa: F401
     accounts,
     announcements,
+    branding,
     displays,
     editor,
     fleet,
+    names,
     plans,
 )
 from signage.web.admin.base import bp

@@ -1,0 +1,234 @@
+"""Display names of floors and rooms as the console and the API change them.
+
+`set_names` checks the fields, stores them, refreshes the in-memory `NameBook` every renderer
+reads (core/names.py) and reloads the screens that show the space: a room's floor, or a
+floor and the other floors of its building (their panel names it). It returns the names before
+and after, so a caller can record the change. `NameBook` lives in `Services.state`; another
+process's change is picked up by `refresh`, which the kiosk routes call (at most every
+REFRESH_S seconds, and never from a feed or the fan-out).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from signage import i18n
+from signage.actions import audit
+from signage.core.directory import CONTAINERS
+from signage.core.names import NameBook
+from signage.core.protocol import CLOSE_RELOAD
+from signage.store import StoreError, StoreUnavailable
+from signage.store.names import DisplayNames
+
+if TYPE_CHECKING:
+    from signage.services import Services
+
+logger = logging.getLogger(__name__)
+
+MAX_NAME = 80
+REFRESH_S = 10.0  # another process's rename reaches this one's new pages within this
+# The fields a space's names are given in: the default, then one per kiosk language.
+FIELDS = ("default", *i18n.LANGUAGES)
+_BOOK = "display_names"
+
+
+class Invalid(Exception):
+    """Names that cannot be saved; `errors` maps each field to a message for people."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class UnknownSpace(LookupError):
+    """Not a floor or a room Density lists (now)."""
+
+
+@dataclass(frozen=True)
+class NamesChange:
+    """What a change did: the space, its kind, and its names before and after (by field)."""
+
+    space_id: str
+    kind: str  # "floor" or "room"
+    density_name: str
+    before: dict[str, str]
+    after: dict[str, str]
+    screens_reloaded: int
+
+
+def book(svc: Services) -> NameBook:
+    """The process's NameBook (made, filled from the store and given to the hub on first use)."""
+    with svc.lock:
+        found = svc.state.get(_BOOK)
+        if found is None:
+            found = svc.state[_BOOK] = NameBook()
+            svc.state["display_names_read_at"] = None
+            # The hub localises each floor's shared frames per kiosk language with it.
+            svc.hub.localise = found.localise_text
+    return found
+
+
+def refresh(svc: Services, force: bool = False) -> None:
+    """Re-read the names from the store when they are older than REFRESH_S (or `force`); a
+    database that cannot be read leaves the names held as they are."""
+    names = book(svc)
+    read_at = svc.state.get("display_names_read_at")
+    now = time.monotonic()
+    if not force and read_at is not None and now - read_at < REFRESH_S:
+        return
+    svc.state["display_names_read_at"] = now
+    try:
+        stored = DisplayNames(svc.store).all()
+    except (StoreError, StoreUnavailable) as exc:
+        logger.warning("display names not refreshed: %s", exc)
+        return
+    if names.replace(_by_language(stored)):
+        logger.info("display names loaded: %d space(s)", len(stored))
+
+
+def _by_language(stored: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {sid: {lang: n for lang, n in v.items() if n} for sid, v in stored.items()}
+
+
+def _fields(stored: dict[str, str]) -> dict[str, str]:
+    """Stored names ("" = default) as fields ("default", "en", ...)."""
+    return {("default" if lang == "" else lang): name for lang, name in stored.items()}
+
+
+def space_kind(svc: Services, space_id: str) -> tuple[str, str]:
+    """("floor" or "room", Density's name) of a space, from the cached tree; UnknownSpace."""
+    tree = svc.directory.tree()  # memory only: never waits on Density
+    space = tree.get(space_id)
+    if space is None:
+        raise UnknownSpace(space_id)
+    if space.space_type == "floor":
+        return "floor", space.name
+    if _floor_of(svc, space_id) is not None and space.space_type not in CONTAINERS:
+        return "room", space.name
+    raise UnknownSpace(space_id)
+
+
+def _floor_of(svc: Services, space_id: str) -> str | None:
+    """The id of the floor a room is on (its nearest floor ancestor), or None."""
+    ancestors = svc.directory.tree().ancestors(space_id)
+    return next((a.id for a in ancestors if a.space_type == "floor"), None)
+
+
+def clean_names(data: Any) -> dict[str, str]:
+    """The fields of a names form or JSON body, checked: {"default": ..., "de": ...}; empty
+    fields are left out (they fall back). Raises Invalid naming each bad field."""
+    if not isinstance(data, dict):
+        raise Invalid({"names": "must be an object with default, " + ", ".join(i18n.LANGUAGES)})
+    errors: dict[str, str] = {}
+    for key in sorted(set(data) - set(FIELDS), key=str)[:5]:
+        errors[str(key)[:40]] = "unknown field (use default, " + ", ".join(i18n.LANGUAGES) + ")"
+    out: dict[str, str] = {}
+    for field in FIELDS:
+        value = data.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            errors[field] = "must be text"
+            continue
+        value = " ".join(value.split())  # one line: a newline would break a tile's text
+        if len(value) > MAX_NAME:
+            errors[field] = f"at most {MAX_NAME} characters (this has {len(value)})"
+        elif any(ord(c) < 32 or ord(c) == 127 for c in value):
+            errors[field] = "must not contain control characters"
+        elif value:
+            out[field] = value
+    if errors:
+        raise Invalid(errors)
+    return out
+
+
+def names_of(svc: Services, space_id: str) -> dict[str, str]:
+    """A space's display names as fields, read from the store."""
+    return _fields(DisplayNames(svc.store).of(space_id))
+
+
+def set_names(svc: Services, space_id: str, data: Any) -> NamesChange:
+    """Give a floor or a room exactly these display names (an empty set removes them all),
+    then reload the screens that show it. Raises UnknownSpace or Invalid."""
+    kind, density_name = space_kind(svc, space_id)
+    fields = clean_names(data)
+    stored = {("" if f == "default" else f): name for f, name in fields.items()}
+    with audit.change(svc.store, "names.set", "name", space_id, density_name,
+                      before=names_of(svc, space_id), after=fields):  # fmt: skip
+        before = DisplayNames(svc.store).put(space_id, stored)
+    refresh(svc, force=True)
+    reloaded = _reload_for(svc, space_id, kind)
+    logger.info(
+        "display names of %s %s set (%d name(s)); %d kiosk socket(s) reloading",
+        kind,
+        space_id,
+        len(stored),
+        reloaded,
+    )
+    return NamesChange(space_id, kind, density_name, _fields(before), fields, reloaded)
+
+
+def _reload_for(svc: Services, space_id: str, kind: str) -> int:
+    """Reload the screens showing the space: its floor's, and for a floor its siblings' too."""
+    if kind == "floor":
+        floors = [space_id, *(f.id for f in svc.directory.siblings(space_id))]
+    else:
+        floor_id = _floor_of(svc, space_id)
+        floors = [floor_id] if floor_id is not None else []
+    closed = 0
+    for floor_id in floors:
+        for display in svc.store.list_displays(floor_id):
+            closed += svc.hub.close_display(display.id, CLOSE_RELOAD, "display names changed")
+    return closed
+
+
+def overview(svc: Services) -> list[dict[str, Any]]:
+    """Every floor Density lists (in the building's order) with its rooms, each with Density's
+    name, its display names and what each language's screens show now."""
+    names = book(svc)
+    tree = svc.directory.tree()
+    out = []
+    for floor in tree.floors(building_order=True):
+        building = tree.building_of(floor.id)
+        rooms = svc.directory.rooms_of(floor.id)
+        out.append(
+            {
+                **_entry(names, floor.id, floor.name),
+                "building": building.name if building else "",
+                "rooms": [_entry(names, r.id, r.name) for r in rooms],
+            }
+        )
+    return out
+
+
+def _entry(names: NameBook, space_id: str, density_name: str) -> dict[str, Any]:
+    return {
+        "id": space_id,
+        "density_name": density_name,
+        "names": _fields(names.names_of(space_id)),
+        "shown": {lang: names.resolve(space_id, lang, density_name) for lang in i18n.LANGUAGES},
+    }
+
+
+def localise(svc: Services, message: dict[str, Any], language: str) -> dict[str, Any]:
+    """A kiosk message (a display's snapshot) with every space named for its screen."""
+    return book(svc).localise_message(message, language) or message
+
+
+__all__ = [
+    "FIELDS",
+    "Invalid",
+    "NamesChange",
+    "UnknownSpace",
+    "book",
+    "clean_names",
+    "localise",
+    "names_of",
+    "overview",
+    "refresh",
+    "set_names",
+    "space_kind",
+]

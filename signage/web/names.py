@@ -1,0 +1,144 @@
+"""Display names in the JSON admin API, and keeping this process's names current.
+
+`GET /api/admin/names` lists every floor and its rooms with their display names and what each
+language's screens show; `GET/PUT/DELETE /api/admin/spaces/<id>/names` read, set and remove one
+space's. What a change does is in signage/actions/names.py, shared with the console.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, Response, abort, jsonify, request
+
+from signage import i18n
+from signage.actions import names as actions
+from signage.actions.displays import SPACE_ID
+from signage.web import auth
+from signage.web.current import services
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("api_names", __name__, url_prefix="/api/admin")
+bp.before_request(auth.admin_api_guard)
+
+# Requests that render names for screens: the names are re-read (at most every REFRESH_S
+# seconds) before them, so another process's rename reaches this one's screens too.
+_SCREEN_PATHS = ("/kiosk/", "/phone/", "/api/kiosk/", "/api/phone/", "/ws/")
+
+
+def init_app(app: Flask) -> None:
+    """Read the names once now (and give the hub its localiser), then keep them current."""
+    actions.refresh(services_of(app), force=True)
+    app.before_request(_refresh_for_screens)
+
+
+def services_of(app: Flask) -> Any:
+    """The app's services (init_app runs outside a request)."""
+    return app.extensions["signage"]
+
+
+def _refresh_for_screens() -> None:
+    if request.path.startswith(_SCREEN_PATHS):
+        actions.refresh(services())
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _space(space_id: str) -> tuple[str, str]:
+    if not SPACE_ID.match(space_id):
+        abort(404, "no such floor or room")
+    try:
+        return actions.space_kind(services(), space_id)
+    except actions.UnknownSpace:
+        abort(404, "no such floor or room (as Density lists them now)")
+
+
+def _answer(space_id: str, kind: str, density_name: str) -> dict[str, Any]:
+    svc = services()
+    book = actions.book(svc)
+    return {
+        "space_id": space_id,
+        "kind": kind,
+        "density_name": density_name,
+        "names": actions.names_of(svc, space_id),
+        "shown": {lang: book.resolve(space_id, lang, density_name) for lang in i18n.LANGUAGES},
+    }
+
+
+@bp.get("/names")
+def list_names() -> Response:
+    """Every floor (in its building's order) and its rooms: display names and what shows."""
+    return jsonify(floors=actions.overview(services()))
+
+
+@bp.get("/spaces/<space_id>/names")
+def get_names(space_id: str) -> Response:
+    """A floor's or a room's display names, and the name each language's screens show."""
+    kind, density_name = _space(space_id)
+    return jsonify(_answer(space_id, kind, density_name))
+
+
+@bp.put("/spaces/<space_id>/names")
+def put_names(space_id: str) -> Any:
+    """Set a space's display names: `default` and any of en, de, fr (others are removed)."""
+    _space(space_id)
+    body = request.get_json(silent=True)
+    try:
+        change = actions.set_names(services(), space_id, body)
+    except actions.Invalid as exc:
+        response = jsonify(
+            error="invalid",
+            message="; ".join(f"{k}: {v}" for k, v in exc.errors.items()),
+            fields=exc.errors,
+        )
+        response.status_code = 400
+        return response
+    return jsonify(_answer(space_id, change.kind, change.density_name))
+
+
+@bp.delete("/spaces/<space_id>/names")
+def delete_names(space_id: str) -> Response:
+    """Remove every display name of a space: its screens show Density's name again."""
+    _space(space_id)
+    actions.set_names(services(), space_id, {})
+    return Response(status=204)
+
+
+def openapi_paths(op: Any) -> dict[str, Any]:
+    """The display-name routes for the OpenAPI document (web/openapi.py)."""
+    space = [
+        {
+            "name": "space_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": SPACE_ID.pattern},
+        }
+    ]
+    name = {"type": "string", "maxLength": actions.MAX_NAME}
+    put = op("Set a floor's or a room's display names (default and per language)")
+    put["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {field: name for field in actions.FIELDS},
+                }
+            }
+        },
+    }
+    get = op("A floor's or a room's display names and the name each language shows")
+    remove = op("Remove a floor's or a room's display names", ok="204")
+    for operation in (get, put, remove):
+        operation["parameters"] = space
+    return {
+        "/names": {"get": op("Every floor and room: display names and what each language shows")},
+        "/spaces/{space_id}/names": {"get": get, "put": put, "delete": remove},
+    }
