@@ -74,6 +74,10 @@ def test_a_message_is_localised_as_a_copy_and_a_heartbeat_is_left_alone():
     assert out["other_floors"][0]["name"] == "Erdgeschoss"
     assert room["name"] == "Grove" and panel[0]["name"] == "Ground floor"  # shared dicts kept
     assert book.localise_message(message, "en") is None
+    # A room Density calls "1st floor" keeps its name: only floors' ordinal names translate.
+    odd = {"type": "update", "rooms": {"r2": {"id": "r2", "name": "1st floor"}}}
+    assert book.localise_message(odd, "de") is None
+    assert NameBook().localise_text(json.dumps(odd), "fr") == json.dumps(odd)
     heartbeat = '{"type":"heartbeat","seq":3}'
     assert book.localise_text(heartbeat, "de") is heartbeat
 
@@ -264,6 +268,10 @@ def test_a_german_screen_says_erdgeschoss_in_the_other_floors_panel(sim, server,
     state = httpx.get(f"{server.url}/api/kiosk/{cred}/state").json()
     assert state["floor"]["name"] == "1. OG"
     assert {f["name"] for f in state["other_floors"]} == {"Erdgeschoss", "2. OG"}
+    # So does the phone view its QR code opens, page and state.
+    phone = server.svc.store.phone_credential(display)
+    assert httpx.get(f"{server.url}/api/phone/{phone}/state").json()["floor"]["name"] == "1. OG"
+    assert ">1. OG<" in httpx.get(f"{server.url}/phone/{phone}").text
     assert page.errors == []
 
 

@@ -196,20 +196,22 @@ def overview(svc: Services) -> list[dict[str, Any]]:
         rooms = svc.directory.rooms_of(floor.id)
         out.append(
             {
-                **_entry(names, floor.id, floor.name),
+                **_entry(names, floor.id, floor.name, True),
                 "building": building.name if building else "",
-                "rooms": [_entry(names, r.id, r.name) for r in rooms],
+                "rooms": [_entry(names, r.id, r.name, False) for r in rooms],
             }
         )
     return out
 
 
-def _entry(names: NameBook, space_id: str, density_name: str) -> dict[str, Any]:
+def _entry(names: NameBook, space_id: str, density_name: str, is_floor: bool) -> dict[str, Any]:
     return {
         "id": space_id,
         "density_name": density_name,
         "names": _fields(names.names_of(space_id)),
-        "shown": {lang: names.resolve(space_id, lang, density_name) for lang in i18n.LANGUAGES},
+        "shown": {
+            lang: names.resolve(space_id, lang, density_name, is_floor) for lang in i18n.LANGUAGES
+        },
     }
 
 

@@ -87,15 +87,18 @@ class NameBook:
         with self._lock:
             return {sid: dict(v) for sid, v in self._names.items()}
 
-    def resolve(self, space_id: str, lang: str, density_name: str) -> str:
+    def resolve(self, space_id: str, lang: str, density_name: str, is_floor: bool = True) -> str:
         """The name a screen in `lang` shows for a space: its name in that language, else its
-        default display name, else Density's (with ordinal floor names translated)."""
+        default display name, else Density's (a floor's ordinal name translated; a room called
+        "1st floor" is a proper name)."""
         with self._lock:
             own = self._names.get(space_id)
             if own:
                 name = own.get(lang) or own.get("")
                 if name:
                     return name
+        if not is_floor:
+            return density_name
         return ordinal_floor_name(density_name, lang) or density_name
 
     # -- kiosk messages ------------------------------------------------------------------------
@@ -105,12 +108,13 @@ class NameBook:
         a feed's or the panel's own dicts. Idempotent: a resolved name resolves to itself."""
         changed = False
 
-        def fix(item: Any) -> Any:
+        def fix(item: Any, is_floor: bool) -> Any:
             nonlocal changed
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
                 return item
             current = item.get("name")
-            name = self.resolve(item["id"], lang, current if isinstance(current, str) else "")
+            density = current if isinstance(current, str) else ""
+            name = self.resolve(item["id"], lang, density, is_floor)
             if not name or name == current:
                 return item
             changed = True
@@ -119,12 +123,12 @@ class NameBook:
         out = dict(message)
         rooms = message.get("rooms")
         if isinstance(rooms, dict):
-            out["rooms"] = {sid: fix(room) for sid, room in rooms.items()}
+            out["rooms"] = {sid: fix(room, False) for sid, room in rooms.items()}
         if "floor" in message:
-            out["floor"] = fix(message["floor"])
+            out["floor"] = fix(message["floor"], True)
         floors = message.get("other_floors")
         if isinstance(floors, list):
-            out["other_floors"] = [fix(floor) for floor in floors]
+            out["other_floors"] = [fix(floor, True) for floor in floors]
         return out if changed else None
 
     def localise_text(self, text: str, lang: str) -> str:
@@ -134,8 +138,9 @@ class NameBook:
             return text
         with self._lock:
             nothing_set = not self._names
-        if nothing_set and lang not in ("de", "fr"):
-            return text  # only ordinal floor names could change, and only in German and French
+        names_floors = '"floor"' in text or '"other_floors"' in text
+        if nothing_set and (lang not in ("de", "fr") or not names_floors):
+            return text  # only a floor's ordinal name could change, and only in German or French
         try:
             message = json.loads(text)
         except ValueError:

@@ -67,7 +67,10 @@ def _answer(space_id: str, kind: str, density_name: str) -> dict[str, Any]:
         "kind": kind,
         "density_name": density_name,
         "names": actions.names_of(svc, space_id),
-        "shown": {lang: book.resolve(space_id, lang, density_name) for lang in i18n.LANGUAGES},
+        "shown": {
+            lang: book.resolve(space_id, lang, density_name, kind == "floor")
+            for lang in i18n.LANGUAGES
+        },
     }
 
 
