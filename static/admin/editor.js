@@ -1246,7 +1246,7 @@
     var info = state.draftInfo;
     var pub = state.published;
     var live = pub ? "Screens show version " + pub.version + ", published " + when(pub.updated_at) +
-      (pub.updated_by ? " by " + pub.updated_by : "") + "." : "Nothing is published yet: screens show the automatic map.";
+      (pub.updated_by ? " by " + who(pub.updated_by) : "") + "." : "Nothing is published yet: screens show the automatic map.";
     if (info) {
       box.dataset.draft = "draft";
       box.appendChild(html("strong", "Draft, not published"));
@@ -1256,7 +1256,7 @@
       if (d.here) parts.push(plural(d.here, "“you are here” changed", "“you are here” changed"));
       box.appendChild(document.createTextNode(": " + parts.join(", ") +
         (info.restored_from ? " (restored from version " + info.restored_from + ")" : "") +
-        ". Saved " + when(info.updated_at) + (info.updated_by ? " by " + info.updated_by : "") + ". " + live));
+        ". Saved " + when(info.updated_at) + (info.updated_by ? " by " + who(info.updated_by) : "") + ". " + live));
       if (info.behind) {
         box.appendChild(html("span", " Version " + (pub ? pub.version : 0) +
           " was published since this draft began: publishing it is refused; discard it or restore.", "draft-behind"));
@@ -1276,7 +1276,7 @@
       var li = html("li", null, "version-item");
       li.dataset.version = String(v.version);
       li.appendChild(html("span", "Version " + v.version + " · " + when(v.published_at) +
-        (v.published_by ? " · " + v.published_by : "") + " · " + plural(v.rooms, "room", "rooms") +
+        (v.published_by ? " · " + who(v.published_by) : "") + " · " + plural(v.rooms, "room", "rooms") +
         (v.restored_from ? " · from version " + v.restored_from : "")));
       if (v.live) li.appendChild(html("span", "live", "version-live"));
       var button = html("button", "Restore as draft", "secondary small");
@@ -1287,6 +1287,12 @@
       list.appendChild(li);
     });
     if (!state.versions.length) list.appendChild(html("li", "None yet: versions are kept from the first publish.", "muted"));
+  }
+
+  // Who changed it, as stored: "session:alice" is the account alice, "token:ci" an API token.
+  function who(label) {
+    var m = /^(session|token):(.*)$/.exec(label || "");
+    return !m ? label : m[1] === "session" ? m[2] : "API token " + m[2];
   }
 
   // Stored times are UTC ISO strings: shown in the browser's own time zone, which it names.
