@@ -20,6 +20,7 @@ from tests.admin_helpers import make_admin
 from tests.helpers import wait_until
 from tests.test_editor import (
     PLAN_SVG,
+    SCREENSHOTS,
     SERVER_MS,
     _open_editor,
     _points,
@@ -337,6 +338,8 @@ def test_three_rectangles_as_a_draft_previewed_then_published_then_an_older_one_
         box = page.locator("#preview-box").bounding_box()
         assert abs(box["width"] / box["height"] - 16 / 9) < 0.02, box
         expect(frame.locator("html")).to_have_attribute("data-orientation", "landscape")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "editor-draft-preview.png"), full_page=True)
         page.check("input[name=preview-orientation][value=portrait]")
         # The same page lays itself out for a portrait screen (the display follows its shape).
         expect(frame.locator("html")).to_have_attribute(
@@ -344,7 +347,7 @@ def test_three_rectangles_as_a_draft_previewed_then_published_then_an_older_one_
         )
         box = page.locator("#preview-box").bounding_box()
         assert abs(box["height"] / box["width"] - 16 / 9) < 0.02, box
-        page.screenshot(path="/tmp/h17-editor-draft.png", full_page=True)
+        page.screenshot(path=str(SCREENSHOTS / "editor-draft-portrait.png"), full_page=True)
         assert len(loads) == 1, loads  # one page: no reload for the shape, none by itself
 
         # Publish with the keyboard alone: the kiosk reloads and shows the four rooms.

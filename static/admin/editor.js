@@ -1092,6 +1092,7 @@
       state.versions = data.versions || [];
       state.history = [];
       state.dirty = false;
+      state.autosaveOff = false;
       state.savedKey = drawingKey();
 
       state.warnings = (data.error ? [data.error] : []).concat(data.warnings || []);
@@ -1295,11 +1296,14 @@
     return !m ? label : m[1] === "session" ? m[2] : "API token " + m[2];
   }
 
-  // Stored times are UTC ISO strings: shown in the browser's own time zone, which it names.
+  // Stored times are UTC ISO strings: shown in the browser's own time zone, named.
   function when(iso) {
     var t = Date.parse(iso);
     if (!isFinite(t)) return iso || "";
-    return new Date(t).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+    return new Date(t).toLocaleString([], {
+      year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+      timeZoneName: "short"
+    });
   }
 
   // -- the preview: the real kiosk page over the draft, scaled into the editor -------------------
@@ -1358,7 +1362,8 @@
   function refreshPreview() {
     if ($("preview-box").hidden) return;
     clearTimeout(previewTimer);
-    previewTimer = setTimeout(showPreview, 300);
+    // Autosaves come every few seconds while drawing: the frame follows once they settle.
+    previewTimer = setTimeout(showPreview, 1500);
   }
 
   function poll() {
