@@ -189,18 +189,30 @@ def announcements_page() -> Any:
     svc = services()
     errors: dict[str, str] = {}
     values: dict[str, Any] = {"kind": "message", "audience": "all", "duration_minutes": "60"}
+    # Several audiences: a selection from the displays list (?audience=display:1&audience=…),
+    # sent as one announcement to each.
+    picked = request.values.getlist("audience")
+    if request.method == "GET" and picked:
+        values["audience"] = picked if len(picked) > 1 else picked[0]
     if request.method == "POST":
         values = _form_data()
         principal = auth.current_principal()
+        targets = picked if len(picked) > 1 else [values["audience"]]
+        if len(picked) > 1:
+            values["audience"] = picked
         try:
-            announcement = create(
-                svc, _local_times(svc, values), principal.label if principal else "?"
-            )
+            for audience in targets:
+                announcement = create(
+                    svc,
+                    _local_times(svc, {**values, "audience": audience}),
+                    principal.label if principal else "?",
+                )
         except AnnouncementInvalid as exc:
             errors = exc.errors
         else:
             what = "Emergency override" if announcement.kind == "emergency" else "Announcement"
-            flash(f"{what} “{announcement.title}” sent.", "ok")
+            where = f" to {len(picked)} displays" if len(picked) > 1 else ""
+            flash(f"{what} “{announcement.title}” sent{where}.", "ok")
             return redirect(url_for("admin.announcements_page"))
     options, _, floor_error = audiences(svc)
     shown = listing(svc)

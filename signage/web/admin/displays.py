@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import parse_qs
 
 from flask import Response, flash, redirect, render_template, request, url_for
 
@@ -25,8 +28,10 @@ from signage.actions.displays import (
     revoke_phone_link,
     send_command,
 )
+from signage.actions.fleet import fleet_status
 from signage.actions.pairing import PairingRefused, claim
 from signage.services import Services
+from signage.store import Display
 from signage.web import auth
 from signage.web.admin.base import bp, display_or_404
 from signage.web.current import services
@@ -69,22 +74,203 @@ def _floor_ids(choices: list[FloorChoice], error: str | None) -> set[str] | None
 
 
 # -- displays ------------------------------------------------------------------------------------
+# The list's states, as an admin names them (fleet health's words: a display that never had a
+# screen is "not installed", not down).
+STATES = {
+    "live": "Live",
+    "stale": "Stale data",
+    "down": "Down",
+    "not_installed": "Not installed",
+}
+PAGE_SIZES = (50, 100)
+# Query keys the list keeps across its links, forms and the bulk actions' way back.
+LIST_KEYS = ("q", "floor", "state", "language", "per_page", "page")
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """What the displays list is asked for: a search, filters and a page (bad values dropped,
+    so a hand-edited URL shows the whole list rather than an error)."""
+
+    q: str = ""
+    floor: str = ""
+    state: str = ""
+    language: str = ""
+    per_page: int = PAGE_SIZES[0]
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> ListQuery:
+        """Read the list's query string."""
+        per_page = args.get("per_page", "")
+        page = args.get("page", "")
+        return cls(
+            q=" ".join(args.get("q", "").split())[:80],
+            floor=args.get("floor", "")[:64],
+            state=args.get("state", "") if args.get("state") in STATES else "",
+            language=args.get("language", "") if args.get("language") in i18n.LANGUAGES else "",
+            per_page=int(per_page) if per_page in {str(n) for n in PAGE_SIZES} else PAGE_SIZES[0],
+            page=int(page) if page.isascii() and page.isdigit() and 0 < len(page) < 7 else 1,
+        )
+
+    def args(self, **changes: Any) -> dict[str, Any]:
+        """The query as URL arguments, defaults left out, with `changes` applied."""
+        values = {**{k: getattr(self, k) for k in LIST_KEYS}, **changes}
+        defaults = ListQuery()
+        return {k: v for k, v in values.items() if v != getattr(defaults, k)}
+
+
+def _list_state(row: dict[str, Any], feed_modes: dict[str, str]) -> str:
+    """A fleet report row's state in the list's words: a screen showing a stale floor is
+    "stale", one whose page stopped answering counts as down (as fleet health counts it)."""
+    if row["state"] == "not_installed":
+        return "not_installed"
+    if row["state"] in ("down", "silent"):
+        return "down"
+    return "stale" if feed_modes.get(row["floor_id"]) == "stale" else "live"
+
+
+def display_rows(svc: Services) -> list[dict[str, Any]]:
+    """Every display with its floor, state, language and screens, by name (the fleet report's
+    view of its screens: a fleet's other processes count, previews do not)."""
+    report = fleet_status(svc)
+    feed_modes = {f["floor_id"]: f["mode"] for f in report["feeds"]}
+    by_id = {d["id"]: d for d in report["displays"]}
+    rows = []
+    for display in svc.store.list_displays():
+        row = by_id.get(display.id)
+        if row is None:  # created after the report was read
+            continue
+        orientation = (display.settings or {}).get("orientation")
+        rows.append(
+            {
+                "display": display,
+                "floor": row["floor"],
+                "state": _list_state(row, feed_modes),
+                "down_s": row["down_s"],
+                "language": i18n.language(display.settings),
+                "orientation": "portrait" if orientation == "portrait" else "landscape",
+                "connected": row["connected"],
+            }
+        )
+    rows.sort(key=lambda r: (r["display"].name.casefold(), r["display"].id))
+    return rows
+
+
+def filter_rows(rows: list[dict[str, Any]], query: ListQuery) -> list[dict[str, Any]]:
+    """The rows a search and the filters keep (the search looks in names and floors)."""
+    words = query.q.casefold().split()
+
+    def keep(row: dict[str, Any]) -> bool:
+        if query.floor and row["display"].floor_id != query.floor:
+            return False
+        if query.state and row["state"] != query.state:
+            return False
+        if query.language and row["language"] != query.language:
+            return False
+        text = f"{row['display'].name} {row['floor']}".casefold()
+        return all(word in text for word in words)
+
+    return [r for r in rows if keep(r)]
+
+
 @bp.get("/displays")
 def displays() -> str:
-    """Every display: floor, connection, links to edit."""
+    """Every display, searchable and filtered, a page at a time; bulk actions on a selection.
+
+    Each row's preview is loaded only when asked for (a socket per shown preview)."""
     svc = services()
-    connected: dict[int, int] = {}
-    for sub in svc.hub.subscribers():
-        connected[sub.display_id] = connected.get(sub.display_id, 0) + 1
-    rows = [
-        {
-            "display": d,
-            "floor": floor_label(svc.directory, d.floor_id),
-            "connected": connected.get(d.id, 0),
-        }
-        for d in svc.store.list_displays()
-    ]
-    return render_template("admin/displays.html", rows=rows)
+    query = ListQuery.from_args(request.args)
+    rows = display_rows(svc)
+    floors = sorted({(r["display"].floor_id, r["floor"]) for r in rows}, key=lambda f: f[1])
+    shown = filter_rows(rows, query)
+    pages = max(1, -(-len(shown) // query.per_page))
+    query = replace(query, page=min(query.page, pages))
+    first = (query.page - 1) * query.per_page
+    return render_template(
+        "admin/displays.html",
+        rows=shown[first : first + query.per_page],
+        total=len(rows),
+        matching=len(shown),
+        first=first + 1,
+        query=query,
+        pages=pages,
+        floors=floors,
+        states=STATES,
+        languages=i18n.LANGUAGES,
+        language_names=LANGUAGE_NAMES,
+        page_sizes=PAGE_SIZES,
+        counts={s: sum(1 for r in rows if r["state"] == s) for s in STATES},
+    )
+
+
+def _back_to_list() -> Response:
+    """Back to the list as it was (the bulk form carries its query, known keys only)."""
+    back = ListQuery.from_args(parse_qs_single(request.form.get("back", "")))
+    return redirect(url_for("admin.displays", **back.args()))
+
+
+def parse_qs_single(text: str) -> dict[str, str]:
+    """A query string's first value for each key."""
+    return {k: v[0] for k, v in parse_qs(text[:2000]).items() if v}
+
+
+def _selected(svc: Services) -> list[Display]:
+    """The displays ticked in the bulk form that still exist, in list order."""
+    ids = {
+        int(i) for i in request.form.getlist("ids") if i.isascii() and i.isdigit() and len(i) < 12
+    }
+    chosen = [d for d in svc.store.list_displays() if d.id in ids]
+    return sorted(chosen, key=lambda d: (d.name.casefold(), d.id))
+
+
+@bp.post("/displays/bulk")
+def displays_bulk() -> Response:
+    """Reload, identify, announce or (after a confirmation page) revoke the selected displays."""
+    svc = services()
+    action = request.form.get("action", "")
+    chosen = _selected(svc)
+    if action not in ("reload", "identify", "announce", "revoke"):
+        flash("Choose what to do with the selected displays.", "warn")
+        return _back_to_list()
+    if not chosen:
+        flash("Select at least one display first (the boxes in the first column).", "warn")
+        return _back_to_list()
+    if action == "announce":
+        audience = [f"display:{d.id}" for d in chosen]
+        return redirect(url_for("admin.announcements_page", audience=audience) + "#announce-form")
+    if action == "revoke":
+        connected = {r["display"].id: r["connected"] for r in display_rows(svc)}
+        body = render_template(
+            "admin/displays_revoke.html",
+            chosen=chosen,
+            connected=connected,
+            floors={d.id: floor_label(svc.directory, d.floor_id) for d in chosen},
+            back=request.form.get("back", "")[:2000],
+        )
+        return Response(body)
+    sent = sum(send_command(svc.hub, d, action) for d in chosen)
+    reached = f"{sent} screen(s) of {len(chosen)} display(s)"
+    flash(
+        f"Sent “{action}” to {reached}." if sent else "None of them has a screen connected.",
+        "ok" if sent else "warn",
+    )
+    return _back_to_list()
+
+
+@bp.post("/displays/bulk/revoke")
+def displays_bulk_revoke() -> Response:
+    """Revoke the confirmed displays' credentials: their screens go back to pairing."""
+    svc = services()
+    chosen = _selected(svc)
+    if not chosen or request.form.get("confirm") != "yes":
+        flash("Nothing revoked.", "warn")
+        return _back_to_list()
+    for display in chosen:
+        revoke_display(svc.store, svc.hub, display)
+    names = ", ".join(f"“{d.name}”" for d in chosen[:5]) + (" …" if len(chosen) > 5 else "")
+    flash(f"Revoked {len(chosen)} credential(s): {names}. Their screens show a pairing code.", "ok")
+    return _back_to_list()
 
 
 @bp.route("/displays/new", methods=["GET", "POST"])
@@ -169,7 +355,12 @@ def display_edit(display_id: int) -> Any:
         socket_url=svc.socket_url(display),
         state_url=svc.state_url(display),
         phone_url=phone_url(svc, display),
-        connected=len([s for s in svc.hub.subscribers() if s.display_id == display.id]),
+        connected=len([s for s in svc.hub.screens() if s.display_id == display.id]),
+        # What its screens show, through a preview credential (never counted as a screen).
+        preview_src=url_for("kiosk.kiosk_page", credential=preview_for(svc, display).credential),
+        preview_orientation="portrait"
+        if display.settings.get("orientation") == "portrait"
+        else "landscape",
     )
     return Response(body, status=400 if errors else 200)
 
