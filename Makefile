@@ -30,10 +30,15 @@ demo: $(VENV)/.installed
 # Finds a Chromium (SIGNAGE_CHROMIUM, the PATH, or Playwright's own); installs Debian's when
 # none is found and we may; likewise PostgreSQL and Redis, which the tests start themselves;
 # then runs the whole suite. Browser and PostgreSQL tests are never skipped in CI.
+# TEST_WORKERS processes (pytest-xdist) share the suite a module at a time: most tests wait on
+# loopback sockets and browsers rather than the CPU, so two workers finish far sooner than one on
+# a 2-core machine. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: $(VENV)/.installed-test
 	@CHROMIUM="$$(scripts/ensure-chromium.sh)" && \
 	  PG_BIN="$$(scripts/ensure-services.sh)" && \
-	  SIGNAGE_CHROMIUM="$$CHROMIUM" SIGNAGE_PG_BIN="$$PG_BIN" $(BIN)/pytest $(PYTEST_ARGS)
+	  SIGNAGE_CHROMIUM="$$CHROMIUM" SIGNAGE_PG_BIN="$$PG_BIN" \
+	  $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check signage tests bench

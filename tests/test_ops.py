@@ -124,7 +124,7 @@ def test_redacting_handler_masks_configured_secrets_and_exceptions():
 CANARY = "canary-7d1e4f0a9b2c-client-secret"
 
 
-def test_canary_secret_and_density_tokens_never_leave_the_server(tmp_path, monkeypatch):
+def test_canary_secret_and_density_tokens_never_leave_the_server(tmp_path, monkeypatch, sim_shape):
     """Every route, error, static file, kiosk frame and log line: no secret, no Density token."""
     from signage import create_app
     from tests.conftest import server_config
@@ -140,7 +140,7 @@ def test_canary_secret_and_density_tokens_never_leave_the_server(tmp_path, monke
     logging.getLogger().handlers.insert(0, raw)
     monkeypatch.setenv("SIGNAGE_CONFIG", str(tmp_path / "none.toml"))
     captured: list[str] = []
-    with SimServer(SimSettings(client_secret=CANARY), seed=3) as sim:
+    with SimServer(SimSettings(client_secret=CANARY, shape=sim_shape), seed=3) as sim:
         config = server_config(sim, tmp_path, DENSITY_CLIENT_SECRET=CANARY)
         server = ServerThread(create_app(config)).start()
         try:
