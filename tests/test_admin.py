@@ -256,6 +256,11 @@ def test_create_and_edit_a_display_through_the_console(server, console, floor):
         "hidden_rooms": [room.id],
         "night": {"start": "22:00", "end": "06:30"},
         "qr": False,  # the checkbox was not sent
+        # Bookings (docs/bookings.md): the defaults, and the unticked offer box is "off".
+        "booking_margin_min": 10,
+        "booking_grace_min": 10,
+        "offer_booked_empty": False,
+        "free_for_min": 0,
     }
     page = console.get(f"/admin/displays/{display.id}").get_data(as_text=True)
     assert 'value="#c2410c"' in page and 'value="22:00"' in page

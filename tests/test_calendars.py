@@ -280,8 +280,14 @@ def test_the_worker_answers_from_memory_while_fresh_and_unknown_when_old(ics: Ic
         assert bookings.room_fields("room-1") == {}  # nothing fetched yet: nothing said
         assert bookings.refresh_due() == 1
         now = datetime.fromtimestamp(NEW_YEAR, UTC)
-        assert bookings.next_booking("room-1", now) == NextBooking(True, FIRST)
-        assert bookings.room_fields("room-1") == {"next_booking": "2026-01-05T09:00:00Z"}
+        assert bookings.next_booking("room-1", now) == NextBooking(
+            True, FIRST, FIRST + timedelta(hours=1)
+        )
+        assert bookings.room_fields("room-1") == {
+            "bookings": "ok",
+            "next_booking": "2026-01-05T09:00:00Z",
+            "next_booking_end": "2026-01-05T10:00:00Z",
+        }
         assert bookings.next_booking("room-2", now) == NextBooking(False)
         assert bookings.refresh_due() == 0  # not due again before the interval
         clock.advance(300)
@@ -291,7 +297,12 @@ def test_the_worker_answers_from_memory_while_fresh_and_unknown_when_old(ics: Ic
         clock.advance(361)  # refresh + margin without a word from the calendar
         status = bookings.statuses()["room-1"]
         assert not status.fresh and status.age_s == 361
-        assert bookings.room_fields("room-1") == {}
+        # Old data: said to be unavailable, its times withdrawn (never a stale "free until").
+        assert bookings.room_fields("room-1") == {
+            "bookings": "unavailable",
+            "next_booking": None,
+            "next_booking_end": None,
+        }
     finally:
         bookings.stop()
 
@@ -330,7 +341,7 @@ def test_errors_back_off_keep_other_rooms_and_never_log_the_url(
         assert statuses["room-1"].fresh and statuses["room-1"].error is None
         assert not statuses["room-2"].fresh
         assert statuses["room-2"].error.startswith("unreachable")
-        assert bookings.room_fields("room-2") == {}
+        assert bookings.room_fields("room-2")["bookings"] == "unavailable"
         # The failure is logged once, as a change of state; retries are backed off.
         clock.advance(600)
         bookings.refresh_due()

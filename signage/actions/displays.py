@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -54,6 +54,12 @@ SETTING_KEYS = (
     "hidden_rooms",
     "night",
     "qr",
+    # Bookings beside the sensors (docs/bookings.md): minutes, and whether a booked room
+    # nobody turned up to is offered to visitors.
+    "booking_margin_min",
+    "booking_grace_min",
+    "offer_booked_empty",
+    "free_for_min",
 )
 DEFAULT_SETTINGS: dict[str, Any] = {
     "orientation": "",
@@ -67,6 +73,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "hidden_rooms": [],
     "night": None,
     "qr": True,
+    "booking_margin_min": 10,
+    "booking_grace_min": 10,
+    "offer_booked_empty": False,
+    "free_for_min": 0,
 }
 
 
@@ -314,6 +324,7 @@ def clean_display(
     if not isinstance(qr, bool):
         errors["qr"] = "true or false"
     settings["qr"] = qr is True
+    _booking_settings(settings, pick, base, errors)
     if errors:
         raise Invalid(errors)
     return {
@@ -322,6 +333,22 @@ def clean_display(
         "density_display_id": ddid or None,
         "settings": settings,
     }
+
+
+def _booking_settings(
+    settings: dict[str, Any],
+    pick: Callable[[str, Any], Any],
+    base: dict[str, Any],
+    errors: dict[str, str],
+) -> None:
+    """The booking settings (minutes up to a working day; a yes/no), each error naming its field."""
+    limits = (("booking_margin_min", 240), ("booking_grace_min", 240), ("free_for_min", 480))
+    for key, high in limits:
+        settings[key] = _int(pick(key, base[key]), key, errors, 0, high)
+    offer = pick("offer_booked_empty", base["offer_booked_empty"])
+    if not isinstance(offer, bool):
+        errors["offer_booked_empty"] = "true or false"
+    settings["offer_booked_empty"] = offer is True
 
 
 # -- what a change does to the display's screens -----------------------------------------------

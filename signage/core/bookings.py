@@ -4,8 +4,8 @@ One thread (`Bookings.start`) fetches every room's iCalendar link each refresh i
 (SIGNAGE_CALENDAR_REFRESH), with the validators of its last answer, and backs off a calendar
 that fails. It keeps, per room, the busy intervals of the coming days and when they were last
 confirmed. Requests and feeds only read that memory (`next_booking`, `room_fields`): none ever
-waits on a calendar. Data older than the refresh interval plus a margin is not answered at all:
-a screen says nothing of bookings rather than a stale "free until".
+waits on a calendar. Data older than the refresh interval plus a margin is not answered: the
+room is then "bookings unavailable", never a stale "free until".
 
 The URLs come from `sources()` (the store's, wired in services.py) and are never logged nor
 returned: a room's status names its space, its age and its error, not its link.
@@ -33,6 +33,7 @@ from signage.calendars import (
     fetch,
 )
 from signage.core.clock import SYSTEM_CLOCK, Clock
+from signage.core.rooms import booking_fields
 from signage.density.backoff import Backoff
 
 logger = logging.getLogger(__name__)
@@ -61,10 +62,12 @@ def valid_link(url: str) -> str:
 @dataclass(frozen=True)
 class NextBooking:
     """What is known of a room's next booking: `known` False when the data is missing or old;
-    `start` is the start of the booking in progress or of the next one (None: none ahead)."""
+    `start` and `end` are those of the booking in progress or of the next one (None: none
+    ahead)."""
 
     known: bool
     start: datetime | None = None
+    end: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -289,18 +292,17 @@ class Bookings:
             intervals = entry.intervals
         for busy in intervals:  # sorted and merged: the first that has not ended
             if busy.end > now:
-                return NextBooking(known=True, start=busy.start)
+                return NextBooking(known=True, start=busy.start, end=busy.end)
         return NextBooking(known=True, start=None)
 
     def room_fields(self, space_id: str) -> dict[str, Any]:
-        """What a room dict carries of its bookings (docs/protocol.md): `next_booking` as an ISO
-        time or null while the calendar is fresh, nothing when there is none or it is old."""
+        """What a room dict carries of its bookings, by the rule in core/rooms.py
+        (`booking_fields`): nothing without a calendar, "unavailable" when its data is old,
+        else the times of the booking in progress or the next one."""
+        if not self.has_source(space_id):
+            return booking_fields(calendar=False)
         answer = self.next_booking(space_id, datetime.fromtimestamp(self.clock.time(), UTC))
-        if not answer.known:
-            return {}
-        start = answer.start
-        text = start.astimezone(UTC).isoformat().replace("+00:00", "Z") if start else None
-        return {"next_booking": text}
+        return booking_fields(calendar=True, fresh=answer.known, start=answer.start, end=answer.end)
 
     def statuses(self) -> dict[str, CalendarStatus]:
         """Every room's calendar status, for fleet health and the API (no URL)."""

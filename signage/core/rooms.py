@@ -17,6 +17,17 @@ changed once changes both:
 - Counts are whole numbers; a capped count (Waffle's "3+") travels as `count` with
   `capped: true`, and occupies the room like any count above zero.
 - What a kiosk receives is built by core/protocol.py (`room_dict`, `envelope`).
+
+Bookings (docs/bookings.md) sit beside the sensors and never change a room's `state`:
+
+- A room dict carries its calendar's times only (`booking_fields`): `bookings` "ok" with
+  `next_booking` and `next_booking_end` (the booking in progress or the next one), "unavailable"
+  with no times when the calendar's data is too old, and no booking field without a calendar.
+  A holder that can no longer vouch for a room withdraws its times too (`unknown`).
+- What those times make of a sensor state (`booking_status`) depends on a display's margin and
+  grace period, so each kiosk applies it with its own settings (static/kiosk/kiosk.js,
+  `bookingStatus`, the same rule); the server applies it with the defaults where no display is
+  asking (the other floors' panel counts only the rooms it would offer, `offered`).
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from signage.core.protocol import (
@@ -182,11 +194,123 @@ class Room:
 
 
 def unknown(room: Mapping[str, Any]) -> dict[str, Any]:
-    """A room dict its holder can no longer vouch for: `unknown`, keeping Density's last word."""
+    """A room dict its holder can no longer vouch for: `unknown`, keeping Density's last word;
+    its booking times are withdrawn too (they were as fresh as the holder, no fresher)."""
     out = dict(room)
     if out.get("state") != UNKNOWN:
         out["state"], out["reason"] = classify(out.get("last_known"), out.get("health"), False)
+    if BOOKINGS in out:
+        out.update(booking_fields(calendar=True, fresh=False))
     return out
+
+
+# -- bookings beside the sensors ---------------------------------------------------------------
+BOOKINGS = "bookings"  # the room dict's field: "ok", "unavailable", absent without a calendar
+BOOKINGS_OK = "ok"
+BOOKINGS_UNAVAILABLE = "unavailable"
+BOOKING_FIELDS = (BOOKINGS, "next_booking", "next_booking_end")
+# A display's defaults (settings booking_margin_min, booking_grace_min), in minutes; the server
+# uses them where no display asks (the other floors' panel).
+DEFAULT_MARGIN_MIN = 10
+DEFAULT_GRACE_MIN = 10
+
+# What a room's bookings make of its sensor state (`booking_status`).
+NO_BOOKINGS = "none"  # no calendar, or a state the sensors cannot vouch for: sensor words only
+UNAVAILABLE = "unavailable"  # the calendar's data is too old: "bookings unavailable"
+FREE_UNTIL = "free_until"  # free, next booking beyond the margin: "Free until 14:00"
+FREE_NO_BOOKING = "free"  # free, nothing booked ahead (the kiosk says "Free" unless today)
+BOOKED_SOON = "booked_soon"  # free, booked within the margin (or within grace of its start)
+BOOKED_EMPTY = "booked_empty"  # free past the grace period of a booking in progress
+IN_USE_BOOKED = "in_use_booked"  # occupied during a booking
+IN_USE_UNBOOKED = "in_use_unbooked"  # occupied with no booking in progress
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
+
+
+def _parse(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def booking_fields(
+    *,
+    calendar: bool,
+    fresh: bool = False,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> dict[str, Any]:
+    """A room dict's booking fields: times and the fact of a booking, nothing else."""
+    if not calendar:
+        return {}
+    if not fresh:
+        return {BOOKINGS: BOOKINGS_UNAVAILABLE, "next_booking": None, "next_booking_end": None}
+    return {BOOKINGS: BOOKINGS_OK, "next_booking": _iso(start), "next_booking_end": _iso(end)}
+
+
+@dataclass(frozen=True)
+class BookingStatus:
+    """What a kiosk says of a room's bookings: `kind` (above), the time it names, and whether
+    the room may be offered to a visitor (listed free, routed to)."""
+
+    kind: str
+    at: datetime | None = None
+    offered: bool = False
+    free_for_s: float | None = None  # how long it stays free; None: no booking ahead known
+
+
+def booking_status(
+    room: Mapping[str, Any],
+    now: datetime,
+    *,
+    margin_min: float = DEFAULT_MARGIN_MIN,
+    grace_min: float = DEFAULT_GRACE_MIN,
+    offer_booked_empty: bool = False,
+) -> BookingStatus:
+    """The bookings' word on a room dict at `now`, led by its sensor `state`.
+
+    Free: booked within `margin_min` (or a booking began less than `grace_min` ago) is "booked
+    soon" and not offered; a booking in progress for longer than `grace_min` with nobody there
+    is "booked but empty", offered only with `offer_booked_empty`; else free until the next
+    booking. Occupied: "in use" during a booking, "in use (not booked)" outside one. Unknown:
+    nothing of bookings (the sensors cannot vouch for the room, so neither can a booking).
+    """
+    state = room.get("state")
+    free = state == FREE
+    status = room.get(BOOKINGS)
+    if state not in (FREE, OCCUPIED) or status is None:
+        return BookingStatus(NO_BOOKINGS, offered=free)
+    if status != BOOKINGS_OK:
+        return BookingStatus(UNAVAILABLE, offered=free)
+    start, end = _parse(room.get("next_booking")), _parse(room.get("next_booking_end"))
+    current = start is not None and start <= now and (end is None or end > now)
+    if not free:
+        return BookingStatus(IN_USE_BOOKED if current else IN_USE_UNBOOKED, at=start)
+    if start is None:
+        return BookingStatus(FREE_NO_BOOKING, offered=True)
+    if current:
+        if now - start >= timedelta(minutes=grace_min):
+            # Nobody here since the booking began, or since the room emptied if that was later.
+            since = room.get("since_s")
+            emptied = now - timedelta(seconds=since) if isinstance(since, int | float) else start
+            return BookingStatus(BOOKED_EMPTY, at=max(start, emptied), offered=offer_booked_empty)
+        return BookingStatus(BOOKED_SOON, at=start, free_for_s=0.0)
+    ahead = (start - now).total_seconds()
+    if ahead <= margin_min * 60:
+        return BookingStatus(BOOKED_SOON, at=start, free_for_s=ahead)
+    return BookingStatus(FREE_UNTIL, at=start, offered=True, free_for_s=ahead)
+
+
+def offered(room: Mapping[str, Any], now: datetime) -> bool:
+    """Whether the server may count a room as free for visitors (the other floors' panel):
+    free by its sensors and not booked within the default margin, nor booked but empty."""
+    return booking_status(room, now).offered
 
 
 def aged(room: Mapping[str, Any], at: float, now: float) -> dict[str, Any]:

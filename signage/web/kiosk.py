@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -39,6 +40,7 @@ from signage.core.clock import parse_iso_time
 from signage.core.errors import FeedUnavailable
 from signage.core.layout import LayoutError, check_point
 from signage.core.protocol import FREE, ROOM_STATES, UNKNOWN
+from signage.core.rooms import DEFAULT_GRACE_MIN, DEFAULT_MARGIN_MIN, booking_status
 from signage.core.wayfinding import kiosk_wayfinding
 from signage.store import Display, Layout, Plan, plans
 from signage.web.admin.plans import plan_response
@@ -159,7 +161,7 @@ def _room_views(snapshot: dict[str, Any] | None, settings: dict[str, Any], messa
         )
     keep = _free_list_filter(settings)
     free = sorted(
-        (r for r in rooms if r["state"] == FREE and keep(r)),
+        (r for r in rooms if r["state"] == FREE and keep(r) and _offered(r, settings, snapshot)),
         key=lambda r: (
             floormap.GROUP_ORDER.index(floormap.group_of(r.get("function"))),
             r.get("name") or "",
@@ -169,6 +171,23 @@ def _room_views(snapshot: dict[str, Any] | None, settings: dict[str, Any], messa
     return plan, [
         {**r, "kind": messages.get(f"fn_{r.get('function')}", messages["fn_other"])} for r in free
     ]
+
+
+def _offered(room: dict[str, Any], settings: dict[str, Any], snapshot: dict[str, Any]) -> bool:
+    """Whether the first paint lists a free room: not booked within the display's margin, nor
+    booked but empty unless it offers those (core/rooms.py; kiosk.js keeps it live)."""
+    try:
+        now = datetime.fromisoformat(snapshot["server_time"])
+    except (KeyError, TypeError, ValueError):
+        now = datetime.now(UTC)
+    margin, grace = settings.get("booking_margin_min"), settings.get("booking_grace_min")
+    return booking_status(
+        room,
+        now,
+        margin_min=margin if isinstance(margin, int) else DEFAULT_MARGIN_MIN,
+        grace_min=grace if isinstance(grace, int) else DEFAULT_GRACE_MIN,
+        offer_booked_empty=settings.get("offer_booked_empty") is True,
+    ).offered
 
 
 def _state_label(room: dict[str, Any], state: str, messages: dict[str, str]) -> str:

@@ -70,6 +70,11 @@ def openapi_document() -> dict[str, Any]:
             },
         },
         "qr": {"type": "boolean"},
+        # Bookings (docs/bookings.md): minutes, as clean_display bounds them.
+        "booking_margin_min": {"type": "integer", "minimum": 0, "maximum": 240},
+        "booking_grace_min": {"type": "integer", "minimum": 0, "maximum": 240},
+        "offer_booked_empty": {"type": "boolean"},
+        "free_for_min": {"type": "integer", "minimum": 0, "maximum": 480},
     }
     display_input = {
         "type": "object",

@@ -57,6 +57,9 @@ def _form_data() -> dict[str, Any]:
             "logo_url",
             "language",
             "min_capacity",
+            "booking_margin_min",
+            "booking_grace_min",
+            "free_for_min",
         )
         if key in form
     }
@@ -64,6 +67,7 @@ def _form_data() -> dict[str, Any]:
         data["functions"] = form.getlist("functions")
         data["hidden_rooms"] = form.getlist("hidden_rooms")
         data["qr"] = form.get("qr") == "on"
+        data["offer_booked_empty"] = form.get("offer_booked_empty") == "on"
         start, end = form.get("night_start", ""), form.get("night_end", "")
         data["night"] = {"start": start, "end": end} if (start or end) else None
     return data
