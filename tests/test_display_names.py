@@ -306,3 +306,21 @@ def test_a_renamed_room_shows_its_new_name_on_the_map_and_in_the_free_list(
     assert density_name not in page.locator("#free-list").inner_text()
     page.screenshot(path=str(tmp_path / "kiosk-de-renamed.png"))
     assert page.errors == []
+
+
+def test_a_rename_in_one_process_reaches_pages_opened_on_another(sim, make_server):
+    first, second = make_server(), make_server()  # two processes' apps on one database
+    make_admin(first.svc)
+    console = Console(first.app)
+    assert console.login().status_code == 302
+    for server in (first, second):
+        server.svc.directory.start()
+        wait_until(lambda s=server: s.svc.directory.floors(), timeout=10, message="floors")
+    ground = floors_of(sim)[0]
+    display = second.svc.store.add_display("Foyer", ground, settings={"language": "fr"})
+    cred = second.svc.store.credential(display)
+    assert ">Rez-de-chaussée<" in httpx.get(f"{second.url}/kiosk/{cred}").text
+    put = console.api("PUT", f"/api/admin/spaces/{ground}/names", json={"fr": "Hall d'accueil"})
+    assert put.status_code == 200
+    page = httpx.get(f"{second.url}/kiosk/{cred}").text
+    assert ">Hall d&#39;accueil<" in page or ">Hall d'accueil<" in page

@@ -4,8 +4,9 @@
 reads (core/names.py) and reloads the screens that show the space: a room's floor, or a
 floor and the other floors of its building (their panel names it). It returns the names before
 and after, so a caller can record the change. `NameBook` lives in `Services.state`; another
-process's change is picked up by `refresh`, which the kiosk routes call (at most every
-REFRESH_S seconds, and never from a feed or the fan-out).
+process's change is picked up by `refresh`, which the screens' routes call: every time a page
+or a socket opens (a rename reloads the screens of every process, which then read it), at most
+every REFRESH_S seconds for the rest, and never from a feed or the fan-out.
 """
 
 from __future__ import annotations

@@ -23,9 +23,11 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("api_names", __name__, url_prefix="/api/admin")
 bp.before_request(auth.admin_api_guard)
 
-# Requests that render names for screens: the names are re-read (at most every REFRESH_S
-# seconds) before them, so another process's rename reaches this one's screens too.
+# Requests that render names for screens: the names are re-read before them (always when a
+# page or socket opens, else at most every REFRESH_S seconds), so another process's rename
+# reaches this one's screens too.
 _SCREEN_PATHS = ("/kiosk/", "/phone/", "/api/kiosk/", "/api/phone/", "/ws/")
+_SCREEN_OPENINGS = frozenset({"kiosk.kiosk_page", "kiosk.phone_page"})
 
 
 def init_app(app: Flask) -> None:
@@ -40,7 +42,11 @@ def services_of(app: Flask) -> Any:
 
 
 def _refresh_for_screens() -> None:
-    if request.path.startswith(_SCREEN_PATHS):
+    if request.endpoint in _SCREEN_OPENINGS or request.path.startswith("/ws/"):
+        # A screen (re)opening, as it does after a rename anywhere in a fleet (the reload goes
+        # to every process): its snapshot must carry the names as stored now.
+        actions.refresh(services(), force=True)
+    elif request.path.startswith(_SCREEN_PATHS):
         actions.refresh(services())
 
 
