@@ -218,7 +218,7 @@ def publish_draft(svc: Services, floor_id: str, body: Any, published_by: str | N
             svc.store.update_display_settings(display_id, settings)
         except StoreError:
             continue  # removed meanwhile
-    closed = reload_pages(svc, floor_id)
+    closed = reload_pages(svc.store, svc.hub, floor_id)
     logger.info(
         "floor %s draft published (version %d); %d kiosk socket(s) reloading",
         floor_id,

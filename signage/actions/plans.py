@@ -41,23 +41,15 @@ class LayoutRefused(Exception):
 
 
 # -- plans -------------------------------------------------------------------------------------
-def reload_pages(svc: Services, floor_id: str) -> int:
+def reload_pages(store: Store, hub: Hub, floor_id: str) -> int:
     """Have every screen of the floor load its page again; how many screens were told.
 
-    A layout is part of the page (its map and routes are drawn when the page is rendered), so
-    closing the sockets (the screens reconnect and get a new snapshot, on the same page) would
-    leave them on the old layout: they get the `reload` command the console's Reload button
-    sends, and reload once the server answers the page."""
+    A floor's plan and layout are part of the page (its map and routes are drawn when the page
+    is rendered), so closing the sockets (the screens reconnect and get a new snapshot, on the
+    same page) would leave them on the old ones: they get the `reload` command the console's
+    Reload button sends, and reload once the server answers the page."""
     message = dumps({"type": "reload"})
-    return sum(svc.hub.command(d.id, message) for d in svc.store.list_displays(floor_id))
-
-
-def reload_floor(store: Store, hub: Hub, floor_id: str, reason: str) -> int:
-    """Have every screen of a floor's displays reconnect for what changed; how many sockets."""
-    return sum(
-        hub.close_display(display.id, CLOSE_RELOAD, reason)
-        for display in store.list_displays(floor_id)
-    )
+    return sum(hub.command(d.id, message) for d in store.list_displays(floor_id))
 
 
 def replace_plan(
@@ -68,7 +60,7 @@ def replace_plan(
     with audit.change(store, "plan.replace", "plan", floor_id, floor_id,
                       before=audited_plan(store, floor_id), after_from="plan"):  # fmt: skip
         record = plans.store_plan(store, config, floor_id, data, by)
-    reload_floor(store, hub, floor_id, "floor plan changed")
+    reload_pages(store, hub, floor_id)
     return record
 
 
@@ -86,7 +78,7 @@ def remove_plan(store: Store, hub: Hub, config: dict[str, Any], floor_id: str) -
                       before=audited_plan(store, floor_id)):  # fmt: skip
         if not plans.delete_plan(store, config, floor_id):
             return False
-    reload_floor(store, hub, floor_id, "floor plan changed")
+    reload_pages(store, hub, floor_id)
     return True
 
 
@@ -293,7 +285,7 @@ def save_layout(svc: Services, floor_id: str, body: Any, updated_by: str | None)
             )
     except StoreError as exc:
         raise LayoutRefused(409, str(exc), "conflict") from exc
-    closed = reload_pages(svc, floor_id)
+    closed = reload_pages(svc.store, svc.hub, floor_id)
     logger.info(
         "floor %s layout saved (version %d); %d kiosk socket(s) reloading",
         floor_id,
