@@ -399,8 +399,15 @@ class Announcer:
             )
 
         try:
-            with audit.change(self.store, "announcement.create", "announcement", None,
-                              fields.get("title"), after=dict(fields), created=True):  # fmt: skip
+            with audit.change(
+                self.store,
+                "announcement.create",
+                "announcement",
+                None,
+                fields.get("title"),
+                after=dict(fields),
+                created=True,
+            ):
                 announcement = self.store.add_announcement(
                     refuse=refuse, current_at=self.clock(), created_by=created_by, **fields
                 )
@@ -430,9 +437,15 @@ class Announcer:
         if before is None:
             return None
         # Cancelling one cancelled already changes no row, so records nothing (store/audit.py).
-        with audit.change(self.store, "announcement.cancel", "announcement", announcement_id,
-                          before.title, before={"cancelled": False},
-                          after={"cancelled": True}):  # fmt: skip
+        with audit.change(
+            self.store,
+            "announcement.cancel",
+            "announcement",
+            announcement_id,
+            before.title,
+            before={"cancelled": False},
+            after={"cancelled": True},
+        ):
             cancelled = self.store.cancel_announcement(announcement_id, self.clock())
         if before.cancelled_at is None:
             logger.info("announcement %s cancelled by %s", announcement_id, by or "?")

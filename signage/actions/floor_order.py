@@ -71,9 +71,15 @@ def set_floor_order(svc: Services, building_id: str, floor_ids: object) -> Build
     # Floors left out follow the listed ones in the order they had (a client that does not
     # know a floor Density added since is not refused for it).
     order = [*floor_ids, *(f for f in mine if f not in floor_ids)] if floor_ids else []
-    with audit.change(svc.store, "floor_order.set", "building", building_id, known.name,
-                      before={"floor_ids": mine, "custom": known.custom},
-                      after={"floor_ids": order or None, "custom": bool(order)}):  # fmt: skip
+    with audit.change(
+        svc.store,
+        "floor_order.set",
+        "building",
+        building_id,
+        known.name,
+        before={"floor_ids": mine, "custom": known.custom},
+        after={"floor_ids": order or None, "custom": bool(order)},
+    ):
         svc.store.set_floor_order(building_id, order, time.time())
     svc.directory.reload_floor_order()
     logger.info("floor order of building %s %s", building_id, "set" if order else "reset")

@@ -157,8 +157,15 @@ def set_names(svc: Services, space_id: str, data: Any) -> NamesChange:
     kind, density_name = space_kind(svc, space_id)
     fields = clean_names(data)
     stored = {("" if f == "default" else f): name for f, name in fields.items()}
-    with audit.change(svc.store, "names.set", "name", space_id, density_name,
-                      before=names_of(svc, space_id), after=fields):  # fmt: skip
+    with audit.change(
+        svc.store,
+        "names.set",
+        "name",
+        space_id,
+        density_name,
+        before=names_of(svc, space_id),
+        after=fields,
+    ):
         before = DisplayNames(svc.store).put(space_id, stored)
     refresh(svc, force=True)
     reloaded = _reload_for(svc, space_id, kind)

@@ -50,10 +50,19 @@ def displays_add(name: str, floor_id: str, density_display_id: str | None, as_js
 
     svc = make_app().extensions["signage"]
     try:
-        with audit.change(svc.store, "display.create", "display", None, name.strip(),
-                          after={"name": name.strip(), "floor_id": floor_id.strip(),
-                                 "density_display_id": density_display_id},
-                          created=True):  # fmt: skip
+        with audit.change(
+            svc.store,
+            "display.create",
+            "display",
+            None,
+            name.strip(),
+            after={
+                "name": name.strip(),
+                "floor_id": floor_id.strip(),
+                "density_display_id": density_display_id,
+            },
+            created=True,
+        ):
             display = svc.store.add_display(name, floor_id, density_display_id)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc

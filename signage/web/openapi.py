@@ -14,6 +14,7 @@ from signage.actions.plans import MAX_VERSION
 from signage.config import __version__
 from signage.core import layout as doc
 from signage.store import plans
+from signage.web.admin.audit import openapi_paths as audit_paths
 from signage.web.branding import openapi_paths as branding_paths
 from signage.web.calendars import openapi_paths as calendar_paths
 from signage.web.names import openapi_paths as names_paths
@@ -207,6 +208,7 @@ def openapi_document() -> dict[str, Any]:
             **_layout_paths(_op),
             **_announcement_paths(_op),
             **calendar_paths(_op),
+            **audit_paths(_op),
             **names_paths(_op),
             **branding_paths(_op),
             "/floors/{floor_id}/rooms": {"get": _op("A floor's rooms", params=("floor_id",))},
