@@ -964,6 +964,8 @@ def test_down_alerts_see_the_whole_fleet_and_are_sent_once(redis_server, tmp_pat
         def subscribers(self):
             return [SimpleNamespace(display_id=d) for d in self.displays]
 
+        screens = subscribers  # no console previews here: every subscriber is a screen
+
     clock = [1000.0]
     clusters = [Cluster(redis_server.url) for _ in range(2)]
     hubs = [Screens(), Screens()]

@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from signage.web.admin.displays import ListQuery, _list_state, filter_rows
-from tests.admin_helpers import PASSWORD, make_admin
+from tests.admin_helpers import PASSWORD, Console, make_admin
 from tests.helpers import wait_until
 
 ROW = re.compile(r'<tr data-display-id="(\d+)"')
@@ -312,3 +312,24 @@ def test_a_display_page_shows_what_its_screens_show(server, browser, contexts):
     assert phone and f"/phone/{svc.store.phone_credential(display)}" in phone
     # The preview is no screen: the page still counts none.
     expect(page.locator(".heading")).to_contain_text("0 screen(s) connected")
+
+
+def test_a_viewer_previews_but_acts_on_no_selection(server):
+    svc = server.svc
+    make_admin(svc, "vera", role="viewer")
+    viewer = Console(server.app)
+    assert viewer.login("vera").status_code == 302
+    made = _fleet(server, 3)["all"]
+    credential = svc.store.credential(made[0])
+    page = viewer.get("/admin/displays").get_data(as_text=True)
+    assert page.count('class="secondary small preview-toggle"') == 3
+    assert 'id="bulk"' not in page and 'name="ids"' not in page
+    assert viewer.get(f"/admin/displays/{made[0].id}/preview").status_code == 302
+    for action in ("reload", "identify", "announce", "revoke"):
+        answer = viewer.post("/admin/displays/bulk", {"action": action, "ids": [str(made[0].id)]})
+        assert answer.status_code == 403, action
+    answer = viewer.post(
+        "/admin/displays/bulk/revoke", {"confirm": "yes", "ids": [str(made[0].id)]}
+    )
+    assert answer.status_code == 403
+    assert svc.store.display_for_credential(credential) is not None

@@ -43,7 +43,7 @@ def process_report(cluster: Cluster) -> dict[str, Any]:
             info = sub.info  # replaced whole by the socket's thread, never changed in place
             row = [sub.display_id, age(sub.connected_at), age(info.get("received_at"))]
             screens.append(row + [info.get(name) for name in SCREEN_FIELDS[3:]])
-        kiosks = hub.counts_by_floor()
+            kiosks[sub.floor_id] = kiosks.get(sub.floor_id, 0) + 1
     floors = []
     for feed in cluster.floors():
         status = feed.status()
