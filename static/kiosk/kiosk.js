@@ -113,7 +113,7 @@
     floor: null, display: null, rooms: {}, contactAt: null, contactWall: null, version: null
   };
   var link = { socketLive: false, pollOkAt: null, restored: false, unpaired: false, everLive: false };
-  var stats = { messages: 0, applyMs: 0, maxApplyMs: 0, relayouts: 0, resyncs: 0, reloads: 0, hyphensPending: 0 };
+  var stats = { messages: 0, applyMs: 0, maxApplyMs: 0, relayouts: 0, resyncs: 0, reloads: 0, hyphensPending: 0, resizes: 0 };
 
   function contact(msg) {
     model.contactAt = perf();
@@ -523,6 +523,8 @@
   var numbersBox = $("map-numbers");
 
   function minNamePx() { return isPhone ? 14 : 20 * Math.min(innerWidth, innerHeight) / 1080; }
+  // A state's icon is never drawn smaller than this: 24 px per 1080 px (18 px on a phone).
+  function minIconPx() { return isPhone ? 18 : 24 * Math.min(innerWidth, innerHeight) / 1080; }
   function textWidth(text, weight, fs) {
     if (!measureCtx) {
       measureCtx = doc.createElement("canvas").getContext("2d");
@@ -555,6 +557,7 @@
       var got = (body && body.hyphens) || {};
       names.forEach(function (n) { hyph[n] = typeof got[n] === "string" ? got[n] : n; });
       fitTiles();
+      scheduleShapes();
       renderList();
     }).catch(function () {
       names.forEach(function (n) { hyph[n] = n; });
@@ -635,10 +638,12 @@
       if (lines) {
         var nameY = y0 + pad + fs * 0.92, lastY = nameY + (lines.length - 1) * fs * 1.1;
         var sFs = Math.max(minU * 0.8, Math.min(fs * 0.7, 30));
-        var icon = sFs * 1.15;
+        var icon = Math.max(sFs * 1.15, minIconPx() * 1.2 / tileScale);
         var st = wrap(label, 650, sFs, inner - icon * 1.3, 2);
-        var stateY = lastY + fs * 0.28 + sFs * 1.2;
-        if (st && stateY + (st.length - 1) * sFs * 1.15 + sFs * 0.28 <= bottom) {
+        // The icon is centred on the state's first line, and clear of the name above it.
+        var stateY = lastY + fs * 0.28 + Math.max(sFs * 1.2, icon / 2 + sFs * 0.35 + 2);
+        var stBottom = st ? Math.max(stateY + (st.length - 1) * sFs * 1.15 + sFs * 0.28, stateY - sFs * 0.35 + icon / 2) : 0;
+        if (st && stBottom <= bottom) {
           best = { fs: fs, lines: lines, nameY: nameY, sFs: sFs, st: st, stateY: stateY, icon: icon };
           break;
         }
@@ -668,12 +673,12 @@
     if (best) {
       setLines(ref.label, best.st, x0 + pad + best.icon * 1.3, best.stateY, best.sFs, 1.15);
       ref.icon.setAttribute("x", r1(x0 + pad));
-      ref.icon.setAttribute("y", r1(best.stateY - best.icon * 0.86));
+      ref.icon.setAttribute("y", r1(best.stateY - best.sFs * 0.35 - best.icon / 2));
       ref.icon.setAttribute("width", r1(best.icon));
       ref.icon.setAttribute("height", r1(best.icon));
       ref.icon.removeAttribute("display");
       ref.label.removeAttribute("display");
-      used = best.stateY + (best.st.length - 1) * best.sFs * 1.15 + best.sFs * 0.28;
+      used = Math.max(best.stateY + (best.st.length - 1) * best.sFs * 1.15 + best.sFs * 0.28, best.stateY - best.sFs * 0.35 + best.icon / 2);
     } else {
       ref.label.setAttribute("display", "none");
       ref.icon.setAttribute("display", "none");
@@ -764,7 +769,7 @@
     if (!numbersBox) return;
     var items = numbersBox.children;
     for (var i = 0; i < items.length; i++) {
-      var id = items[i].getAttribute("data-legend-for"), ref = tiles[id], room = model.rooms[id];
+      var id = items[i].getAttribute("data-legend-for"), ref = tiles[id] || shapes[id], room = model.rooms[id];
       if (!ref || !room) continue;
       var parts = items[i].children, v = view(room);
       items[i].setAttribute("data-state", v.state);
@@ -1104,10 +1109,14 @@
   function pxBase() { return isPhone ? 0.42 : Math.max(0.5, Math.min(innerWidth, innerHeight) / 1080); }
   function px(n) { return n * pxBase() / unitPx; }
 
-  function buildPlanMap() {
+  // keepNumbers: the numbers' legend stays as it is (a rebuild because it appeared).
+  function buildPlanMap(keepNumbers) {
     if (!planMap || !WF) return;
     if (isPhone) { var pbox = $("map-box"); if (pbox) pbox.style.aspectRatio = WF.width + " / " + WF.height; }
     unitPx = measureScale();
+    // One screen pixel in plan units, for the outlines' widths and dashes in kiosk.css.
+    planMap.style.setProperty("--u", px(1).toFixed(3) + "px");
+    scalePatterns();
     var roomsG = $("plan-rooms");
     clear(roomsG);
     shapes = {};
@@ -1119,47 +1128,158 @@
       var points = pts(geo.outline);
       svgEl("polygon", { "class": "shape-bg", points: points, "stroke-width": r1(px(3)) }, g);
       svgEl("polygon", { "class": "shape-pattern", points: points }, g);
-      var ref = { id: id, g: g, state: null, label: svgEl("g", { "class": "shape-label" }, g) };
+      var ref = { id: id, g: g, state: null, label: svgEl("g", { "class": "shape-label" }, g), number: 0 };
       ref.icon = svgEl("use", { "class": "shape-icon", href: "#i-unknown" }, ref.label);
       ref.name = svgEl("text", { "class": "shape-name" }, ref.label);
-      ref.name.textContent = room.name || "";
+      ref.why = svgEl("text", { "class": "shape-why", "text-anchor": "middle" }, ref.label);
+      ref.nameText = room.name || "";
+      ref.whyText = "";
       shapes[id] = ref;
-      placeLabel(ref, geo);
     });
+    Object.keys(shapes).forEach(function (id) { renderShape(id, true); });
+    fitShapes(!keepNumbers);
     drawHere();
     drawLandmarks();
     routeKey = null;
     renderShapes();
   }
 
+  // The stripes and dots at a size set in screen pixels (as on the automatic map at 1080p; a
+  // little finer on a phone), whatever the plan's own units: on a large plan shown small they
+  // shrank to hairlines that no longer told "in use" from "unknown".
+  function scalePatterns() {
+    var defs = planMap.querySelector("defs");
+    if (!defs) return;
+    var k = (isPhone ? 0.7 : pxBase()) / unitPx;
+    ["occupied", "unknown"].forEach(function (state) {
+      var base = $("p-" + state), id = "p-plan-" + state, pat = $(id);
+      if (!base) return;
+      if (!pat) {
+        pat = base.cloneNode(true);
+        pat.id = id;
+        defs.appendChild(pat);
+      }
+      pat.setAttribute("patternTransform", "scale(" + k.toFixed(4) + ") " + (base.getAttribute("patternTransform") || ""));
+    });
+  }
+
+  // Every room's words on the plan; the rooms whose names cannot fit are numbered, reading
+  // order (top to bottom, then left to right), with their names in the legend under the map.
+  // The legend takes height from the map: when it appears the plan is drawn again at its size.
+  var rebuilding = false;
+  function fitShapes(fresh) {
+    var ids = Object.keys(shapes).sort(function (a, b) {
+      var p = WF.rooms[a].outline[0], q = WF.rooms[b].outline[0];
+      return cmp(Math.round(p[1] / 40), Math.round(q[1] / 40)) || cmp(p[0], q[0]) || cmp(a, b);
+    });
+    ids.forEach(function (id, i) { shapes[id].number = i + 1; });
+    var numbered = ids.filter(function (id) { return !placeLabel(shapes[id], WF.rooms[id]); });
+    var wasShown = numbersBox && !numbersBox.hidden;
+    renderNumbers(numbered, fresh);
+    if (numbersBox && wasShown !== !numbersBox.hidden && !rebuilding && Math.abs(measureScale() - unitPx) > 1e-3) {
+      rebuilding = true;
+      try { buildPlanMap(true); } finally { rebuilding = false; }
+    }
+  }
+  var shapesFrame = 0;
+  function scheduleShapes() {
+    if (!planMap || shapesFrame) return;
+    shapesFrame = requestAnimationFrame(function () {
+      shapesFrame = 0;
+      // A map that changed size draws again (the marker and signs are sized in screen pixels).
+      if (Math.abs(measureScale() - unitPx) > 1e-3) buildPlanMap(true); else fitShapes(false);
+    });
+  }
+
+  // A room's words on the plan: its icon (never smaller than a thumb's width of the screen), its
+  // name on up to three lines at the smallest readable size or larger (as on the automatic map),
+  // and, for a room of unknown state, why. The icon goes beside the name where the room is wide
+  // enough, above it where not. Returns false when the name cannot fit: the room then shows
+  // its number, and the legend its name.
   function placeLabel(ref, geo) {
     var xs = geo.outline.map(function (p) { return p[0]; }), ys = geo.outline.map(function (p) { return p[1]; });
-    var w = Math.max.apply(null, xs) - Math.min.apply(null, xs), h = Math.max.apply(null, ys) - Math.min.apply(null, ys);
-    var c = geo.center || [(Math.max.apply(null, xs) + Math.min.apply(null, xs)) / 2, (Math.max.apply(null, ys) + Math.min.apply(null, ys)) / 2];
-    var name = ref.name.textContent;
-    var fs = Math.min(px(44), h * 0.34, 0.8 * w / (0.58 * Math.max(name.length, 2) + 1.35));
-    var showName = fs >= px(isPhone ? 22 : 14);
-    var icon = showName ? fs * 1.05 : Math.min(px(34), Math.min(w, h) * 0.55);
-    var gap = showName ? fs * 0.3 : 0;
-    if (showName) ref.name.removeAttribute("display"); else ref.name.setAttribute("display", "none");
-    ref.name.setAttribute("font-size", r1(fs));
-    var len = 0;
-    if (showName) {
-      len = fs * 0.58 * name.length;
-      try { len = ref.name.getComputedTextLength() || len; } catch (e) { /* not laid out */ }
-      if (len > 0.86 * w - icon - gap) {
-        var k = Math.max(0.5, (0.86 * w - icon - gap) / len);
-        fs *= k; len *= k; icon = fs * 1.05; gap = fs * 0.3;
-        ref.name.setAttribute("font-size", r1(fs));
-      }
+    var x0 = Math.min.apply(null, xs), y0 = Math.min.apply(null, ys);
+    var w = Math.max.apply(null, xs) - x0, h = Math.max.apply(null, ys) - y0;
+    var c = geo.center || [x0 + w / 2, y0 + h / 2];
+    var innerW = w * 0.88 - px(6), innerH = h * 0.88 - px(6);
+    var minU = minNamePx() / unitPx, iconMin = Math.max(px(isPhone ? 22 : 28), minIconPx() * 1.2 / unitPx);
+    var broken = breakable(ref.nameText), why = ref.whyText;
+    var top = Math.max(minU, Math.min(px(44), h * 0.34));
+    function attempt(fs, stacked, withWhy, force, maxLines) {
+      var icon = Math.min(Math.max(iconMin, fs * 1.1), px(48)), gap = fs * 0.32;
+      var lw = stacked ? innerW : innerW - icon - gap;
+      if (lw <= 0) return null;
+      var lines = wrap(broken, 800, fs, lw, maxLines, force);
+      if (!lines) return null;
+      var wFs = Math.max(minU * 0.8, fs * 0.6);
+      var whyLines = withWhy && why ? wrap(why, 650, wFs, innerW, 2) : [];
+      if (!whyLines) return null;
+      var textH = lines.length * fs * 1.1;
+      var head = stacked ? icon + gap * 0.5 + textH : Math.max(icon, textH);
+      var total = head + (whyLines.length ? fs * 0.2 + whyLines.length * wFs * 1.15 : 0);
+      if (total > innerH) return null;
+      var textW = Math.max.apply(null, lines.map(function (l) { return textWidth(l, 800, fs); }));
+      return { fs: fs, icon: icon, gap: gap, lines: lines, stacked: stacked, textH: textH, textW: textW,
+        head: head, total: total, wFs: wFs, whyLines: whyLines };
     }
-    var x0 = c[0] - (icon + gap + len) / 2;
-    ref.icon.setAttribute("x", r1(x0));
-    ref.icon.setAttribute("y", r1(c[1] - icon / 2));
-    ref.icon.setAttribute("width", r1(icon));
-    ref.icon.setAttribute("height", r1(icon));
-    ref.name.setAttribute("x", r1(x0 + icon + gap));
-    ref.name.setAttribute("y", r1(c[1] + fs * 0.36));
+    // One line while the size stays large ("Glacier", not "Gla-cier"), then up to three lines
+    // down to the smallest size, then words cut where they must be; the reason is dropped
+    // last (a tap's card still says it).
+    var passes = [[1, Math.max(minU, top * 0.65), false], [3, minU, false], [3, minU, true]];
+    var best = null;
+    [true, false].some(function (withWhy) {
+      return passes.some(function (pass) {
+        for (var fs = top, guard = 0; guard < 40 && !best; guard++) {
+          best = attempt(fs, false, withWhy, pass[2], pass[0]) || attempt(fs, true, withWhy, pass[2], pass[0]);
+          if (fs <= pass[1]) break;
+          fs = Math.max(pass[1], fs * 0.9);
+        }
+        return !!best;
+      });
+    });
+    var fits = !!best;
+    if (!best) {
+      // The number, as large as the room allows, with the icon above it where there is room.
+      var digits = String(ref.number || "?");
+      var nFs = Math.max(Math.min(innerH * 0.45, px(44), innerW / (0.75 * digits.length)), Math.min(minU, h * 0.6));
+      var nIcon = Math.min(iconMin, innerW, innerH - nFs * 1.1);
+      best = { fs: nFs, icon: nIcon, gap: nFs * 0.2, lines: [digits], stacked: true, textH: nFs * 1.1,
+        textW: textWidth(digits, 800, nFs), whyLines: [], wFs: 0 };
+      if (nIcon < minIconPx() / unitPx) best.icon = best.gap = 0;  // too small to read: none
+      best.head = best.icon + best.gap * 0.5 + best.textH;
+      best.total = best.head;
+    }
+    ref.g.toggleAttribute("data-numbered", !fits);
+    // The block centred on the room's centre, kept inside its box.
+    var topY = Math.max(y0 + (h - innerH) / 2, Math.min(c[1] - best.total / 2, y0 + h - (h - innerH) / 2 - best.total));
+    var nameTop, nameX, anchor;
+    if (best.stacked) {
+      var ix = c[0] - best.icon / 2;
+      ref.icon.setAttribute("x", r1(ix));
+      ref.icon.setAttribute("y", r1(topY));
+      nameTop = topY + best.icon + best.gap * 0.5;
+      nameX = c[0];
+      anchor = "middle";
+    } else {
+      var blockW = best.icon + best.gap + best.textW;
+      var left = Math.max(x0 + (w - innerW) / 2, Math.min(c[0] - blockW / 2, x0 + w - (w - innerW) / 2 - blockW));
+      ref.icon.setAttribute("x", r1(left));
+      ref.icon.setAttribute("y", r1(topY + (best.head - best.icon) / 2));
+      nameTop = topY + (best.head - best.textH) / 2;
+      nameX = left + best.icon + best.gap;
+      anchor = "start";
+    }
+    ref.icon.setAttribute("width", r1(best.icon));
+    ref.icon.setAttribute("height", r1(best.icon));
+    if (best.icon) ref.icon.removeAttribute("display"); else ref.icon.setAttribute("display", "none");
+    ref.name.setAttribute("text-anchor", anchor);
+    setLines(ref.name, best.lines, nameX, nameTop + best.fs * 0.92, best.fs, 1.1);
+    ref.name.removeAttribute("display");
+    if (best.whyLines.length) {
+      setLines(ref.why, best.whyLines, c[0], topY + best.head + best.fs * 0.2 + best.wFs * 0.92, best.wFs, 1.15);
+      ref.why.removeAttribute("display");
+    } else { clear(ref.why); ref.why.setAttribute("display", "none"); }
+    return fits;
   }
 
   function drawHere() {
@@ -1440,7 +1560,7 @@
     return out;
   }
 
-  function renderShape(id) {
+  function renderShape(id, noFit) {
     var ref = shapes[id], room = model.rooms[id];
     if (!ref || !room) return;
     var v = view(room);
@@ -1449,8 +1569,15 @@
       ref.g.setAttribute("data-state", v.state);
       ref.icon.setAttribute("href", "#i-" + v.state);
     }
-    var name = room.name || "";
-    if (ref.name.textContent !== name) { ref.name.textContent = name; placeLabel(ref, WF.rooms[id]); }
+    // An unknown room says why under its name ("Sensor offline"), not a bare icon.
+    var name = room.name || "", why = v.state === "unknown" ? stateLabel(v) : "";
+    if (ref.nameText === name && ref.whyText === why) return;
+    ref.nameText = name;
+    ref.whyText = why;
+    if (noFit) return;
+    var was = ref.g.hasAttribute("data-numbered");
+    if (placeLabel(ref, WF.rooms[id]) === was) scheduleShapes();
+    else renderNumberStates();
   }
   function renderShapes() {
     if (!planMap) return;
@@ -1691,7 +1818,7 @@
       new ResizeObserver(function () {
         var size = mapBox.clientWidth + "x" + mapBox.clientHeight;
         // A new shape may want a new layout (which fits its text); else the text alone.
-        if (size !== lastBox) { lastBox = size; layoutMap(false); scheduleTiles(); }
+        if (size !== lastBox) { lastBox = size; layoutMap(false); scheduleTiles(); scheduleShapes(); }
       }).observe(mapBox);
     }
   }
@@ -1959,7 +2086,10 @@
     var resizeTimer = null;
     addEventListener("resize", function () {
       clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(function () { applyLook(); layoutMap(false); fitTiles(); buildPlanMap(); scheduleFit(null); }, 200);
+      resizeTimer = setTimeout(function () {
+        applyLook(); layoutMap(false); fitTiles(); buildPlanMap(); scheduleFit(null);
+        stats.resizes++;  // for tests: the page has laid itself out for its new size
+      }, 200);
     });
     addEventListener("pagehide", save);
   }
