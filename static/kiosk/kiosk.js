@@ -393,6 +393,126 @@
     return v.state === "unknown" ? t("reason_" + v.reason) : t("state_" + v.state);
   }
 
+  // -- bookings beside the sensors (docs/bookings.md) -------------------------------------------
+  // The rule of signage/core/rooms.py (booking_status), applied with this display's settings:
+  // the sensors lead, a booking only says until when, since when, or that nobody turned up.
+  // The room dict carries times only (bookings, next_booking, next_booking_end), never a title.
+  var BOOKING = {
+    margin: num(settings.booking_margin_min, 10) * 60000,
+    grace: num(settings.booking_grace_min, 10) * 60000,
+    offerEmpty: settings.offer_booked_empty === true,
+    freeFor: num(settings.free_for_min, 0) * 60000
+  };
+
+  function bookingStatus(room, v) {
+    v = v || view(room);
+    var free = v.state === "free";
+    // Unknown to the sensors (or to this page): no booking words either.
+    if ((!free && v.state !== "occupied") || !room.bookings) return { kind: "none", offered: free };
+    if (room.bookings !== "ok") return { kind: "unavailable", offered: free };
+    var now = wallNow();
+    var start = room.next_booking ? Date.parse(room.next_booking) : NaN;
+    var end = room.next_booking_end ? Date.parse(room.next_booking_end) : NaN;
+    // A booking that has just ended: the server names the next one at its next tick.
+    if (isFinite(end) && end <= now) return { kind: "none", offered: free };
+    var current = isFinite(start) && start <= now;
+    if (!free) return { kind: current ? "in_use_booked" : "in_use_unbooked", at: start };
+    if (!isFinite(start)) return { kind: "free", offered: true, freeFor: Infinity };
+    if (current) {
+      if (now - start < BOOKING.grace) return { kind: "booked_soon", at: start, offered: false, freeFor: 0 };
+      // Nobody here since the booking began, or since the room emptied if that was later.
+      var since = room.since_s === null || room.since_s === undefined ? null : room.since_s + (perf() - room._at) / 1000;
+      var emptied = since === null ? start : now - since * 1000;
+      return { kind: "booked_empty", at: Math.max(start, emptied), offered: BOOKING.offerEmpty, freeFor: 0 };
+    }
+    if (start - now <= BOOKING.margin) return { kind: "booked_soon", at: start, offered: false, freeFor: start - now };
+    return { kind: "free_until", at: start, offered: true, freeFor: start - now };
+  }
+
+  function sameLocalDay(a, b) { return localParts(a).day === localParts(b).day; }
+
+  // The words for a room: its booking's when a calendar speaks, else the sensors' alone.
+  function roomWords(room, v) {
+    v = v || view(room);
+    var b = bookingStatus(room, v);
+    switch (b.kind) {
+      case "free_until":
+        return sameLocalDay(b.at, wallNow()) ? t("booking_free_until", { time: fmtTime(b.at) }) : t("state_free");
+      case "booked_soon": return t("booking_soon", { time: fmtTime(b.at) });
+      case "booked_empty": return t("booking_empty", { time: fmtTime(b.at) });
+      case "in_use_unbooked": return t("booking_unbooked");
+      case "unavailable": return t("booking_unavailable", { state: stateLabel(v) });
+      default: return stateLabel(v);
+    }
+  }
+
+  // data-booking on tiles, plan shapes, list items and the card: how the styles tell them apart.
+  var BOOKING_ATTR = { booked_soon: "soon", booked_empty: "empty", in_use_unbooked: "unbooked", unavailable: "unavailable" };
+  function markBooking(el, room, v) {
+    if (!el) return;
+    var kind = room ? BOOKING_ATTR[bookingStatus(room, v).kind] : null;
+    if (!kind) { if (el.hasAttribute("data-booking")) el.removeAttribute("data-booking"); }
+    else if (el.getAttribute("data-booking") !== kind) el.setAttribute("data-booking", kind);
+  }
+
+  // Whether a visitor may be sent to the room: free to the sensors, not booked within the
+  // margin, and not a booked room nobody turned up to (unless this display offers those).
+  function offerable(room) { return !!room && bookingStatus(room).offered; }
+
+  // "Free for at least N minutes" first: 0 known long enough, 1 not known (no calendar),
+  // 2 known to be booked sooner.
+  function freeTier(room) {
+    if (BOOKING.freeFor <= 0) return 0;
+    var b = bookingStatus(room);
+    if (b.freeFor === undefined) return 1;
+    return b.freeFor >= BOOKING.freeFor ? 0 : 2;
+  }
+
+  // The whole page's word when no calendar can be read: the rooms then speak for their
+  // sensors only, and the screen says why the times are gone.
+  function bookingsUnavailable() {
+    var withCalendar = 0, unavailable = 0;
+    Object.keys(model.rooms).forEach(function (id) {
+      var r = model.rooms[id];
+      if (!r.bookings) return;
+      withCalendar++;
+      if (r.bookings !== "ok") unavailable++;
+    });
+    return withCalendar > 0 && unavailable === withCalendar && !noContact();
+  }
+
+  var bookingNote = null, bookingsKey = "";
+  function renderBookingNote() {
+    var off = bookingsUnavailable();
+    if (!bookingNote && off) {
+      bookingNote = doc.createElement("p");
+      bookingNote.id = "bookings-note";
+      bookingNote.className = "bookings-note";
+      bookingNote.setAttribute("role", "status");
+      var anchor = $("free-count");
+      if (anchor && anchor.parentNode) anchor.parentNode.insertBefore(bookingNote, anchor.nextSibling);
+      else if ($("free-box")) $("free-box").insertBefore(bookingNote, $("free-box").firstChild);
+    }
+    if (!bookingNote) return;
+    if (bookingNote.textContent !== t("bookings_unavailable")) bookingNote.textContent = t("bookings_unavailable");
+    if (bookingNote.hidden === off) bookingNote.hidden = !off;
+  }
+
+  // Booking words change with the clock alone (a margin reached, a grace period over): look
+  // each second, and render again only when some room's words would change.
+  function tickBookings() {
+    var key = Object.keys(model.rooms).map(function (id) {
+      var r = model.rooms[id];
+      if (!r.bookings) return "";
+      var b = bookingStatus(r);
+      var minute = b.at ? Math.floor(b.at / 60000) : "";
+      return id + ":" + b.kind + ":" + minute + ":" + (b.kind === "free_until" && sameLocalDay(b.at, wallNow()));
+    }).join("|");
+    if (key === bookingsKey) return;
+    bookingsKey = key;
+    renderAll();
+  }
+
   // -- the floor map -------------------------------------------------------------------------
   var map = $("map");
   var tiles = {};
@@ -775,8 +895,9 @@
       items[i].setAttribute("data-state", v.state);
       if (parts[0].textContent !== String(ref.number)) parts[0].textContent = String(ref.number);
       if (parts[1].textContent !== (room.name || "")) parts[1].textContent = room.name || "";
-      var label = stateLabel(v);
+      var label = roomWords(room, v);
       if (parts[2].textContent !== label) parts[2].textContent = label;
+      markBooking(items[i], room, v);
     }
   }
 
@@ -865,7 +986,8 @@
       ref.g.setAttribute("data-state", v.state);
       ref.icon.setAttribute("href", "#i-" + v.state);
     }
-    var label = stateLabel(v);
+    markBooking(ref.g, room, v);
+    var label = roomWords(room, v);
     var note = v.last && v.at ? t("last_known", { state: t("state_" + v.last), time: fmtTime(v.at) }) : "";
     var name = room.name || "";
     if (ref.labelText === label && ref.noteText === note && ref.nameText === name) return;
@@ -909,6 +1031,15 @@
     return t("free_since", { time: fmtTime(wallNow() - s * 1000) });
   }
 
+  // The list's second line: until when a calendar says, else since when the sensors say (a
+  // calendar that cannot be read is said on the room's tile or shape and its card).
+  function listWords(room) {
+    var b = bookingStatus(room);
+    if (b.kind === "booked_empty") return roomWords(room);
+    if (b.kind === "free_until" && sameLocalDay(b.at, wallNow())) return roomWords(room);
+    return freeFor(room);
+  }
+
   function makeItem(id) {
     var li = doc.createElement("li");
     li.className = "free-item";
@@ -937,9 +1068,10 @@
   function renderList() {
     if (!list) return;
     var keep = listFilter();
-    var free = visibleRooms().filter(function (r) { return view(r).state === "free" && keep(r); });
+    var free = visibleRooms().filter(function (r) { return offerable(r) && keep(r); });
     free.sort(function (a, b) {
-      return (GROUP_ORDER.indexOf(groupOf(a.function)) - GROUP_ORDER.indexOf(groupOf(b.function))) ||
+      return (freeTier(a) - freeTier(b)) ||
+        (GROUP_ORDER.indexOf(groupOf(a.function)) - GROUP_ORDER.indexOf(groupOf(b.function))) ||
         cmp(a.name || "", b.name || "") || cmp(a.id, b.id);
     });
     // With a "you are here", nearest first by walking distance; rooms without a route after.
@@ -949,6 +1081,9 @@
       free.forEach(function (r, i) { pos[r.id] = i; });
       free.sort(function (a, b) {
         var ra = routeOf(a.id), rb = routeOf(b.id);
+        // Rooms free for the display's "at least N minutes" first, nearest first within.
+        var tier = freeTier(a) - freeTier(b);
+        if (tier) return tier;
         if (ra && rb) return (ra.units - rb.units) || (pos[a.id] - pos[b.id]);
         if (ra || rb) return ra ? -1 : 1;
         return pos[a.id] - pos[b.id];
@@ -967,8 +1102,9 @@
       if (item.nameText !== shown) { item.nameText = shown; item.name.textContent = shown; }
       var meta = kindLabel(room.function) + " · " + seatsLabel(room.capacity);
       if (item.metaText !== meta) { item.metaText = meta; item.meta.textContent = meta; }
-      var since = freeFor(room);
+      var since = listWords(room);
       if (item.sinceText !== since) { item.sinceText = since; item.since.textContent = since; }
+      markBooking(item.li, room);
       // No walking distances while the page cannot vouch for the state (no routes then either).
       var dist = ranked && pageFeed() !== "stale" ? distanceText(routeOf(room.id)) : "";
       if (item.distText !== dist) { item.distText = dist; item.dist.textContent = dist; }
@@ -1054,7 +1190,7 @@
     Object.keys(items).forEach(function (id) {
       var item = items[id], room = model.rooms[id];
       if (!room) return;
-      var since = freeFor(room);
+      var since = listWords(room);
       if (item.sinceText !== since) { item.sinceText = since; item.since.textContent = since; }
     });
   }
@@ -1560,6 +1696,15 @@
     return out;
   }
 
+  // What a booking adds under a room's name on the plan ("Free until 14:00"); nothing when
+  // the calendar has nothing to add to the sensors' state.
+  function shapeBookingWords(room, v) {
+    var kind = bookingStatus(room, v).kind;
+    if (kind === "none" || kind === "in_use_booked" || kind === "free") return "";
+    var words = roomWords(room, v);
+    return words === stateLabel(v) ? "" : words;
+  }
+
   function renderShape(id, noFit) {
     var ref = shapes[id], room = model.rooms[id];
     if (!ref || !room) return;
@@ -1570,7 +1715,8 @@
       ref.icon.setAttribute("href", "#i-" + v.state);
     }
     // An unknown room says why under its name ("Sensor offline"), not a bare icon.
-    var name = room.name || "", why = v.state === "unknown" ? stateLabel(v) : "";
+    var name = room.name || "", why = v.state === "unknown" ? stateLabel(v) : shapeBookingWords(room, v);
+    markBooking(ref.g, room, v);
     if (ref.nameText === name && ref.whyText === why) return;
     ref.nameText = name;
     ref.whyText = why;
@@ -1589,7 +1735,7 @@
   function canRoute(id) {
     // Honesty: a route only to a room the page would show as free this very moment.
     var room = model.rooms[id];
-    return !!(room && view(room).state === "free" && pageFeed() !== "stale" && routeOf(id));
+    return !!(room && offerable(room) && pageFeed() !== "stale" && routeOf(id));
   }
 
   function alternativeTo(id) {
@@ -1610,7 +1756,7 @@
   function renderRoute() {
     var focus = selected || idleTarget;
     var alt = null, drawn = focus && canRoute(focus) ? focus : null;
-    if (!drawn && selected && model.rooms[selected] && view(model.rooms[selected]).state !== "free") {
+    if (!drawn && selected && model.rooms[selected] && !offerable(model.rooms[selected])) {
       alt = alternativeTo(selected);
       drawn = alt;
     }
@@ -1696,16 +1842,19 @@
       room = { name: t("exit_card") };
       state = "free";
       text = landmarkText(exit, exit);
+      markBooking(mapCard, null);
     } else if (room) {
       var v = view(room);
       state = v.state;
-      text = v.state === "unknown" ? t("card_unknown", { why: stateLabel(v) }) : t("state_" + v.state);
+      // A booking's words where the calendar adds to the sensors ("Free · booked at 14:00").
+      text = v.state === "unknown" ? t("card_unknown", { why: stateLabel(v) }) : roomWords(room, v);
+      markBooking(mapCard, room, v);
       if (drawn === focus) info = roomInfo(room, routeOf(drawn));
       else {
         info = kindLabel(room.function) + " · " + seatsLabel(room.capacity);
-        if (v.state === "free") info += " · " + t("no_route");
+        if (offerable(room)) info += " · " + t("no_route");
       }
-      if (v.state !== "free" && focus === selected) {
+      if (!offerable(room) && focus === selected) {
         // Never a way to this room; the nearest free one instead, or why there is none.
         var other = alt && model.rooms[alt];
         altText = other ? t("card_instead") : availabilityUnknown() || t("card_no_alternative");
@@ -1869,6 +2018,7 @@
     renderShapes();
     renderList();
     renderFreshness();
+    renderBookingNote();
     var floorName = $("floor-name");
     if (floorName && model.floor && model.floor.name && floorName.textContent !== model.floor.name) floorName.textContent = model.floor.name;
   }
@@ -2101,6 +2251,7 @@
     if (!isPhone && link.socketLive && perf() - lastHeartbeatSent > SEND_HEARTBEAT_S * 1000) sendHeartbeat();
     renderFreshness();
     tickList();
+    tickBookings();
     nightlyReload(parts);
   }
 
