@@ -460,6 +460,14 @@ def test_points_snap_to_rooms_and_edges_unless_s_turns_it_off_and_names_avoid_co
         draft = LayoutHistory(server.svc.store).draft(floor)
         assert set(draft.data["rooms"]) == {rooms[0], rooms[1], rooms[2]}
         assert server.svc.store.get_layout(floor).version == 1
+
+        # Discarded (after a confirmation): back to the published layout, nothing published.
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#discard")
+        expect(page.locator("#draft-state")).to_contain_text("No draft", timeout=SERVER_MS)
+        expect(page.locator("#canvas g.room-shape")).to_have_count(1)
+        assert LayoutHistory(server.svc.store).draft(floor) is None
+        assert server.svc.store.get_layout(floor).version == 1
         assert not problems, problems
     finally:
         ctx.close()

@@ -1132,7 +1132,11 @@
   }
 
   // Save the drawing as the draft; resolves true when the draft on the server is the drawing.
+  // Drawing goes on while a draft is saved (an autosave must not swallow a click); a save asked
+  // for meanwhile waits for the one in flight, so two never race with the same revision.
+  var draftInFlight = null;
   function saveDraft(quiet) {
+    if (draftInFlight) return draftInFlight.then(function () { return saveDraft(quiet); });
     if (!state.layout) return Promise.resolve(false);
     if (state.draft.length || state.pending || state.rect) {
       if (!quiet) status("Finish or discard the outline you are drawing first.", "error");
@@ -1149,10 +1153,9 @@
       layout: state.layout,
       here: JSON.parse(key).here
     };
-    busy(true);
     if (!quiet) status("Saving the draft…");
-    return send("PUT", config.draft_url, body).then(function (res) {
-      busy(false);
+    draftInFlight = send("PUT", config.draft_url, body).then(function (res) {
+      draftInFlight = null;
       if (!res.ok) {
         state.autosaveOff = true;  // the same refusal again every 2 s helps nobody
         var prefix = res.status === 409 ? "Draft not saved (someone else saved first): " : "Draft not saved: ";
@@ -1171,10 +1174,18 @@
       refreshPreview();
       return true;
     });
+    return draftInFlight;
+  }
+
+  // Runs `fn` once no draft save is in flight, so it sees the revision that save made.
+  function afterDraft(fn) {
+    return (draftInFlight || Promise.resolve()).then(fn);
   }
 
   function autosave() {
-    if (!state.saving && !state.drag && !state.autosaveOff && unsaved()) saveDraft(true);
+    if (!draftInFlight && !state.saving && !state.drag && !state.autosaveOff && unsaved()) {
+      saveDraft(true);
+    }
   }
 
   function publish() {
@@ -1206,7 +1217,9 @@
     if (state.saving || !state.revision) return;
     if (!window.confirm("Discard the draft? The drawing goes back to the published layout.")) return;
     busy(true);
-    send("POST", config.discard_url, { revision: state.revision }).then(function (res) {
+    afterDraft(function () {
+      return send("POST", config.discard_url, { revision: state.revision });
+    }).then(function (res) {
       busy(false);
       if (!res.ok) {
         status("Draft not discarded: " + res.message, "error");
@@ -1225,7 +1238,7 @@
         !window.confirm("Restore version " + version + " as the draft? It replaces the current draft.")) return;
     busy(true);
     var url = config.restore_url.replace("{version}", String(version));
-    send("POST", url, { revision: state.revision }).then(function (res) {
+    afterDraft(function () { return send("POST", url, { revision: state.revision }); }).then(function (res) {
       busy(false);
       if (!res.ok) {
         status("Not restored: " + res.message, "error");
