@@ -215,8 +215,10 @@ def test_every_calendar_silent_sensor_states_only_and_nothing_waits(sim, make_se
         note.wait_for(state="visible", timeout=10_000)
         assert note.inner_text() == "Bookings unavailable"
         wait_until(
-            lambda: words(page, f'.tile[data-space-id="{atlas}"] .tile-state')
-            == "In use · bookings unavailable",
+            lambda: (
+                words(page, f'.tile[data-space-id="{atlas}"] .tile-state')
+                == "In use · bookings unavailable"
+            ),
             10,
             message="the occupied room in the sensors' words",
         )

@@ -137,8 +137,13 @@ def test_the_booking_settings_are_checked_field_by_field() -> None:
     assert cleaned["booking_margin_min"] == 15 and cleaned["offer_booked_empty"] is True
     with pytest.raises(Invalid) as bad:
         clean_display(
-            {**base, "booking_margin_min": -1, "booking_grace_min": "soon",
-             "offer_booked_empty": "yes", "free_for_min": 481},  # fmt: skip
+            {
+                **base,
+                "booking_margin_min": -1,
+                "booking_grace_min": "soon",
+                "offer_booked_empty": "yes",
+                "free_for_min": 481,
+            },
             None,
             {"spc_f"},
         )
