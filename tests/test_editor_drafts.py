@@ -471,3 +471,29 @@ def test_points_snap_to_rooms_and_edges_unless_s_turns_it_off_and_names_avoid_co
         assert not problems, problems
     finally:
         ctx.close()
+
+
+def test_a_viewer_sees_drafts_and_the_preview_but_saves_nothing(server, floor, rooms):
+    from tests.admin_helpers import Console
+
+    make_admin(server.svc)  # the owner
+    make_admin(server.svc, "vera", role="viewer")
+    server.add_display(floor, name="Lobby")
+    history = LayoutHistory(server.svc.store)
+    history.save_draft(floor, with_rooms(rooms[0]), expected_revision=0, base_version=0)
+    viewer = Console(server.app)
+    assert viewer.login("vera").status_code == 302
+    page = viewer.get(f"/admin/floors/{floor}/layout").get_data(as_text=True)
+    config = json.loads(re.search(r'id="editor-config">(.*?)</script>', page).group(1))
+    assert config["can_write"] is False  # the page offers no saving
+    assert viewer.get(f"/admin/floors/{floor}/layout.json").json["draft"]["revision"] == 1
+    assert viewer.get(f"/admin/floors/{floor}/preview").status_code == 200
+    for method, path, body in (
+        ("PUT", "draft.json", draft_body(with_rooms(rooms[1]), 1)),
+        ("POST", "draft/publish", {"revision": 1}),
+        ("POST", "draft/discard", {"revision": 1}),
+        ("POST", "versions/1/restore", {"revision": 1}),
+    ):
+        refused = viewer.api(method, f"/admin/floors/{floor}/{path}", body)
+        assert refused.status_code == 403, (path, refused.status_code)
+    assert history.draft(floor).revision == 1 and server.svc.store.get_layout(floor) is None

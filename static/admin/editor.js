@@ -1183,7 +1183,7 @@
   }
 
   function autosave() {
-    if (!draftInFlight && !state.saving && !state.drag && !state.autosaveOff && unsaved()) {
+    if (config.can_write !== false && !draftInFlight && !state.saving && !state.drag && !state.autosaveOff && unsaved()) {
       saveDraft(true);
     }
   }
@@ -1280,9 +1280,14 @@
       box.appendChild(html("strong", "No draft"));
       box.appendChild(document.createTextNode(": changes are saved as a draft first. " + live));
     }
-    $("discard").disabled = state.saving || !state.revision;
-    $("publish").disabled = state.saving;
-    $("save-draft").disabled = state.saving;
+    var readOnly = config.can_write === false;
+    $("discard").disabled = readOnly || state.saving || !state.revision;
+    $("publish").disabled = readOnly || state.saving;
+    $("save-draft").disabled = readOnly || state.saving;
+    if (readOnly) {
+      box.appendChild(html("span", " You have read-only access: drawings here are not saved.",
+        "draft-behind"));
+    }
 
     var list = $("version-list");
     while (list.firstChild) list.removeChild(list.firstChild);
@@ -1296,6 +1301,7 @@
       var button = html("button", "Restore as draft", "secondary small");
       button.type = "button";
       button.setAttribute("aria-label", "Restore version " + v.version + " as the draft");
+      button.disabled = readOnly;
       button.addEventListener("click", function () { restore(v.version); });
       li.appendChild(button);
       list.appendChild(li);

@@ -61,6 +61,7 @@ def plan_layout(floor_id: str) -> Any:
         ctx = floor_context(svc, floor_id)
     except LayoutRefused:
         abort(404)
+    principal = auth.current_principal()
     config = {
         "floor_id": floor_id,
         "data_url": url_for("admin.plan_layout_data", floor_id=floor_id),
@@ -73,6 +74,8 @@ def plan_layout(floor_id: str) -> Any:
             "/0/", "/{version}/"
         ),
         "preview_url": url_for("admin.plan_preview", floor_id=floor_id),
+        # A viewer may look (and preview) but not save: the page offers no saving then.
+        "can_write": bool(principal and principal.can_write),
         "csrf_token": auth.csrf_token(),
     }
     return render_template(
