@@ -258,6 +258,10 @@ def test_previews_in_the_list_open_only_when_asked(server, browser, contexts, mo
     expect(page.locator("tr[data-display-id]")).to_have_count(100)
     page.wait_for_load_state("networkidle")
     assert opened == [] and page.locator("iframe").count() == 0
+    row = page.locator(f'tr[data-display-id="{target.id}"]')
+    expect(row.get_by_role("link", name=f"Open kiosk of {target.name}")).to_have_attribute(
+        "href", f"/admin/displays/{target.id}/preview"
+    )
 
     # With the keyboard: focus the row's Preview button, press Enter.
     toggle = page.locator(f'tr[data-display-id="{target.id}"] button.preview-toggle')
