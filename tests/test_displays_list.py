@@ -337,3 +337,34 @@ def test_a_viewer_previews_but_acts_on_no_selection(server):
     )
     assert answer.status_code == 403
     assert svc.store.display_for_credential(credential) is not None
+
+
+def test_a_screen_showing_a_stale_floor_is_listed_as_stale(server, console, sim):
+    svc = server.svc
+    made = _fleet(server, 6)["all"]
+    heartbeat = json.dumps({"type": "heartbeat", "uptime_s": 1})
+
+    def listed(state: str) -> list[int]:
+        return _ids(console.get(f"/admin/displays?state={state}").get_data(as_text=True))
+
+    with ExitStack() as stack:
+        ws = _open(server.socket_url(svc.store.credential(made[0])), stack)
+        ws.send(heartbeat)
+        wait_until(lambda: any(s.info for s in svc.hub.screens()), message="a heartbeat")
+        wait_until(lambda: listed("live") == [made[0].id], timeout=20, message="live")
+        # Density goes quiet and then refuses: the floor's feed turns stale while the screen
+        # stays connected (and keeps its heartbeats coming, as a page does).
+        sim.world.set_socket_mode("silent")
+        sim.world.force_outage(3600)
+
+        def stale() -> bool:
+            ws.send(heartbeat)
+            try:
+                while True:  # read what the server sent, so its queue never fills
+                    ws.recv(timeout=0)
+            except TimeoutError:
+                pass
+            return listed("stale") == [made[0].id]
+
+        wait_until(stale, timeout=40, interval=0.5, message="listed as stale")
+        assert listed("live") == [] and listed("down") == []
