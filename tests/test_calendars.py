@@ -603,14 +603,12 @@ def test_links_are_set_replaced_and_removed(any_store) -> None:  # type: ignore[
 
 
 def test_a_series_every_second_is_cut_short_not_expanded() -> None:
-    import time
-
     body = calendar(
         "UID:s\nDTSTART:20260101T000000Z\nDTEND:20260101T000001Z\nRRULE:FREQ=SECONDLY",
         timezone="",
     )
-    began = time.monotonic()
-    busy = busy_intervals(body, *JAN)  # two months: five million occurrences in the window
-    assert time.monotonic() - began < 10
+    # Two months: five million occurrences in the window. Expansion stops at the cap, so the
+    # last interval lies within the first hours (how fast that is belongs in a benchmark).
+    busy = busy_intervals(body, *JAN)
     assert busy and busy[0].start == datetime(2026, 1, 1, tzinfo=UTC)
     assert busy[-1].end <= datetime(2026, 1, 1, 2, tzinfo=UTC)
