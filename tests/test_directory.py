@@ -407,9 +407,11 @@ def test_pages_answer_within_a_second_through_an_outage_and_a_restart(make_serve
     make_admin(server.svc)
     console = Console(server.app)
     console.login()
+    # A handler that waited on Density would wait out its Retry-After (30 s) at least; 5 s is a
+    # bound that a loaded machine cannot trip, while that wait could not pass under it.
     started = time.monotonic()
     page = console.get("/admin/displays/new").get_data(as_text=True)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0
     assert "Density unreachable: floors as of " in page
     assert server.svc.directory.floors()[0].name in page
     assert calls.inside == [], calls.inside
@@ -462,9 +464,11 @@ def test_the_floor_picker_waits_for_density_without_waiting(make_server, sim, ga
     make_admin(server.svc)
     console = Console(server.app)
     console.login()
+    # A handler that waited on Density would wait out its Retry-After (30 s) at least; 5 s is a
+    # bound that a loaded machine cannot trip, while that wait could not pass under it.
     started = time.monotonic()
     page = console.get("/admin/displays/new").get_data(as_text=True)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0
     # Waiting while the first fetch is in flight; once it failed, the page says why, and no
     # longer asks to reload in a moment.
     failing = "Density unreachable: no floors fetched yet"
@@ -479,7 +483,7 @@ def test_the_floor_picker_waits_for_density_without_waiting(make_server, sim, ga
     floor = sim.world.portfolio.floor_ids[0]
     _, credential = server.add_display(floor)
     times, state = timed_pages(server, credential, 10)
-    assert max(times) < 1.0, times
+    assert max(times) < 5.0, times
     assert state["rooms"] == {}
 
     gate.down = False
