@@ -953,6 +953,7 @@
       ref.state = null;
     });
     roomsG.appendChild(frag);
+    routeKey = null;  // the tapped room's mark goes on the new tiles
     Object.keys(tiles).forEach(function (id) { renderTile(id, true); });
     fitTiles(true);
   }
@@ -1743,6 +1744,18 @@
     // the display lists (its filter), preferring one with at least as many seats.
     var room = model.rooms[id], keep = listFilter(), hidden = hiddenSet();
     var need = (room && room.capacity) || 0, best = null, bestBig = null;
+    if (!routesFrom()) {
+      // A map without corridors (the automatic map) knows no "nearest": the free list's first
+      // room instead, by the list's own order, again preferring one with enough seats.
+      if (!list || pageFeed() === "stale") return null;
+      var ranked = Array.prototype.map.call(list.querySelectorAll(".free-item"), function (li) {
+        return li.getAttribute("data-space-id");
+      }).filter(function (rid) {
+        var r = model.rooms[rid];
+        return rid !== id && r && !hidden[rid] && keep(r) && offerable(r) && view(r).state === "free";
+      });
+      return ranked.filter(function (rid) { return (model.rooms[rid].capacity || 0) >= need; })[0] || ranked[0] || null;
+    }
     Object.keys(model.rooms).forEach(function (rid) {
       var r = model.rooms[rid];
       if (rid === id || hidden[rid] || !keep(r) || !canRoute(rid)) return;
@@ -1758,10 +1771,10 @@
     var alt = null, drawn = focus && canRoute(focus) ? focus : null;
     if (!drawn && selected && model.rooms[selected] && !offerable(model.rooms[selected])) {
       alt = alternativeTo(selected);
-      drawn = alt;
+      drawn = alt && routeOf(alt) ? alt : null;  // a way only where the map has corridors
     }
     var exit = focus ? null : exitToShow();
-    var key = drawn + "|" + focus + "|" + (focus && model.rooms[focus] ? view(model.rooms[focus]).state : "") +
+    var key = drawn + "|" + alt + "|" + focus + "|" + (focus && model.rooms[focus] ? view(model.rooms[focus]).state : "") +
       "|" + (exit ? exit.kind + ":" + exit.id : "");
     if (key !== routeKey) {
       routeKey = key;
@@ -1798,6 +1811,10 @@
         else m.g.removeAttribute("data-route");
       });
       placeLandmarkLabels(drawn ? routeOf(drawn).points : exit ? exit.points : null);
+      Object.keys(tiles).forEach(function (id) {
+        tiles[id].g.toggleAttribute("data-selected", id === selected);
+        tiles[id].g.toggleAttribute("data-alternative", id === alt);
+      });
       Object.keys(shapes).forEach(function (id) {
         if (id === focus) shapes[id].g.setAttribute("data-selected", "true");
         else shapes[id].g.removeAttribute("data-selected");
@@ -1852,12 +1869,12 @@
       if (drawn === focus) info = roomInfo(room, routeOf(drawn));
       else {
         info = kindLabel(room.function) + " · " + seatsLabel(room.capacity);
-        if (offerable(room)) info += " · " + t("no_route");
+        if (offerable(room) && WF) info += " · " + t("no_route");
       }
       if (!offerable(room) && focus === selected) {
         // Never a way to this room; the nearest free one instead, or why there is none.
         var other = alt && model.rooms[alt];
-        altText = other ? t("card_instead") : availabilityUnknown() || t("card_no_alternative");
+        altText = other ? t(routesFrom() ? "card_instead" : "card_instead_listed") : availabilityUnknown() || t("card_no_alternative");
         altName = other ? (other.name || "") + " · " + roomInfo(other, routeOf(alt)) : "";
       }
     }
@@ -1944,6 +1961,13 @@
   }
 
   function bindTouch() {
+    if (map) {
+      // The automatic map: a tap opens the room's card (with no way drawn: it has no corridors).
+      map.addEventListener("click", function (ev) {
+        var g = ev.target.closest ? ev.target.closest(".tile") : null;
+        select(g ? g.getAttribute("data-space-id") : null);
+      });
+    }
     if (planMap) {
       planMap.addEventListener("click", function (ev) {
         var g = ev.target.closest ? ev.target.closest(".room-shape") : null;
