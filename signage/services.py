@@ -26,6 +26,7 @@ import httpx
 from signage import config as settings
 from signage.actions.alerts import AlertWatcher
 from signage.actions.announcements import Announcer
+from signage.calendars import Source
 from signage.core.bookings import Bookings
 from signage.core.building import EmergencyFloors, OtherFloors
 from signage.core.clock import SYSTEM_CLOCK, Clock
@@ -250,13 +251,15 @@ def build(
     )
     epoch = secrets.token_hex(4)
     floor_tokens = FloorTokens(store)
-    calendars = CalendarSources(store)
+    calendars = CalendarSources(store, secret)
     bookings = Bookings(
-        calendars.all,
+        lambda: calendar_sources(calendars),
         refresh=config["SIGNAGE_CALENDAR_REFRESH"],
         timeout=config["SIGNAGE_HTTP_TIMEOUT"],
         zone_of=directory.time_zone,
         clock=clock,
+        # `feeds` is bound below, before the worker's thread can start.
+        wanted=lambda space_id: fetches_here(cluster, feeds, directory, space_id),
     )
     feeds = FeedManager(
         client,
@@ -300,6 +303,36 @@ def build(
         calendars=calendars,
         bookings=bookings,
     )
+
+
+def calendar_sources(calendars: CalendarSources) -> dict[str, Source]:
+    """The store's calendar sources as the bookings worker reads them; a seal this server's key
+    cannot open becomes kind "unreadable", which fails with a message saying to set it again."""
+    return {
+        space_id: Source(row.kind, row.url, row.username, row.password)
+        if row.readable
+        else Source("unreadable")
+        for space_id, row in calendars.sources().items()
+    }
+
+
+def room_floor(directory: SpaceDirectory, space_id: str) -> str | None:
+    """The id of the floor a room is on (its nearest floor ancestor), or None."""
+    ancestors = directory.tree().ancestors(space_id)
+    return next((a.id for a in ancestors if a.space_type == "floor"), None)
+
+
+def fetches_here(
+    cluster: Cluster | None, feeds: FeedManager, directory: SpaceDirectory, space_id: str
+) -> bool:
+    """Whether this process fetches a room's calendar: always on its own; in a Redis fleet only
+    while it holds the lease of the room's floor (its feed builds the rooms every process
+    mirrors, so one fetch per room serves the fleet)."""
+    if cluster is None:
+        return True
+    floor_id = room_floor(directory, space_id)
+    feed = feeds.get(floor_id) if floor_id else None
+    return bool(getattr(feed, "holding", False))
 
 
 def _cluster(config: dict[str, Any]) -> Cluster | None:

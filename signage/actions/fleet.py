@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from signage.actions.calendars import booked_empty, calendar_rows
 from signage.actions.displays import floor_label
 
 if TYPE_CHECKING:
@@ -84,6 +86,8 @@ def fleet_status(svc: Services) -> dict[str, Any]:
     feeds_out = []
     sensors_out = []
     mirrored = [(feed.floor_id, feed) for feed in svc.feeds.feeds()]
+    # Booked but empty by the rooms as kiosks get them (a mirror's carry the holder's bookings).
+    wall_now = datetime.fromtimestamp(svc.bookings.clock.time() if svc.bookings else 0, UTC)
     if view is not None:  # floors only other processes mirror: a row each, their sensors unseen
         mirrored += [(f, None) for f in view.other_floors(f for f, _ in mirrored)]
     for floor_id, feed in mirrored:
@@ -114,6 +118,9 @@ def fleet_status(svc: Services) -> dict[str, Any]:
                 "problems": problems,
                 "down_s": None if feed_down_s is None else round(feed_down_s),
                 "alerted": bool(svc.alerts and svc.alerts.reported("feed", floor_id)),
+                "booked_empty": booked_empty(feed, wall_now)
+                if feed is not None and svc.bookings is not None
+                else None,
                 **({"holder": holder} if view is not None else {}),
             }
         )
@@ -139,6 +146,10 @@ def fleet_status(svc: Services) -> dict[str, Any]:
                 }
             )
 
+    # Room calendars: in a fleet only the process holding a floor's lease fetches its rooms'.
+    holders = {f["floor_id"]: f.get("holder") for f in feeds_out} if view is not None else None
+    calendars_out = calendar_rows(svc, holders)
+
     def order(item: dict[str, Any]) -> tuple:
         # Problems first, the longest down among them first.
         down = -(item.get("down_s") or 0)
@@ -151,8 +162,12 @@ def fleet_status(svc: Services) -> dict[str, Any]:
         "displays": sorted(displays_out, key=order),
         "feeds": sorted(feeds_out, key=order),
         "spaces": sorted(sensors_out, key=order),
+        "calendars": calendars_out,
         "problems": sum(
-            1 for group in (displays_out, feeds_out, sensors_out) for i in group if i["problems"]
+            1
+            for group in (displays_out, feeds_out, sensors_out, calendars_out)
+            for i in group
+            if i["problems"]
         ),
         # The page's summary line: how many of each, as a status page counts them.
         "counts": {
@@ -164,18 +179,22 @@ def fleet_status(svc: Services) -> dict[str, Any]:
             "feeds_stale": sum(1 for f in feeds_out if f["problems"]),
             "spaces": len(sensors_out),
             "sensors_offline": sum(1 for sp in sensors_out if sp["problems"]),
+            "calendars": len(calendars_out),
+            "calendars_failing": sum(1 for c in calendars_out if c["problems"]),
+            "booked_empty": sum(f["booked_empty"] or 0 for f in feeds_out),
         },
         # The fleet's processes, and whether this is all of it (Redis answered).
         **({"cluster": view.summary()} if view is not None else {}),
     }
 
 
-FILTERS = ("down", "stale", "sensors")
+FILTERS = ("down", "stale", "sensors", "calendars")
 
 
 def filter_report(report: dict[str, Any], show: str = "", floor_id: str = "") -> dict[str, Any]:
     """The report narrowed to what a filter asks for: `show` one of FILTERS (down displays,
-    stale floor feeds, spaces whose sensors are offline), `floor_id` one floor."""
+    stale floor feeds, spaces whose sensors are offline, failing room calendars), `floor_id`
+    one floor."""
     out = dict(report)
 
     def keep(item: dict[str, Any]) -> bool:
@@ -195,5 +214,10 @@ def filter_report(report: dict[str, Any], show: str = "", floor_id: str = "") ->
         sp
         for sp in report["spaces"]
         if keep(sp) and show in ("", "sensors") and (show != "sensors" or sp["problems"])
+    ]
+    out["calendars"] = [
+        c
+        for c in report.get("calendars", [])
+        if keep(c) and show in ("", "calendars") and (show != "calendars" or c["problems"])
     ]
     return out

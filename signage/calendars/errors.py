@@ -14,7 +14,9 @@ __all__ = [
     "Malformed",
     "TimedOut",
     "TooLarge",
+    "Unauthorized",
     "Unreachable",
+    "Unreadable",
 ]
 
 
@@ -69,3 +71,16 @@ class Malformed(CalendarError):
     """A body that is not an iCalendar calendar."""
 
     reason = "malformed"
+
+
+class Unauthorized(CalendarError):
+    """The server refused the credentials (HTTP 401 or 403): a wrong user name or password."""
+
+    reason = "unauthorized"
+
+
+class Unreadable(CalendarError):
+    """The stored link or password cannot be unsealed with this server's key (a database
+    restored on another server, or SIGNAGE_SECRET_KEY changed): it must be set again."""
+
+    reason = "unreadable"

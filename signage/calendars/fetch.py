@@ -25,7 +25,7 @@ from signage.calendars.errors import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_TIMEOUT", "Fetched", "check_url", "fetch"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_TIMEOUT", "Fetched", "check_url", "fetch", "read_body"]
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
 DEFAULT_TIMEOUT = 10.0
@@ -60,6 +60,24 @@ def check_url(url: str) -> str:
     return url
 
 
+def read_body(response: httpx.Response, max_bytes: int, deadline: float, timeout: float) -> bytes:
+    """A streamed response's body, refused past max_bytes (counted as it arrives, so memory
+    stays bounded) or past the monotonic deadline (a server that drips bytes)."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise TooLarge(f"larger than {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise TooLarge(f"larger than {max_bytes} bytes")
+        if time.monotonic() > deadline:
+            raise TimedOut(f"body not read within {timeout:g} s")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def fetch(
     client: httpx.Client,
     url: str,
@@ -89,20 +107,8 @@ def fetch(
                 return Fetched(None, etag, last_modified)
             if response.status_code != 200:
                 raise BadStatus(response.status_code)
-            declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
-                raise TooLarge(f"larger than {max_bytes} bytes")
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise TooLarge(f"larger than {max_bytes} bytes")
-                if time.monotonic() > deadline:
-                    raise TimedOut(f"body not read within {timeout:g} s")
-                chunks.append(chunk)
             return Fetched(
-                b"".join(chunks),
+                read_body(response, max_bytes, deadline, timeout),
                 response.headers.get("ETag"),
                 response.headers.get("Last-Modified"),
             )

@@ -28,9 +28,10 @@ from signage.calendars import (
     DEFAULT_MAX_BYTES,
     Busy,
     CalendarError,
+    Source,
     busy_intervals,
     check_url,
-    fetch,
+    fetch_source,
 )
 from signage.core.clock import SYSTEM_CLOCK, Clock
 from signage.core.rooms import booking_fields
@@ -85,7 +86,7 @@ class CalendarStatus:
 
 @dataclass
 class _Entry:
-    url: str
+    url: str | Source  # an ICS link, or any kind of source (signage/calendars/sources.py)
     etag: str | None = None
     last_modified: str | None = None
     intervals: tuple[Busy, ...] = ()
@@ -103,7 +104,7 @@ class Bookings:
 
     def __init__(
         self,
-        sources: Callable[[], Mapping[str, str]],
+        sources: Callable[[], Mapping[str, str | Source]],
         *,
         refresh: float = 300.0,
         margin: float | None = None,
@@ -113,8 +114,12 @@ class Bookings:
         client: httpx.Client | None = None,
         clock: Clock = SYSTEM_CLOCK,
         workers: int = 4,
+        wanted: Callable[[str], bool] | None = None,
     ) -> None:
         self._sources = sources
+        # In a Redis fleet, only the process holding a room's floor lease fetches its calendar
+        # (its feed builds the rooms every process mirrors); `wanted` says which (services.py).
+        self._wanted = wanted or (lambda _space_id: True)
         self.refresh = float(refresh)
         # Past refresh + margin the data is not trusted: one failed attempt plus its timeout
         # is tolerated, a calendar silent for two intervals is not.
@@ -182,9 +187,16 @@ class Bookings:
         self._sync_sources()
         now = self.clock.time()
         with self._lock:
-            due = [s for s, e in self._entries.items() if e.due <= now and not e.running]
-            for space_id in due:
-                self._entries[space_id].running = True
+            ready = [s for s, e in self._entries.items() if e.due <= now and not e.running]
+        due = [s for s in ready if self._wanted(s)]  # outside the lock: it asks the feeds
+        with self._lock:
+            for space_id in ready:
+                entry = self._entries.get(space_id)
+                if entry is not None and space_id in due:
+                    entry.running = True
+                elif entry is not None:  # another process's floor: look again soon
+                    entry.due = now + min(self.refresh, 5.0)
+            due = [s for s in due if s in self._entries]
         if pool is None:
             for space_id in due:
                 self._refresh_one(space_id)
@@ -226,9 +238,11 @@ class Bookings:
         error: CalendarError | None = None
         intervals: tuple[Busy, ...] | None = None
         try:
-            got = fetch(
+            got = fetch_source(
                 self._client,
                 url,
+                now - timedelta(days=1),
+                now + HORIZON,
                 etag=etag,
                 last_modified=modified,
                 max_bytes=self.max_bytes,

@@ -19,6 +19,7 @@ from flask import Flask, current_app
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from signage.actions.calendars import booked_empty_by_floor
 from signage.core.protocol import FEED_MODES
 from signage.services import Services
 from signage.web.calendars import calendar_metrics
@@ -133,7 +134,7 @@ class SignageCollector:
         yield evictions
 
         if svc.bookings is not None:
-            yield from calendar_metrics(svc.bookings)
+            yield from calendar_metrics(svc.bookings, booked_empty_by_floor(svc))
         if svc.cluster is not None:
             yield from self._cluster(svc.cluster)
 

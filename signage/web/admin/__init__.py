@@ -13,6 +13,7 @@ from signage.web.admin import (  # noqa: F401
     accounts,
     announcements,
     branding,
+    calendars,
     displays,
     editor,
     fleet,
