@@ -920,11 +920,16 @@ def test_portrait_keeps_the_walking_distance_and_free_for(way, contexts, languag
     )
     assert not clipped
     assert box_since["height"] >= 20
-    # Every ranked item shown on the screen carries both.
-    shown = page.locator("#free-list li.free-item:not([hidden])")
-    assert shown.count() >= 4
-    for i in range(shown.count()):
-        if shown.nth(i).locator(".free-distance").text_content():
-            expect(shown.nth(i).locator(".free-since")).to_be_visible()
+    # Every ranked item shown on the screen carries both: read in one go, since the list may
+    # re-fit between counting its items and reading the nth one.
+    every_shown_has_both = """() => {
+      const shown = [...document.querySelectorAll('#free-list li.free-item:not([hidden])')];
+      const visible = e => !!e && e.getClientRects().length > 0;
+      return shown.length >= 4 && shown.every(li => {
+        const dist = li.querySelector('.free-distance');
+        return !(dist && dist.textContent) || visible(li.querySelector('.free-since'));
+      });
+    }"""
+    wait_until(lambda: page.evaluate(every_shown_has_both), timeout=10, message="4+ with both")
     shot_b(page, f"portrait-free-list-{language}")
     assert not page.errors
