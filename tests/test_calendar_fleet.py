@@ -73,3 +73,72 @@ def test_the_worker_fetches_only_wanted_rooms_and_one_soon_after_it_is_wanted() 
     clock.advance(5)
     assert bookings.refresh_due() == 1 and asked == ["/r1.ics", "/r2.ics"]
     assert bookings.statuses()["r2"].fresh
+
+
+def test_booked_but_empty_is_counted_per_floor_by_the_kiosks_rule() -> None:
+    from datetime import timedelta
+
+    from signage.actions.calendars import booked_empty
+
+    now = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+
+    def room(state: str, started_min: float | None, bookings: str = "ok") -> dict:
+        start = now - timedelta(minutes=started_min) if started_min is not None else None
+        return {
+            "state": state,
+            "bookings": bookings,
+            "next_booking": start.isoformat() if start else None,
+            "next_booking_end": (start + timedelta(hours=1)).isoformat() if start else None,
+        }
+
+    rooms = {
+        "empty": room("free", 20),  # booked 20 min ago, nobody there: past the 10 min grace
+        "also-empty": room("free", 45),
+        "grace": room("free", 5),  # booked 5 min ago: people may still be on their way
+        "in-use": room("occupied", 20),
+        "no-booking": room("free", None),
+        "stale": room("free", 20, bookings="unavailable"),  # old data says nothing
+        "unknown": room("unknown", 20),  # the sensors cannot vouch for it
+        "later": room("free", -30),  # booked in 30 min
+    }
+    feed = SimpleNamespace(snapshot=lambda: {"rooms": rooms})
+    assert booked_empty(feed, now) == 2
+    listed = SimpleNamespace(snapshot=lambda: {"rooms": list(rooms.values())})
+    assert booked_empty(listed, now) == 2
+
+
+def test_fleet_rows_say_which_process_fetches_a_room_in_a_fleet() -> None:
+    from signage.actions.calendars import calendar_rows
+    from signage.core.bookings import CalendarStatus
+    from signage.store.calendars import SourceInfo
+
+    floors = {"r1": "f1", "r2": "f2"}
+    spaces = {
+        "r1": SimpleNamespace(id="r1", name="Atlas", space_type="room"),
+        "r2": SimpleNamespace(id="r2", name="Birch", space_type="room"),
+        "f1": SimpleNamespace(id="f1", name="1st floor", space_type="floor"),
+        "f2": SimpleNamespace(id="f2", name="2nd floor", space_type="floor"),
+    }
+    tree = SimpleNamespace(
+        get=spaces.get,
+        building_of=lambda _id: None,
+        ancestors=lambda sid: [spaces[floors[sid]]] if sid in floors else [],
+    )
+    clock = FakeClock(wall=NEW_YEAR)
+    failed = CalendarStatus("r1", NEW_YEAR - 30, None, None, False, "unauthorized: no", 0)
+    svc = SimpleNamespace(
+        calendars=SimpleNamespace(
+            describe=lambda: {sid: SourceInfo(sid, "caldav", "u", 1.0) for sid in floors}
+        ),
+        bookings=SimpleNamespace(clock=clock, statuses=lambda: {"r1": failed}),
+        directory=SimpleNamespace(tree=lambda: tree),
+        cluster=SimpleNamespace(id="host-a"),
+    )
+    rows = {r["space_id"]: r for r in calendar_rows(svc, {"f1": "host-a", "f2": "host-b"})}
+    assert rows["r1"]["problems"] == ["unauthorized: no"] and not rows["r1"]["elsewhere"]
+    assert rows["r1"]["last_fetch_age_s"] == 30 and rows["r1"]["floor"] == "1st floor"
+    # r2's floor is held by another process: no problem here, its holder named.
+    assert rows["r2"]["elsewhere"] and rows["r2"]["fetched_by"] == "host-b"
+    assert rows["r2"]["problems"] == []
+    alone = {r["space_id"]: r for r in calendar_rows(svc)}
+    assert alone["r2"]["problems"] == ["not fetched yet"] and "elsewhere" not in alone["r2"]
