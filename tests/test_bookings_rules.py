@@ -93,6 +93,19 @@ def test_a_displays_margin_grace_and_offer_change_the_answer() -> None:
     assert empty.kind == BOOKED_EMPTY and empty.offered
 
 
+def test_a_booking_that_has_ended_adds_nothing_until_the_next_is_named() -> None:
+    # The fields name the booking in progress or the next one as of their last tick; between
+    # a booking's end and that tick they still name the ended one. kiosk.js (bookingStatus)
+    # then says the sensors' words alone, and the server must too: a free room is offered
+    # (not "booked soon" by a start in the past), an occupied one is not "in use (not booked)".
+    free = booking_status(room("free", -65, -5), NOW)
+    assert (free.kind, free.at, free.offered) == (NO_BOOKINGS, None, True)
+    busy = booking_status(room("occupied", -65, -5), NOW)
+    assert (busy.kind, busy.at, busy.offered) == (NO_BOOKINGS, None, False)
+    ending = booking_status(room("free", -65, 0), NOW)  # its end is the moment: ended
+    assert ending.kind == NO_BOOKINGS and ending.offered
+
+
 def test_a_holder_that_cannot_vouch_withdraws_the_times_with_the_state() -> None:
     mirrored = unknown({**room("free", 40, 100), "last_known": "free", "health": "healthy"})
     assert mirrored["state"] == "unknown" and mirrored["reason"] == "stale"

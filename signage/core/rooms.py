@@ -289,7 +289,12 @@ def booking_status(
     if status != BOOKINGS_OK:
         return BookingStatus(UNAVAILABLE, offered=free)
     start, end = _parse(room.get("next_booking")), _parse(room.get("next_booking_end"))
-    current = start is not None and start <= now and (end is None or end > now)
+    if end is not None and end <= now:
+        # A booking that has just ended: the fields name the next one at their next tick;
+        # until then the sensors speak alone (as kiosk.js does), never "booked soon" by a
+        # start in the past nor "in use (not booked)".
+        return BookingStatus(NO_BOOKINGS, offered=free)
+    current = start is not None and start <= now
     if not free:
         return BookingStatus(IN_USE_BOOKED if current else IN_USE_UNBOOKED, at=start)
     if start is None:
