@@ -92,6 +92,10 @@ def test_security_headers(sim, server):
     [
         ('"GET /ws/kiosk/12.0123456789abcdef0123456789abcdef HTTP/1.1" 101', "0123456789abcdef"),
         ("GET /api/kiosk/3.deadbeefdeadbeef/state", "deadbeefdeadbeef"),
+        # A console preview's credential (actions/preview.py): p<id>.<expiry>.<32 hex of MAC>.
+        ("GET /kiosk/p7.1765000000." + "c0ffee" * 5 + "00 HTTP/1.1", "c0ffee"),
+        ("GET /ws/kiosk/p7.1765000000." + "c0ffee" * 5 + "00 HTTP/1.1", "c0ffee"),
+        ("GET /api/kiosk/p7.1765000000." + "c0ffee" * 5 + "00/state", "c0ffee"),
         ("Set-Cookie: signage_display=4." + "ab12" * 8 + "; HttpOnly", "ab12ab12"),
         ("Authorization: Bearer abc.def-ghi", "abc.def-ghi"),
         ("token tok_live_123456 refused", "tok_live_123456"),
