@@ -26,6 +26,7 @@ import httpx
 from signage import config as settings
 from signage.actions.alerts import AlertWatcher
 from signage.actions.announcements import Announcer
+from signage.actions.audit import AuditPruner
 from signage.calendars import Source
 from signage.core.bookings import Bookings
 from signage.core.building import EmergencyFloors, OtherFloors
@@ -90,6 +91,7 @@ class Services:
     cluster: Cluster | None = None  # a fleet sharing floors through Redis (SIGNAGE_REDIS_URL)
     calendars: CalendarSources | None = None  # each room's calendar link (a secret)
     bookings: Bookings | None = None  # the calendars, fetched in the background
+    audit: AuditPruner | None = None  # forgets audit entries past SIGNAGE_AUDIT_DAYS
     state: dict[str, Any] = field(default_factory=dict)
     shutting_down: bool = False
     ready: bool = False  # set once the app is built; /readyz answers 503 until then
@@ -129,6 +131,8 @@ class Services:
         self.directory.stop()
         self.announcer.stop()
         self.alerts.stop()
+        if self.audit is not None:
+            self.audit.stop()
         if self.bookings is not None:
             self.bookings.stop()
         self.feeds.stop()
@@ -302,6 +306,7 @@ def build(
         cluster=cluster,
         calendars=calendars,
         bookings=bookings,
+        audit=AuditPruner(store, config["SIGNAGE_AUDIT_DAYS"]),
     )
 
 

@@ -66,6 +66,7 @@ def init_app(app: Flask, svc: Services) -> None:
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(calendars.bp)
+    app.register_blueprint(admin.audit.api_bp)  # GET /api/admin/audit (the page is on admin.bp)
     app.register_blueprint(names.bp)  # display names of floors and rooms (API)
     app.register_blueprint(branding.bp)  # uploaded logos, served from our origin
     app.register_blueprint(branding.api_bp)  # a display's logo (API)
@@ -79,6 +80,8 @@ def init_app(app: Flask, svc: Services) -> None:
     app.before_request(svc.directory.start)
     if svc.bookings is not None:  # room calendars: their own thread, as the space tree
         app.before_request(svc.bookings.start)
+    if svc.audit is not None:  # old audit entries are pruned in a thread, never on a request
+        app.before_request(svc.audit.ensure_started)
     names.init_app(app)  # display names: read now, handed to the hub, kept current
     security.init_app(app)
     app.register_error_handler(StoreUnavailable, _database_unavailable)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from signage.web.admin import (  # noqa: F401
     accounts,
     announcements,
+    audit,
     branding,
     calendars,
     displays,

@@ -1,0 +1,569 @@
+"""The audit trail: each kind of change leaves exactly one entry (who, what, before and after,
+never a secret), written with the change's own transaction on both store backends; old entries
+are pruned in the background; the console page and `GET /api/admin/audit` filter it."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from signage.actions import audit
+from signage.actions.audit import AuditPruner
+from signage.core.layout import empty_layout
+from signage.store import Store, StoreError
+from signage.store.audit import AuditFilter
+from signage.web import auth
+from tests import pg_server as pgs
+from tests.admin_helpers import PASSWORD, Console, make_admin
+from tests.helpers import wait_until
+
+pg_server, pg_url, any_store = pgs.pg_server, pgs.pg_url, pgs.any_store
+
+SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="400" height="300" viewBox="0 0 400 300">'
+    b'<rect x="10" y="10" width="380" height="280" fill="#eee"/></svg>'
+)
+CALENDAR_LINK = "https://calendar.example.com/private/secret-feed-7f3a.ics"
+
+
+def token_headers(svc: Any, role: str = "admin", name: str = "robot") -> tuple[dict, str]:
+    """An API token's headers, and the token (to show it never reaches the trail)."""
+    token = auth.new_api_token()
+    svc.store.add_api_token(name, auth.token_hash(token), role)
+    return {"Authorization": f"Bearer {token}"}, token
+
+
+def entries(svc: Any, **where: Any) -> list:
+    return svc.store.audit_entries(AuditFilter(**where), limit=1000)
+
+
+class Trail:
+    """Counts the entries a step adds: exactly one, returned for its fields to be checked."""
+
+    def __init__(self, svc: Any) -> None:
+        self.svc = svc
+        self.seen = svc.store.count_audit()
+
+    def one(self, action: str):
+        total = self.svc.store.count_audit()
+        added = self.svc.store.audit_entries(limit=max(total - self.seen, 1))
+        assert total - self.seen == 1, [(e.action, e.target_id) for e in added]
+        self.seen = total
+        (entry,) = added
+        assert entry.action == action, entry
+        return entry
+
+    def none(self) -> None:
+        assert self.svc.store.count_audit() == self.seen
+
+
+# -- the store: one transaction for the change and its entry, both backends --------------------
+def _pending(action: str = "display.update", **kw: Any) -> audit.PendingAudit:
+    return audit.PendingAudit("account", "alice", action, "display", **kw)
+
+
+def test_an_entry_commits_with_its_change_and_a_failed_change_leaves_none(any_store) -> None:
+    store: Store = any_store
+    display = store.add_display("Lobby", "spc_1")
+    with store.audited(
+        _pending(target_id=str(display.id), before={"name": "Lobby"}, after={"name": "Hall"})
+    ):
+        store.update_display(display.id, "Hall", "spc_1", None, {})
+    (entry,) = store.audit_entries()
+    assert (entry.actor, entry.action, entry.target_id) == ("alice", "display.update", "1")
+    assert entry.before == {"name": "Lobby"} and entry.after == {"name": "Hall"}
+
+    # The change fails inside its transaction: neither it nor an entry is kept.
+    with pytest.raises(StoreError), store.audited(_pending()):
+        store.update_display(999, "Nowhere", "spc_1", None, {})
+    assert store.count_audit() == 1
+
+    # The entry cannot be written (a crash at that point): the change is rolled back with it.
+    def broken(conn: Any, entry: Any) -> None:
+        raise RuntimeError("disk gone")
+
+    store._write_audit = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError), store.audited(_pending()):
+        store.update_display(display.id, "Lost", "spc_1", None, {})
+    del store._write_audit
+    assert store.get_display(display.id).name == "Hall"
+    assert store.count_audit() == 1
+
+    # The change committed, then the caller failed (closing sockets, say): the entry stays.
+    with pytest.raises(RuntimeError), store.audited(_pending()):
+        store.update_display(display.id, "Kept", "spc_1", None, {})
+        raise RuntimeError("after the commit")
+    assert store.get_display(display.id).name == "Kept"
+    assert store.count_audit() == 2
+
+
+def test_a_creation_names_its_new_row_and_a_no_op_records_nothing(any_store) -> None:
+    store: Store = any_store
+    store.add_display("First", "spc_1")
+    with store.audited(_pending("display.create", id_from_insert=True)):
+        created = store.add_display("Second", "spc_1")
+    assert store.audit_entries()[0].target_id == str(created.id)
+    # Removing what is gone already changes no row: nothing to record.
+    with store.audited(_pending("display.remove", target_id="999")):
+        assert store.remove_display(999) is False
+    # A change outside the database (no transaction at all) is recorded after it.
+    with store.audited(_pending("display.reload", target_id="1")):
+        pass
+    assert [e.action for e in store.audit_entries()] == ["display.reload", "display.create"]
+
+
+def test_filters_pruning_and_no_secret_keys(any_store) -> None:
+    store: Store = any_store
+    for i, (actor, kind) in enumerate([("alice", "display"), ("bob", "plan"), ("alice", "plan")]):
+        entry = audit.PendingAudit(
+            "account",
+            actor,
+            f"{kind}.x",
+            kind,
+            str(i),
+            f"Name {i}_%",
+            after={
+                "password": "p",
+                "token_hash": "h",
+                "theme": "dark",
+                "nested": {"secret": "s", "ok": 1},
+            },
+        )
+        with store.audited(entry):
+            pass
+    assert store.count_audit(AuditFilter(actor="alice")) == 2
+    assert store.count_audit(AuditFilter(actor="alice", target_kind="plan")) == 1
+    assert store.count_audit(AuditFilter(target="name 1")) == 1  # part of a name, any case
+    assert store.count_audit(AuditFilter(target="_%")) == 3  # LIKE's wildcards taken literally
+    assert store.count_audit(AuditFilter(target="2")) == 1  # an id
+    assert store.count_audit(AuditFilter(action="plan.")) == 2
+    assert [e.target_id for e in store.audit_entries(limit=2, offset=1)] == ["1", "0"]
+    assert store.audit_entries()[0].after == {"theme": "dark", "nested": {"ok": 1}}
+    now = time.time()
+    assert store.count_audit(AuditFilter(since=now - 60, until=now + 60)) == 3
+    assert store.count_audit(AuditFilter(until=now - 60)) == 0
+    assert store.prune_audit(now - 60) == 0
+    assert store.prune_audit(now + 60) == 3
+    assert store.count_audit() == 0
+
+
+def test_the_pruner_forgets_old_entries_in_its_own_thread(any_store) -> None:
+    store: Store = any_store
+    with store.audited(_pending()):
+        pass
+    with store.transaction() as conn:
+        conn.execute("UPDATE audit_log SET at = ?", (time.time() - 3 * 86_400,))
+    with store.audited(_pending("display.fresh")):
+        pass
+    pruner = AuditPruner(store, days=2, interval=3600)
+    pruner.ensure_started()
+    try:
+        wait_until(lambda: pruner.runs >= 1, timeout=10)
+    finally:
+        pruner.stop()
+    assert [e.action for e in store.audit_entries()] == ["display.fresh"]
+    assert pruner.pruned == 1
+    kept = AuditPruner(store, days=0)  # 0: kept for ever, no thread
+    kept.ensure_started()
+    assert kept._thread is None
+
+
+# -- every kind of change, through the real server ------------------------------------------------
+def test_each_kind_of_change_leaves_exactly_one_entry_and_no_secret(server, tmp_path) -> None:
+    svc = server.svc
+    make_admin(svc, "alice", "owner")
+    console = Console(server.app)
+    assert console.login().status_code == 302
+    headers, token = token_headers(svc)
+    client = server.app.test_client()
+    trail = Trail(svc)
+    floor = svc.directory.floors()[0]
+
+    # Displays: created (console form), renamed (API), revoked, phone link, removed.
+    assert (
+        console.post(
+            "/admin/displays/new", {"name": "Lobby", "floor_id": floor.id, "theme": "dark"}
+        ).status_code
+        == 302
+    )
+    entry = trail.one("display.create")
+    display = svc.store.list_displays()[-1]
+    assert (entry.actor_kind, entry.actor) == ("account", "alice")
+    assert (entry.target_kind, entry.target_id, entry.target_name) == (
+        "display",
+        str(display.id),
+        "Lobby",
+    )
+    assert entry.before is None and entry.after["theme"] == "dark"
+    answer = client.patch(
+        f"/api/admin/displays/{display.id}",
+        json={"name": "Main lobby", "theme": "contrast"},
+        headers=headers,
+    )
+    assert answer.status_code == 200, answer.json
+    entry = trail.one("display.update")
+    assert (entry.actor_kind, entry.actor) == ("token", "robot")
+    assert entry.before == {"name": "Lobby", "theme": "dark"}
+    assert entry.after == {"name": "Main lobby", "theme": "contrast"}
+    credential = svc.store.credential(svc.store.get_display(display.id))
+    assert (
+        client.post(f"/api/admin/displays/{display.id}/revoke", headers=headers).status_code == 200
+    )
+    trail.one("display.revoke")
+    path = f"/api/admin/displays/{display.id}/revoke-phone"
+    assert client.post(path, headers=headers).status_code == 200
+    trail.one("display.revoke_phone")
+
+    # Pairing: a screen's code claimed for the display.
+    code = "ABCDEFGH"
+    assert svc.store.add_pairing_code(code, "x" * 40, time.time(), 600, "127.0.0.1")
+    answer = client.post(
+        "/api/admin/pair", json={"code": code, "display_id": display.id}, headers=headers
+    )
+    assert answer.status_code == 200, answer.json
+    entry = trail.one("display.pair")
+    assert entry.target_id == str(display.id) and code not in json.dumps(entry.public())
+    # A wrong code pairs nothing and records nothing.
+    assert (
+        client.post(
+            "/api/admin/pair", json={"code": "ZZZZZZZZ", "display_id": display.id}, headers=headers
+        ).status_code
+        == 400
+    )
+    trail.none()
+
+    # Plans: uploaded, then removed.
+    answer = client.put(
+        f"/api/admin/floors/{floor.id}/plan",
+        data=SVG,
+        headers={**headers, "Content-Type": "image/svg+xml"},
+    )
+    assert answer.status_code == 200, answer.json
+    entry = trail.one("plan.replace")
+    assert entry.before is None and entry.after["sha256"] == answer.json["sha256"]
+    assert entry.after["content_type"] == "image/svg+xml"
+
+    # Layouts: published through the API (its version read in the same transaction).
+    room = svc.directory.rooms_of(floor.id)[0]
+    layout = empty_layout(400, 300)
+    layout["rooms"] = {room.id: {"outline": [[0, 0], [100, 0], [100, 100], [0, 100]], "door": None}}
+    answer = client.put(
+        f"/api/admin/floors/{floor.id}/layout",
+        json={"version": 0, "layout": layout},
+        headers=headers,
+    )
+    assert answer.status_code == 200, answer.json
+    entry = trail.one("layout.publish")
+    assert entry.before is None and entry.after["version"] == answer.json["version"]
+    assert entry.after["rooms"] == 1
+
+    # "You are here" on the layout.
+    answer = client.put(
+        f"/api/admin/displays/{display.id}/here", json={"here": [50, 50]}, headers=headers
+    )
+    assert answer.status_code == 200, answer.json
+    entry = trail.one("display.place")
+    assert entry.before == {"here": None} and entry.after == {"here": [50, 50]}
+    assert client.delete(f"/api/admin/floors/{floor.id}/plan", headers=headers).status_code == 204
+    entry = trail.one("plan.remove")
+    assert entry.before["content_type"] == "image/svg+xml" and entry.after is None
+
+    # Announcements: created and cancelled.
+    now = datetime.now(UTC)
+    answer = client.post(
+        "/api/admin/announcements",
+        json={
+            "scope": "all",
+            "kind": "message",
+            "title": "Fire drill",
+            "body": "At 3",
+            "starts_at": now.isoformat(),
+            "ends_at": datetime.fromtimestamp(now.timestamp() + 600, UTC).isoformat(),
+        },
+        headers=headers,
+    )
+    assert answer.status_code == 201, answer.json
+    entry = trail.one("announcement.create")
+    assert entry.target_id == str(answer.json["id"]) and entry.after["title"] == "Fire drill"
+    path = f"/api/admin/announcements/{answer.json['id']}/cancel"
+    assert client.post(path, headers=headers).status_code == 200
+    assert trail.one("announcement.cancel").after == {"cancelled": True}
+    assert client.post(path, headers=headers).status_code == 200  # cancelled already
+    trail.none()
+
+    # Floor order.
+    building = client.get("/api/admin/buildings", headers=headers).json["buildings"][0]
+    order = [f["id"] for f in building["floors"]][::-1]
+    answer = client.put(
+        f"/api/admin/buildings/{building['id']}/floor-order",
+        json={"floor_ids": order},
+        headers=headers,
+    )
+    assert answer.status_code == 200, answer.json
+    entry = trail.one("floor_order.set")
+    assert entry.after == {"floor_ids": order, "custom": True}
+
+    # Calendar links: set and removed; the link itself is never recorded.
+    path = f"/api/admin/rooms/{room.id}/calendar"
+    assert client.put(path, json={"url": CALENDAR_LINK}, headers=headers).status_code == 200
+    entry = trail.one("calendar.set")
+    assert (entry.target_kind, entry.target_name) == ("room", room.name)
+    assert entry.after == {"calendar": "set"}
+    assert client.delete(path, headers=headers).status_code == 204
+    trail.one("calendar.remove")
+    assert client.delete(path, headers=headers).status_code == 404
+    trail.none()
+
+    # Display names of a room.
+    answer = client.put(
+        f"/api/admin/spaces/{room.id}/names",
+        json={"default": "Fishbowl", "de": "Aquarium"},
+        headers=headers,
+    )
+    assert answer.status_code == 200, answer.json
+    entry = trail.one("names.set")
+    assert entry.before == {"default": None, "de": None}
+    assert entry.after == {"default": "Fishbowl", "de": "Aquarium"}
+
+    # Accounts: added, role changed, password changed, removed (console, as the owner).
+    assert (
+        console.post(
+            "/admin/admins", {"username": "vera", "password": PASSWORD, "role": "viewer"}
+        ).status_code
+        == 302
+    )
+    entry = trail.one("account.create")
+    vera = svc.store.admin_by_username("vera")
+    assert entry.target_id == str(vera.id) and entry.after == {"role": "viewer"}
+    assert console.post(f"/admin/admins/{vera.id}/role", {"role": "admin"}).status_code == 302
+    entry = trail.one("account.role")
+    assert entry.before == {"role": "viewer"} and entry.after == {"role": "admin"}
+    new_password = "a much longer new password"
+    assert (
+        console.post(
+            "/admin/account",
+            {
+                "current_password": PASSWORD,
+                "new_password": new_password,
+                "confirm_password": new_password,
+            },
+        ).status_code
+        == 302
+    )
+    entry = trail.one("account.password")
+    assert entry.target_name == "alice"
+    console.refresh_token()
+    assert console.post(f"/admin/admins/{vera.id}/delete").status_code == 302
+    assert trail.one("account.remove").before == {"role": "admin"}
+
+    # Display removed last (the API).
+    assert client.delete(f"/api/admin/displays/{display.id}", headers=headers).status_code == 204
+    entry = trail.one("display.remove")
+    assert entry.before["name"] == "Main lobby"
+
+    # Tokens: the command line, as the operating-system user.
+    env = {
+        **os.environ,
+        "SIGNAGE_CONFIG": str(tmp_path / "none.toml"),
+        "SIGNAGE_DATABASE": svc.config["SIGNAGE_DATABASE"],
+        "SIGNAGE_SECRET_KEY": "test-secret-key",
+        "DENSITY_API_URL": svc.config["DENSITY_API_URL"],
+    }
+    made = subprocess.run(
+        [sys.executable, "-m", "signage", "admin", "token", "create", "deploy", "--read-only"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    cli_token = made.stdout.strip()
+    entry = trail.one("token.create")
+    assert (entry.actor_kind, entry.actor) == ("cli", getpass.getuser())
+    assert entry.target_name == "deploy" and entry.after == {"role": "viewer"}
+    gone = subprocess.run(
+        [sys.executable, "-m", "signage", "admin", "token", "revoke", entry.target_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert gone.returncode == 0, gone.stderr
+    assert trail.one("token.revoke").target_name == "deploy"
+
+    # No secret anywhere in the trail, as stored or as the API answers it.
+    everything = json.dumps([e.public() for e in entries(svc)])
+    answered = client.get("/api/admin/audit?limit=500", headers=headers).get_data(as_text=True)
+    hashes = [a.password_hash for a in svc.store.list_admins()]
+    for secret in (
+        PASSWORD,
+        new_password,
+        token,
+        cli_token,
+        auth.token_hash(token),
+        CALENDAR_LINK,
+        credential,
+        svc.config["SIGNAGE_SECRET_KEY"],
+        *hashes,
+    ):
+        assert secret not in everything and secret not in answered
+    kinds = {e.target_kind for e in entries(svc)}
+    assert kinds == {
+        "display",
+        "plan",
+        "layout",
+        "announcement",
+        "building",
+        "room",
+        "name",
+        "account",
+        "token",
+    }
+
+
+# -- reading it: the console page and the API ---------------------------------------------------
+def _seed(svc: Any) -> None:
+    """Entries of two people over three days."""
+    day = 86_400
+    now = time.time()
+    rows = [
+        (now - 2 * day, "alice", "display", "1", "Entrance hall"),
+        (now - day, "bob", "plan", "spc_2", "2nd floor"),
+        (now, "alice", "announcement", "7", "Fire drill"),
+    ]
+    with svc.store.transaction() as conn:
+        for at, actor, kind, target_id, name in rows:
+            conn.execute(
+                "INSERT INTO audit_log (at, actor_kind, actor, action, target_kind, target_id,"
+                " target_name, before_json, after_json) VALUES (?, 'account', ?, ?, ?, ?, ?,"
+                " ?, ?)",
+                (
+                    at,
+                    actor,
+                    f"{kind}.update",
+                    kind,
+                    target_id,
+                    name,
+                    '{"theme": "light"}',
+                    '{"theme": "dark"}',
+                ),
+            )
+
+
+def test_the_page_filters_pages_and_says_its_zone(server) -> None:
+    svc = server.svc
+    make_admin(svc, "alice", "owner")
+    console = Console(server.app)
+    assert console.login().status_code == 302
+    _seed(svc)
+    page = console.get("/admin/audit").get_data(as_text=True)
+    assert "3 changes" in page and "Fire drill" in page and "theme: light → dark" in page
+    zone = svc.directory.time_zone(svc.directory.floors()[0].id) or "UTC"
+    assert f"Times are {zone}" in page
+    page = console.get("/admin/audit?who=bob").get_data(as_text=True)
+    assert "1 change<" in page and "2nd floor" in page and "Fire drill" not in page
+    page = console.get("/admin/audit?kind=announcement&target=fire").get_data(as_text=True)
+    assert "1 change<" in page and "Fire drill" in page
+    today = datetime.now(ZoneInfo(zone)).date()
+    yesterday = datetime.fromtimestamp(time.time() - 86_400, ZoneInfo(zone)).date()
+    page = console.get(f"/admin/audit?from={yesterday}&to={today}").get_data(as_text=True)
+    assert "Entrance hall" not in page and "Fire drill" in page  # two days ago is outside
+    page = console.get(f"/admin/audit?to={yesterday}").get_data(as_text=True)
+    assert "Entrance hall" in page and "Fire drill" not in page
+    bad = console.get("/admin/audit?from=yesterday&kind=nonsense")
+    assert bad.status_code == 400
+    text = bad.get_data(as_text=True)
+    assert "a date as YYYY-MM-DD" in text and "one of display" in text
+    # 120 entries: three pages of 50, newest first, the filters kept in the links.
+    with svc.store.transaction() as conn:
+        for i in range(117):
+            conn.execute(
+                "INSERT INTO audit_log (at, actor_kind, actor, action, target_kind, target_id)"
+                " VALUES (?, 'cli', 'ops', 'display.update', 'display', ?)",
+                (time.time() - 3 * 86_400 - i, str(i)),
+            )
+    page = console.get("/admin/audit?who=ops").get_data(as_text=True)
+    assert "page 1 of 3" in page and "?who=ops&amp;page=2" in page
+    page = console.get("/admin/audit?who=ops&page=3").get_data(as_text=True)
+    assert page.count("<tr>") == 1 + 17  # the head and the last 17
+
+
+def test_the_api_filters_and_refuses_bad_filters_by_name(server) -> None:
+    svc = server.svc
+    headers, _ = token_headers(svc, role="viewer")  # reading it is a viewer's right too
+    client = server.app.test_client()
+    _seed(svc)
+    answer = client.get("/api/admin/audit", headers=headers)
+    assert answer.status_code == 200
+    assert answer.json["total"] == 3
+    first = answer.json["entries"][0]
+    assert first["target_name"] == "Fire drill" and first["at"].endswith("Z")
+    assert first["before"] == {"theme": "light"} and first["after"] == {"theme": "dark"}
+    answer = client.get("/api/admin/audit?who=alice&kind=display", headers=headers)
+    assert [e["target_name"] for e in answer.json["entries"]] == ["Entrance hall"]
+    since = datetime.fromtimestamp(time.time() - 1.5 * 86_400, UTC).isoformat()
+    answer = client.get("/api/admin/audit", query_string={"since": since}, headers=headers)
+    assert [e["actor"] for e in answer.json["entries"]] == ["alice", "bob"]
+    answer = client.get(f"/api/admin/audit?until={time.time() - 1.5 * 86_400}", headers=headers)
+    assert [e["target_name"] for e in answer.json["entries"]] == ["Entrance hall"]
+    answer = client.get("/api/admin/audit?target=floor", headers=headers)
+    assert answer.json["total"] == 1 and answer.json["entries"][0]["target_id"] == "spc_2"
+    answer = client.get("/api/admin/audit?limit=1&offset=1", headers=headers)
+    assert answer.json["total"] == 3 and answer.json["entries"][0]["actor"] == "bob"
+    bad = client.get("/api/admin/audit?since=noon&limit=-1&kind=x", headers=headers)
+    assert bad.status_code == 400
+    assert set(bad.json["fields"]) == {"since", "limit", "kind"}
+    assert client.get("/api/admin/audit").status_code == 401
+    doc = client.get("/api/admin/openapi.json", headers=headers).json
+    names = {p["name"] for p in doc["paths"]["/audit"]["get"]["parameters"]}
+    assert {"who", "kind", "target", "since", "until", "limit", "offset"} <= names
+
+
+def test_the_server_prunes_in_the_background(make_server) -> None:
+    server = make_server(SIGNAGE_AUDIT_DAYS=1.0)
+    svc = server.svc
+    _seed(svc)  # two days, one day and now: the first two are past a day
+    server.app.test_client().get("/healthz")  # the first request starts the pruner's thread
+    wait_until(lambda: svc.store.count_audit() == 1, timeout=15)
+    assert svc.audit is not None and svc.audit.pruned == 2
+
+
+def test_on_postgresql_creations_name_their_rows_and_results_are_read_in_the_change(
+    make_server, pg_url
+) -> None:
+    """lastval() and a transaction's id (PostgreSQL's side of store/audit.py) on a real server."""
+    server = make_server(SIGNAGE_DATABASE=pg_url)
+    svc = server.svc
+    assert svc.store.backend == "postgresql"
+    headers, _ = token_headers(svc)
+    client = server.app.test_client()
+    trail = Trail(svc)
+    floor = svc.directory.floors()[0]
+    answer = client.post(
+        "/api/admin/displays", json={"name": "Atrium", "floor_id": floor.id}, headers=headers
+    )
+    assert answer.status_code == 201, answer.json
+    assert trail.one("display.create").target_id == str(answer.json["id"])
+    path = f"/api/admin/displays/{answer.json['id']}"
+    assert client.patch(path, json={"name": "Atrium"}, headers=headers).status_code == 200
+    assert trail.one("display.update").after == {}  # saved unchanged: recorded, nothing differs
+    answer = client.put(
+        f"/api/admin/floors/{floor.id}/plan",
+        data=SVG,
+        headers={**headers, "Content-Type": "image/svg+xml"},
+    )
+    assert answer.status_code == 200, answer.json
+    assert trail.one("plan.replace").after["sha256"] == answer.json["sha256"]
+    assert client.delete(path, headers=headers).status_code == 204
+    trail.one("display.remove")
+    assert client.delete(path, headers=headers).status_code == 404
+    trail.none()
