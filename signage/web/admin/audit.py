@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, jsonify, render_template, request
 
 from signage.actions.audit import AuditFilter
+from signage.actions.displays import floor_label
 from signage.web import auth
 from signage.web.admin.announcements import page_zone
 from signage.web.admin.base import bp
@@ -145,6 +146,16 @@ def _changes(before: dict[str, Any] | None, after: dict[str, Any] | None) -> lis
     return [f"{k}: {_shown(before.get(k))} → {_shown(after.get(k))}" for k in keys]
 
 
+def _target_name(svc: Any, entry: Any) -> str | None:
+    """What the page calls an entry's target: a floor's plan or layout is recorded under the
+    floor's id (all it has), read as "Building / Floor" from the cached tree (no request waits
+    on Density; a floor it no longer knows keeps its id)."""
+    name = entry.target_name
+    if entry.target_kind in ("plan", "layout") and entry.target_id and name == entry.target_id:
+        return floor_label(svc.directory, entry.target_id)
+    return name
+
+
 def _shown(value: Any) -> str:
     if value is None:
         return "none"
@@ -193,6 +204,7 @@ def audit_page() -> Any:
             "who": e.actor,
             "who_kind": ACTOR_KINDS.get(e.actor_kind, e.actor_kind),
             "kind": TARGET_KINDS.get(e.target_kind, e.target_kind),
+            "target": _target_name(svc, e),
             "changes": _changes(e.before, e.after),
         }
         for e in entries
