@@ -277,7 +277,7 @@ def test_the_migration_keeps_accounts_and_never_reissues_a_removed_id(tmp_path) 
     first = store.add_admin("first", "h")
     gone = store.add_admin("gone", "h")
     store.remove_admin(gone.id)
-    with pytest.raises(sqlite3.IntegrityError):  # the old CHECK knew owner and admin only
+    with pytest.raises(StoreError):  # the old CHECK knew owner and admin only
         store.add_admin("early", "h", "viewer")
     store.migrate()
     assert [(a.username, a.role, a.secret) for a in store.list_admins()] == [
