@@ -26,7 +26,6 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from signage.core.clock import Clock
@@ -36,7 +35,7 @@ from signage.core.feeds import Feed, FeedManager
 from signage.core.floormap import GROUP_ORDER, group_of
 from signage.core.hub import Hub, Subscriber
 from signage.core.protocol import FLOORS, FREE, LIVE, OCCUPIED, POLLING, STALE, UNKNOWN, canonical
-from signage.core.rooms import offered
+from signage.core.rooms import offered, snapshot_moment
 from signage.density.models import Space
 
 logger = logging.getLogger(__name__)
@@ -77,21 +76,13 @@ def summarise(
         return entry  # live, but not one room it can vouch for: a zero would be a guess
     free = dict.fromkeys(groups, 0)
     # A room booked within the margin, or booked but empty, is not one to send people to.
-    now = _server_time(snapshot)
+    now = snapshot_moment(snapshot)
     for room in rooms:
         if room["state"] == FREE and offered(room, now):
             group = group_of(room.get("function"))
             free[group if group in free else groups[-1]] += 1
     entry.update(state="known", free=free, free_total=sum(free.values()))
     return entry
-
-
-def _server_time(snapshot: dict[str, Any]) -> datetime:
-    """The moment a snapshot speaks for (its `server_time`), for the booking rules."""
-    try:
-        return datetime.fromisoformat(snapshot["server_time"])
-    except (KeyError, TypeError, ValueError):
-        return datetime.now(UTC)
 
 
 class EmergencyFloors:

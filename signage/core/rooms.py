@@ -312,6 +312,15 @@ def booking_status(
     return BookingStatus(FREE_UNTIL, at=start, offered=True, free_for_s=ahead)
 
 
+def snapshot_moment(snapshot: Mapping[str, Any]) -> datetime:
+    """The moment a feed's snapshot speaks for (its `server_time`), for the booking rules;
+    now when it names none."""
+    try:
+        return datetime.fromisoformat(snapshot["server_time"])
+    except (KeyError, TypeError, ValueError):
+        return datetime.now(UTC)
+
+
 def offered(room: Mapping[str, Any], now: datetime) -> bool:
     """Whether the server may count a room as free for visitors (the other floors' panel):
     free by its sensors and not booked within the default margin, nor booked but empty."""

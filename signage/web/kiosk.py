@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -40,7 +39,12 @@ from signage.core.clock import parse_iso_time
 from signage.core.errors import FeedUnavailable
 from signage.core.layout import LayoutError, check_point
 from signage.core.protocol import FREE, ROOM_STATES, UNKNOWN
-from signage.core.rooms import DEFAULT_GRACE_MIN, DEFAULT_MARGIN_MIN, booking_status
+from signage.core.rooms import (
+    DEFAULT_GRACE_MIN,
+    DEFAULT_MARGIN_MIN,
+    booking_status,
+    snapshot_moment,
+)
 from signage.core.wayfinding import kiosk_wayfinding
 from signage.store import Display, Layout, Plan, plans
 from signage.web.admin.plans import plan_response
@@ -176,10 +180,7 @@ def _room_views(snapshot: dict[str, Any] | None, settings: dict[str, Any], messa
 def _offered(room: dict[str, Any], settings: dict[str, Any], snapshot: dict[str, Any]) -> bool:
     """Whether the first paint lists a free room: not booked within the display's margin, nor
     booked but empty unless it offers those (core/rooms.py; kiosk.js keeps it live)."""
-    try:
-        now = datetime.fromisoformat(snapshot["server_time"])
-    except (KeyError, TypeError, ValueError):
-        now = datetime.now(UTC)
+    now = snapshot_moment(snapshot)
     margin, grace = settings.get("booking_margin_min"), settings.get("booking_grace_min")
     return booking_status(
         room,
