@@ -339,6 +339,21 @@ def test_a_viewer_previews_but_acts_on_no_selection(server):
     assert svc.store.display_for_credential(credential) is not None
 
 
+def test_a_viewers_display_page_carries_no_credential_of_the_display(server):
+    # The phone link is a credential of its own (revocable apart from the kiosk's): the API
+    # and the page's "Direct URLs" give it to accounts that may write only, so the preview's
+    # "Open phone view" must not hand it to a viewer either.
+    svc = server.svc
+    make_admin(svc, "vera", role="viewer")
+    viewer = Console(server.app)
+    assert viewer.login("vera").status_code == 302
+    display = _fleet(server, 1)["all"][0]
+    page = viewer.get(f"/admin/displays/{display.id}").get_data(as_text=True)
+    assert 'id="preview-box"' in page  # the preview itself is a viewer's too
+    assert svc.store.phone_credential(display) not in page
+    assert svc.store.credential(display) not in page
+
+
 def test_a_screen_showing_a_stale_floor_is_listed_as_stale(server, console, sim):
     svc = server.svc
     made = _fleet(server, 6)["all"]

@@ -341,6 +341,10 @@ def display_edit(display_id: int) -> Any:
     }
     night = form.get("night") if isinstance(form.get("night"), dict) else {}
     form["night_start"], form["night_end"] = night.get("start", ""), night.get("end", "")
+    # Its URLs carry its credentials (the phone link is one too): to accounts that may write
+    # only, as the API's display JSON; a viewer gets the preview's, which expires.
+    principal = auth.current_principal()
+    writer = principal is not None and principal.can_write
     body = render_template(
         "admin/display_edit.html",
         display=display,
@@ -355,10 +359,10 @@ def display_edit(display_id: int) -> Any:
         languages=i18n.LANGUAGES,
         language_names=LANGUAGE_NAMES,
         themes=THEMES,
-        kiosk_url=svc.kiosk_url(display),
-        socket_url=svc.socket_url(display),
-        state_url=svc.state_url(display),
-        phone_url=phone_url(svc, display),
+        kiosk_url=svc.kiosk_url(display) if writer else "",
+        socket_url=svc.socket_url(display) if writer else "",
+        state_url=svc.state_url(display) if writer else "",
+        phone_url=phone_url(svc, display) if writer else "",
         connected=len([s for s in svc.hub.screens() if s.display_id == display.id]),
         # What its screens show, through a preview credential (never counted as a screen).
         preview_src=url_for("kiosk.kiosk_page", credential=preview_for(svc, display).credential),
