@@ -232,20 +232,21 @@ def test_a_new_admin_walks_from_sign_in_to_the_audit_trail(make_server, sim, con
     actions = {}
     for i in range(entries.count()):
         cells = entries.nth(i).locator("td")
-        actions.setdefault(cells.nth(2).inner_text(), []).append(
-            (cells.nth(1).inner_text(), cells.nth(3).inner_text())
+        actions.setdefault(cells.nth(2).get_attribute("data-action"), []).append(
+            (cells.nth(1).inner_text(), cells.nth(2).inner_text(), cells.nth(3).inner_text())
         )
     shot(page, "13-audit")
-    expected = {
-        "display.create": DISPLAY,
-        "display.pair": DISPLAY,
-        "plan.replace": f"Floor plan: {where}",  # the floor's name, not its Density id
-        "layout.publish": f"Floor layout: {where}",
-        "announcement.create": BANNER,
+    expected = {  # in words, on what (by name)
+        "display.create": ("Created", f"Display: {DISPLAY}"),
+        "display.pair": ("Paired a screen", f"Display: {DISPLAY}"),
+        "plan.replace": ("Uploaded", f"Floor plan: {where}"),  # the floor's name, not its id
+        "layout.publish": ("Published", f"Floor layout: {where}"),
+        "announcement.create": ("Sent", f"Announcement: {BANNER}"),
     }
-    for action, target in expected.items():
+    for action, (words, target) in expected.items():
         assert action in actions, (action, sorted(actions))
-        (who, what), *more = actions[action]
+        (who, did, what), *more = actions[action]
         assert not more, (action, actions[action])  # once each
-        assert who.startswith(ADMIN) and target in what, (action, who, what)
+        assert who == f"{ADMIN} (account)", (action, who)
+        assert did == words and what.startswith(target), (action, did, what)
     assert not problems, problems

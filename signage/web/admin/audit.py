@@ -45,6 +45,33 @@ TARGET_KINDS = {
     "building": "Floor order",
     "name": "Display names",
 }
+# What an entry did, in words (the page); the API and the filters keep the dotted names.
+ACTIONS = {
+    "display.create": "Created",
+    "display.update": "Changed",
+    "display.remove": "Deleted",
+    "display.pair": "Paired a screen",
+    "display.revoke": "Revoked its screens",
+    "display.revoke_phone": "Revoked its phone link",
+    "display.place": "Placed “you are here”",
+    "plan.replace": "Uploaded",
+    "plan.remove": "Removed",
+    "layout.publish": "Published",
+    "layout.restore": "Restored a version as the draft",
+    "layout.discard_draft": "Discarded the draft",
+    "announcement.create": "Sent",
+    "announcement.cancel": "Ended",
+    "account.create": "Created",
+    "account.remove": "Removed",
+    "account.role": "Changed the role",
+    "account.password": "Changed the password",
+    "token.create": "Created",
+    "token.revoke": "Revoked",
+    "calendar.set": "Set",
+    "calendar.remove": "Removed",
+    "names.set": "Renamed",
+    "floor_order.set": "Reordered",
+}
 ACTOR_KINDS = {
     "account": "account",
     "token": "API token",
@@ -204,6 +231,7 @@ def audit_page() -> Any:
             "who": e.actor,
             "who_kind": ACTOR_KINDS.get(e.actor_kind, e.actor_kind),
             "kind": TARGET_KINDS.get(e.target_kind, e.target_kind),
+            "action": ACTIONS.get(e.action, e.action),
             "target": _target_name(svc, e),
             "changes": _changes(e.before, e.after),
         }
