@@ -339,6 +339,29 @@ def test_a_viewer_previews_but_acts_on_no_selection(server):
     assert svc.store.display_for_credential(credential) is not None
 
 
+def test_an_announcement_to_a_selection_is_sent_to_all_or_none(server, console):
+    # One bad audience among several (a display deleted since the list was shown, a forged
+    # value) must refuse the whole form: sending to the others first left the form saying
+    # "not sent" with some sent, and sending it again sent those twice.
+    svc = server.svc
+    made = _fleet(server, 3)["all"]
+    gone = made[2]
+    svc.store.remove_display(gone.id)
+    for bad in (f"display:{gone.id}", "display:x"):
+        answer = console.post(
+            "/admin/announcements",
+            {
+                "audience": [f"display:{made[0].id}", f"display:{made[1].id}", bad],
+                "kind": "message",
+                "title": "Lift out of order",
+                "duration_minutes": "30",
+            },
+        )
+        assert answer.status_code == 400, bad
+        assert "audience" in answer.get_data(as_text=True)
+        assert [a for a in svc.store.list_announcements() if a.title == "Lift out of order"] == []
+
+
 def test_a_viewers_display_page_carries_no_credential_of_the_display(server):
     # The phone link is a credential of its own (revocable apart from the kiosk's): the API
     # and the page's "Direct URLs" give it to accounts that may write only, so the preview's

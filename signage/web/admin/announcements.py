@@ -138,9 +138,16 @@ def listing(svc: Services) -> dict[str, list[dict[str, Any]]]:
 
 def create(svc: Services, data: dict[str, Any], by: str) -> Announcement:
     """Check and create an announcement; raises AnnouncementInvalid with a message per field."""
+    return create_each(svc, [data], by)[-1]
+
+
+def create_each(svc: Services, datas: list[dict[str, Any]], by: str) -> list[Announcement]:
+    """Check every announcement, then create each: one that is refused refuses them all, so a
+    form sent to a selection is never sent to part of it (and sent again to the rest twice)."""
     _, known, _ = audiences(svc)
-    cleaned = clean_announcement(data, svc.store, svc.announcer.clock(), known)
-    return svc.announcer.create(created_by=by, **cleaned)
+    now = svc.announcer.clock()
+    cleaned = [clean_announcement(data, svc.store, now, known) for data in datas]
+    return [svc.announcer.create(created_by=by, **fields) for fields in cleaned]
 
 
 # -- console pages ---------------------------------------------------------------------------------
@@ -201,12 +208,11 @@ def announcements_page() -> Any:
         if len(picked) > 1:
             values["audience"] = picked
         try:
-            for audience in targets:
-                announcement = create(
-                    svc,
-                    _local_times(svc, {**values, "audience": audience}),
-                    principal.label if principal else "?",
-                )
+            announcement = create_each(
+                svc,
+                [_local_times(svc, {**values, "audience": audience}) for audience in targets],
+                principal.label if principal else "?",
+            )[-1]
         except AnnouncementInvalid as exc:
             errors = exc.errors
         else:
