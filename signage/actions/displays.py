@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from signage import i18n
+from signage.actions import audit
 from signage.core.branding import accent_problem
 from signage.core.directory import SpaceDirectory
 from signage.core.hub import Hub
@@ -351,6 +352,20 @@ def _booking_settings(
     settings["offer_booked_empty"] = offer is True
 
 
+# -- the audit trail: a display's fields and settings as recorded (no credential is among them)
+AUDITED_FIELDS = ("name", "floor_id", "density_display_id")
+
+
+def audited_state(display: Display) -> dict[str, Any]:
+    """A display's fields and settings as the audit trail records them before a change."""
+    return {
+        "name": display.name,
+        "floor_id": display.floor_id,
+        "density_display_id": display.density_display_id,
+        **{**DEFAULT_SETTINGS, **display.settings},
+    }
+
+
 # -- what a change does to the display's screens -----------------------------------------------
 def _close_screens(hub: Hub, display: Display, code: int, reason: str, state: str) -> int:
     """Close every socket of a display with `code` (the kiosk reloads or returns to pairing) and
@@ -371,33 +386,60 @@ def apply_display_change(
     store: Store, hub: Hub, display: Display | None, cleaned: dict[str, Any]
 ) -> Display:
     """Create or update a display, then tell its open kiosks to reconnect for the new state."""
+    after = {**{k: cleaned[k] for k in AUDITED_FIELDS}, **cleaned["settings"]}
     if display is None:
-        return store.add_display(
-            cleaned["name"], cleaned["floor_id"], cleaned["density_display_id"], cleaned["settings"]
-        )
-    updated = store.update_display(
+        with audit.change(
+            store, "display.create", "display", None, cleaned["name"], after=after, created=True
+        ):
+            return store.add_display(
+                cleaned["name"],
+                cleaned["floor_id"],
+                cleaned["density_display_id"],
+                cleaned["settings"],
+            )
+    with audit.change(
+        store,
+        "display.update",
+        "display",
         display.id,
         cleaned["name"],
-        cleaned["floor_id"],
-        cleaned["density_display_id"],
-        cleaned["settings"],
-    )
+        before=audited_state(display),
+        after=after,
+    ):
+        updated = store.update_display(
+            display.id,
+            cleaned["name"],
+            cleaned["floor_id"],
+            cleaned["density_display_id"],
+            cleaned["settings"],
+        )
     if display.settings.get("qr") is False and cleaned["settings"].get("qr") is not False:
         # The QR code back on shows a new link: one handed out before it went off stays dead.
-        updated = store.revoke_phone_link(display.id)
+        with audit.change(store, "display.revoke_phone", "display", display.id, display.name):
+            updated = store.revoke_phone_link(display.id)
     _close_screens(hub, display, CLOSE_RELOAD, "display reconfigured", "reconfigured")
     return updated
 
 
 def remove_display(store: Store, hub: Hub, display: Display) -> None:
     """Delete a display and close its sockets (its credential no longer opens anything)."""
-    store.remove_display(display.id)
+    with audit.change(
+        store,
+        "display.remove",
+        "display",
+        display.id,
+        display.name,
+        before=audited_state(display),
+        only_changes=False,
+    ):
+        store.remove_display(display.id)
     _close_screens(hub, display, CLOSE_UNAUTHORIZED, "display removed", "removed")
 
 
 def revoke_display(store: Store, hub: Hub, display: Display) -> Display:
     """Issue a new credential: screens holding the old one are closed and return to pairing."""
-    revoked = store.revoke_display(display.id)
+    with audit.change(store, "display.revoke", "display", display.id, display.name):
+        revoked = store.revoke_display(display.id)
     _close_screens(hub, display, CLOSE_UNAUTHORIZED, "credential revoked", "revoked")
     return revoked
 
@@ -405,7 +447,8 @@ def revoke_display(store: Store, hub: Hub, display: Display) -> Display:
 def revoke_phone_link(store: Store, hub: Hub, display: Display) -> Display:
     """Issue a new phone link: the old one opens nothing, and the display's screens reload to
     show the new QR code (the screens themselves keep their credential)."""
-    revoked = store.revoke_phone_link(display.id)
+    with audit.change(store, "display.revoke_phone", "display", display.id, display.name):
+        revoked = store.revoke_phone_link(display.id)
     _close_screens(hub, display, CLOSE_RELOAD, "phone link revoked", "phone_revoked")
     return revoked
 

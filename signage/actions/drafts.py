@@ -187,10 +187,17 @@ def publish_draft(svc: Services, floor_id: str, body: Any, published_by: str | N
     clean = checked_layout(svc, floor_id, draft.data)  # the floor's rooms may have changed since
     stored = svc.store.get_layout(floor_id)
     try:
-        with audit.change(svc.store, "layout.publish", "layout", floor_id, floor_id,
-                          before=audited_layout(stored.data if stored else None, stored),
-                          after=audited_layout(clean, None), after_from="layout",
-                          only_changes=False):  # fmt: skip
+        with audit.change(
+            svc.store,
+            "layout.publish",
+            "layout",
+            floor_id,
+            floor_id,
+            before=audited_layout(stored.data if stored else None, stored),
+            after=audited_layout(clean, None),
+            after_from="layout",
+            only_changes=False,
+        ):
             saved = history.publish(
                 floor_id,
                 clean,
@@ -263,8 +270,14 @@ def restore_version(
     stored = svc.store.get_layout(floor_id)
     live = stored.version if stored is not None else 0
     try:
-        with audit.change(svc.store, "layout.restore", "layout", floor_id, floor_id,
-                          after={"restored_version": version, "live": False}):  # fmt: skip
+        with audit.change(
+            svc.store,
+            "layout.restore",
+            "layout",
+            floor_id,
+            floor_id,
+            after={"restored_version": version, "live": False},
+        ):
             draft = history.save_draft(
                 floor_id,
                 data,

@@ -57,8 +57,15 @@ def replace_plan(
 ) -> Plan:
     """Store a floor's plan (SVG is sanitised first; plans.PlanError when refused); the floor's
     screens reload to show it."""
-    with audit.change(store, "plan.replace", "plan", floor_id, floor_id,
-                      before=audited_plan(store, floor_id), after_from="plan"):  # fmt: skip
+    with audit.change(
+        store,
+        "plan.replace",
+        "plan",
+        floor_id,
+        floor_id,
+        before=audited_plan(store, floor_id),
+        after_from="plan",
+    ):
         record = plans.store_plan(store, config, floor_id, data, by)
     reload_pages(store, hub, floor_id)
     return record
@@ -74,8 +81,9 @@ def audited_plan(store: Store, floor_id: str) -> dict[str, Any] | None:
 
 def remove_plan(store: Store, hub: Hub, config: dict[str, Any], floor_id: str) -> bool:
     """Remove a floor's plan (False: it had none); its screens go back to the schematic."""
-    with audit.change(store, "plan.remove", "plan", floor_id, floor_id,
-                      before=audited_plan(store, floor_id)):  # fmt: skip
+    with audit.change(
+        store, "plan.remove", "plan", floor_id, floor_id, before=audited_plan(store, floor_id)
+    ):
         if not plans.delete_plan(store, config, floor_id):
             return False
     reload_pages(store, hub, floor_id)
@@ -276,10 +284,17 @@ def save_layout(svc: Services, floor_id: str, body: Any, updated_by: str | None)
     clean = checked_layout(svc, floor_id, body.get("layout"))
     try:
         stored = svc.store.get_layout(floor_id)
-        with audit.change(svc.store, "layout.publish", "layout", floor_id, floor_id,
-                          before=audited_layout(stored.data if stored else None, stored),
-                          after=audited_layout(clean, None), after_from="layout",
-                          only_changes=False):  # fmt: skip
+        with audit.change(
+            svc.store,
+            "layout.publish",
+            "layout",
+            floor_id,
+            floor_id,
+            before=audited_layout(stored.data if stored else None, stored),
+            after=audited_layout(clean, None),
+            after_from="layout",
+            only_changes=False,
+        ):
             saved = LayoutHistory(svc.store).publish(
                 floor_id, clean, expected_version=version, published_by=updated_by
             )
@@ -324,9 +339,15 @@ def set_here(svc: Services, display: Display, body: Any) -> list[float] | None:
             raise LayoutRefused(400, str(exc)) from exc
         settings["here"] = point
     try:
-        with audit.change(svc.store, "display.place", "display", display.id, display.name,
-                          before={"here": display.settings.get("here")},
-                          after={"here": point}):  # fmt: skip
+        with audit.change(
+            svc.store,
+            "display.place",
+            "display",
+            display.id,
+            display.name,
+            before={"here": display.settings.get("here")},
+            after={"here": point},
+        ):
             svc.store.update_display_settings(display.id, settings)
     except StoreError as exc:
         raise LayoutRefused(404, f"no display {display.id}", "not_found") from exc
