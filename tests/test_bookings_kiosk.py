@@ -203,7 +203,10 @@ def test_every_calendar_silent_sensor_states_only_and_nothing_waits(sim, make_se
         with connect(server.socket_url(cred), open_timeout=5) as ws:
             snapshot = json.loads(ws.recv(timeout=5))
         took = time.perf_counter() - began
-        assert took < 1.0 and snapshot["type"] == "snapshot", took
+        # One socket, one timing: a socket waiting on a calendar would wait out the hang (30 s)
+        # at least; 5 s is a bound a loaded machine cannot trip (1 s could, as single timings
+        # in tests/test_directory.py did), while that wait could not pass under it.
+        assert took < 5.0 and snapshot["type"] == "snapshot", took
         assert {r.get("bookings") for r in snapshot["rooms"].values()} == {"unavailable"}
         assert all(r["next_booking"] is None for r in snapshot["rooms"].values())
 
