@@ -17,6 +17,7 @@ from signage.actions.drafts import drafts_summary
 from signage.actions.plans import remove_plan, replace_plan
 from signage.store import plans
 from signage.web import auth
+from signage.web.admin.announcements import local_time
 from signage.web.admin.base import bp
 from signage.web.current import services
 
@@ -44,9 +45,17 @@ def plans_page() -> str:
     svc = services()
     choices, floor_error = floor_choices(svc.directory)
     recorded = {p.floor_id: p for p in svc.store.list_plans()}
+
+    def floor_time(value: str | None, floor_id: str) -> str:
+        # Upload and draft times in the floor's own zone, named (UTC when Density gives none).
+        zone = svc.directory.time_zone(floor_id) or "UTC"
+        return f"{local_time(value, zone)} {zone}" if value else ""
+
     return render_template(
         "admin/plans.html",
         choices=choices,
+        floor_time=floor_time,
+        human_size=plans.human_size,
         floor_error=floor_error,
         plans=recorded,
         drafts=drafts_summary(svc),
