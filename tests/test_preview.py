@@ -151,6 +151,9 @@ def test_a_preview_is_no_screen_and_changes_nothing(clocked):
         subs = svc.hub.subscribers()
         assert len(subs) == 1 and subs[0].preview and subs[0].info == {}
         assert svc.hub.screens() == []
+        # /metrics counts kiosk sockets of screens: a console watching is none.
+        metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+        assert f'signage_kiosks_connected{{floor="{floor}"}}' not in metrics
         # Fleet health, the API, the console list and the alert watcher see no screen.
         report = console.api("GET", "/api/admin/fleet").get_json()
         row = next(d for d in report["displays"] if d["id"] == display.id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import threading
 import weakref
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -63,7 +64,9 @@ class SignageCollector:
         kiosks = GaugeMetricFamily(
             "signage_kiosks_connected", "Kiosk sockets connected, by floor.", labels=["floor"]
         )
-        for floor, count in sorted(svc.hub.counts_by_floor().items()):
+        # Screens only: a console's preview is no kiosk (as fleet health and the fleet's
+        # reports count them), or watching a display would read as one more screen.
+        for floor, count in sorted(Counter(s.floor_id for s in svc.hub.screens()).items()):
             kiosks.add_metric([floor], count)
         yield kiosks
 
