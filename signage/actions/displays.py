@@ -405,7 +405,9 @@ def apply_display_change(
         cleaned["name"],
         before=audited_state(display),
         after=after,
-    ):
+    ) as entry:
+        # Saved without a change: the row is written all the same, but there is nothing to record.
+        entry.unchanged = not entry.before and not entry.after
         updated = store.update_display(
             display.id,
             cleaned["name"],

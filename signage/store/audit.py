@@ -208,7 +208,8 @@ class AuditLog:
         """Write this thread's pending entries inside the transaction about to commit, if it
         changed a row."""
         local = self.__dict__.get("_audit_thread")
-        waiting = [e for e in getattr(local, "pending", ()) if not e.written]
+        pending = getattr(local, "pending", ())
+        waiting = [e for e in pending if not e.written and not e.unchanged]
         if not waiting:
             return
         if self.backend == "postgresql":
