@@ -12,11 +12,11 @@ from signage import i18n
 from signage.actions import names as actions
 from signage.actions.displays import SPACE_ID
 from signage.web.admin.base import bp
+from signage.web.admin.displays import LANGUAGE_NAMES
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)
 
-LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français"}
 FIELD_NAMES = {"default": "Default", **LANGUAGE_NAMES}
 
 
