@@ -37,9 +37,13 @@ def test_a_tap_on_the_automatic_map_opens_the_card_with_a_free_room_instead(make
     page.goto(f"{server.url}/kiosk/{cred}")
     page.wait_for_function("() => window.signageKiosk && window.__socket")
     message = snapshot("live", 70)
+    busy = IDS[6]  # "Salle de réunion Panorama 4.12", in use (every third room is)
+    # More seats than the free list's first room has (20), fewer than a later one's (30): with
+    # its own 8 the first room had enough, and "the first" passed for "the first big enough".
+    seats = {**SEATS, busy: 25}
+    message["rooms"][busy]["capacity"] = seats[busy]
     page.evaluate(SAY, message)
     page.wait_for_function("() => document.documentElement.dataset.feed === 'live'")
-    busy = IDS[6]  # "Salle de réunion Panorama 4.12", 8 seats, in use (every third room is)
     assert message["rooms"][busy]["state"] == "occupied"
     expect(tile(page, busy)).to_have_attribute("data-state", "occupied")
     card = page.locator("#map-card")
@@ -49,7 +53,7 @@ def test_a_tap_on_the_automatic_map_opens_the_card_with_a_free_room_instead(make
     expect(card).to_have_attribute("data-state", "occupied")
     expect(card.locator(".map-card-name")).to_have_text(NAMES[busy])
     expect(card.locator(".map-card-state")).to_have_text("In use")
-    expect(card.locator(".map-card-info")).to_have_text(f"Meeting room · {SEATS[busy]} seats")
+    expect(card.locator(".map-card-info")).to_have_text(f"Meeting room · {seats[busy]} seats")
     expect(tile(page, busy)).to_have_attribute("data-selected", "")
     # The rule written out: the free list's order as the page shows it, first with enough seats.
     order = page.locator("#free-list li.free-item").evaluate_all(
@@ -57,7 +61,8 @@ def test_a_tap_on_the_automatic_map_opens_the_card_with_a_free_room_instead(make
     )
     free = [rid for rid in order if message["rooms"][rid]["state"] == "free"]
     assert free, "the lint floor has free rooms"
-    want = next((rid for rid in free if SEATS[rid] >= SEATS[busy]), free[0])
+    want = next((rid for rid in free if seats[rid] >= seats[busy]), free[0])
+    assert want != free[0], "the list's first free room must be too small for this to tell"
     alt_line = card.locator(".map-card-alt")
     expect(alt_line).to_be_visible()
     expect(alt_line).to_have_attribute("data-space-id", want)
