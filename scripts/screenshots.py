@@ -119,7 +119,7 @@ def shoot(urls: dict[str, tuple[str, str]]) -> list[str]:
             # (360 KB at 720p): that one picture is a JPEG.
             path = OUT / (f"{name}.jpg" if state == "stale" else f"{name}.png")
             if path.suffix == ".jpg":
-                page.screenshot(path=str(path), type="jpeg", quality=85)
+                page.screenshot(path=str(path), type="jpeg", quality=80)
             else:
                 page.screenshot(path=str(path), full_page=phone)
             size = path.stat().st_size

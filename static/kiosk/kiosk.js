@@ -752,27 +752,44 @@
     var inner = w - 2 * pad, bottom = y0 + h - pad * 0.6;
     var name = room.name || "", broken = breakable(name), label = ref.labelText || "";
     var top = Math.max(minU, Math.min(58, h * 0.3)), fs = top, best = null, nameOnly = null;
-    var force = false;
+    var force = false, stackOK = false;
     for (var guard = 0; guard < 80; guard++) {
       var lines = wrap(broken, 750, fs, inner, 3, force);
       if (lines) {
         var nameY = y0 + pad + fs * 0.92, lastY = nameY + (lines.length - 1) * fs * 1.1;
         var sFs = Math.max(minU * 0.8, Math.min(fs * 0.7, 30));
         var icon = Math.max(sFs * 1.15, minIconPx() * 1.2 / tileScale);
-        var st = wrap(label, 650, sFs, inner - icon * 1.3, 2);
+        var st = wrap(label, 650, sFs, inner - icon * 1.3, 2), stacked = false;
         // The icon is centred on the state's first line, and clear of the name above it.
         var stateY = lastY + fs * 0.28 + Math.max(sFs * 1.2, icon / 2 + sFs * 0.35 + 2);
-        var stBottom = st ? Math.max(stateY + (st.length - 1) * sFs * 1.15 + sFs * 0.28, stateY - sFs * 0.35 + icon / 2) : 0;
+        var iconY = stateY - sFs * 0.35 - icon / 2;
+        if (!st && label && stackOK) {
+          // Too narrow for the icon beside the word ("Belegt" in a small tile lost both): the
+          // word goes under the icon, across the tile's width.
+          st = wrap(label, 650, sFs, inner, 2);
+          stacked = !!st;
+          iconY = lastY + fs * 0.28 + 2;
+          stateY = iconY + icon + sFs * 1.05;
+        }
+        var stBottom = st ? Math.max(stateY + (st.length - 1) * sFs * 1.15 + sFs * 0.28, iconY + icon) : 0;
         if (st && stBottom <= bottom) {
-          best = { fs: fs, lines: lines, nameY: nameY, sFs: sFs, st: st, stateY: stateY, icon: icon };
+          best = { fs: fs, lines: lines, nameY: nameY, sFs: sFs, st: st, stateY: stateY, icon: icon,
+                   iconY: iconY, labelX: stacked ? 0 : icon * 1.3, bottom: stBottom };
           break;
         }
         if (!nameOnly && lastY + fs * 0.28 <= bottom) nameOnly = { fs: fs, lines: lines, nameY: nameY };
       }
       if (fs <= minU) {
+        if (force || nameOnly) {
+          // The name fits but not the state beside its icon: once more with the word under
+          // the icon, before the tile shows a name alone.
+          if (stackOK || !label || best) break;
+          stackOK = true;
+          fs = top;
+          continue;
+        }
         // Nothing fits at the break points: once more, cutting words where they must be
         // cut, before the name goes to the legend.
-        if (force || nameOnly) break;
         force = true;
         fs = top;
         continue;
@@ -791,14 +808,14 @@
     ref.g.toggleAttribute("data-numbered", !fits);
     var used = chosen.nameY + (chosen.lines.length - 1) * chosen.fs * 1.1 + chosen.fs * 0.28;
     if (best) {
-      setLines(ref.label, best.st, x0 + pad + best.icon * 1.3, best.stateY, best.sFs, 1.15);
+      setLines(ref.label, best.st, x0 + pad + best.labelX, best.stateY, best.sFs, 1.15);
       ref.icon.setAttribute("x", r1(x0 + pad));
-      ref.icon.setAttribute("y", r1(best.stateY - best.sFs * 0.35 - best.icon / 2));
+      ref.icon.setAttribute("y", r1(best.iconY));
       ref.icon.setAttribute("width", r1(best.icon));
       ref.icon.setAttribute("height", r1(best.icon));
       ref.icon.removeAttribute("display");
       ref.label.removeAttribute("display");
-      used = Math.max(best.stateY + (best.st.length - 1) * best.sFs * 1.15 + best.sFs * 0.28, best.stateY - best.sFs * 0.35 + best.icon / 2);
+      used = best.bottom;
     } else {
       ref.label.setAttribute("display", "none");
       ref.icon.setAttribute("display", "none");
