@@ -52,7 +52,8 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/relay.py
 
 # The kiosk's pictures in docs/screenshots/ (the repository's only committed screenshots, each
-# under 200 KB): landscape, portrait, stale, phone, German and French, of the layout lint's floor.
+# under 200 KB): landscape, portrait, stale, phone, German, French and an emergency, of the layout
+# lint's floor.
 screenshots: $(VENV)/.installed-test
 	@CHROMIUM="$$(scripts/ensure-chromium.sh)" && SIGNAGE_CHROMIUM="$$CHROMIUM" $(BIN)/python scripts/screenshots.py
 

@@ -23,7 +23,7 @@ from signage import create_app  # noqa: E402 (after the path: run from a checkou
 from signage.sim import SimServer, SimSettings  # noqa: E402
 from tests.conftest import CHROMIUM_ARGS, chromium_path, server_config  # noqa: E402
 from tests.helpers import ServerThread  # noqa: E402
-from tests.test_kiosk_lint import BANNER, settle, snapshot  # noqa: E402
+from tests.test_kiosk_lint import BANNER, EMERGENCY, settle, snapshot  # noqa: E402
 
 # The development server's access log would print every kiosk URL, credential and all.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -39,6 +39,7 @@ SHOTS = [
     ("phone", "en", (390, 844), "live", True),
     ("de", "de", (1280, 720), "banner", False),
     ("fr", "fr", (720, 1280), "live", False),
+    ("emergency", "en", (1280, 720), "emergency", False),
 ]
 # The page's socket is a stand-in that the script speaks through, so the badge says "Live"
 # while the floor is the test floor and nothing from the simulator replaces it.
@@ -114,6 +115,9 @@ def shoot(urls: dict[str, tuple[str, str]]) -> list[str]:
                 page.evaluate(SAY, message)
             if state == "banner":
                 page.evaluate(SAY, BANNER)
+            if state == "emergency":
+                page.evaluate(SAY, EMERGENCY)
+                page.wait_for_function("() => document.documentElement.dataset.emergency === 'on'")
             settle(page)
             # Unknown rooms' dots, drawn at a fractional pixel pitch, defeat PNG's compression
             # (360 KB at 720p): that one picture is a JPEG.
