@@ -46,6 +46,7 @@ from signage.store import Display, StoreError, plans
 from signage.web import auth
 from signage.web.admin import announcements
 from signage.web.admin.plans import plan_response
+from signage.web.answers import invalid
 from signage.web.current import services
 from signage.web.openapi import openapi_document
 
@@ -79,14 +80,6 @@ def _json_errors(exc: HTTPException) -> Any:
     valid = getattr(exc, "valid_methods", None)
     if exc.code == 405 and valid:
         response.headers["Allow"] = ", ".join(valid)
-    return response
-
-
-def _bad_request(errors: dict[str, str]) -> Response:
-    response = jsonify(
-        error="invalid", message="; ".join(f"{k}: {v}" for k, v in errors.items()), fields=errors
-    )
-    response.status_code = 400
     return response
 
 
@@ -174,7 +167,7 @@ def displays_create() -> Any:
     try:
         cleaned = clean_display(_json_object(), None, _floor_ids(svc))
     except Invalid as exc:
-        return _bad_request(exc.errors)
+        return invalid(exc.errors)
     display = apply_display_change(svc.store, svc.hub, None, cleaned)
     return jsonify(display_json(svc, display)), 201
 
@@ -196,12 +189,12 @@ def display_update(display_id: int) -> Any:
     nested = body.pop("settings", None)
     if nested is not None:
         if not isinstance(nested, dict):
-            return _bad_request({"settings": "must be an object"})
+            return invalid({"settings": "must be an object"})
         body = {**nested, **body}
     try:
         cleaned = clean_display(body, display, _floor_ids(svc))
     except Invalid as exc:
-        return _bad_request(exc.errors)
+        return invalid(exc.errors)
     try:
         updated = apply_display_change(svc.store, svc.hub, display, cleaned)
     except StoreError:
@@ -254,7 +247,7 @@ def pair() -> Any:
     if not isinstance(display_id, int) or isinstance(display_id, bool) or abs(display_id) >= 2**63:
         errors["display_id"] = "a display id"
     if errors:
-        return _bad_request(errors)
+        return invalid(errors)
     if svc.store.get_display(display_id) is None:
         abort(404, f"no display {display_id}")
     try:
@@ -269,7 +262,7 @@ def pair() -> Any:
     except PairingRefused as exc:
         if exc.status == 429:
             abort(429, str(exc))
-        return _bad_request({"code": str(exc)})
+        return invalid({"code": str(exc)})
     return jsonify(display_json(svc, display))
 
 
@@ -329,7 +322,7 @@ def building_floor_order_put(building_id: str) -> Any:
     try:
         entry = floor_order.set_floor_order(services(), building_id, body.get("floor_ids"))
     except Invalid as exc:
-        return _bad_request(exc.errors)
+        return invalid(exc.errors)
     if entry is None:
         abort(404, "no such building")
     return jsonify(_building_json(entry))
@@ -378,7 +371,7 @@ def floor_plan_put(floor_id: str) -> Any:
     try:
         plan = replace_plan(svc.store, svc.hub, svc.config, floor_id, body, _principal().label)
     except plans.PlanError as exc:
-        return _bad_request({"plan": str(exc)})
+        return invalid({"plan": str(exc)})
     return jsonify(
         floor_id=plan.floor_id, content_type=plan.content_type, size=plan.size, sha256=plan.sha256
     )
@@ -447,7 +440,7 @@ def announcements_create() -> Any:
     try:
         created = announcements.create(svc, _json_object(), _principal().label)
     except AnnouncementInvalid as exc:
-        return _bad_request(exc.errors)
+        return invalid(exc.errors)
     label = announcements.audience_label(svc, created)
     return jsonify(public(created, svc.announcer.clock(), label)), 201
 

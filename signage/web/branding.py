@@ -21,6 +21,7 @@ from signage.actions import branding
 from signage.store import plans
 from signage.store.branding import LOGO_TYPES, MAX_LOGO_BYTES
 from signage.web import auth
+from signage.web.answers import invalid
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)
@@ -64,26 +65,18 @@ def _branding_json(change: branding.BrandingChange) -> dict[str, Any]:
     }
 
 
-def _invalid(errors: dict[str, str]) -> Response:
-    response = jsonify(
-        error="invalid", message="; ".join(f"{k}: {v}" for k, v in errors.items()), fields=errors
-    )
-    response.status_code = 400
-    return response
-
-
 @api_bp.put("/displays/<int:display_id>/logo")
 def put_logo(display_id: int) -> Any:
     """Upload a display's logo (the body is the PNG or SVG file); SVG is sanitised."""
     display = _display(display_id)
     if (request.content_length or 0) > MAX_LOGO_BYTES:
         # Said before the body is read: its size is enough to refuse it.
-        return _invalid({"logo": f"a logo may have at most {MAX_LOGO_BYTES // 1000} kB"})
+        return invalid({"logo": f"a logo may have at most {MAX_LOGO_BYTES // 1000} kB"})
     data = request.get_data(cache=False)
     try:
         change = branding.upload_logo(services(), display, data)
     except branding.Invalid as exc:
-        return _invalid(exc.errors)
+        return invalid(exc.errors)
     return jsonify(_branding_json(change))
 
 

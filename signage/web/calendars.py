@@ -22,6 +22,7 @@ from signage.core.bookings import Bookings, CalendarStatus, InvalidLink, valid_l
 from signage.services import Services
 from signage.store.calendars import SourceInfo, SourceRow
 from signage.web import auth
+from signage.web.answers import invalid
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ def put_calendar(space_id: str) -> Response:
     try:
         source = clean_source(request.get_json(silent=True), calendars.get(space_id))
     except SourceInvalid as exc:
-        return _invalid(exc.errors)
+        return invalid(exc.errors)
     set_source(svc, space_id, source)
     return jsonify(_status(space_id, calendars.describe().get(space_id), None))
 
@@ -223,13 +224,6 @@ def _room_name(svc: Services, space_id: str) -> str | None:
     tree = svc.directory.tree()
     space = tree.get(space_id) if tree else None
     return space.name if space is not None else None
-
-
-def _invalid(errors: dict[str, str]) -> Response:
-    message = "; ".join(f"{field}: {text}" for field, text in errors.items())
-    response = jsonify(error="invalid", message=message, fields=errors)
-    response.status_code = 400
-    return response
 
 
 def openapi_paths(op: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from signage import i18n
 from signage.actions import names as actions
 from signage.actions.displays import SPACE_ID
 from signage.web import auth
+from signage.web.answers import invalid
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)
@@ -101,13 +102,7 @@ def put_names(space_id: str) -> Any:
     try:
         change = actions.set_names(services(), space_id, body)
     except actions.Invalid as exc:
-        response = jsonify(
-            error="invalid",
-            message="; ".join(f"{k}: {v}" for k, v in exc.errors.items()),
-            fields=exc.errors,
-        )
-        response.status_code = 400
-        return response
+        return invalid(exc.errors)
     return jsonify(_answer(space_id, change.kind, change.density_name))
 
 

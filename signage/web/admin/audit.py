@@ -22,6 +22,7 @@ from signage.actions.displays import floor_label
 from signage.web import auth
 from signage.web.admin.announcements import page_zone
 from signage.web.admin.base import bp
+from signage.web.answers import invalid
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)
@@ -273,13 +274,7 @@ def audit_api() -> Any:
         else:
             offset = int(raw)
     if errors:
-        response = jsonify(
-            error="invalid",
-            message="; ".join(f"{k}: {v}" for k, v in errors.items()),
-            fields=errors,
-        )
-        response.status_code = 400
-        return response
+        return invalid(errors)
     where = AuditFilter(**fields, since=since, until=until)
     entries = svc.store.audit_entries(where, limit, offset)
     return jsonify(
