@@ -406,7 +406,7 @@ def kiosk_page(credential: str) -> Response:
     response.headers["Cache-Control"] = "no-cache"
     _allow_logo(response, settings.get("logo_url"))
     if previewing:
-        _allow_console_frame(response)
+        allow_console_frame(response)
         return response
     response.set_cookie(
         PAIRED_COOKIE,
@@ -447,7 +447,7 @@ def _allow_logo(response: Response, logo_url: str | None) -> None:
         )
 
 
-def _allow_console_frame(response: Response) -> None:
+def allow_console_frame(response: Response) -> None:
     """A preview is shown in the console's frame: our own origin may frame it, nobody else."""
     policy = response.headers.get("Content-Security-Policy") or content_security_policy(
         request.host

@@ -35,7 +35,6 @@ from signage.web import auth
 from signage.web import kiosk as kiosk_pages
 from signage.web.admin.base import bp, display_or_404
 from signage.web.current import services
-from signage.web.security import content_security_policy
 
 logger = logging.getLogger(__name__)
 
@@ -212,12 +211,7 @@ def plan_preview(floor_id: str) -> Response:
     plan_url = links["plan"] or url_for("admin.plan_file", floor_id=floor_id)
     body = kiosk_pages.render_draft(display, config, plan_url, layout, here)
     response = Response(body, mimetype="text/html")
-    # Framed by the editor (our own origin), by nobody else.
-    policy = content_security_policy(request.host)
-    response.headers["Content-Security-Policy"] = policy.replace(
-        "frame-ancestors 'none'", "frame-ancestors 'self'"
-    )
-    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    kiosk_pages.allow_console_frame(response)  # framed by the editor (our own origin) only
     return response
 
 
