@@ -256,9 +256,8 @@ EMERGENCY_CHECK = r"""
 
 def settle(page) -> None:
     """Wait until the page has its break points and has laid out again after any resize."""
-    deadline = time.monotonic() + 5
-    while page.evaluate("signageKiosk.stats.hyphensPending") and time.monotonic() < deadline:
-        page.wait_for_timeout(20)
+    # Without its break points the page would be linted on names it has not hyphenated yet.
+    page.wait_for_function("() => !signageKiosk.stats.hyphensPending", timeout=15_000)
     for _ in range(3):  # a resize observed, the refit it schedules, the legend it may show
         page.evaluate(FRAMES)
 
