@@ -90,7 +90,9 @@ def test_thousand_kiosks_at_once_one_socket_per_floor_one_token_per_display(
             fleet.add(display["socket_url"], per_display)
         total = per_display * len(displays)
         fleet.wait(lambda k: k.snapshots >= 1, timeout=90, message=f"{total} kiosks got a snapshot")
-        fleet.wait(lambda k: k.feed == "live", timeout=30)
+        # Generous: with the suite's other worker busy on the same two cores, a thousand
+        # clients' event loop once took over 30 s to read every live frame.
+        fleet.wait(lambda k: k.feed == "live", timeout=90, message=f"{total} kiosks live")
         for display in displays:
             assert sim.sockets_open(display["floor_id"], kind="presence") == 1
         calls = sim.calls()["calls"]
