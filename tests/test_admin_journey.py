@@ -34,7 +34,6 @@ BANNER = "Lift 2 out of service"
 
 
 @pytest.mark.browser
-@pytest.mark.one_shape  # the console's journey; Density's two shapes are the feature tests' own
 def test_a_new_admin_walks_from_sign_in_to_the_audit_trail(make_server, sim, contexts, tmp_path):
     # The watcher looks 5 times a second and calls a screen gone for 1 s down (not 10 min).
     server = make_server(SIGNAGE_ALERT_AFTER=1 / 60, SIGNAGE_ALERT_INTERVAL=0.2)

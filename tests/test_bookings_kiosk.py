@@ -17,8 +17,7 @@ from websockets.sync.client import connect
 from tests.bookings_kit import HERE, BookingFloor, Calendars, Silent
 from tests.helpers import wait_until
 
-# The subject is the kiosk's words for bookings, not Density's data shapes: one shape.
-pytestmark = [pytest.mark.browser, pytest.mark.one_shape]
+pytestmark = pytest.mark.browser
 
 FEED = "document.documentElement.dataset.feed"
 NO_IDLE = "window.__SIGNAGE_TEST__ = {idleS: 600};"

@@ -6,12 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
-
 from signage.web import auth
-
-# The subject is the display's settings, not Density's data shapes: one shape.
-pytestmark = pytest.mark.one_shape
 
 BOOKING_KEYS = ("booking_margin_min", "booking_grace_min", "offer_booked_empty", "free_for_min")
 
