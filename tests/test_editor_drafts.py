@@ -320,6 +320,15 @@ def test_three_rectangles_as_a_draft_previewed_then_published_then_an_older_one_
             "Draft, not published", timeout=SERVER_MS
         )
         expect(page.locator("#draft-state")).to_contain_text("3 rooms added, 0 removed, 0 moved")
+        # Saved at a time in the floor's zone, named, not the browser's (this one runs in UTC).
+        zone = server.svc.directory.time_zone(floor)
+        assert zone and zone != "UTC", zone
+        named = page.evaluate(
+            "z => new Intl.DateTimeFormat([], {timeZone: z, timeZoneName: 'short'})"
+            ".formatToParts(new Date()).find(p => p.type === 'timeZoneName').value",
+            zone,
+        )
+        expect(page.locator("#draft-state")).to_contain_text(named)
         assert server.svc.store.get_layout(floor).version == 2
         # The real kiosk page, reloaded, still shows the published layout.
         kiosk.reload()

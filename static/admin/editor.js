@@ -1315,14 +1315,20 @@
     return !m ? label : m[1] === "session" ? m[2] : "API token " + m[2];
   }
 
-  // Stored times are UTC ISO strings: shown in the browser's own time zone, named.
+  // Stored times are UTC ISO strings: shown in the floor's time zone (the admin's browser may be
+  // in another), named; the browser's own zone if it does not know the floor's.
   function when(iso) {
     var t = Date.parse(iso);
     if (!isFinite(t)) return iso || "";
-    return new Date(t).toLocaleString([], {
+    var options = {
       year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
       timeZoneName: "short"
-    });
+    };
+    try {
+      return new Date(t).toLocaleString([], Object.assign({ timeZone: config.time_zone }, options));
+    } catch (e) {
+      return new Date(t).toLocaleString([], options);
+    }
   }
 
   // -- the preview: the real kiosk page over the draft, scaled into the editor -------------------

@@ -73,6 +73,8 @@ def plan_layout(floor_id: str) -> Any:
             "/0/", "/{version}/"
         ),
         "preview_url": url_for("admin.plan_preview", floor_id=floor_id),
+        # Saved and published times in the floor's own zone (the browser may be elsewhere).
+        "time_zone": svc.directory.time_zone(floor_id) or "UTC",
         # A viewer may look (and preview) but not save: the page offers no saving then.
         "can_write": bool(principal and principal.can_write),
         "csrf_token": auth.csrf_token(),
