@@ -1,6 +1,7 @@
 """Every form control of every console page has a label a person can see: a `<label for>` naming
 its id, a `<label>` around it, or (in a grid of fields) `aria-labelledby` naming the visible
-column and row headers on the page. A new page or field without one fails here. Pages are fetched as an owner (who sees every control) through the real app."""
+column and row headers on the page. A new page or field without one fails here. Pages are
+fetched as an owner (who sees every control) through the real app."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from html.parser import HTMLParser
 from signage.store import plans
 from tests.admin_helpers import Console, admin_rules, example_url, make_admin
 
-SVG = b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 80"><rect width="100" height="80"/></svg>'
+SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 80">'
+    b'<rect width="100" height="80"/></svg>'
+)
 # Controls with nothing to read: hidden fields and buttons (their text is their label).
 UNLABELLED_TYPES = {"hidden", "submit", "button", "reset", "image"}
 
