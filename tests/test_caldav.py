@@ -354,6 +354,14 @@ def test_caldav_through_the_api_console_and_fleet_health(
     assert f'signage_calendar_last_fetch_timestamp_seconds{{space_id="{room}"}}' in metrics
     assert f'signage_floor_booked_empty_rooms{{floor_id="{floor}"}} 0.0' in metrics
 
+    # The kept password goes nowhere else: a new address or user name must bring its own.
+    for change in ({"url": "https://elsewhere.example/cal/"}, {"username": "mallory"}):
+        moved = console.api(
+            "PUT", api, json={"kind": "caldav", "url": url, "username": USER, **change}
+        )
+        assert moved.status_code == 400, moved.json
+        assert set(moved.json["fields"]) == {"password"}
+        assert svc.calendars.get(room).url == url and svc.calendars.get(room).username == USER
     # An empty password with another kind cannot keep anything: the field is named.
     switched = console.post(f"/admin/calendars/{room}", data={"kind": "ics", "url": ""})
     assert switched.status_code == 400

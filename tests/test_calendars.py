@@ -260,7 +260,10 @@ def test_the_size_limit_is_counted_while_streaming_without_content_length() -> N
 
 def test_check_url() -> None:
     assert check_url(" webcal://cal.example/a.ics ") == "https://cal.example/a.ics"
-    for bad in ["ftp://x/a.ics", "file:///etc/passwd", "not a url", "https://"]:
+    bad_urls = ["ftp://x/a.ics", "file:///etc/passwd", "not a url", "https://"]
+    # httpx would refuse these only when fetching, with no httpx.HTTPError: refused when set.
+    bad_urls += ["https://cal.example:99999/a.ics", "https://-bad-.ex\u00e4mple/a.ics"]
+    for bad in bad_urls:
         with pytest.raises(BadURL):
             check_url(bad)
 
@@ -375,6 +378,25 @@ def test_error_edges_through_the_worker() -> None:
     clock.advance(3600)
     bookings.refresh_due()
     assert bookings.statuses()["r"].error.startswith("too_large")
+
+
+def test_an_unexpected_failure_is_an_error_not_a_room_fetched_for_ever() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise RuntimeError(f"a library's fault, naming {request.url}")
+        return httpx.Response(500)
+
+    clock = FakeClock(wall=NEW_YEAR)
+    bookings = Bookings(lambda: {"r": SECRET_URL}, clock=clock, client=mock(handler))
+    bookings.refresh_due()
+    status = bookings.statuses()["r"]
+    assert status.error == "unexpected: RuntimeError" and SECRET_URL not in status.error
+    clock.advance(3600)
+    bookings.refresh_due()  # fetched again: the room was not left "being fetched"
+    assert len(calls) == 2 and bookings.statuses()["r"].error == "http_status: HTTP 500"
 
 
 def test_the_thread_refreshes_in_the_background(ics: IcsServer) -> None:

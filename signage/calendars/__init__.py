@@ -16,6 +16,7 @@ from signage.calendars.errors import (
     TimedOut,
     TooLarge,
     Unauthorized,
+    Unexpected,
     Unreachable,
     Unreadable,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "TimedOut",
     "TooLarge",
     "Unauthorized",
+    "Unexpected",
     "Unreachable",
     "Unreadable",
     "busy_intervals",

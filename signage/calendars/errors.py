@@ -15,6 +15,7 @@ __all__ = [
     "TimedOut",
     "TooLarge",
     "Unauthorized",
+    "Unexpected",
     "Unreachable",
     "Unreadable",
 ]
@@ -84,3 +85,10 @@ class Unreadable(CalendarError):
     restored on another server, or SIGNAGE_SECRET_KEY changed): it must be set again."""
 
     reason = "unreadable"
+
+
+class Unexpected(CalendarError):
+    """A fault that is no calendar's (ours or a library's): the message names only its type,
+    since an exception's own text may carry the link."""
+
+    reason = "unexpected"

@@ -53,7 +53,11 @@ def check_url(url: str) -> str:
         url = "https://" + url[len("webcal://") :]
     try:
         parts = urlsplit(url)
-    except ValueError:
+        # A port out of range, or a host name httpx cannot encode, would fail only when
+        # fetched, with an exception that is no httpx.HTTPError: refused here, when it is set.
+        parts.port  # noqa: B018 (raises ValueError when out of range)
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
         raise BadURL("not a URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadURL("an http:// or https:// URL is needed")
@@ -89,7 +93,9 @@ def fetch(
 ) -> Fetched:
     """GET the calendar at url, conditionally; raise a CalendarError on any failure."""
     url = check_url(url)
-    headers = {"Accept": "text/calendar, */*;q=0.5"}
+    # Identity: the size limit then counts the bytes as they arrive; httpx inflates a compressed
+    # chunk whole before the count sees it (a small bomb could take tens of MB first).
+    headers = {"Accept": "text/calendar, */*;q=0.5", "Accept-Encoding": "identity"}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:

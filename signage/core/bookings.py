@@ -29,6 +29,7 @@ from signage.calendars import (
     Busy,
     CalendarError,
     Source,
+    Unexpected,
     busy_intervals,
     check_url,
     fetch_source,
@@ -253,6 +254,11 @@ class Bookings:
                 intervals = busy_intervals(got.body, start, now + HORIZON, self._zone(space_id))
         except CalendarError as exc:
             error = exc
+        except Exception as exc:  # noqa: BLE001 (a fault of ours or a library's)
+            # The room must not stay "being fetched" for ever; the message may carry the link,
+            # so only the exception's type is kept and logged.
+            logger.warning("calendar of %s: unexpected %s", space_id, type(exc).__name__)
+            error = Unexpected(type(exc).__name__)
         changed = False
         with self._lock:
             if self._entries.get(space_id) is not entry:

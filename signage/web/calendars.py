@@ -77,12 +77,22 @@ def clean_source(data: Any, existing: SourceRow | None) -> dict[str, str]:
             errors["username"] = "required for a CalDAV calendar"
         elif len(username) > MAX_USERNAME or any(ord(c) < 32 for c in username):
             errors["username"] = f"at most {MAX_USERNAME} characters, no control characters"
+        # The stored password goes only where it went before: the same address, as the same
+        # user. Kept for a new address, one request could send it to any host.
+        unchanged = (
+            keep
+            and same is not None
+            and str(url) == same.url
+            and (username or "").strip() == same.username
+        )
         if password is not None and not isinstance(password, str):
             errors["password"] = "must be text"
         elif not password:
             if not keep:
                 errors["password"] = "required for a new CalDAV calendar"
-            password = same.password if keep and same else ""
+            elif not unchanged:
+                errors["password"] = "required again for a new address or user name"
+            password = same.password if unchanged and same else ""
         elif len(password) > MAX_PASSWORD:
             errors["password"] = f"at most {MAX_PASSWORD} characters"
     else:
