@@ -362,6 +362,10 @@ def test_caldav_through_the_api_console_and_fleet_health(
         assert moved.status_code == 400, moved.json
         assert set(moved.json["fields"]) == {"password"}
         assert svc.calendars.get(room).url == url and svc.calendars.get(room).username == USER
+    # Plain http to another host would carry the password in clear (loopback is allowed).
+    plain = {"kind": "caldav", "url": "http://cal.example/dav/", "username": USER, "password": "x"}
+    clear = console.api("PUT", api, json=plain)
+    assert clear.status_code == 400 and "https://" in clear.json["fields"]["url"]
     # An empty password with another kind cannot keep anything: the field is named.
     switched = console.post(f"/admin/calendars/{room}", data={"kind": "ics", "url": ""})
     assert switched.status_code == 400

@@ -9,9 +9,11 @@ source for this API and the console's page alike, naming the field at fault.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, abort, jsonify, request
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -71,6 +73,8 @@ def clean_source(data: Any, existing: SourceRow | None) -> dict[str, str]:
         except InvalidLink as exc:
             errors["url"] = str(exc)
     if kind == "caldav":
+        if "url" not in errors and _clear_text(str(url)):
+            errors["url"] = "a CalDAV calendar needs https:// (the password would travel in clear)"
         if username is not None and not isinstance(username, str):
             errors["username"] = "must be text"
         elif not (username or "").strip():
@@ -105,6 +109,20 @@ def clean_source(data: Any, existing: SourceRow | None) -> dict[str, str]:
         "username": str(username or "").strip(),
         "password": str(password or ""),
     }
+
+
+def _clear_text(url: str) -> bool:
+    """Whether a URL is plain http to another host (loopback stays on this machine)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http":
+        return False
+    host = (parts.hostname or "").strip("[]")
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 bp.before_request(auth.admin_api_guard)
