@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from signage.actions import audit
+from signage.actions import accounts, audit, pairing
 from signage.actions.audit import AuditPruner
 from signage.core.layout import empty_layout
 from signage.store import Store, StoreError
@@ -119,6 +119,34 @@ def test_a_creation_names_its_new_row_and_a_no_op_records_nothing(any_store) -> 
     with store.audited(_pending("display.reload", target_id="1")):
         pass
     assert [e.action for e in store.audit_entries()] == ["display.reload", "display.create"]
+
+
+def test_a_lock_or_the_same_role_records_nothing_and_a_change_one_entry(any_store) -> None:
+    """A transaction that only locked rows changed nothing. On PostgreSQL SELECT ... FOR UPDATE
+    gives a transaction an id as a write does, so the trail must count changed rows instead."""
+    store: Store = any_store
+    display = store.add_display("Lobby", "spc_1")
+    owner = store.add_admin("alice", "hash")
+    colleague = store.add_admin("bob", "hash", "admin")
+    assert (owner.role, colleague.role) == ("owner", "admin")
+    # A well-formed code no screen shows: the display is locked, the UPDATE matches nothing.
+    with pytest.raises(pairing.PairingRefused):
+        pairing.claim_code(store, pairing.ALPHABET[: pairing.CODE_LENGTH], display.id)
+    # The role each already has: the owners are locked, no row written.
+    assert accounts.set_role(store, colleague, "admin") is False
+    assert accounts.set_role(store, owner, "owner") is False
+    assert store.count_audit() == 0
+
+    # The real changes: exactly one entry each.
+    code = pairing.ALPHABET[-pairing.CODE_LENGTH :]
+    assert store.add_pairing_code(code, "secret-hash", time.time(), 600.0, None) is not None
+    assert pairing.claim_code(store, code, display.id).id == display.id
+    assert accounts.set_role(store, colleague, "viewer") is True
+    changes = [(e.action, e.target_id, e.before, e.after) for e in store.audit_entries()]
+    assert changes == [
+        ("account.role", str(colleague.id), {"role": "admin"}, {"role": "viewer"}),
+        ("display.pair", str(display.id), None, None),
+    ]
 
 
 def test_filters_pruning_and_no_secret_keys(any_store) -> None:
@@ -544,7 +572,7 @@ def test_the_server_prunes_in_the_background(make_server) -> None:
 def test_on_postgresql_creations_name_their_rows_and_results_are_read_in_the_change(
     make_server, pg_url
 ) -> None:
-    """lastval() and a transaction's id (PostgreSQL's side of store/audit.py) on a real server."""
+    """lastval() and the changed-row count (store/audit.py on PostgreSQL) on a real server."""
     server = make_server(SIGNAGE_DATABASE=pg_url)
     svc = server.svc
     assert svc.store.backend == "postgresql"

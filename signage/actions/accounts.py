@@ -61,6 +61,10 @@ def set_role(store: Store, account: Admin, role: str) -> bool:
         account.username,
         before={"role": account.role},
         after={"role": role},
+        # Recorded only if the store's transaction wrote the role: the same role writes nothing,
+        # so nothing is recorded. Whether it is the same is the database's word, read under its
+        # lock; `account` may be a moment old, so both roles are kept, never an empty diff.
+        only_changes=False,
     ):
         before = store.set_admin_role(account.id, role)
     if before is None:

@@ -201,8 +201,11 @@ class AuditLog:
                 self._write_audit(conn, entry)
 
     def _audit_mark(self, conn: Any) -> int:
-        """Where a transaction starts, to tell at its end whether it changed a row."""
-        return getattr(conn, "total_changes", 0)  # SQLite counts; PostgreSQL asks at the end
+        """Where a transaction starts, to tell at its end whether it changed a row: the rows
+        changed through its connection so far (sqlite3's total_changes, no trigger adding to it
+        in this schema; on PostgreSQL store/db.py's PgConnection counts the same way). A lock
+        (SELECT ... FOR UPDATE) or a statement that matched nothing changes no row."""
+        return int(conn.total_changes)
 
     def _flush_audit(self, conn: Any, mark: int) -> None:
         """Write this thread's pending entries inside the transaction about to commit, if it
@@ -212,11 +215,7 @@ class AuditLog:
         waiting = [e for e in pending if not e.written and not e.unchanged]
         if not waiting:
             return
-        if self.backend == "postgresql":
-            # An id is assigned to a transaction by its first write, and only then.
-            changed = conn.execute("SELECT txid_current_if_assigned()").fetchone()[0] is not None
-        else:
-            changed = conn.total_changes != mark
+        changed = conn.total_changes != mark
         for entry in waiting:
             if changed:
                 self._write_audit(conn, entry)

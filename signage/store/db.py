@@ -274,12 +274,21 @@ def postgres_statements(number: int, migration: Migration) -> list[str]:
     return out
 
 
+# Command tags of statements that change rows, and how many they changed (psycopg's rowcount).
+# TRUNCATE reports no count: it changed the table all the same.
+_CHANGING = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE"})
+
+
 class PgConnection:
     """A pooled psycopg connection that speaks the store's SQLite dialect."""
 
     def __init__(self, conn: Any, backend: PostgresBackend) -> None:
         self.raw = conn
         self._backend = backend
+        # Rows changed through this connection, as sqlite3's total_changes counts them: the
+        # store's audit trail tells by it whether a transaction wrote anything (store/audit.py).
+        # Not txid_current_if_assigned(): SELECT ... FOR UPDATE is given a transaction id too.
+        self.total_changes = 0
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         psycopg = self._backend.psycopg
@@ -287,7 +296,7 @@ class PgConnection:
             if isinstance(value, str) and "\x00" in value:
                 raise StoreError("text may not contain NUL characters")
         try:
-            return self.raw.execute(postgres_sql(sql), tuple(params))
+            cur = self.raw.execute(postgres_sql(sql), tuple(params))
         except psycopg.OperationalError:
             if self.raw.broken or self.raw.closed:
                 self._backend.mark_down()
@@ -296,6 +305,12 @@ class PgConnection:
         except psycopg.DataError as exc:
             # An out-of-range number or a malformed value: the caller's input, not our fault.
             raise StoreError("a value the database cannot store") from exc
+        command = (cur.statusmessage or "").split(" ", 1)[0].upper()
+        if command in _CHANGING:
+            self.total_changes += max(cur.rowcount, 0)
+        elif command == "TRUNCATE":
+            self.total_changes += 1
+        return cur
 
     @property
     def in_transaction(self) -> bool:
