@@ -62,8 +62,10 @@ def test_a_draft_is_kept_apart_from_the_published_layout_until_published(any_sto
     assert any_store.get_layout("f1") is None  # kiosks read this: nothing published yet
     with pytest.raises(StoreError, match="revision 1, you had 0"):
         history.save_draft("f1", with_rooms("b"), expected_revision=0, base_version=0)
-    second = history.save_draft("f1", with_rooms("a", "b"), expected_revision=1, base_version=5)
-    assert second.revision == 2 and second.base_version == 0  # a draft keeps where it began
+    with pytest.raises(StoreError, match="version 0, you had 5"):  # not what is live
+        history.save_draft("f1", with_rooms("a", "b"), expected_revision=1, base_version=5)
+    second = history.save_draft("f1", with_rooms("a", "b"), expected_revision=1, base_version=0)
+    assert second.revision == 2 and second.base_version == 0
     assert set(history.drafts()) == {"f1"}
 
     with pytest.raises(StoreError, match="changed or published by someone else"):
@@ -96,22 +98,71 @@ def test_publishing_over_a_newer_version_is_refused_and_old_versions_are_pruned(
         history.publish("f1", draft.data, expected_version=draft.base_version,
                         draft_revision=draft.revision)  # fmt: skip
     assert history.draft("f1").revision == 1  # nothing changed by the refusal
+    # The editor reloaded (it loads version 6): its saves go on, the draft keeps its base 5.
+    kept = history.save_draft("f1", with_rooms("a", "b"), expected_revision=1, base_version=6)
+    assert (kept.revision, kept.base_version) == (2, 5)
 
     # Restoring a version replaces the draft and starts it over from what is live now.
-    restored = history.save_draft("f1", history.version("f1", 4).data, expected_revision=1,
+    restored = history.save_draft("f1", history.version("f1", 4).data, expected_revision=2,
                                   base_version=6, restored_from=4)  # fmt: skip
-    assert (restored.revision, restored.base_version, restored.restored_from) == (2, 6, 4)
-    live = history.publish("f1", restored.data, expected_version=6, draft_revision=2,
+    assert (restored.revision, restored.base_version, restored.restored_from) == (3, 6, 4)
+    live = history.publish("f1", restored.data, expected_version=6, draft_revision=3,
                            restored_from=4)  # fmt: skip
     assert live.version == 7 and history.versions("f1")[0].restored_from == 4
     assert [v.version for v in history.versions("f1")] == [7, 6, 5]
 
-    history.save_draft("f1", with_rooms("q"), expected_revision=0, base_version=7)
+    assert history.save_draft("f1", with_rooms("q"), expected_revision=0,
+                              base_version=7).revision == 4  # fmt: skip
     with pytest.raises(StoreError):
         history.discard_draft("f1", expected_revision=9)
-    assert history.discard_draft("f1", expected_revision=1)
+    assert history.discard_draft("f1", expected_revision=4)
     assert not history.discard_draft("f1")
     assert any_store.get_layout("f1").version == 7
+
+
+def test_a_tab_that_did_not_see_the_current_draft_or_version_saves_and_publishes_nothing(
+    any_store,
+):
+    """Editor A loaded a draft; B published it and began a new draft (or discarded it and began
+    again): A's stale revision must not match B's draft, or A's autosave would overwrite it and
+    A's Publish would put B's unseen draft live."""
+    history = LayoutHistory(any_store)
+    draft = history.save_draft("f1", with_rooms("a"), expected_revision=0, base_version=0)
+    draft = history.save_draft("f1", with_rooms("a"), expected_revision=1, base_version=0)
+    seen_by_a = draft.revision  # A's tab: this draft over published version 0
+
+    history.publish("f1", draft.data, expected_version=0, draft_revision=draft.revision)
+    b = history.save_draft("f1", with_rooms("b"), expected_revision=0, base_version=1)
+    b = history.save_draft("f1", with_rooms("b", "c"), expected_revision=b.revision,
+                           base_version=1)  # fmt: skip
+    with pytest.raises(StoreError, match="saved by someone else"):
+        history.save_draft("f1", with_rooms("a", "x"), expected_revision=seen_by_a,
+                           base_version=0)  # fmt: skip
+    with pytest.raises(StoreError, match="saved by someone else"):  # even had A loaded v1
+        history.save_draft("f1", with_rooms("a", "x"), expected_revision=seen_by_a,
+                           base_version=1)  # fmt: skip
+    with pytest.raises(StoreError, match="changed or published by someone else"):
+        history.publish("f1", with_rooms("a", "x"), expected_version=1,
+                        draft_revision=seen_by_a)  # fmt: skip
+    assert history.draft("f1").data == with_rooms("b", "c")  # B's draft stands
+    assert any_store.get_layout("f1").version == 1
+    assert b.revision > seen_by_a  # counted on, never from 1 again
+
+    # Discarded and begun again: the same, and A's discard cannot drop B's new draft either.
+    seen_by_a = b.revision
+    assert history.discard_draft("f1", expected_revision=b.revision)
+    b = history.save_draft("f1", with_rooms("d"), expected_revision=0, base_version=1)
+    with pytest.raises(StoreError):
+        history.save_draft("f1", with_rooms("x"), expected_revision=seen_by_a, base_version=1)
+    with pytest.raises(StoreError):
+        history.discard_draft("f1", expected_revision=seen_by_a)
+    assert b.revision > seen_by_a
+
+    # A tab that loaded before a publish and saw no draft starts none over the old version.
+    history.publish("f1", b.data, expected_version=1, draft_revision=b.revision)
+    with pytest.raises(StoreError, match="version 2, you had 1"):
+        history.save_draft("f1", with_rooms("x"), expected_revision=0, base_version=1)
+    assert history.draft("f1") is None and any_store.get_layout("f1").version == 2
 
 
 # -- the console's routes ------------------------------------------------------------------------
@@ -171,17 +222,14 @@ def test_publishing_reloads_the_floor_s_kiosks_and_a_version_comes_back_as_a_dra
 ):
     _, credential = server.add_display(floor, name="Lobby")
     for n in (1, 2):
-        assert (
-            console.api(
-                "PUT",
-                f"/admin/floors/{floor}/draft.json",
-                draft_body(with_rooms(*rooms[:n]), 0, n - 1),
-            ).status_code
-            == 200
+        saved = console.api(
+            "PUT", f"/admin/floors/{floor}/draft.json", draft_body(with_rooms(*rooms[:n]), 0, n - 1)
         )
+        assert saved.status_code == 200, saved.json
+        assert saved.json["revision"] == n  # the second draft counts on from the first
         with connect(server.socket_url(credential), open_timeout=10) as ws:
             assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
-            body = {"revision": 1}
+            body = {"revision": n}
             published = console.api("POST", f"/admin/floors/{floor}/draft/publish", body)
             assert published.json == {"version": n}
             assert next_of(ws, "reload") == {"type": "reload"}
@@ -189,9 +237,10 @@ def test_publishing_reloads_the_floor_s_kiosks_and_a_version_comes_back_as_a_dra
     assert restored.status_code == 200, restored.json
     assert restored.json["restored_from"] == 1 and restored.json["diff"]["removed"] == 1
     assert len(server.svc.store.get_layout(floor).data["rooms"]) == 2  # not live yet
-    missing = console.api("POST", f"/admin/floors/{floor}/versions/99/restore", {"revision": 1})
+    assert restored.json["revision"] == 3
+    missing = console.api("POST", f"/admin/floors/{floor}/versions/99/restore", {"revision": 3})
     assert missing.status_code == 404
-    discarded = console.api("POST", f"/admin/floors/{floor}/draft/discard", {"revision": 1})
+    discarded = console.api("POST", f"/admin/floors/{floor}/draft/discard", {"revision": 3})
     assert discarded.json == {"discarded": True}
     gone = console.api("POST", f"/admin/floors/{floor}/draft/discard", {"revision": 1})
     assert gone.status_code == 404
@@ -202,6 +251,35 @@ def test_publishing_reloads_the_floor_s_kiosks_and_a_version_comes_back_as_a_dra
     ):
         answer = console.api("POST", path, body)
         assert answer.status_code == 400 and answer.json["message"], (path, answer.json)
+
+
+def test_a_stale_editor_tab_cannot_overwrite_or_publish_a_later_draft(
+    server, console, floor, rooms
+):
+    """Through the routes: A loads the editor with a draft; B publishes it and saves a new
+    draft; A's autosave and A's Publish answer 409 and leave B's draft and the screens alone."""
+    url = f"/admin/floors/{floor}/draft.json"
+    first = console.api("PUT", url, draft_body(with_rooms(rooms[0])))
+    assert first.status_code == 200, first.json
+    tab_a = console.get(f"/admin/floors/{floor}/layout.json").json  # what A's editor loaded
+    a_revision, a_version = tab_a["draft"]["revision"], tab_a["version"]
+
+    # B (another tab) publishes the draft, then draws a new one.
+    b_publish = console.api("POST", f"/admin/floors/{floor}/draft/publish", {"revision": 1})
+    assert b_publish.json == {"version": 1}
+    b = console.api("PUT", url, draft_body(with_rooms(*rooms[:2]), 0, 1)).json
+
+    stale = console.api("PUT", url, draft_body(with_rooms(rooms[1]), a_revision, a_version))
+    assert stale.status_code == 409 and "someone else" in stale.json["message"], stale.json
+    published = console.api(
+        "POST", f"/admin/floors/{floor}/draft/publish", {"revision": a_revision}
+    )
+    assert published.status_code == 409 and "someone else" in published.json["message"]
+    doc = console.get(f"/admin/floors/{floor}/layout.json").json
+    assert doc["version"] == 1 and doc["draft"]["revision"] == b["revision"]
+    assert set(doc["layout"]["rooms"]) == set(rooms[:2])  # B's draft, untouched
+    assert set(server.svc.store.get_layout(floor).data["rooms"]) == {rooms[0]}
+    assert b["revision"] > a_revision  # counted on: a new draft's first save is not 1 again
 
 
 def test_draft_routes_refuse_anonymous_callers_and_the_preview_is_admin_only(

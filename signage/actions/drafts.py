@@ -146,7 +146,8 @@ def save_draft(svc: Services, floor_id: str, body: Any, updated_by: str | None) 
     """Keep the editor's drawing as the floor's draft: {"revision": r, "base_version": v,
     "layout": {...}, "here": {...}} -> the draft as the editor shows it. Kiosks are untouched.
 
-    LayoutRefused 400, 404, 409 (the draft was saved by someone else since `revision`) or 503.
+    LayoutRefused 400, 404, 409 (the draft was saved by someone else since `revision`, or a
+    layout published since `base_version`, the published version the editor loaded) or 503.
     """
     if not isinstance(body, dict):
         raise LayoutRefused(
@@ -183,6 +184,15 @@ def publish_draft(svc: Services, floor_id: str, body: Any, published_by: str | N
     if draft is None:
         raise LayoutRefused(
             409, "there is no draft to publish (published or discarded since)", "conflict"
+        )
+    # Revisions never repeat on a floor (store/plan_versions.py), so a draft at the caller's
+    # revision is the very one they saw; history.publish checks it again under lock.
+    if draft.revision != revision:
+        raise LayoutRefused(
+            409,
+            f"the draft was changed or published by someone else since (revision"
+            f" {draft.revision}, you had {revision}); reload to see it",
+            "conflict",
         )
     clean = checked_layout(svc, floor_id, draft.data)  # the floor's rooms may have changed since
     stored = svc.store.get_layout(floor_id)

@@ -333,6 +333,17 @@ MIGRATIONS: tuple[Migration, ...] = (
     ALTER TABLE calendar_sources ADD COLUMN username TEXT NOT NULL DEFAULT '';
     ALTER TABLE calendar_sources ADD COLUMN sealed TEXT NOT NULL DEFAULT ''
     """,
+    # The last draft revision issued for each floor, kept when a draft is published or
+    # discarded: a new draft continues from it, so an editor tab still holding an old draft's
+    # revision can never match (and overwrite or publish) a later draft it has not seen.
+    """
+    CREATE TABLE layout_draft_revisions (
+        floor_id TEXT PRIMARY KEY,
+        revision INTEGER NOT NULL
+    );
+    INSERT INTO layout_draft_revisions (floor_id, revision)
+        SELECT floor_id, revision FROM layout_drafts
+    """,
 )
 
 __all__ = ["MIGRATIONS"]

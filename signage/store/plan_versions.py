@@ -2,7 +2,8 @@
 
 Kiosks read only the `layouts` table (the published layout). The floor editor saves into
 `layout_drafts` (one draft per floor, with a revision counter so two editors cannot overwrite
-each other's draft unnoticed); "Publish" copies the draft into `layouts`, records it in
+each other's draft unnoticed; the counter never starts over for a floor, see
+`layout_draft_revisions`); "Publish" copies the draft into `layouts`, records it in
 `layout_versions` and drops the draft, all in one transaction, so a crash leaves either the old
 layout live with its draft or the new one live without it. The last `keep` published versions of
 each floor are kept (who and when), and one of them can be taken back as the draft.
@@ -118,10 +119,15 @@ class LayoutHistory:
         restored_from: int | None = None,
     ) -> Draft:
         """Keep a floor's draft (already checked); StoreError if it was saved since
-        `expected_revision` (0: "there was none"). `base_version` is the published version a
-        new draft starts from; a draft saved again keeps the one it started from, and the
-        version it was restored from, unless `restored_from` names a version taken back now
-        (the draft then starts over from `base_version`)."""
+        `expected_revision` (0: "there was none"), or if `base_version`, the published version
+        the editor loaded, is not the one live now. A new draft starts from it; a draft saved
+        again keeps the one it started from, and the version it was restored from, unless
+        `restored_from` names a version taken back now (the draft then starts over from
+        `base_version`).
+
+        Revisions count up per floor across drafts, publishes and discards (never from 1
+        again), so a tab that saw an earlier draft holds a revision no later draft has: its
+        save is refused rather than overwriting a draft its admin never saw."""
         check_text(floor_id, updated_by)
         document = json.dumps(data, separators=(",", ":"))
         heres = json.dumps({str(k): v for k, v in (here or {}).items()}, separators=(",", ":"))
@@ -137,12 +143,33 @@ class LayoutHistory:
                     f"the draft was saved by someone else (revision {current}, you had"
                     f" {expected_revision}); reload to see it"
                 )
+            # Not locked: a publish landing after this read is as if it came after the save
+            # (the draft keeps its base and its own publish is then refused as behind).
+            live = conn.execute(
+                "SELECT version FROM layouts WHERE floor_id = ?", (floor_id,)
+            ).fetchone()
+            live_version = live["version"] if live is not None else 0
+            if base_version != live_version:
+                raise StoreError(
+                    f"the layout was published by someone else since (version {live_version},"
+                    f" you had {base_version}); reload to see it"
+                )
+            issued = conn.execute(
+                f"SELECT revision FROM layout_draft_revisions WHERE floor_id = ?{self._for_update}",
+                (floor_id,),
+            ).fetchone()
+            revision = max(current, issued["revision"] if issued is not None else 0) + 1
+            conn.execute(
+                "INSERT INTO layout_draft_revisions (floor_id, revision) VALUES (?, ?)"
+                " ON CONFLICT (floor_id) DO UPDATE SET revision = excluded.revision",
+                (floor_id, revision),
+            )
             if row is not None and restored_from is not None:
                 conn.execute(
                     "UPDATE layout_drafts SET revision = ?, data = ?, here = ?, updated_at = ?,"
                     " updated_by = ?, restored_from = ?, base_version = ? WHERE floor_id = ?",
                     (
-                        current + 1,
+                        revision,
                         document,
                         heres,
                         now,
@@ -156,20 +183,29 @@ class LayoutHistory:
                 conn.execute(
                     "UPDATE layout_drafts SET revision = ?, data = ?, here = ?, updated_at = ?,"
                     " updated_by = ? WHERE floor_id = ?",
-                    (current + 1, document, heres, now, updated_by, floor_id),
+                    (revision, document, heres, now, updated_by, floor_id),
                 )
             else:
-                # No row to lock: of two first saves at once, the second inserts nothing.
+                # No draft row to lock: of two first saves at once, the second inserts nothing
+                # (and its counter update is rolled back with it).
                 added = conn.execute(
                     "INSERT INTO layout_drafts (floor_id, base_version, revision, data, here,"
-                    " updated_at, updated_by, restored_from) VALUES (?, ?, 1, ?, ?, ?, ?, ?)"
+                    " updated_at, updated_by, restored_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (floor_id) DO NOTHING",
-                    (floor_id, base_version, document, heres, now, updated_by, restored_from),
+                    (
+                        floor_id,
+                        base_version,
+                        revision,
+                        document,
+                        heres,
+                        now,
+                        updated_by,
+                        restored_from,
+                    ),
                 )
                 if added.rowcount != 1:
                     raise StoreError(
-                        "the draft was saved by someone else (revision 1, you had 0);"
-                        " reload to see it"
+                        "the draft was saved by someone else (you had none); reload to see it"
                     )
             saved = conn.execute(
                 "SELECT * FROM layout_drafts WHERE floor_id = ?", (floor_id,)
