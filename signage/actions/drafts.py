@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 from signage.actions import audit
 from signage.actions.plans import (
     LayoutRefused,
-    audited_layout,
     checked_layout,
     floor_context,
     here_of,
     layout_document,
+    publish_layout,
     reload_pages,
     version_field,
 )
@@ -195,29 +195,16 @@ def publish_draft(svc: Services, floor_id: str, body: Any, published_by: str | N
             "conflict",
         )
     clean = checked_layout(svc, floor_id, draft.data)  # the floor's rooms may have changed since
-    stored = svc.store.get_layout(floor_id)
-    try:
-        with audit.change(
-            svc.store,
-            "layout.publish",
-            "layout",
-            floor_id,
-            floor_id,
-            before=audited_layout(stored.data if stored else None, stored),
-            after=audited_layout(clean, None),
-            after_from="layout",
-            only_changes=False,
-        ):
-            saved = history.publish(
-                floor_id,
-                clean,
-                expected_version=draft.base_version,
-                published_by=published_by,
-                draft_revision=revision,
-                restored_from=draft.restored_from,
-            )
-    except StoreError as exc:
-        raise LayoutRefused(409, str(exc), "conflict") from exc
+    saved = publish_layout(
+        svc,
+        history,
+        floor_id,
+        clean,
+        expected_version=draft.base_version,
+        published_by=published_by,
+        draft_revision=revision,
+        restored_from=draft.restored_from,
+    )
     displays = {d.id: d for d in svc.store.list_displays(floor_id)}
     for display_id, point in draft.here.items():
         display = displays.get(display_id)

@@ -21,7 +21,7 @@ from signage.core.hub import Hub
 from signage.core.layout import LayoutError, check_point, empty_layout, validate_layout
 from signage.core.protocol import CLOSE_RELOAD, dumps
 from signage.store import Display, Plan, Store, StoreError, plans
-from signage.store.plan_versions import Draft, LayoutHistory
+from signage.store.plan_versions import Draft, LayoutHistory, LayoutVersion
 
 if TYPE_CHECKING:
     from signage.services import Services
@@ -282,6 +282,29 @@ def save_layout(svc: Services, floor_id: str, body: Any, updated_by: str | None)
         raise LayoutRefused(400, 'the body must be a JSON object {"version": n, "layout": {...}}')
     version = version_field(body, "version", "0 for none")
     clean = checked_layout(svc, floor_id, body.get("layout"))
+    saved = publish_layout(
+        svc,
+        LayoutHistory(svc.store),
+        floor_id,
+        clean,
+        expected_version=version,
+        published_by=updated_by,
+    )
+    closed = reload_pages(svc.store, svc.hub, floor_id)
+    logger.info(
+        "floor %s layout saved (version %d); %d kiosk socket(s) reloading",
+        floor_id,
+        saved.version,
+        closed,
+    )
+    return saved.version
+
+
+def publish_layout(
+    svc: Services, history: LayoutHistory, floor_id: str, clean: dict[str, Any], **publish: Any
+) -> LayoutVersion:
+    """Publish a checked layout (`history.publish` with `publish`), recorded in the audit trail
+    in the same transaction; a version or revision conflict is LayoutRefused 409."""
     try:
         stored = svc.store.get_layout(floor_id)
         with audit.change(
@@ -295,19 +318,9 @@ def save_layout(svc: Services, floor_id: str, body: Any, updated_by: str | None)
             after_from="layout",
             only_changes=False,
         ):
-            saved = LayoutHistory(svc.store).publish(
-                floor_id, clean, expected_version=version, published_by=updated_by
-            )
+            return history.publish(floor_id, clean, **publish)
     except StoreError as exc:
         raise LayoutRefused(409, str(exc), "conflict") from exc
-    closed = reload_pages(svc.store, svc.hub, floor_id)
-    logger.info(
-        "floor %s layout saved (version %d); %d kiosk socket(s) reloading",
-        floor_id,
-        saved.version,
-        closed,
-    )
-    return saved.version
 
 
 def audited_layout(data: dict[str, Any] | None, stored: Any) -> dict[str, Any] | None:
