@@ -256,15 +256,10 @@ def _room_name(svc: Services, space_id: str) -> str | None:
 
 def openapi_paths(op: Any) -> dict[str, Any]:
     """The calendar routes for the OpenAPI document (web/openapi.py)."""
-    room = [
-        {
-            "name": "space_id",
-            "in": "path",
-            "required": True,
-            "schema": {"type": "string", "pattern": SPACE_ID.pattern},
-        }
-    ]
-    put = op("Set a room's calendar source (its link and password never shown again)")
+    put = op(
+        "Set a room's calendar source (its link and password never shown again)",
+        params=("space_id",),
+    )
     put["requestBody"] = {
         "required": True,
         "content": {
@@ -282,10 +277,10 @@ def openapi_paths(op: Any) -> dict[str, Any]:
             }
         },
     }
-    remove = op("Remove a room's calendar link", ok="204")
-    get = op("Whether a room has a calendar link, its last fetch, age and error")
-    for operation in (put, remove, get):
-        operation["parameters"] = room
+    remove = op("Remove a room's calendar link", ok="204", params=("space_id",))
+    get = op(
+        "Whether a room has a calendar link, its last fetch, age and error", params=("space_id",)
+    )
     return {
         "/calendars": {"get": op("Every room calendar's last fetch, age and error")},
         "/rooms/{space_id}/calendar": {"get": get, "put": put, "delete": remove},

@@ -116,16 +116,10 @@ def delete_names(space_id: str) -> Response:
 
 def openapi_paths(op: Any) -> dict[str, Any]:
     """The display-name routes for the OpenAPI document (web/openapi.py)."""
-    space = [
-        {
-            "name": "space_id",
-            "in": "path",
-            "required": True,
-            "schema": {"type": "string", "pattern": SPACE_ID.pattern},
-        }
-    ]
     name = {"type": "string", "maxLength": actions.MAX_NAME}
-    put = op("Set a floor's or a room's display names (default and per language)")
+    put = op(
+        "Set a floor's or a room's display names (default and per language)", params=("space_id",)
+    )
     put["requestBody"] = {
         "required": True,
         "content": {
@@ -138,10 +132,10 @@ def openapi_paths(op: Any) -> dict[str, Any]:
             }
         },
     }
-    get = op("A floor's or a room's display names and the name each language shows")
-    remove = op("Remove a floor's or a room's display names", ok="204")
-    for operation in (get, put, remove):
-        operation["parameters"] = space
+    get = op(
+        "A floor's or a room's display names and the name each language shows", params=("space_id",)
+    )
+    remove = op("Remove a floor's or a room's display names", ok="204", params=("space_id",))
     return {
         "/names": {"get": op("Every floor and room: display names and what each language shows")},
         "/spaces/{space_id}/names": {"get": get, "put": put, "delete": remove},

@@ -126,6 +126,12 @@ def openapi_document() -> dict[str, Any]:
                     "required": True,
                     "schema": {"type": "string", "pattern": plans._FLOOR_ID.pattern},
                 },
+                "space_id": {
+                    "name": "space_id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": display_actions.SPACE_ID.pattern},
+                },
             },
             "schemas": {
                 "DisplayCreate": {**display_input, "required": ["name", "floor_id"]},
