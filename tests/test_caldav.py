@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -27,33 +26,8 @@ from signage.store.calendars import CalendarSources
 from tests.clocks import FakeClock
 from tests.helpers import wait_until
 from tests.radicale_kit import PASSWORD, USER, Radicale
-
-BERLIN = ZoneInfo("Europe/Berlin")
-VTIMEZONE = """BEGIN:VTIMEZONE
-TZID:Europe/Berlin
-BEGIN:STANDARD
-DTSTART:19701025T030000
-RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU
-TZOFFSETFROM:+0200
-TZOFFSETTO:+0100
-END:STANDARD
-BEGIN:DAYLIGHT
-DTSTART:19700329T020000
-RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU
-TZOFFSETFROM:+0100
-TZOFFSETTO:+0200
-END:DAYLIGHT
-END:VTIMEZONE
-"""
-
-
-def vcalendar(*events: str, timezone: str = VTIMEZONE) -> str:
-    """One iCalendar object (a CalDAV resource: one UID, its exceptions beside it)."""
-    body = "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//signage tests//EN\n" + timezone
-    for event in events:
-        body += "BEGIN:VEVENT\nDTSTAMP:20260101T000000Z\n" + event.strip() + "\nEND:VEVENT\n"
-    return (body + "END:VCALENDAR\n").replace("\n", "\r\n")
-
+from tests.test_calendars import BERLIN
+from tests.test_calendars import calendar as vcalendar  # one UID per CalDAV resource
 
 # A weekly series with an excluded and a moved instance, an all-day event, a cancelled and a
 # "free" event, and one outside the window: as a calendar app would store them, one per UID.
