@@ -225,10 +225,13 @@ class MemoryCache:
 
 def test_reads_never_wait_for_a_refresh_in_flight():
     density = Spaces(reference_building())
+    density.gate.clear()  # the first fetch is held in flight until the test has looked
     cache = MemoryCache()
     directory = SpaceDirectory(density, ttl=1.0, store=cache)
     try:
         assert directory.status()["state"] == "waiting"
+        assert directory.rooms_of("spc_f0") == []  # nothing known yet, nothing invented
+        density.gate.set()
         assert directory.wait_settled(5)
         assert directory.status()["state"] == "ok"
         assert cache.kept is not None

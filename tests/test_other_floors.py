@@ -341,9 +341,11 @@ def test_a_floor_whose_feed_goes_stale_shows_unknown_never_a_count(sim, server, 
     wrong = next(d for d, f in sim.world.portfolio.displays.items() if f == ground)
     misfit = server.svc.store.add_display("Misconfigured", first, wrong)
     sim.world.drop_sockets(first)
+    # A generous bound, not a speed: the feed goes stale STALE_AFTER (4 s) after its last data,
+    # through reconnects refused with 403, and the panel may see it only at its next sweep (10 s).
     wait_until(
         lambda: kiosk.floor(first)["state"] == "unknown",
-        timeout=15,
+        timeout=40,
         message="stale floor unknown",
     )
     entry = kiosk.floor(first)
@@ -351,7 +353,7 @@ def test_a_floor_whose_feed_goes_stale_shows_unknown_never_a_count(sim, server, 
     assert shows(kiosk, sim, second), "the other floor keeps its counts"
     # Recovery: the display is removed, the feed comes back, the counts with it.
     server.svc.store.remove_display(misfit.id)
-    wait_until(lambda: shows(kiosk, sim, first), timeout=15, message="known again")
+    wait_until(lambda: shows(kiosk, sim, first), timeout=40, message="known again")
 
 
 def test_every_unknown_room_or_no_feed_is_unknown_not_zero(sim, server):
