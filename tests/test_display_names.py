@@ -13,6 +13,7 @@ import json
 import httpx
 import pytest
 from playwright.sync_api import expect
+from websockets.sync.client import connect
 
 from signage.core.hub import Hub, Subscriber
 from signage.core.names import NameBook, ordinal_floor_name
@@ -324,3 +325,48 @@ def test_a_rename_in_one_process_reaches_pages_opened_on_another(sim, make_serve
     assert put.status_code == 200
     page = httpx.get(f"{second.url}/kiosk/{cred}").text
     assert ">Hall d&#39;accueil<" in page or ">Hall d'accueil<" in page
+
+
+def test_screens_opening_read_every_name_once_per_change_in_any_process(
+    sim, make_server, monkeypatch
+):
+    """1,000 screens reopening must not mean 1,000 reads of every name: a process looks at the
+    names' generation (one row) and re-reads them only when another process moved it."""
+    first, second = make_server(), make_server()  # two processes' apps on one database
+    make_admin(second.svc)
+    console = Console(second.app)
+    assert console.login().status_code == 302
+    for server in (first, second):
+        server.svc.directory.start()
+        wait_until(lambda s=server: s.svc.directory.floors(), timeout=10, message="floors")
+    ground = floors_of(sim)[0]
+    display = first.svc.store.add_display("Foyer", ground, settings={"language": "fr"})
+    cred = first.svc.store.credential(display)
+    reads: list[object] = []
+    read_all = DisplayNames.all
+
+    def counted(self: DisplayNames) -> dict[str, dict[str, str]]:
+        reads.append(self.store)
+        return read_all(self)
+
+    monkeypatch.setattr(DisplayNames, "all", counted)
+
+    def open_screens(name: str, times: int = 5) -> None:
+        for _ in range(times):
+            page = httpx.get(f"{first.url}/kiosk/{cred}", timeout=10).text
+            assert f">{name}<" in page.replace("&#39;", "'")
+            with connect(first.socket_url(cred), open_timeout=10) as ws:
+                snapshot = json.loads(ws.recv(timeout=10))
+                assert snapshot["type"] == "snapshot" and snapshot["floor"]["name"] == name
+
+    open_screens("Rez-de-chaussée")
+    assert reads.count(first.svc.store) == 0  # nothing changed since the process started
+    put = console.api("PUT", f"/api/admin/spaces/{ground}/names", json={"fr": "Hall d'accueil"})
+    assert put.status_code == 200
+    open_screens("Hall d'accueil")  # the other process's rename, seen by the first opening
+    assert reads.count(first.svc.store) == 1
+    # The same names saved again change nothing: no new generation, no read anywhere.
+    again = console.api("PUT", f"/api/admin/spaces/{ground}/names", json={"fr": "Hall d'accueil"})
+    assert again.status_code == 200
+    open_screens("Hall d'accueil", times=2)
+    assert reads.count(first.svc.store) == 1

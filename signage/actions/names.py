@@ -6,7 +6,8 @@ floor and the other floors of its building (their panel names it). It returns th
 and after, so a caller can record the change. `NameBook` lives in `Services.state`; another
 process's change is picked up by `refresh`, which the screens' routes call: every time a page
 or a socket opens (a rename reloads the screens of every process, which then read it), at most
-every REFRESH_S seconds for the rest, and never from a feed or the fan-out.
+every REFRESH_S seconds for the rest, and never from a feed or the fan-out. It reads the names'
+generation (one row, bumped with every write) and the names themselves only when it moved.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ REFRESH_S = 10.0  # another process's rename reaches this one's new pages within
 # The fields a space's names are given in: the default, then one per kiosk language.
 FIELDS = ("default", *i18n.LANGUAGES)
 _BOOK = "display_names"
+_GENERATION = "display_names_generation"  # the store's generation of the names held
 
 
 class Invalid(Exception):
@@ -73,20 +75,32 @@ def book(svc: Services) -> NameBook:
 
 
 def refresh(svc: Services, force: bool = False) -> None:
-    """Re-read the names from the store when they are older than REFRESH_S (or `force`); a
-    database that cannot be read leaves the names held as they are."""
+    """Bring the names up to date with the store: look at their generation (one row) when the
+    last look is older than REFRESH_S (or `force`), and re-read every name only when it moved.
+    A database that cannot be read leaves the names held as they are."""
     names = book(svc)
     read_at = svc.state.get("display_names_read_at")
     now = time.monotonic()
     if not force and read_at is not None and now - read_at < REFRESH_S:
         return
     svc.state["display_names_read_at"] = now
+    stored_names = DisplayNames(svc.store)
     try:
-        stored = DisplayNames(svc.store).all()
+        # 1,000 screens reopening after a restart or a rename each look: one row apiece,
+        # and the whole table once per change (per process).
+        if stored_names.generation() == svc.state.get(_GENERATION):
+            return
+        generation, stored = stored_names.read()
     except (StoreError, StoreUnavailable) as exc:
         logger.warning("display names not refreshed: %s", exc)
         return
-    if names.replace(_by_language(stored)):
+    # Requests reading at once may finish in any order: the generation and the names held
+    # are set together, so an older read landing last leaves an older pair, which the next
+    # look re-reads, never newer names' number on older names.
+    with svc.lock:
+        svc.state[_GENERATION] = generation
+        changed = names.replace(_by_language(stored))
+    if changed:
         logger.info("display names loaded: %d space(s)", len(stored))
 
 

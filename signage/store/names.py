@@ -2,6 +2,8 @@
 
 One row per space and language; language "" is the default display name. Density's own names
 are never written here: this table holds only what an admin set (core/names.py resolves).
+Every write bumps the `display_names` row of `generations` in its own transaction, so a process
+holding the names compares one number to know whether any changed, in any process.
 """
 
 from __future__ import annotations
@@ -19,12 +21,32 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["DisplayNames"]
 
+_GENERATION = "display_names"  # its row in `generations` (store/migrations.py)
+
 
 class DisplayNames:
     """The display_names table."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+
+    def generation(self) -> int:
+        """The names' generation: changes (in the same transaction) with every write."""
+        with self.store.connection() as conn:
+            row = conn.execute(
+                "SELECT generation FROM generations WHERE name = ?", (_GENERATION,)
+            ).fetchone()
+        return int(row["generation"]) if row is not None else 0
+
+    def read(self) -> tuple[int, dict[str, dict[str, str]]]:
+        """The generation and every space's display names as of (at least) that generation.
+
+        The generation is read first: a write landing between the two reads leaves newer names
+        under an older number, which only costs the next look one more read (never the other
+        way round, which would keep old names under a new number).
+        """
+        generation = self.generation()
+        return generation, self.all()
 
     def all(self) -> dict[str, dict[str, str]]:
         """Every space's display names: {space id: {language or "": name}}."""
@@ -53,6 +75,8 @@ class DisplayNames:
                 "SELECT language, name FROM display_names WHERE space_id = ?", (space_id,)
             ).fetchall()
             before = {row["language"]: row["name"] for row in rows}
+            if before == names:
+                return before  # nothing to write: no audit entry, no new generation
             conn.execute("DELETE FROM display_names WHERE space_id = ?", (space_id,))
             for language, name in sorted(names.items()):
                 conn.execute(
@@ -60,4 +84,8 @@ class DisplayNames:
                     " VALUES (?, ?, ?, ?)",
                     (space_id, language, name, at),
                 )
+            conn.execute(
+                "UPDATE generations SET generation = generation + 1 WHERE name = ?",
+                (_GENERATION,),
+            )
         return before
