@@ -30,6 +30,7 @@ from flask.sessions import SecureCookieSessionInterface
 from signage.actions import audit
 from signage.store import Admin
 from signage.web.current import services
+from signage.web.readonly import ReadOnlyForms
 
 logger = logging.getLogger(__name__)
 
@@ -404,13 +405,16 @@ class _SessionInterface(SecureCookieSessionInterface):
 
 
 def init_app(app: Flask) -> None:
-    """Session cookie settings: HttpOnly, SameSite=Lax, Secure behind HTTPS, 12 h."""
+    """Session cookie settings (HttpOnly, SameSite=Lax, Secure behind HTTPS, 12 h), the form
+    token in templates, and a viewer's forms disabled."""
     app.session_interface = _SessionInterface()
     app.config["SESSION_COOKIE_NAME"] = "signage_session"
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["PERMANENT_SESSION_LIFETIME"] = SESSION_LIFETIME
     app.jinja_env.globals["csrf_token"] = csrf_token
+    # A viewer's console forms are disabled in the page (web/readonly.py), not only refused.
+    app.jinja_env.add_extension(ReadOnlyForms)
     app.teardown_request(_unbind_actor)
 
 
