@@ -29,6 +29,12 @@ logger = logging.getLogger(__name__)
 
 MAX_LOGO_BYTES = 512_000  # 512 kB, as the console says
 MAX_LOGO_SIDE = 4096  # pixels: a header logo is shown a few hundred pixels wide
+# A PNG compresses a plain field thousands of times over: 4096×4096 RGBA fits in 65 kB and
+# decodes to 64 MiB in every kiosk that shows it. Pixels, not bytes, are what a Pi pays for.
+MAX_LOGO_PIXELS = 4_000_000
+# An animated PNG (APNG) carries its frames in these chunks: each frame is another full image
+# decoded in a loop, and a logo has no reason to move.
+_APNG_CHUNKS = {b"acTL", b"fcTL", b"fdAT"}
 LOGO_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 LOGO_PATH = "/branding/logo/"
 _LOGO_URL = re.compile(r"^/branding/logo/([0-9a-f]{64})\.(png|svg)$")
@@ -74,6 +80,10 @@ def _png_checked(data: bytes) -> tuple[int, int]:
             if kind != b"IHDR" or length != 13:
                 raise LogoError("not a valid PNG file (no header chunk)")
             size = struct.unpack(">II", body[:8])
+            if body[8] > 8:  # bit depth: 16 bits a channel doubles the decoded size for nothing
+                raise LogoError("the PNG has 16 bits a channel; save it with 8")
+        elif kind in _APNG_CHUNKS:
+            raise LogoError("the PNG is animated; a logo must be a still image")
         elif kind == b"IDAT":
             seen_data = True
         elif kind == b"IEND":
@@ -97,10 +107,12 @@ def check_logo(data: bytes, max_bytes: int = MAX_LOGO_BYTES) -> tuple[bytes, str
     kind = sniff(data)
     if kind == "png":
         width, height = _png_checked(data)
-        if not (0 < width <= MAX_LOGO_SIDE and 0 < height <= MAX_LOGO_SIDE):
+        if not (0 < width <= MAX_LOGO_SIDE and 0 < height <= MAX_LOGO_SIDE) or (
+            width * height > MAX_LOGO_PIXELS
+        ):
             raise LogoError(
                 f"the PNG is {width}×{height} pixels; a logo may have at most {MAX_LOGO_SIDE}"
-                " on a side"
+                f" on a side and {MAX_LOGO_PIXELS // 1_000_000} megapixels"
             )
         return data, LOGO_TYPES["png"]
     if kind == "svg":
