@@ -322,3 +322,52 @@ def test_a_restore_issues_new_credentials_unless_asked_to_keep_them(env, tmp_pat
 def test_restore_help_explains_new_credentials(env):
     done = cli(env, "restore", "--help")
     assert "--keep-credentials" in done.stdout and "pair" in done.stdout
+
+
+def test_backups_and_restores_are_in_the_audit_trail_and_a_restore_outlives_itself(env, tmp_path):
+    """Who took or restored a backup, when, the file, its size and counts (never its content);
+    a restore replaces the trail too, so its entry is written into the restored one."""
+    from signage.store.audit import AuditFilter
+
+    db = env["SIGNAGE_DATABASE"]
+    store = Store(db, "backup-test")
+    store.migrate()
+    store.add_admin("alice", auth.hash_password("a long enough password"))
+    store.add_display("Lobby", "spc_1")
+    store.close()
+    archive = tmp_path / "nightly.tar.gz"
+    env = {**env, "USER": "ops", "LOGNAME": "ops"}  # the operating-system user named
+    done = cli(env, "backup", str(archive))
+    assert done.returncode == 0, done.stderr
+    store = Store(db, "backup-test")
+    (entry,) = store.audit_entries(AuditFilter(action="backup.create"))
+    assert (entry.actor_kind, entry.actor, entry.target_kind, entry.target_name) == (
+        "cli",
+        "ops",
+        "backup",
+        "nightly.tar.gz",
+    )
+    assert entry.after == {
+        "file": str(archive.resolve()),
+        "bytes": archive.stat().st_size,
+        "plans": 0,
+        "displays": 1,
+        "accounts": 1,
+    }
+    store.add_display("Hall", "spc_1")  # after the backup: gone again after the restore
+    store.close()
+    done = cli(env, "restore", "--yes", str(archive))
+    assert done.returncode == 0, done.stderr
+    store = Store(db, "backup-test")
+    try:
+        restored = store.audit_entries(AuditFilter(target_kind="backup"))
+        # The backup's own entry was written after the archive: not in it. The restore's is.
+        assert [e.action for e in restored] == ["backup.restore"]
+        (entry,) = restored
+        assert (entry.actor_kind, entry.actor, entry.target_name) == ("cli", "ops", archive.name)
+        assert entry.after["bytes"] == archive.stat().st_size
+        assert entry.after["displays"] == 1 and entry.after["accounts"] == 1
+        assert entry.after["screens_pair_again"] is True and entry.after["taken_at"]
+        assert [d.name for d in store.list_displays()] == ["Lobby"]
+    finally:
+        store.close()

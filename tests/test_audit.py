@@ -450,6 +450,7 @@ def test_each_kind_of_change_leaves_exactly_one_entry_and_no_secret(server, tmp_
         assert secret not in everything and secret not in answered
     kinds = {e.target_kind for e in entries(svc)}
     assert kinds == {
+        "session",  # the console's sign-in
         "display",
         "plan",
         "layout",
@@ -496,6 +497,7 @@ def test_the_page_filters_pages_and_says_its_zone(server) -> None:
     make_admin(svc, "alice", "owner")
     console = Console(server.app)
     assert console.login().status_code == 302
+    svc.store.prune_audit(time.time() + 1)  # the sign-in's own entry: the seed's three alone
     _seed(svc)
     page = console.get("/admin/audit").get_data(as_text=True)
     assert "3 changes" in page and "Fire drill" in page and "theme: light → dark" in page
@@ -601,3 +603,134 @@ def test_on_postgresql_creations_name_their_rows_and_results_are_read_in_the_cha
     trail.one("display.remove")
     assert client.delete(path, headers=headers).status_code == 404
     trail.none()
+
+
+# -- what happens without changing a setting: commands, sign-ins ---------------------------------
+def test_reload_and_identify_leave_one_entry_per_action_naming_the_displays(server) -> None:
+    svc = server.svc
+    make_admin(svc, "alice", "owner")
+    console = Console(server.app)
+    assert console.login().status_code == 302
+    headers, _ = token_headers(svc)
+    floor = svc.directory.floors()[0].id
+    lobby, hall, desk = (svc.store.add_display(n, floor) for n in ("Lobby", "Hall", "Desk"))
+    trail = Trail(svc)
+    # One display, from its page (and from fleet health, the same route).
+    assert console.post(f"/admin/displays/{lobby.id}/reload").status_code == 302
+    entry = trail.one("display.reload")
+    assert (entry.actor, entry.target_kind, entry.target_id, entry.target_name) == (
+        "alice",
+        "display",
+        str(lobby.id),
+        "Lobby",
+    )
+    assert entry.after == {"displays": [f"Lobby (#{lobby.id})"], "count": 1, "screens": 0}
+    # A selection from the list: one entry naming every display and the count.
+    ids = [str(d.id) for d in (lobby, hall, desk)]
+    answer = console.post("/admin/displays/bulk", {"action": "identify", "ids": ids})
+    assert answer.status_code == 302
+    entry = trail.one("display.identify")
+    assert entry.target_id is None and entry.target_name == "3 displays: Desk, Hall, Lobby"
+    assert entry.after["count"] == 3 and entry.after["screens"] == 0
+    assert entry.after["displays"] == [
+        f"Desk (#{desk.id})",
+        f"Hall (#{hall.id})",
+        f"Lobby (#{lobby.id})",
+    ]
+    assert console.post("/admin/displays/bulk", {"action": "reload", "ids": ids}).status_code
+    assert trail.one("display.reload").after["count"] == 3
+    # Nothing selected, or only announce (its own entry when sent): nothing recorded here.
+    console.post("/admin/displays/bulk", {"action": "reload"})
+    console.post("/admin/displays/bulk", {"action": "announce", "ids": ids})
+    trail.none()
+    # The API's command, by a token.
+    client = server.app.test_client()
+    answer = client.post(f"/api/admin/displays/{hall.id}/identify", headers=headers)
+    assert answer.status_code == 200
+    entry = trail.one("display.identify")
+    assert (entry.actor_kind, entry.actor, entry.target_name) == ("token", "robot", "Hall")
+    # Found by the display's name in the page's filter, bulk entries included.
+    page = console.get("/admin/audit?kind=display&target=desk").get_data(as_text=True)
+    assert "2 changes<" in page and "Flashed its name (identify)" in page  # the two bulk ones
+
+
+def test_sign_ins_sign_outs_and_failed_attempts_are_recorded_without_flooding(server) -> None:
+    svc = server.svc
+    make_admin(svc, "alice", "owner")
+    trail = Trail(svc)
+    console = Console(server.app, ip="198.51.100.7")
+    assert console.login().status_code == 302
+    entry = trail.one("session.sign_in")
+    assert (entry.actor_kind, entry.actor, entry.target_kind, entry.target_name) == (
+        "account",
+        "alice",
+        "session",
+        "alice",
+    )
+    assert entry.after == {"address": "198.51.100.7"}
+    assert console.post("/admin/logout").status_code == 302
+    entry = trail.one("session.sign_out")
+    assert entry.actor == "alice" and entry.after == {"address": "198.51.100.7"}
+
+    # A guessing loop at alice from three addresses (the form's limits allow each a few), and
+    # at names that are no account: one entry for alice and one for the unknown names.
+    guesses = [f"wrong guess number {i}" for i in range(18)]
+    for i, guess in enumerate(guesses):
+        guesser = Console(server.app, ip=f"203.0.113.{i % 3 + 1}")
+        answer = guesser.login("alice", guess)
+        assert answer.status_code in (401, 429)
+    for i, name in enumerate(["root", "admin", "administrator", "root"]):
+        assert Console(server.app, ip=f"192.0.2.{i + 1}").login(name, "hunter2hunter2").status_code
+    failed = entries(svc, action="session.sign_in_failed")
+    assert len(failed) == 2, [(e.target_name, e.after) for e in failed]
+    unknown, at_alice = failed
+    assert (at_alice.actor_kind, at_alice.target_id, at_alice.target_name) == (
+        "anonymous",
+        str(svc.store.admin_by_username("alice").id),
+        "alice",
+    )
+    checked = at_alice.after["attempts"]
+    assert 3 <= checked <= len(guesses)  # refused ones (429) never reach the password check
+    assert sorted(at_alice.after["addresses"]) == ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+    assert (unknown.target_id, unknown.target_name) == (None, "(no such account)")
+    assert unknown.after == {
+        "attempts": 4,
+        "names": ["root", "admin", "administrator"],
+        "addresses": ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"],
+    }
+    # Never a password, in the trail or its API.
+    everything = json.dumps([e.public() for e in entries(svc)])
+    assert not any(g in everything for g in guesses) and "hunter2" not in everything
+    # A minute later the next failure starts a new entry: a minute at most per entry.
+    with svc.store.transaction() as conn:
+        conn.execute("UPDATE audit_log SET at = at - 61 WHERE action = 'session.sign_in_failed'")
+    assert Console(server.app, ip="192.0.2.99").login("root", "again wrong").status_code == 401
+    assert len(entries(svc, action="session.sign_in_failed")) == 3
+    # The page offers the new kinds and reads them in words.
+    admin = Console(server.app)
+    assert admin.login().status_code == 302
+    page = admin.get("/admin/audit").get_data(as_text=True)
+    for words in ('<option value="session"', '<option value="backup"', "Failed sign-in"):
+        assert words in page, words
+    assert "(sign-in form)" in page and "attempts: 1" in page
+
+
+def test_a_tally_counts_into_one_entry_per_target_and_window_on_both_backends(any_store) -> None:
+    store: Store = any_store
+
+    def fail(name: str | None, target_id: str | None, address: str) -> None:
+        entry = audit.PendingAudit(
+            "anonymous", "not signed in", "session.sign_in_failed", "session", target_id, name
+        )
+        store.tally_audit(entry, time.time() - 60, {"addresses": address}, most=2)
+
+    for i in range(5):
+        fail("alice", "1", f"10.0.0.{i}")
+    fail("bob", "2", "10.0.0.9")
+    fail(None, None, "10.0.0.8")
+    rows = store.audit_entries(AuditFilter(action="session.sign_in_failed"))
+    assert [(e.target_id, e.after) for e in rows] == [
+        (None, {"attempts": 1, "addresses": ["10.0.0.8"]}),
+        ("2", {"attempts": 1, "addresses": ["10.0.0.9"]}),
+        ("1", {"attempts": 5, "addresses": ["10.0.0.0", "10.0.0.1"]}),  # at most two listed
+    ]

@@ -262,3 +262,39 @@ def test_the_kiosk_shows_the_uploaded_logo(sim, server, admin, contexts, tmp_pat
     )
     page.screenshot(path=str(tmp_path / "kiosk-logo.png"))
     assert errors == []
+
+
+def test_a_logo_change_is_audited_with_its_digest_type_size_and_pixels(sim, server, admin):
+    """The audit entry of a logo change says which logo, before and after (never its bytes):
+    a `logo_url` alone names a digest nobody can read."""
+    from signage.store.audit import AuditFilter
+
+    store = server.svc.store
+    display = store.add_display("Lobby", a_floor(sim))
+    first = png(200, 80)
+    assert upload(admin, display.id, first, "logo.png").status_code == 302
+    (entry,) = store.audit_entries(AuditFilter(action="display.update"))
+    digest = logo_digest(store.get_display(display.id).settings["logo_url"])
+    assert entry.before["logo_sha256"] is None and entry.before["logo_url"] == ""
+    assert entry.after == {
+        "logo_url": f"/branding/logo/{digest}.png",
+        "logo_sha256": digest[:12],
+        "logo_type": "PNG",
+        "logo_bytes": len(first),
+        "logo_pixels": "200×80",
+    }
+    assert upload(admin, display.id, EVIL_SVG, "logo.svg").status_code == 302
+    second = store.audit_entries(AuditFilter(action="display.update"))[0]
+    assert second.before["logo_sha256"] == digest[:12] and second.before["logo_pixels"] == "200×80"
+    assert second.after["logo_type"] == "SVG" and second.after["logo_pixels"] == "120×40"
+    stored = Logos(store).get(logo_digest(store.get_display(display.id).settings["logo_url"]))
+    assert second.after["logo_bytes"] == len(stored.data)
+    # No image bytes in the trail, in any form.
+    assert "base64" not in repr(second) and "<svg" not in repr(second)
+    answer = admin.post(f"/admin/displays/{display.id}/branding/logo/remove")
+    assert answer.status_code == 302
+    third = store.audit_entries(AuditFilter(action="display.update"))[0]
+    assert third.before["logo_type"] == "SVG" and third.after["logo_sha256"] is None
+    page = admin.get("/admin/audit").get_data(as_text=True)
+    assert f"logo_sha256: {digest[:12]} → none" not in page  # the SVG came in between
+    assert "logo_pixels: 200×80 → 120×40" in page

@@ -13,7 +13,17 @@ from signage.store import Admin, ApiToken, Store, StoreError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ROLES", "add_account", "add_token", "remove_account", "revoke_token", "set_role"]
+__all__ = [
+    "ROLES",
+    "add_account",
+    "add_token",
+    "remove_account",
+    "revoke_token",
+    "set_role",
+    "sign_in_failed",
+    "signed_in",
+    "signed_out",
+]
 
 # An account's role: owner (also manages accounts), admin (changes things), viewer (reads).
 ROLES = ("owner", "admin", "viewer")
@@ -109,3 +119,64 @@ def revoke_token(store: Store, token_id: int) -> bool:
         only_changes=False,
     ):
         return store.remove_api_token(token_id)
+
+
+# -- sign-ins: who came and went, and who tried ------------------------------------------------
+# Failed sign-ins are tallied, not written one by one: one entry per account tried per minute
+# (FAILED_WINDOW_S) counts the attempts and lists up to 10 addresses, and every name that is no
+# account shares one entry a minute, listing up to 10 of the names tried. A password-guessing
+# loop, over one account or over invented names, so adds at most (accounts + 1) rows a minute
+# whatever its rate (the sign-in form's limits slow it besides). A minute keeps a burst visible
+# as one line, while separate mistakes a few minutes apart stay separate lines.
+FAILED_WINDOW_S = 60.0
+UNKNOWN_ACCOUNT = "(no such account)"
+MAX_NAME_TRIED = 64  # a name typed into the form, as recorded: enough to recognise it
+
+
+def signed_in(store: Store, account: Admin, address: str) -> None:
+    """Record that an account signed in to the console, and from where."""
+    with audit.change(
+        store,
+        "session.sign_in",
+        "session",
+        account.id,
+        account.username,
+        after={"address": address},
+        actor=audit.Actor("account", account.username),
+    ):
+        pass  # nothing stored changes (the session is a signed cookie): recorded after
+
+
+def signed_out(store: Store, account_id: int, username: str, address: str) -> None:
+    """Sign an account out of every browser (see web/auth.py end_session), recorded."""
+    with audit.change(
+        store,
+        "session.sign_out",
+        "session",
+        account_id,
+        username,
+        after={"address": address},
+        actor=audit.Actor("account", username),
+    ):
+        store.end_admin_sessions(account_id)
+
+
+def sign_in_failed(store: Store, username: str, address: str) -> None:
+    """Tally a failed sign-in: the account name tried and the address, never the password."""
+    tried = username.strip()[:MAX_NAME_TRIED]
+    account = store.admin_by_username(tried) if tried else None
+    if account is not None:
+        target_id, name, lists = account.id, account.username, {"addresses": address}
+    else:
+        target_id, name = None, UNKNOWN_ACCOUNT
+        lists = {"names": tried or "(empty)", "addresses": address}
+    audit.tally(
+        store,
+        "session.sign_in_failed",
+        "session",
+        target_id,
+        name,
+        window=FAILED_WINDOW_S,
+        lists=lists,
+        actor=audit.ANONYMOUS,
+    )

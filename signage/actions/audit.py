@@ -23,7 +23,17 @@ from signage.store.audit import AuditFilter, PendingAudit
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Actor", "AuditFilter", "AuditPruner", "bind", "change", "current_actor", "diff"]
+__all__ = [
+    "ANONYMOUS",
+    "Actor",
+    "AuditFilter",
+    "AuditPruner",
+    "bind",
+    "change",
+    "current_actor",
+    "diff",
+    "tally",
+]
 
 DAY = 86_400.0
 
@@ -37,6 +47,7 @@ class Actor:
 
 
 SYSTEM = Actor("system", "system")
+ANONYMOUS = Actor("anonymous", "not signed in")  # a failed sign-in: nobody yet
 _actor: ContextVar[Actor | None] = ContextVar("signage_audit_actor", default=None)
 
 
@@ -82,15 +93,17 @@ def change(
     created: bool = False,
     only_changes: bool = True,
     after_from: str | None = None,
+    actor: Actor | None = None,
 ) -> Iterator[PendingAudit]:
     """Record the change made inside the block as done by the current caller: with the change's
     own transaction where the store makes it (store/audit.py), else right after it succeeded.
     `created`: the target's id is the new row of the change's transaction; `after_from`: what
     the store alone knows of the result (store/audit.py AFTER_QUERIES) is read in that
-    transaction. The yielded entry may still be amended before the change commits."""
+    transaction. `actor`: who, when not the caller bound (a sign-in names its account before
+    any is bound). The yielded entry may still be amended before the change commits."""
     if only_changes:
         before, after = diff(before, after)
-    actor = current_actor()
+    actor = actor or current_actor()
     entry = PendingAudit(
         actor_kind=actor.kind,
         actor=actor.name,
@@ -105,6 +118,32 @@ def change(
     )
     with store.audited(entry):
         yield entry
+
+
+def tally(
+    store: Store,
+    action: str,
+    kind: str,
+    target_id: Any,
+    name: str | None,
+    *,
+    window: float,
+    lists: dict[str, str],
+    actor: Actor | None = None,
+) -> None:
+    """Record one more attempt of a repeated event (a failed sign-in) in the entry for its
+    target of the last `window` seconds, or a new one: a count and the distinct values of
+    `lists` (store/audit.py `tally_audit`), so a loop cannot flood the trail."""
+    who = actor or current_actor()
+    entry = PendingAudit(
+        actor_kind=who.kind,
+        actor=who.name,
+        action=action,
+        target_kind=kind,
+        target_id=None if target_id is None else str(target_id),
+        target_name=name,
+    )
+    store.tally_audit(entry, time.time() - window, lists)
 
 
 class AuditPruner:

@@ -11,6 +11,8 @@ apply here too, and the display's screens reload. Each returns the settings befo
 from __future__ import annotations
 
 import logging
+import re
+import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,9 +43,45 @@ def _branding(display: Display) -> dict[str, Any]:
     }
 
 
+def _pixels(logo: Logo) -> str:
+    """A logo's size in pixels as it declares it: a PNG's header, an SVG's width and height
+    (or its viewBox's); "" when an SVG declares neither."""
+    if logo.ext == "png":
+        width, height = struct.unpack(">II", logo.data[16:24])  # IHDR, checked at upload
+        return f"{width}×{height}"
+    root = re.search(rb"<svg\b[^>]*>", logo.data[:4096])
+    tag = root.group(0).decode("utf-8", "replace") if root else ""
+    sizes = [re.search(rf'\s{a}\s*=\s*["\']\s*([0-9.]+)', tag) for a in ("width", "height")]
+    if all(sizes):
+        return "×".join(m.group(1) for m in sizes if m)
+    box = re.search(r'viewBox\s*=\s*["\']\s*[-0-9.]+[ ,]+[-0-9.]+[ ,]+([0-9.]+)[ ,]+([0-9.]+)', tag)
+    return f"{box.group(1)}×{box.group(2)}" if box else ""
+
+
+def logo_facts(svc: Services, url: str | None) -> dict[str, Any]:
+    """What the audit trail records of an uploaded logo (never its bytes): its digest (short),
+    type, size and pixels; none for no logo or a URL typed by hand (recorded as logo_url)."""
+    digest = logo_digest(url)
+    logo = Logos(svc.store).get(digest) if digest else None
+    if logo is None:
+        return {"logo_sha256": None, "logo_type": None, "logo_bytes": None, "logo_pixels": None}
+    return {
+        "logo_sha256": logo.sha256[:12],
+        "logo_type": logo.ext.upper(),
+        "logo_bytes": len(logo.data),
+        "logo_pixels": _pixels(logo) or None,
+    }
+
+
 def _apply(svc: Services, display: Display, fields: dict[str, Any]) -> BrandingChange:
     cleaned = clean_display(fields, display, None)  # the floor is not changed: None is enough
-    updated = apply_display_change(svc.store, svc.hub, display, cleaned)
+    # The entry's logo_url alone says a logo changed, not to what: the logos' facts go with it
+    # (equal ones, as for an accent change, drop out of the entry).
+    noted = (
+        logo_facts(svc, (display.settings or {}).get("logo_url")),
+        logo_facts(svc, cleaned["settings"].get("logo_url")),
+    )
+    updated = apply_display_change(svc.store, svc.hub, display, cleaned, noted=noted)
     return BrandingChange(updated, _branding(display), _branding(updated))
 
 
@@ -91,6 +129,7 @@ def logo_of(svc: Services, digest: str) -> Logo | None:
 __all__ = [
     "BrandingChange",
     "Invalid",
+    "logo_facts",
     "logo_of",
     "remove_logo",
     "set_accent",

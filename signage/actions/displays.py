@@ -383,9 +383,15 @@ def _close_screens(hub: Hub, display: Display, code: int, reason: str, state: st
 
 
 def apply_display_change(
-    store: Store, hub: Hub, display: Display | None, cleaned: dict[str, Any]
+    store: Store,
+    hub: Hub,
+    display: Display | None,
+    cleaned: dict[str, Any],
+    *,
+    noted: tuple[dict[str, Any], dict[str, Any]] | None = None,
 ) -> Display:
-    """Create or update a display, then tell its open kiosks to reconnect for the new state."""
+    """Create or update a display, then tell its open kiosks to reconnect for the new state.
+    `noted`: more before/after for the audit entry of an update (a logo's digest and size)."""
     after = {**{k: cleaned[k] for k in AUDITED_FIELDS}, **cleaned["settings"]}
     if display is None:
         with audit.change(
@@ -403,8 +409,8 @@ def apply_display_change(
         "display",
         display.id,
         cleaned["name"],
-        before=audited_state(display),
-        after=after,
+        before={**audited_state(display), **(noted[0] if noted else {})},
+        after={**after, **(noted[1] if noted else {})},
     ) as entry:
         # Saved without a change: the row is written all the same, but there is nothing to record.
         entry.unchanged = not entry.before and not entry.after
@@ -460,6 +466,28 @@ def send_command(hub: Hub, display: Display, action: str) -> int:
     if action not in COMMANDS:
         raise ValueError(f"unknown display command {action!r}")
     return hub.command(display.id, dumps({"type": action}))
+
+
+def send_commands(store: Store, hub: Hub, displays: list[Display], action: str) -> int:
+    """Queue `reload` or `identify` for the displays' connected screens; how many it reached.
+    The audit trail records one entry for the action, naming the displays and their count (a
+    selection of 100 is one thing someone did, not 100), with the screens reached."""
+    if not displays:
+        return 0
+    one = displays[0] if len(displays) == 1 else None
+    listed = ", ".join(d.name for d in displays)
+    with audit.change(
+        store,
+        f"display.{action}",
+        "display",
+        one.id if one else None,
+        one.name if one else f"{len(displays)} displays: {listed}",
+        after={"displays": [f"{d.name} (#{d.id})" for d in displays], "count": len(displays)},
+        only_changes=False,
+    ) as entry:
+        sent = sum(send_command(hub, d, action) for d in displays)
+        entry.after = {**(entry.after or {}), "screens": sent}  # written when the block ends
+    return sent
 
 
 def phone_url(svc: Services, display: Display) -> str:

@@ -8,8 +8,9 @@ import os
 import click
 
 from signage import config as settings
+from signage.actions import backup as backups
 from signage.cli.common import make_app
-from signage.store.backup import BackupError, create_backup, restore_backup
+from signage.store.backup import BackupError
 from signage.store.db import is_postgres, redact_url
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ def backup(file: str) -> None:
 
     values = settings.load(settings.instance_dir())
     try:
-        manifest = create_backup(values, file)
+        manifest = backups.take(values, file)  # recorded in the audit trail
     except BackupError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"backup written to {file} ({len(manifest['plans'])} plan file(s))")
@@ -76,7 +77,8 @@ def restore(file: str, yes: bool, keep_credentials: bool, create: bool) -> None:
     if not yes:
         click.confirm(f"Replace {target} and its plans with the backup?", abort=True)
     try:
-        manifest = restore_backup(values, file, keep_credentials=keep_credentials)
+        # Recorded in the restored database's audit trail, after the restore.
+        manifest = backups.restore(values, file, keep_credentials=keep_credentials)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"restored the backup of {manifest.get('created_at', '?')}; start the server again")

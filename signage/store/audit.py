@@ -251,6 +251,40 @@ class AuditLog:
         )
         entry.written = True
 
+    def tally_audit(
+        self, entry: PendingAudit, since: float, lists: dict[str, str], most: int = 10
+    ) -> None:
+        """Count one more attempt in the latest entry like `entry` (same action and target)
+        recorded since `since` (Unix seconds), or start one: `after` holds "attempts" and, for
+        each key of `lists`, up to `most` distinct values seen (an address, a name tried). So a
+        loop of attempts adds one row per target and window, whatever its rate."""
+        for_update = " FOR UPDATE" if self.backend == "postgresql" else ""
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT id, after_json FROM audit_log WHERE action = ? AND target_kind = ?"
+                " AND COALESCE(target_id, '') = ? AND at >= ? ORDER BY id DESC LIMIT 1"
+                + for_update,
+                (
+                    _text(entry.action),
+                    _text(entry.target_kind),
+                    _text(entry.target_id) or "",
+                    since,
+                ),
+            ).fetchone()
+            after = json.loads(row["after_json"]) if row is not None and row["after_json"] else {}
+            after["attempts"] = int(after.get("attempts") or 0) + 1
+            for key, value in lists.items():
+                seen = after.setdefault(key, [])
+                if value not in seen and len(seen) < most:
+                    seen.append(_text(value))
+            if row is None:
+                entry.after = after
+                self._write_audit(conn, entry)
+            else:
+                conn.execute(
+                    "UPDATE audit_log SET after_json = ? WHERE id = ?", (_json(after), row["id"])
+                )
+
     # -- reading --------------------------------------------------------------------------------
     @staticmethod
     def _audit_entry(row: Any) -> AuditEntry:

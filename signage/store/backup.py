@@ -394,10 +394,15 @@ def _sqlite_high_water(path: Path) -> dict[str, int]:
 NOT_EXPORTED = {"signage_schema", "plan_files"}
 
 
-def _open_store(config: dict) -> Store:
-    store = Store(config["SIGNAGE_DATABASE"], "backup")  # the key signs nothing here
+def open_store(config: dict) -> Store:
+    """The configured database, migrated (the key signs nothing here): for the export, and for
+    the audit trail's entry of a backup or restore (actions/backup.py)."""
+    store = Store(config["SIGNAGE_DATABASE"], "backup")
     store.migrate()
     return store
+
+
+_open_store = open_store
 
 
 def _tables(conn: Any) -> list[str]:

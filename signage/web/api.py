@@ -27,7 +27,7 @@ from signage.actions.displays import (
     remove_display,
     revoke_display,
     revoke_phone_link,
-    send_command,
+    send_commands,
 )
 from signage.actions.fleet import fleet_status
 from signage.actions.pairing import PairingRefused, claim
@@ -230,7 +230,7 @@ def display_revoke_phone(display_id: int) -> Response:
 def display_command(display_id: int, action: str) -> Response:
     """Reload the display's pages, or flash its name on its screens."""
     svc = services()
-    sent = send_command(svc.hub, _display_or_404(display_id), action)
+    sent = send_commands(svc.store, svc.hub, [_display_or_404(display_id)], action)
     return jsonify(sent=sent)
 
 

@@ -27,7 +27,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Flask, abort, g, has_request_context, request, session
 from flask.sessions import SecureCookieSessionInterface
 
-from signage.actions import audit
+from signage.actions import accounts, audit
 from signage.store import Admin
 from signage.web.current import services
 from signage.web.readonly import ReadOnlyForms
@@ -221,12 +221,23 @@ def start_session(admin: Admin) -> None:
 
 def end_session() -> None:
     """Sign out: this admin's session ends on the server too, in this and every other browser,
-    so a copy of the cookie taken before opens nothing."""
+    so a copy of the cookie taken before opens nothing (recorded in the audit trail)."""
     principal = session_principal()
     if principal is not None:
-        services().store.end_admin_sessions(principal.id)
+        accounts.signed_out(services().store, principal.id, principal.name, client_ip())
     session.clear()
     g.pop("principal", None)
+
+
+def record_sign_in(admin: Admin) -> None:
+    """The audit trail's entry for a sign-in through the console's form, with the address."""
+    accounts.signed_in(services().store, admin, client_ip())
+
+
+def record_failed_sign_in(username: str) -> None:
+    """The audit trail's tally of a failed sign-in: the name tried and the address (never the
+    password), one entry per account and minute (actions/accounts.py says why)."""
+    accounts.sign_in_failed(services().store, username, client_ip())
 
 
 # -- CSRF ----------------------------------------------------------------------------------------

@@ -45,6 +45,8 @@ TARGET_KINDS = {
     "room": "Room calendar",
     "building": "Floor order",
     "name": "Display names",
+    "session": "Sign-in",
+    "backup": "Backup",
 }
 # What an entry did, in words (the page); the API and the filters keep the dotted names.
 ACTIONS = {
@@ -55,6 +57,13 @@ ACTIONS = {
     "display.revoke": "Revoked its screens",
     "display.revoke_phone": "Revoked its phone link",
     "display.place": "Placed “you are here”",
+    "display.reload": "Reloaded its screens",
+    "display.identify": "Flashed its name (identify)",
+    "session.sign_in": "Signed in",
+    "session.sign_out": "Signed out",
+    "session.sign_in_failed": "Failed sign-in",
+    "backup.create": "Backed up",
+    "backup.restore": "Restored",
     "plan.replace": "Uploaded",
     "plan.remove": "Removed",
     "layout.publish": "Published",
@@ -78,6 +87,7 @@ ACTOR_KINDS = {
     "token": "API token",
     "cli": "command line",
     "system": "server",
+    "anonymous": "sign-in form",
 }
 
 

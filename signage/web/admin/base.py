@@ -124,6 +124,7 @@ def login() -> Any:
     admin = auth.authenticate(username, password)
     if admin is None:
         logger.info("failed sign-in for a username from %s", ip)
+        auth.record_failed_sign_in(username)  # a tally: a guessing loop cannot flood the trail
         body = render_template(
             "admin/login.html",
             next=request.form.get("next", ""),
@@ -136,6 +137,7 @@ def login() -> Any:
         by_user.undo(user_key)
     by_pair.reset(pair_key)
     auth.start_session(admin)
+    auth.record_sign_in(admin)
     logger.info("admin %s signed in", admin.username)
     return redirect(_safe_next(request.form.get("next")))
 

@@ -26,7 +26,7 @@ from signage.actions.displays import (
     remove_display,
     revoke_display,
     revoke_phone_link,
-    send_command,
+    send_commands,
 )
 from signage.actions.fleet import fleet_status
 from signage.actions.pairing import PairingRefused, claim
@@ -253,7 +253,7 @@ def displays_bulk() -> Response:
             back=request.form.get("back", "")[:2000],
         )
         return Response(body)
-    sent = sum(send_command(svc.hub, d, action) for d in chosen)
+    sent = send_commands(svc.store, svc.hub, chosen, action)
     reached = f"{sent} screen(s) of {len(chosen)} display(s)"
     flash(
         f"Sent “{action}” to {reached}." if sent else "None of them has a screen connected.",
@@ -408,7 +408,7 @@ def display_command(display_id: int, action: str) -> Response:
     """Reload a display's page, or flash its name on its screen."""
     svc = services()
     display = display_or_404(display_id)
-    sent = send_command(svc.hub, display, action)
+    sent = send_commands(svc.store, svc.hub, [display], action)
     if sent:
         flash(f"Sent “{action}” to {sent} screen(s).", "ok")
     else:
