@@ -16,6 +16,7 @@ Whether Density sends a refresh right after connecting is not documented. After 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +37,27 @@ __all__ = ["PresenceStream"]
 logger = logging.getLogger(__name__)
 
 KINDS = ("presence", "occupancy")
+
+
+class _SocketLog(logging.LoggerAdapter):
+    """The library's log for our Density sockets: its own logger, with one change.
+
+    When Density stops answering, websockets' keepalive thread logs "keepalive ping failed" at
+    ERROR with a traceback (five of them for one frozen upstream in a review). The loss is
+    ours to report, once, as a warning with its reason (`lost: …` above); the library's line
+    stays, one line, at WARNING, so a log watcher does not page anyone for an outage the
+    server rides out by itself.
+    """
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: object) -> None:
+        if level >= logging.ERROR and msg == "keepalive ping failed":
+            error = sys.exc_info()[1]
+            level, msg, args = logging.WARNING, "keepalive ping failed: %r", (error,)
+            kwargs.pop("exc_info", None)
+        super().log(level, msg, *args, **kwargs)
+
+
+_SOCKET_LOG = _SocketLog(logging.getLogger("websockets.client"), {})
 
 
 class _Stopped(Exception):
@@ -120,6 +142,7 @@ class PresenceStream:
                 close_timeout=self.close_timeout,
                 max_size=self.max_message_bytes,
                 compression=None,
+                logger=_SOCKET_LOG,
             )
             # websockets 17 wants connect() used as a context manager; entering it here and
             # closing it in close()/_fail() is the same, spread over the stream's life.
