@@ -203,9 +203,15 @@ def test_a_low_contrast_accent_is_refused_with_the_ratio_it_got(sim, server, adm
     assert ok.status_code == 302
     assert server.svc.store.get_display(display.id).settings["brand_color"] == "#0055aa"
     # The display form and the API hold the same check; a theme change re-checks the accent.
+    # The contrast theme draws a lightened variant on black, so #0055aa (2.87:1 there as it is)
+    # passes; a dark blue whose lifted lines sink into the dark theme's background does not.
     api = admin.api("PATCH", f"/api/admin/displays/{display.id}", json={"theme": "contrast"})
+    assert api.status_code == 200
+    dark_blue = {"brand_color": "#14145a"}
+    assert admin.post(f"/admin/displays/{display.id}/branding/accent", dark_blue).status_code == 302
+    api = admin.api("PATCH", f"/api/admin/displays/{display.id}", json={"theme": "dark"})
     assert api.status_code == 400
-    assert "2.87:1" in api.get_json()["fields"]["brand_color"]
+    assert "4.17:1" in api.get_json()["fields"]["brand_color"]
     api = admin.api("PATCH", f"/api/admin/displays/{display.id}", json={"brand_color": "#777777"})
     assert api.status_code == 400 and "brand_color" in api.get_json()["fields"]
     assert (

@@ -2,8 +2,10 @@
 from 3 to 35 characters (German and French compounds among them), on the automatic map and on a
 drawn plan, in en/de/fr at four screen sizes and on the phone, live, stale and under a banner,
 and under an emergency override. Every room's full name is readable at the minimum size on the
-map or in its legend entry; no text leaves its box; nothing is ellipsised; the header's parts do
-not overlap; the override's words fit the screen at a size read from across a lobby.
+map or in its legend entry; no word is smaller than 16 px per 1080 px of the screen (12 px at
+least, also on the phone); no text leaves its box; nothing is ellipsised; the header's parts do
+not overlap; on the drawn plan no room's words cover a point of a route the plan may draw or
+"you are here"; the override's words fit the screen at a size read from across a lobby.
 
 One page per language and map is resized through the four screen sizes (as a rotated or
 replaced screen would be) rather than loaded at each: the run stays near half a minute."""
@@ -92,10 +94,18 @@ def plan_layout() -> dict:
             }
             x += w + 10
             k += 1
+    # The open space and the event space have no door (their routes end at their centres,
+    # where a centred name would sit), and a walkway crosses the open space, with the screen
+    # standing on it (see HERE): their names must step aside from both.
+    for open_plan in (IDS[4], IDS[7]):
+        del outlines[open_plan]["door"]
     nodes = [
         {"id": "c0", "x": 60, "y": 400, "kind": "lift"},
         {"id": "c1", "x": 600, "y": 400, "kind": "corridor"},
         {"id": "c2", "x": 1150, "y": 400, "kind": "stairs"},
+        {"id": "c3", "x": 770, "y": 400, "kind": "corridor"},
+        {"id": "c4", "x": 770, "y": 140, "kind": "corridor"},
+        {"id": "c5", "x": 700, "y": 140, "kind": "corridor"},
     ]
     return {
         "width": 1200,
@@ -103,8 +113,12 @@ def plan_layout() -> dict:
         "metres_across": 48,
         "rooms": outlines,
         "nodes": nodes,
-        "edges": [["c0", "c1"], ["c1", "c2"]],
+        "edges": [["c0", "c1"], ["c1", "c3"], ["c3", "c2"], ["c3", "c4"], ["c4", "c5"]],
     }
+
+
+# Where the drawn plan's screen stands: on the walkway through the open space.
+HERE = [770, 250]
 
 
 EMERGENCY = {
@@ -141,7 +155,7 @@ BANNER = {
 
 # Returns a list of problems, each a short sentence naming the thing and the numbers.
 CHECK = r"""
-([ids, names, minPx]) => {
+([ids, names, minPx, minText]) => {
   const problems = [];
   const shown = (el) => {
     for (let n = el; n && n.nodeType === 1; n = n.parentNode) {
@@ -210,6 +224,21 @@ CHECK = r"""
       problems.push(`${label} leaves its panel`);
     }
   });
+  // Every visible word, HTML or SVG, at least the text floor on the screen (an SVG text's
+  // size times its drawing's scale).
+  const ownText = (el) => Array.from(el.childNodes)
+    .some((n) => n.nodeType === 3 && n.textContent.trim());
+  document.querySelectorAll(".app *, #announcement *").forEach((el) => {
+    if (!ownText(el) || !shown(el)) return;
+    const ctm = el instanceof SVGElement && el.getScreenCTM ? el.getScreenCTM() : null;
+    const k = ctm ? Math.hypot(ctm.a, ctm.b) : 1;
+    const px = parseFloat(getComputedStyle(el).fontSize) * k;
+    if (px < minText - 0.05) {
+      const cls = el.getAttribute("class") || el.tagName;
+      problems.push(`${cls} "${el.textContent.trim().slice(0, 40)}" at ${px.toFixed(1)} px ` +
+        `(< ${minText.toFixed(1)})`);
+    }
+  });
   const head = [".brand", "#freshness", ".clock"]
     .map((s) => document.querySelector(s)).filter((e) => e && shown(e));
   for (let a = 0; a < head.length; a++) for (let b = a + 1; b < head.length; b++) {
@@ -266,9 +295,51 @@ def min_px(width: int, height: int, phone: bool) -> float:
     return 14.0 if phone else 20.0 * min(width, height) / 1080
 
 
+def min_text_px(width: int, height: int, phone: bool) -> float:
+    """The smallest any word may be: 16 px per 1080 px of the short side, never under 12 px
+    (a 720p screen's notes were 9 px)."""
+    return 12.0 if phone else max(12.0, 16.0 * min(width, height) / 1080)
+
+
+# On the drawn plan: no room's words (name, icon, reason or number) over a point of a route the
+# plan may draw (a corridor point, a door, a room's centre) or over "you are here".
+PLAN_CHECK = r"""
+() => {
+  const problems = [];
+  const plan = document.getElementById("plan-rooms");
+  const cfg = JSON.parse(document.getElementById("kiosk-config").textContent).wayfinding;
+  if (!plan || !cfg) return problems;
+  const ctm = plan.getScreenCTM();
+  const points = [];
+  Object.values(cfg.routes || {}).concat(cfg.exits || []).forEach((r) => (r.points || [])
+    .forEach((p) => points.push([p[0] * ctm.a + ctm.e, p[1] * ctm.d + ctm.f])));
+  const here = Array.from(document.querySelectorAll("#you-are-here .here-dot, .here-pill"))
+    .map((e) => e.getBoundingClientRect());
+  const meets = (a, b) => a.left < b.right && b.left < a.right &&
+    a.top < b.bottom && b.top < a.bottom;
+  const rad = 3;  // a route's line is 9 px wide: its middle within 3 px of a word covers it
+  document.querySelectorAll(".room-shape").forEach((g) => {
+    const id = g.getAttribute("data-space-id");
+    g.querySelectorAll(".shape-label > *").forEach((el) => {
+      if (el.getAttribute("display") === "none") return;
+      const b = el.getBoundingClientRect();
+      if (!b.width || !b.height || (el.tagName === "text" && !el.textContent.trim())) return;
+      const what = `${id} ${el.getAttribute("class")} "${el.textContent.slice(0, 20)}"`;
+      const hit = points.find((p) => p[0] > b.left - rad && p[0] < b.right + rad &&
+        p[1] > b.top - rad && p[1] < b.bottom + rad);
+      if (hit) problems.push(`${what} covers the corridor point ${hit.map(Math.round)}`);
+      if (here.some((h) => meets(b, h))) problems.push(`${what} covers "you are here"`);
+    });
+  });
+  return problems;
+}
+"""
+
+
 def lint(page, width: int, height: int, phone: bool) -> list[str]:
     names = [name for name, _, _ in ROOMS]
-    return page.evaluate(CHECK, [IDS, names, min_px(width, height, phone)])
+    floors = [min_px(width, height, phone), min_text_px(width, height, phone)]
+    return page.evaluate(CHECK, [IDS, names, *floors]) + page.evaluate(PLAN_CHECK)
 
 
 def check_states(page, where: str, phone: bool, width: int, height: int, seq: int) -> list[str]:
@@ -316,7 +387,7 @@ def test_every_name_fits_in_every_language_size_and_state(server, contexts, requ
             display, cred = server.add_display(floor, name=f"Lobby {lang} {kind}")
             settings = {"language": lang}
             if kind == "plan":
-                settings["here"] = [90, 400]
+                settings["here"] = HERE
             store.update_display_settings(display.id, settings)
             urls[lang, kind] = (
                 f"{server.url}/kiosk/{cred}",

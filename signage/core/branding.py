@@ -2,10 +2,15 @@
 
 The kiosk draws the accent (`--brand`) in two ways (static/kiosk/*.css): white text on it
 (banners, the identify flash) and the accent itself on the page's background (the route to a
-room, its arrow, "you are here", the nearest stairs). Both must reach 4.5:1, the WCAG AA
-ratio for text, or the accent is refused with the ratio it got. On the dark theme the kiosk
-lightens lines drawn on the background (60 % accent, 40 % white, kiosk.css `color-mix`), so
-that lightened colour is the one checked there.
+room, its arrow, "you are here", the nearest stairs, the other floors' arrow, the chosen room's
+underline: kiosk.css `--brand-line`; the contrast theme draws its route and nearest stairs in
+yellow, whatever the accent). Both must
+reach 4.5:1, the WCAG AA ratio for text, or the accent is refused with the ratio it got. On the
+dark theme the kiosk lightens what it draws on the background (60 % accent, 40 % white,
+kiosk.css `color-mix`), so that lightened colour is the one checked there. On the contrast
+(black) theme it draws a variant lightened in OKLab just enough to reach 4.5:1 (`legible_on`,
+computed by kiosk.js `legibleOn` with the same steps): that variant is what is checked there, so
+most brand colours pass instead of almost none (the default blue itself is 3.10:1 on black).
 
 THEMES repeats kiosk.css's colours; tests/test_branding.py reads the CSS and fails if they
 drift apart.
@@ -27,13 +32,17 @@ class Theme:
     background: str  # --bg
     text_on_accent: str  # the text colour kiosk.css puts on var(--brand)
     line_lift: float  # share of white mixed into the accent for lines on the background
+    derive_line: bool = False  # lines use the accent lightened until it reads (legible_on)
 
 
 THEMES: dict[str, Theme] = {
     "light": Theme(background="#f2f0eb", text_on_accent="#ffffff", line_lift=0.0),
     "dark": Theme(background="#0e1014", text_on_accent="#ffffff", line_lift=0.4),
-    "contrast": Theme(background="#000000", text_on_accent="#ffffff", line_lift=0.0),
+    "contrast": Theme(
+        background="#000000", text_on_accent="#ffffff", line_lift=0.0, derive_line=True
+    ),
 }
+LIGHTEN_STEPS = 100  # legible_on raises OKLab lightness a hundredth of the way to white a step
 
 
 def _rgb(colour: str) -> tuple[int, int, int]:
@@ -49,14 +58,67 @@ def mix_with_white(colour: str, white: float) -> str:
     return "#" + "".join(f"{c:02x}" for c in mixed)
 
 
+def _to_linear(value: float) -> float:
+    return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+
+
+def _to_srgb(value: float) -> float:
+    return 12.92 * value if value <= 0.0031308 else 1.055 * value ** (1 / 2.4) - 0.055
+
+
+def oklab(colour: str) -> tuple[float, float, float]:
+    """A #rrggbb colour in OKLab (Ottosson 2020): lightness 0-1 and two colour axes."""
+    r, g, b = (_to_linear(v / 255) for v in _rgb(colour))
+    lms = (
+        0.4122214708 * r + 0.5363325363 * g + 0.0514459929 * b,
+        0.2119034982 * r + 0.6806995451 * g + 0.1073969566 * b,
+        0.0883024619 * r + 0.2817188376 * g + 0.6299787005 * b,
+    )
+    l_, m_, s_ = (max(v, 0.0) ** (1 / 3) for v in lms)
+    return (
+        0.2104542553 * l_ + 0.7936177850 * m_ - 0.0040720468 * s_,
+        1.9779984951 * l_ - 2.4285922050 * m_ + 0.4505937099 * s_,
+        0.0259040371 * l_ + 0.7827717662 * m_ - 0.8086757660 * s_,
+    )
+
+
+def from_oklab(lightness: float, a: float, b: float) -> str:
+    """An OKLab colour as #rrggbb, each channel clipped into sRGB's range."""
+    l_ = lightness + 0.3963377774 * a + 0.2158037573 * b
+    m_ = lightness - 0.1055613458 * a - 0.0638541728 * b
+    s_ = lightness - 0.0894841775 * a - 1.2914855480 * b
+    lc, mc, sc = l_**3, m_**3, s_**3
+    linear = (
+        4.0767416621 * lc - 3.3077115913 * mc + 0.2309699292 * sc,
+        -1.2684380046 * lc + 2.6097574011 * mc - 0.3413193965 * sc,
+        -0.0043196266 * lc - 0.7034186147 * mc + 1.7076147010 * sc,
+    )
+    # int(x + 0.5), not round(): kiosk.js rounds halves up (Math.round), Python to even.
+    srgb = (min(max(_to_srgb(min(max(v, 0.0), 1.0)), 0.0), 1.0) for v in linear)
+    channels = (int(c * 255 + 0.5) for c in srgb)
+    return "#" + "".join(f"{c:02x}" for c in channels)
+
+
+def legible_on(accent: str, background: str, ratio: float = MIN_RATIO) -> str:
+    """The accent, or where it does not reach `ratio` against a dark background, the accent with
+    its OKLab lightness raised (hue and chroma kept as far as sRGB allows) in LIGHTEN_STEPS steps
+    to white until it does. kiosk.js `legibleOn` repeats these steps; tests/test_kiosk_accent.py
+    compares the two."""
+    accent = accent.lower()
+    if contrast_ratio(accent, background) >= ratio:
+        return accent
+    lightness, a, b = oklab(accent)
+    for step in range(1, LIGHTEN_STEPS + 1):
+        candidate = from_oklab(lightness + (1 - lightness) * step / LIGHTEN_STEPS, a, b)
+        if contrast_ratio(candidate, background) >= ratio:
+            return candidate
+    return "#ffffff"
+
+
 def luminance(colour: str) -> float:
     """WCAG 2 relative luminance of a #rrggbb colour."""
 
-    def channel(value: int) -> float:
-        c = value / 255
-        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-
-    r, g, b = (channel(v) for v in _rgb(colour))
+    r, g, b = (_to_linear(v / 255) for v in _rgb(colour))
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
@@ -75,7 +137,7 @@ class AccentCheck:
     accent: str
     text_on_accent: float
     accent_on_background: float
-    line_colour: str  # what is drawn on the background (the accent, lightened on dark)
+    line_colour: str  # what is drawn on the background (the accent, lightened on dark/contrast)
 
     @property
     def ok(self) -> bool:
@@ -86,7 +148,12 @@ def check_accent(accent: str, theme: str) -> AccentCheck:
     """The accent's contrast on a theme (ValueError for a colour not #rrggbb)."""
     spec = THEMES.get(theme, THEMES["light"])
     accent = accent.lower()
-    line = mix_with_white(accent, spec.line_lift) if spec.line_lift else accent
+    if spec.derive_line:
+        line = legible_on(accent, spec.background)
+    elif spec.line_lift:
+        line = mix_with_white(accent, spec.line_lift)
+    else:
+        line = accent
     return AccentCheck(
         theme=theme,
         accent=accent,
@@ -128,7 +195,10 @@ __all__ = [
     "accent_problem",
     "check_accent",
     "contrast_ratio",
+    "from_oklab",
     "format_ratio",
+    "legible_on",
     "luminance",
     "mix_with_white",
+    "oklab",
 ]

@@ -645,6 +645,9 @@
   function minNamePx() { return isPhone ? 14 : 20 * Math.min(innerWidth, innerHeight) / 1080; }
   // A state's icon is never drawn smaller than this: 24 px per 1080 px (18 px on a phone).
   function minIconPx() { return isPhone ? 18 : 24 * Math.min(innerWidth, innerHeight) / 1080; }
+  // No word anywhere smaller than this: 16 px per 1080 px, never under 12 px (notes and seats
+  // shrank to 0.7 of the names' floor, 9 px on a 720p screen).
+  function minTextPx() { return isPhone ? 12 : Math.max(12, 16 * Math.min(innerWidth, innerHeight) / 1080); }
   function textWidth(text, weight, fs) {
     if (!measureCtx) {
       measureCtx = doc.createElement("canvas").getContext("2d");
@@ -746,7 +749,7 @@
   function fitTile(ref) {
     var room = model.rooms[ref.id];
     if (!room) return true;
-    var minU = minNamePx() / tileScale;
+    var minU = minNamePx() / tileScale, minT = minTextPx() / tileScale;
     var w = ref.w, h = ref.h, x0 = ref.x, y0 = ref.y;
     var pad = Math.min(18, Math.max(6, Math.min(w, h) * 0.09));
     var inner = w - 2 * pad, bottom = y0 + h - pad * 0.6;
@@ -757,7 +760,7 @@
       var lines = wrap(broken, 750, fs, inner, 3, force);
       if (lines) {
         var nameY = y0 + pad + fs * 0.92, lastY = nameY + (lines.length - 1) * fs * 1.1;
-        var sFs = Math.max(minU * 0.8, Math.min(fs * 0.7, 30));
+        var sFs = Math.max(minT, Math.min(fs * 0.7, 30));
         var icon = Math.max(sFs * 1.15, minIconPx() * 1.2 / tileScale);
         var st = wrap(label, 650, sFs, inner - icon * 1.3, 2), stacked = false;
         // The icon is centred on the state's first line, and clear of the name above it.
@@ -766,7 +769,7 @@
         if (!st && label && stackOK) {
           // Too narrow for the icon beside the word ("Belegt" in a small tile lost both): the
           // word goes under the icon, across the tile's width.
-          st = wrap(label, 650, sFs, inner, 2);
+          st = wrap(label, 650, sFs, inner, 3);  // "No / recent / data" at the 12 px floor
           stacked = !!st;
           iconY = lastY + fs * 0.28 + 2;
           stateY = iconY + icon + sFs * 1.05;
@@ -821,7 +824,7 @@
       ref.icon.setAttribute("display", "none");
     }
     // "Last known: Free, 07:21" under the state, and the seats at the foot, where they fit.
-    var small = Math.max(minU * 0.7, (best ? best.sFs : chosen.fs) * 0.75);
+    var small = Math.max(minT, (best ? best.sFs : chosen.fs) * 0.75);
     var note = best && ref.noteText ? wrap(ref.noteText, 500, small, inner, 2) : null;
     var noteY = used + small * 1.1;
     if (note && noteY + (note.length - 1) * small * 1.15 + small * 0.28 <= bottom) {
@@ -840,18 +843,19 @@
 
   function fitZones() {
     var labels = map ? map.querySelectorAll("#map-zones .zone") : [];
-    var minU = minNamePx() / tileScale;
+    var minU = minNamePx() / tileScale, minT = minTextPx() / tileScale;
     for (var i = 0; i < labels.length; i++) {
       var bg = labels[i].querySelector(".zone-bg"), text = labels[i].querySelector(".zone-label");
       var room = num(bg.getAttribute("width"), 0) - 28;
       var word = text.textContent.toUpperCase();
       // Uppercase with letter spacing: measured as such, then shrunk to the zone, or dropped.
-      var fs = Math.min(24, Math.max(19, minU * 0.75));  // inside the label band above the rooms
+      var fs = Math.max(minT, Math.min(24, Math.max(19, minU * 0.75)));  // in the band above the rooms
       var wide = textWidth(word, 700, fs) * 1.12;
       if (wide > room) fs = fs * room / wide;
       text.style.fontSize = r1(fs) + "px";
       text.setAttribute("y", r1(num(bg.getAttribute("y"), 0) + 6 + fs * 0.95));
-      if (fs < minU * 0.5) text.setAttribute("display", "none"); else text.removeAttribute("display");
+      // Too long for its zone at the smallest size a word may have: not shown (the rooms say it).
+      if (fs < minT - 0.01) text.setAttribute("display", "none"); else text.removeAttribute("display");
     }
   }
 
@@ -1110,22 +1114,22 @@
     idleTarget = null;
     freeHere = free.length;
     for (var f = 0; f < free.length && ranked; f++) { if (routeOf(free[f].id)) { idleTarget = free[f].id; break; } }
-    var seen = {};
+    var seen = {}, reworded = false;
     free.forEach(function (room) {
       seen[room.id] = true;
       var item = items[room.id];
       if (!item) { item = items[room.id] = bindItem(makeItem(room.id)); }
       var name = room.name || "";
       var shown = breakable(name);  // soft hyphens: a long word breaks where it may
-      if (item.nameText !== shown) { item.nameText = shown; item.name.textContent = shown; }
+      if (item.nameText !== shown) { item.nameText = shown; item.name.textContent = shown; reworded = true; }
       var meta = kindLabel(room.function) + " · " + seatsLabel(room.capacity);
-      if (item.metaText !== meta) { item.metaText = meta; item.meta.textContent = meta; }
+      if (item.metaText !== meta) { item.metaText = meta; item.meta.textContent = meta; reworded = true; }
       var since = listWords(room);
       if (item.sinceText !== since) { item.sinceText = since; item.since.textContent = since; }
       markBooking(item.li, room);
       // No walking distances while the page cannot vouch for the state (no routes then either).
       var dist = ranked && pageFeed() !== "stale" ? distanceText(routeOf(room.id)) : "";
-      if (item.distText !== dist) { item.distText = dist; item.dist.textContent = dist; }
+      if (item.distText !== dist) { item.distText = dist; item.dist.textContent = dist; reworded = true; }
     });
     Object.keys(items).forEach(function (id) {
       if (!seen[id]) { if (items[id].li.parentNode) items[id].li.parentNode.removeChild(items[id].li); delete items[id]; }
@@ -1149,7 +1153,8 @@
     var approx = ranked && WF.approximate && free.some(function (r) { return routeOf(r.id); });
     if (note && note.hidden === approx) { note.hidden = !approx; scheduleFit(null); }
     if (ranked !== list.classList.contains("ranked")) list.classList.toggle("ranked", ranked);
-    if (order !== lastFitOrder) { lastFitOrder = order; scheduleFit(null); }
+    // New words (a name's break points arriving, a distance) change the entries' heights.
+    if (order !== lastFitOrder || reworded) { lastFitOrder = order; scheduleFit(null); }
     renderRoute();
   }
 
@@ -1178,30 +1183,35 @@
   }
 
   function fitList() {
-    // On a kiosk nobody scrolls: show what fits and say how many more the map has.
+    // On a kiosk nobody scrolls: show as many whole rooms as fit, in the list's order, and say
+    // how many more the map has. Measured, not estimated: the box is laid out with the first k
+    // rooms and the "+N" line it would need (k found by halving; more rooms never take less
+    // height), and the largest k that does not overflow is kept. The straight-line note is in
+    // the box too, so it keeps its room.
     var more = $("free-more");
     if (isPhone || !more || !list) return;
     var box = $("free-box");
-    var children = list.children, hiddenCount = 0, i;
-    for (i = 0; i < children.length; i++) children[i].hidden = false;
-    more.hidden = true;
-    // The straight-line note stays under the list: keep room for it.
-    var note = $("free-note");
-    var limit = box.clientHeight - (note && !note.hidden ? note.offsetHeight + 12 : 0);
-    if (list.scrollHeight <= limit) return;
-    var moreH = Math.max(more.offsetHeight, 40);
-    var offMap = false;  // a room the drawn plan does not outline is not "on the map"
-    for (i = 0; i < children.length; i++) {
-      var li = children[i];
-      if (li.offsetTop + li.offsetHeight > limit - moreH - 8) {
-        li.hidden = true; hiddenCount++;
-        if (planMap && WF && !(WF.rooms || {})[li.getAttribute("data-space-id")]) offMap = true;
+    var children = list.children, n = children.length;
+    var onMap = planMap && WF ? WF.rooms || {} : null;
+    function show(k) {
+      var offMap = false;  // a room the drawn plan does not outline is not "on the map"
+      for (var i = 0; i < n; i++) {
+        children[i].hidden = i >= k;
+        if (i >= k && onMap && !onMap[children[i].getAttribute("data-space-id")]) offMap = true;
       }
+      more.hidden = k >= n;
+      if (k < n) more.textContent = t(offMap ? "more_free" : "more_on_map", { n: n - k });
     }
-    if (hiddenCount) {
-      more.hidden = false;
-      more.textContent = t(offMap ? "more_free" : "more_on_map", { n: hiddenCount });
+    function fits() { return box.scrollHeight <= box.clientHeight; }
+    show(n);
+    if (fits()) return;
+    var lo = 0, hi = n - 1;
+    while (lo < hi) {
+      var mid = (lo + hi + 1) >> 1;
+      show(mid);
+      if (fits()) lo = mid; else hi = mid - 1;
     }
+    show(lo);
   }
 
   function tickList() {
@@ -1291,9 +1301,10 @@
       shapes[id] = ref;
     });
     Object.keys(shapes).forEach(function (id) { renderShape(id, true); });
-    fitShapes(!keepNumbers);
+    // "You are here" first: the rooms' words are placed clear of it.
     drawHere();
     drawLandmarks();
+    fitShapes(!keepNumbers);
     routeKey = null;
     renderShapes();
   }
@@ -1327,7 +1338,8 @@
       return cmp(Math.round(p[1] / 40), Math.round(q[1] / 40)) || cmp(p[0], q[0]) || cmp(a, b);
     });
     ids.forEach(function (id, i) { shapes[id].number = i + 1; });
-    var numbered = ids.filter(function (id) { return !placeLabel(shapes[id], WF.rooms[id]); });
+    var avoid = planObstacles();
+    var numbered = ids.filter(function (id) { return !placeLabel(shapes[id], WF.rooms[id], avoid); });
     var wasShown = numbersBox && !numbersBox.hidden;
     renderNumbers(numbered, fresh);
     if (numbersBox && wasShown !== !numbersBox.hidden && !rebuilding && Math.abs(measureScale() - unitPx) > 1e-3) {
@@ -1345,18 +1357,111 @@
     });
   }
 
+  // What a room's words must not cover, in plan units: every point and leg of a route the plan
+  // may draw (to any room, or to the stairs and lifts: the one drawn changes with a tap or the
+  // idle cycle, the words stay), and "you are here" (its dot with the halo, and its pill).
+  function planObstacles() {
+    var out = { dots: [], legs: [], boxes: [] }, seen = {};
+    if (!WF) return out;
+    var ways = Object.keys(WF.routes || {}).map(function (id) { return WF.routes[id]; }).concat(WF.exits || []);
+    var dotR = px(8), legR = px(8);  // the line is 9 px wide, its casing 16
+    ways.forEach(function (way) {
+      var p = (way && way.points) || [];
+      for (var i = 0; i < p.length; i++) {
+        var key = r1(p[i][0]) + "," + r1(p[i][1]);
+        if (!seen[key]) { seen[key] = 1; out.dots.push({ x: p[i][0], y: p[i][1], r: dotR }); }
+        if (!i) continue;
+        var leg = key + "<" + r1(p[i - 1][0]) + "," + r1(p[i - 1][1]);
+        if (!seen[leg]) { seen[leg] = 1; out.legs.push({ a: p[i - 1], b: p[i], r: legR }); }
+      }
+    });
+    // The dot (r 12 and its white ring); its faint halo may pass behind words.
+    if (WF.here) out.dots.push({ x: WF.here[0], y: WF.here[1], r: px(18) });
+    var pill = doc.querySelector("#you-are-here .here-pill");
+    if (pill) {
+      var m = px(4);
+      out.boxes.push({ x: num(pill.getAttribute("x"), 0) - m, y: num(pill.getAttribute("y"), 0) - m,
+        w: num(pill.getAttribute("width"), 0) + 2 * m, h: num(pill.getAttribute("height"), 0) + 2 * m });
+    }
+    return out;
+  }
+  // The obstacles near one room (most rooms have none: their words take the centre at once).
+  function obstaclesIn(avoid, x0, y0, w, h) {
+    var near = { dots: [], legs: [], boxes: [] };
+    if (!avoid) return near;
+    avoid.dots.forEach(function (d) {
+      if (d.x + d.r > x0 && d.x - d.r < x0 + w && d.y + d.r > y0 && d.y - d.r < y0 + h) near.dots.push(d);
+    });
+    avoid.legs.forEach(function (l) {
+      if (Math.max(l.a[0], l.b[0]) + l.r > x0 && Math.min(l.a[0], l.b[0]) - l.r < x0 + w &&
+          Math.max(l.a[1], l.b[1]) + l.r > y0 && Math.min(l.a[1], l.b[1]) - l.r < y0 + h) near.legs.push(l);
+    });
+    avoid.boxes.forEach(function (b) { if (overlap(b, { x: x0, y: y0, w: w, h: h })) near.boxes.push(b); });
+    near.any = near.dots.length + near.legs.length + near.boxes.length > 0;
+    return near;
+  }
+  function segmentHitsBox(a, b, box) {
+    // Liang-Barsky: does the segment a-b enter the box?
+    var t0 = 0, t1 = 1, dx = b[0] - a[0], dy = b[1] - a[1];
+    var p = [-dx, dx, -dy, dy], q = [a[0] - box.x, box.x + box.w - a[0], a[1] - box.y, box.y + box.h - a[1]];
+    for (var i = 0; i < 4; i++) {
+      if (p[i] === 0) { if (q[i] < 0) return false; continue; }
+      var r = q[i] / p[i];
+      if (p[i] < 0) { if (r > t1) return false; if (r > t0) t0 = r; } else { if (r < t0) return false; if (r < t1) t1 = r; }
+    }
+    return true;
+  }
+  function boxClear(box, near) {
+    for (var i = 0; i < near.dots.length; i++) {
+      var d = near.dots[i];
+      if (boxDistance(box, d.x, d.y) < d.r) return false;
+    }
+    for (i = 0; i < near.legs.length; i++) {
+      var l = near.legs[i];
+      if (segmentHitsBox(l.a, l.b, { x: box.x - l.r, y: box.y - l.r, w: box.w + 2 * l.r, h: box.h + 2 * l.r })) return false;
+    }
+    for (i = 0; i < near.boxes.length; i++) if (overlap(box, near.boxes[i])) return false;
+    return true;
+  }
+  // Where a block of w x h goes inside the area [ax, ay, aw, ah]: at the preferred centre (px,
+  // py) if that is clear, else the clear place nearest to it on a 9 x 9 grid of the area; null
+  // when none is (the caller tries smaller words, then the room's number).
+  var SPOTS = [0, -0.25, 0.25, -0.5, 0.5, -0.75, 0.75, -1, 1];
+  function clearSpot(w, h, ax, ay, aw, ah, pcx, pcy, near) {
+    var lx = ax + w / 2, hx = ax + aw - w / 2, ly = ay + h / 2, hy = ay + ah - h / 2;
+    if (hx < lx) { lx = hx = ax + aw / 2; }
+    if (hy < ly) { ly = hy = ay + ah / 2; }
+    var cx = Math.max(lx, Math.min(hx, pcx)), cy = Math.max(ly, Math.min(hy, pcy));
+    if (!near || !near.any) return [cx, cy];
+    var best = null;
+    SPOTS.forEach(function (fx) {
+      SPOTS.forEach(function (fy) {
+        var x = fx < 0 ? cx + fx * (cx - lx) : cx + fx * (hx - cx);
+        var y = fy < 0 ? cy + fy * (cy - ly) : cy + fy * (hy - cy);
+        var d = Math.hypot(x - cx, y - cy);
+        if (best && d >= best.d) return;
+        if (boxClear({ x: x - w / 2, y: y - h / 2, w: w, h: h }, near)) best = { d: d, at: [x, y] };
+      });
+    });
+    return best && best.at;
+  }
+
   // A room's words on the plan: its icon (never smaller than a thumb's width of the screen), its
   // name on up to three lines at the smallest readable size or larger (as on the automatic map),
   // and, for a room of unknown state, why. The icon goes beside the name where the room is wide
-  // enough, above it where not. Returns false when the name cannot fit: the room then shows
+  // enough, above it where not. The block sits at the room's centre, or where a route or "you
+  // are here" would be under it, at the nearest clear place in the room (as the editor moves its
+  // labels off corridor points). Returns false when the name fits nowhere: the room then shows
   // its number, and the legend its name.
-  function placeLabel(ref, geo) {
+  function placeLabel(ref, geo, avoid) {
     var xs = geo.outline.map(function (p) { return p[0]; }), ys = geo.outline.map(function (p) { return p[1]; });
     var x0 = Math.min.apply(null, xs), y0 = Math.min.apply(null, ys);
     var w = Math.max.apply(null, xs) - x0, h = Math.max.apply(null, ys) - y0;
     var c = geo.center || [x0 + w / 2, y0 + h / 2];
     var innerW = w * 0.88 - px(6), innerH = h * 0.88 - px(6);
-    var minU = minNamePx() / unitPx, iconMin = Math.max(px(isPhone ? 22 : 28), minIconPx() * 1.2 / unitPx);
+    var ax = x0 + (w - innerW) / 2, ay = y0 + (h - innerH) / 2;
+    var near = obstaclesIn(avoid, x0, y0, w, h);
+    var minU = minNamePx() / unitPx, minT = minTextPx() / unitPx, iconMin = Math.max(px(isPhone ? 22 : 28), minIconPx() * 1.2 / unitPx);
     var broken = breakable(ref.nameText), why = ref.whyText;
     var top = Math.max(minU, Math.min(px(44), h * 0.34));
     function attempt(fs, stacked, withWhy, force, maxLines) {
@@ -1365,7 +1470,7 @@
       if (lw <= 0) return null;
       var lines = wrap(broken, 800, fs, lw, maxLines, force);
       if (!lines) return null;
-      var wFs = Math.max(minU * 0.8, fs * 0.6);
+      var wFs = Math.max(minT, fs * 0.6);
       var whyLines = withWhy && why ? wrap(why, 650, wFs, innerW, 2) : [];
       if (!whyLines) return null;
       var textH = lines.length * fs * 1.1;
@@ -1373,8 +1478,12 @@
       var total = head + (whyLines.length ? fs * 0.2 + whyLines.length * wFs * 1.15 : 0);
       if (total > innerH) return null;
       var textW = Math.max.apply(null, lines.map(function (l) { return textWidth(l, 800, fs); }));
+      var whyW = whyLines.length ? Math.max.apply(null, whyLines.map(function (l) { return textWidth(l, 650, wFs); })) : 0;
+      var blockW = Math.max(stacked ? Math.max(icon, textW) : icon + gap + textW, whyW);
+      var at = clearSpot(blockW, total, ax, ay, innerW, innerH, c[0], c[1], near);
+      if (!at) return null;
       return { fs: fs, icon: icon, gap: gap, lines: lines, stacked: stacked, textH: textH, textW: textW,
-        head: head, total: total, wFs: wFs, whyLines: whyLines };
+        head: head, total: total, wFs: wFs, whyLines: whyLines, at: at };
     }
     // One line while the size stays large ("Glacier", not "Gla-cier"), then up to three lines
     // down to the smallest size, then words cut where they must be; the reason is dropped
@@ -1393,30 +1502,38 @@
     });
     var fits = !!best;
     if (!best) {
-      // The number, as large as the room allows, with the icon above it where there is room.
+      // The number, as large as the room allows (smaller, down to the names' floor, where only
+      // a smaller one is clear of the routes), with the icon above it where there is room.
       var digits = String(ref.number || "?");
-      var nFs = Math.max(Math.min(innerH * 0.45, px(44), innerW / (0.75 * digits.length)), Math.min(minU, h * 0.6));
-      var nIcon = Math.min(iconMin, innerW, innerH - nFs * 1.1);
-      best = { fs: nFs, icon: nIcon, gap: nFs * 0.2, lines: [digits], stacked: true, textH: nFs * 1.1,
-        textW: textWidth(digits, 800, nFs), whyLines: [], wFs: 0 };
-      if (nIcon < minIconPx() / unitPx) best.icon = best.gap = 0;  // too small to read: none
-      best.head = best.icon + best.gap * 0.5 + best.textH;
-      best.total = best.head;
+      var nFs0 = Math.max(Math.min(innerH * 0.45, px(44), innerW / (0.75 * digits.length)), Math.min(minU, h * 0.6));
+      var numberAt = function (nFs, withIcon, clearOf) {
+        var nIcon = withIcon ? Math.min(iconMin, innerW, innerH - nFs * 1.1) : 0;
+        if (nIcon < minIconPx() / unitPx) nIcon = 0;  // too small to read: none
+        var b = { fs: nFs, icon: nIcon, gap: nIcon ? nFs * 0.2 : 0, lines: [digits], stacked: true,
+          textH: nFs * 1.1, textW: textWidth(digits, 800, nFs), whyLines: [], wFs: 0 };
+        b.head = b.total = b.icon + b.gap * 0.5 + b.textH;
+        b.at = clearSpot(Math.max(b.icon, b.textW), b.total, ax, ay, innerW, innerH, c[0], c[1], clearOf);
+        return b.at ? b : null;
+      };
+      var floorN = Math.min(nFs0, Math.max(minU, minT));
+      for (var nFs = nFs0; !best; nFs = Math.max(floorN, nFs * 0.85)) {
+        best = numberAt(nFs, true, near) || numberAt(nFs, false, near);
+        if (nFs <= floorN) break;
+      }
+      if (!best) best = numberAt(nFs0, true, null);  // nowhere clear: centred, as before
     }
     ref.g.toggleAttribute("data-numbered", !fits);
-    // The block centred on the room's centre, kept inside its box.
-    var topY = Math.max(y0 + (h - innerH) / 2, Math.min(c[1] - best.total / 2, y0 + h - (h - innerH) / 2 - best.total));
+    // The block centred on its place, which is inside the room's inner box.
+    var bx = best.at[0], topY = best.at[1] - best.total / 2;
     var nameTop, nameX, anchor;
     if (best.stacked) {
-      var ix = c[0] - best.icon / 2;
-      ref.icon.setAttribute("x", r1(ix));
+      ref.icon.setAttribute("x", r1(bx - best.icon / 2));
       ref.icon.setAttribute("y", r1(topY));
       nameTop = topY + best.icon + best.gap * 0.5;
-      nameX = c[0];
+      nameX = bx;
       anchor = "middle";
     } else {
-      var blockW = best.icon + best.gap + best.textW;
-      var left = Math.max(x0 + (w - innerW) / 2, Math.min(c[0] - blockW / 2, x0 + w - (w - innerW) / 2 - blockW));
+      var left = bx - (best.icon + best.gap + best.textW) / 2;
       ref.icon.setAttribute("x", r1(left));
       ref.icon.setAttribute("y", r1(topY + (best.head - best.icon) / 2));
       nameTop = topY + (best.head - best.textH) / 2;
@@ -1430,7 +1547,7 @@
     setLines(ref.name, best.lines, nameX, nameTop + best.fs * 0.92, best.fs, 1.1);
     ref.name.removeAttribute("display");
     if (best.whyLines.length) {
-      setLines(ref.why, best.whyLines, c[0], topY + best.head + best.fs * 0.2 + best.wFs * 0.92, best.wFs, 1.15);
+      setLines(ref.why, best.whyLines, bx, topY + best.head + best.fs * 0.2 + best.wFs * 0.92, best.wFs, 1.15);
       ref.why.removeAttribute("display");
     } else { clear(ref.why); ref.why.setAttribute("display", "none"); }
     return fits;
@@ -1445,7 +1562,7 @@
     var g = svgEl("g", { id: "you-are-here", "class": "here" }, layer);
     svgEl("circle", { "class": "here-halo", cx: x, cy: y, r: r1(px(26)) }, g);
     svgEl("circle", { "class": "here-dot", cx: x, cy: y, r: r1(px(12)), "stroke-width": r1(px(4)) }, g);
-    var fs = px(isPhone ? 30 : 24);
+    var fs = Math.max(px(isPhone ? 30 : 24), minTextPx() / unitPx);
     var pill = svgEl("rect", { "class": "here-pill", rx: r1(fs * 0.5) }, g);
     var label = svgEl("text", { "class": "here-label", "font-size": r1(fs) }, g);
     label.textContent = t("you_are_here");
@@ -1585,7 +1702,7 @@
       var x = num(mark.x, NaN), y = num(mark.y, NaN);
       if (!isFinite(x) || !isFinite(y)) return;
       var exit = near[mark.kind] && near[mark.kind].id === mark.id ? near[mark.kind] : null;
-      var size = px(exit ? 50 : 38), fs = px(exit ? 25 : 21);
+      var size = px(exit ? 50 : 38), fs = Math.max(px(exit ? 25 : 21), minTextPx() / unitPx);
       var at = signAt(x, y, px(25));
       x = at[0]; y = at[1];
       var g = svgEl("g", { "class": "landmark", "data-kind": String(mark.kind), "data-node-id": String(mark.id) }, layer);
@@ -2203,10 +2320,55 @@
     try { return JSON.parse(localStorage.getItem(config.storage_key) || "null"); } catch (e) { return null; }
   }
 
+  // -- the accent on the contrast theme ----------------------------------------------------------
+  // The accent as lines on black: lightened in OKLab until it reaches 4.5:1, in the steps of
+  // signage/core/branding.py's legible_on (the console checks that colour; a test compares the
+  // two). The default blue is 3.10:1 on black as it is.
+  function lin(c) { c /= 255; return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); }
+  function hexRGB(hex) { return [1, 3, 5].map(function (i) { return parseInt(hex.substr(i, 2), 16); }); }
+  function lum(hex) { var c = hexRGB(hex).map(lin); return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]; }
+  function ratio(a, b) { var x = lum(a), y = lum(b); return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); }
+  function fromOKLab(L, a, b) {
+    var l = Math.pow(L + 0.3963377774 * a + 0.2158037573 * b, 3);
+    var m = Math.pow(L - 0.1055613458 * a - 0.0638541728 * b, 3);
+    var s = Math.pow(L - 0.0894841775 * a - 1.2914855480 * b, 3);
+    return "#" + [
+      4.0767416621 * l - 3.3077115913 * m + 0.2309699292 * s,
+      -1.2684380046 * l + 2.6097574011 * m - 0.3413193965 * s,
+      -0.0043196266 * l - 0.7034186147 * m + 1.7076147010 * s
+    ].map(function (v) {
+      v = Math.min(Math.max(v, 0), 1);
+      v = Math.min(Math.max(v <= 0.0031308 ? 12.92 * v : 1.055 * Math.pow(v, 1 / 2.4) - 0.055, 0), 1);
+      return ("0" + Math.floor(v * 255 + 0.5).toString(16)).slice(-2);
+    }).join("");
+  }
+  function legibleOn(hex, bg) {
+    hex = hex.toLowerCase();
+    if (ratio(hex, bg) >= 4.5) return hex;
+    var c = hexRGB(hex).map(lin);
+    var q = [
+      0.4122214708 * c[0] + 0.5363325363 * c[1] + 0.0514459929 * c[2],
+      0.2119034982 * c[0] + 0.6806995451 * c[1] + 0.1073969566 * c[2],
+      0.0883024619 * c[0] + 0.2817188376 * c[1] + 0.6299787005 * c[2]
+    ].map(function (v) { return Math.pow(Math.max(v, 0), 1 / 3); });
+    var L = 0.2104542553 * q[0] + 0.7936177850 * q[1] - 0.0040720468 * q[2];
+    var a = 1.9779984951 * q[0] - 2.4285922050 * q[1] + 0.4505937099 * q[2];
+    var b = 0.0259040371 * q[0] + 0.7827717662 * q[1] - 0.8086757660 * q[2];
+    for (var step = 1; step <= 100; step++) {
+      var out = fromOKLab(L + (1 - L) * step / 100, a, b);
+      if (ratio(out, bg) >= 4.5) return out;
+    }
+    return "#ffffff";
+  }
+
   // -- start -----------------------------------------------------------------------------------
   function applyLook() {
     if (settings.brand_color && /^#[0-9a-fA-F]{6}$/.test(settings.brand_color)) {
       root.style.setProperty("--brand", settings.brand_color);
+    }
+    if (root.dataset.theme === "contrast") {
+      var brand = getComputedStyle(root).getPropertyValue("--brand").trim();
+      if (/^#[0-9a-fA-F]{6}$/.test(brand)) root.style.setProperty("--brand-legible", legibleOn(brand, "#000000"));
     }
     if (!settings.orientation && !isPhone) {
       var rot = parseInt(root.dataset.rotation || "0", 10);
