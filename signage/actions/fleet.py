@@ -13,9 +13,11 @@ import logging
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from signage.actions.calendars import booked_empty, calendar_rows
 from signage.actions.displays import floor_label
+from signage.store.screens import ScreenSightings
 
 if TYPE_CHECKING:
     from signage.services import Services
@@ -33,6 +35,11 @@ def fleet_status(svc: Services) -> dict[str, Any]:
     for sub in svc.hub.screens():  # a console preview is not a screen
         subs_by_display.setdefault(sub.display_id, []).append(sub)
     installed = set(svc.store.first_screens())
+    # When each display last had a screen, as stored (the alert watcher stamps it each minute):
+    # a display down since before a restart, or never seen by this process, still says for
+    # how long from the first page view.
+    last_seen = ScreenSightings(svc.store).last_seen()
+    wall = svc.alerts.wall() if svc.alerts else time.time()
 
     displays_out = []
     for display in svc.store.list_displays():
@@ -56,6 +63,10 @@ def fleet_status(svc: Services) -> dict[str, Any]:
         problems = []
         # How long no screen has been connected, as the alert watcher saw it (None: up).
         down_s = svc.alerts.down_for("display", display.id) if svc.alerts else None
+        if not screens and display.id in last_seen:
+            # The watcher counts from this process's start: the stored sighting goes further
+            # back (and is there before the watcher's first look).
+            down_s = max(down_s or 0.0, wall - last_seen[display.id])
         if not screens and display.id not in installed:
             state = "not_installed"  # waiting for its first screen: nothing is wrong yet
         elif not screens:
@@ -79,6 +90,7 @@ def fleet_status(svc: Services) -> dict[str, Any]:
                 "state": state,
                 "problems": problems,
                 "down_s": None if down_s is None else round(down_s),
+                **_since(svc, display.floor_id, None if down_s is None else wall - down_s),
                 "alerted": bool(svc.alerts and svc.alerts.reported("display", display.id)),
             }
         )
@@ -185,6 +197,26 @@ def fleet_status(svc: Services) -> dict[str, Any]:
         },
         # The fleet's processes, and whether this is all of it (Redis answered).
         **({"cluster": view.summary()} if view is not None else {}),
+    }
+
+
+def _since(svc: Services, floor_id: str, at: float | None) -> dict[str, Any]:
+    """When a display went down: "down_since" in UTC for programs, "down_since_local" as its
+    building reads it ("09:14", or "5 Dec 09:14" on another day) with the zone's name."""
+    if at is None:
+        return {"down_since": None, "down_since_local": None, "zone": None}
+    zone_name = svc.directory.time_zone(floor_id) or "UTC"
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):  # a zone this system lacks
+        zone_name, zone = "UTC", ZoneInfo("UTC")
+    when = datetime.fromtimestamp(at, zone)
+    today = datetime.fromtimestamp(svc.alerts.wall() if svc.alerts else time.time(), zone)
+    local = f"{when:%H:%M}" if when.date() == today.date() else f"{when.day} {when:%b %H:%M}"
+    return {
+        "down_since": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"),
+        "down_since_local": local,
+        "zone": zone_name,
     }
 
 

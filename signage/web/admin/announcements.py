@@ -25,6 +25,7 @@ from signage.store import Announcement
 from signage.web import auth
 from signage.web.admin.base import bp
 from signage.web.current import services
+from signage.web.names import floor_name
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +42,10 @@ def audiences(svc: Services) -> tuple[list[tuple[str, str]], set[str] | None, st
     choices, floor_error = floor_choices(svc.directory)
     displays = svc.store.list_displays()
     options = [("all", "All displays")]
-    floors = {c.id: f"{c.building} / {c.name}" if c.building else c.name for c in choices}
+    # Floors by their display names in the admin's language (Density's without one).
+    floors = {c.id: floor_name(c.id) for c in choices}
     for display in displays:
-        floors.setdefault(display.floor_id, floor_label(svc.directory, display.floor_id))
+        floors.setdefault(display.floor_id, floor_name(display.floor_id))
     options += [(f"floor:{fid}", f"Floor: {label}") for fid, label in floors.items()]
     options += [(f"display:{d.id}", f"Display: {d.name}") for d in displays]
     # A tree kept through an outage still names the floors; only with none at all is any

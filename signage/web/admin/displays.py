@@ -36,6 +36,7 @@ from signage.web import auth
 from signage.web.admin.base import bp, display_or_404
 from signage.web.current import services
 
+from signage.web.names import floor_name
 logger = logging.getLogger(__name__)
 
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français"}
@@ -149,7 +150,9 @@ def display_rows(svc: Services) -> list[dict[str, Any]]:
         rows.append(
             {
                 "display": display,
-                "floor": row["floor"],
+                # The floor as the admin reads it (display names), Density's kept for search.
+                "floor": floor_name(display.floor_id),
+                "density_floor": row["floor"],
                 "state": _list_state(row, feed_modes),
                 "down_s": row["down_s"],
                 "language": i18n.language(display.settings),
@@ -172,7 +175,7 @@ def filter_rows(rows: list[dict[str, Any]], query: ListQuery) -> list[dict[str, 
             return False
         if query.language and row["language"] != query.language:
             return False
-        text = f"{row['display'].name} {row['floor']}".casefold()
+        text = f"{row['display'].name} {row['floor']} {row.get('density_floor', '')}".casefold()
         return all(word in text for word in words)
 
     return [r for r in rows if keep(r)]
