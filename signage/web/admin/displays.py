@@ -314,6 +314,11 @@ def _rooms_for(svc: Services, floor_id: str) -> tuple[list[Any], str | None]:
     return rooms, (note.replace("floors", "rooms") if note and not rooms else note)
 
 
+def _room_ids(svc: Services) -> Any:
+    """The rooms the cached tree knows on a floor (None: none known now), for hidden rooms."""
+    return lambda floor_id: {r.id for r in svc.directory.rooms_of(floor_id)} or None
+
+
 @bp.route("/displays/<int:display_id>", methods=["GET", "POST"])
 def display_edit(display_id: int) -> Any:
     """A display's settings; saving reaches its kiosks within seconds."""
@@ -325,7 +330,9 @@ def display_edit(display_id: int) -> Any:
     if request.method == "POST":
         values = _form_data()
         try:
-            cleaned = clean_display(values, display, _floor_ids(choices, floor_error))
+            cleaned = clean_display(
+                values, display, _floor_ids(choices, floor_error), _room_ids(svc)
+            )
         except Invalid as exc:
             errors = exc.errors
         else:
@@ -357,6 +364,8 @@ def display_edit(display_id: int) -> Any:
         rooms=rooms,
         rooms_error=rooms_error,
         functions=sorted({r.function for r in rooms if r.function}),
+        # Night times are the floor's local time (UTC when Density names no zone for it).
+        night_zone=svc.directory.time_zone(display.floor_id) or "UTC",
         errors=errors,
         values=values,
         languages=i18n.LANGUAGES,
@@ -377,10 +386,21 @@ def display_edit(display_id: int) -> Any:
 
 
 @bp.post("/displays/<int:display_id>/delete")
-def display_delete(display_id: int) -> Response:
-    """Delete a display; its screens lose their credential."""
+def display_delete(display_id: int) -> Any:
+    """Delete a display; its screens lose their credential (after a page asking whether to)."""
     svc = services()
     display = display_or_404(display_id)
+    if request.form.get("confirm") != "yes":
+        return render_template(
+            "admin/confirm.html",
+            title="Delete this display?",
+            text="Its screens lose their credential at once, and its settings and phone link"
+            " are gone. This cannot be undone: a new display must be paired again.",
+            subject=display.name,
+            action=url_for("admin.display_delete", display_id=display.id),
+            button="Delete display",
+            cancel=url_for("admin.display_edit", display_id=display.id),
+        )
     remove_display(svc.store, svc.hub, display)
     flash(f"Display “{display.name}” deleted.", "ok")
     return redirect(url_for("admin.displays"))
