@@ -19,7 +19,7 @@ from signage.core.hub import Hub, Subscriber
 from signage.core.names import NameBook, ordinal_floor_name
 from signage.store.names import DisplayNames
 from tests import pg_server as pgs
-from tests.admin_helpers import Console, make_admin
+from tests.admin_helpers import PASSWORD, Console, make_admin
 from tests.helpers import wait_until
 
 any_store, pg_server, pg_url = pgs.any_store, pgs.pg_server, pgs.pg_url
@@ -464,3 +464,33 @@ def test_the_console_names_floors_and_rooms_as_the_screens_do_with_density_s_bes
     space = next(s for s in layout["spaces"] if s["id"] == room)
     assert space["name"] == density_room  # Density's, as the API gives it
     assert space["display_names"] == {"en": "Fireside", "de": "Fireside", "fr": "Fireside"}
+
+
+def test_the_floor_editor_lists_rooms_by_their_display_names_in_the_browser_s_language(
+    sim, server, admin, contexts
+):
+    ground = floors_of(sim)[0]
+    room = rooms_of(sim, ground)[1]
+    density_room = sim.world.portfolio.spaces[room].name
+    names = {"default": "Fireside", "de": "Kaminzimmer"}
+    assert admin.api("PUT", f"/api/admin/spaces/{room}/names", json=names).status_code == 200
+    svg = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 300">'
+        b'<rect width="400" height="300" fill="#eee"/></svg>'
+    )
+    plan = admin.api(
+        "PUT", f"/api/admin/floors/{ground}/plan", data=svg, content_type="image/svg+xml"
+    )
+    assert plan.status_code == 200, plan.get_data(as_text=True)
+    for locale, shown in (("de-DE", "Kaminzimmer"), ("en-GB", "Fireside")):
+        page = contexts(1400, 900, locale=locale).new_page()
+        page.goto(f"{server.url}/admin/login")
+        page.fill("#username", "alice")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/admin/displays")
+        page.goto(f"{server.url}/admin/floors/{ground}/layout")
+        expect(page.locator("#editor")).to_have_attribute("data-loading", "false", timeout=15_000)
+        item = page.locator(f'#room-list li[data-space-id="{room}"] span').first
+        expect(item).to_have_text(shown)
+        assert item.get_attribute("title") == f"Density: {density_room}"
