@@ -30,6 +30,7 @@ from signage.actions.displays import (
 )
 from signage.actions.fleet import fleet_status
 from signage.actions.pairing import PairingRefused, claim
+from signage.actions.wording import counted
 from signage.services import Services
 from signage.store import Display
 from signage.web import auth
@@ -189,7 +190,13 @@ def displays() -> str:
     svc = services()
     query = ListQuery.from_args(request.args)
     rows = display_rows(svc)
-    floors = sorted({(r["display"].floor_id, r["floor"]) for r in rows}, key=lambda f: f[1])
+    # The floors with a display, in the building's order (Density's or the floor-order page's);
+    # a floor the directory no longer lists goes last, by name.
+    rank = {f.id: i for i, f in enumerate(svc.directory.floors(building_order=True))}
+    floors = sorted(
+        {(r["display"].floor_id, r["floor"]) for r in rows},
+        key=lambda f: (rank.get(f[0], len(rank)), f[1]),
+    )
     shown = filter_rows(rows, query)
     pages = max(1, -(-len(shown) // query.per_page))
     query = replace(query, page=min(query.page, pages))
@@ -257,7 +264,7 @@ def displays_bulk() -> Response:
         )
         return Response(body)
     sent = send_commands(svc.store, svc.hub, chosen, action)
-    reached = f"{sent} screen(s) of {len(chosen)} display(s)"
+    reached = f"{counted(sent, 'screen')} of {counted(len(chosen), 'display')}"
     flash(
         f"Sent “{action}” to {reached}." if sent else "None of them has a screen connected.",
         "ok" if sent else "warn",
@@ -276,7 +283,8 @@ def displays_bulk_revoke() -> Response:
     for display in chosen:
         revoke_display(svc.store, svc.hub, display)
     names = ", ".join(f"“{d.name}”" for d in chosen[:5]) + (" …" if len(chosen) > 5 else "")
-    flash(f"Revoked {len(chosen)} credential(s): {names}. Their screens show a pairing code.", "ok")
+    revoked = counted(len(chosen), "credential")
+    flash(f"Revoked {revoked}: {names}. Their screens show a pairing code.", "ok")
     return _back_to_list()
 
 
@@ -433,7 +441,7 @@ def display_command(display_id: int, action: str) -> Response:
     display = display_or_404(display_id)
     sent = send_commands(svc.store, svc.hub, [display], action)
     if sent:
-        flash(f"Sent “{action}” to {sent} screen(s).", "ok")
+        flash(f"Sent “{action}” to {counted(sent, 'screen')}.", "ok")
     else:
         flash("No screen of this display is connected.", "warn")
     if request.form.get("back") == "fleet":
