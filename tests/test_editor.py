@@ -378,7 +378,7 @@ def test_states_json_gives_the_feed_s_view_of_each_room(server, sim, console, fl
 
 
 # -- Density away ------------------------------------------------------------------------------
-def test_without_density_the_editor_opens_and_only_new_rooms_wait(make_server, tmp_path):
+def test_without_density_the_editor_opens_and_nothing_is_published(make_server, tmp_path):
     # Nothing listens on this port: every call to Density is refused at once.
     server = make_server(DENSITY_API_URL=f"http://127.0.0.1:{free_port()}", SIGNAGE_BACKOFF_MAX=0.1)
     server.svc.client.max_retries = 0
@@ -397,13 +397,18 @@ def test_without_density_the_editor_opens_and_only_new_rooms_wait(make_server, t
     assert states.status_code == 503 and states.json["error"] == "density_unavailable"
     assert server.svc.feeds.get("flr_1") is None
 
+    # Density never listed the floor's rooms: a published room may have left the floor since,
+    # so nothing goes live (a draft may keep the rooms already drawn: tests/test_api_drafts.py).
     layout["nodes"] = [{"id": "n1", "x": 5, "y": 5, "kind": "lift"}]
-    assert save(console, "flr_1", layout, 1).json == {"version": 2}  # rooms already checked
+    waiting = save(console, "flr_1", layout, 1)
+    assert waiting.status_code == 503 and waiting.json["error"] == "density_unavailable"
+    assert "have not been loaded from Density" in waiting.json["message"]
     layout["rooms"]["spc_new"] = {"outline": square(100, 10), "door": None}
-    waiting = save(console, "flr_1", layout, 2)
-    assert waiting.status_code == 503
-    assert "spc_new" in waiting.json["message"] and "cannot be reached" in waiting.json["message"]
-    assert server.svc.store.get_layout("flr_1").version == 2
+    draft = {"revision": 0, "base_version": 1, "layout": layout}
+    new_room = console.api("PUT", "/admin/floors/flr_1/draft.json", draft)
+    assert new_room.status_code == 503
+    assert "spc_new" in new_room.json["message"] and "cannot be reached" in new_room.json["message"]
+    assert server.svc.store.get_layout("flr_1").version == 1
 
 
 # -- the JSON API --------------------------------------------------------------------------------

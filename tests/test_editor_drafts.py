@@ -202,7 +202,8 @@ def test_a_draft_leaves_the_screens_alone_until_published(server, console, floor
 
         # A stale revision is refused, as is a room of another floor.
         stale = console.api("PUT", f"/admin/floors/{floor}/draft.json", draft_body(layout))
-        assert stale.status_code == 409 and "revision 1, you had 0" in stale.json["message"]
+        assert stale.status_code == 409 and stale.json["cause"] == "published"
+        assert "published as version 1 by session:alice" in stale.json["message"]
         bad = dict(layout, rooms={"spc_elsewhere": {"outline": square(0, 0), "door": None}})
         refused = console.api("PUT", f"/admin/floors/{floor}/draft.json", draft_body(bad, 1, 1))
         assert refused.status_code == 400 and "spc_elsewhere" in refused.json["message"]
@@ -270,11 +271,13 @@ def test_a_stale_editor_tab_cannot_overwrite_or_publish_a_later_draft(
     b = console.api("PUT", url, draft_body(with_rooms(*rooms[:2]), 0, 1)).json
 
     stale = console.api("PUT", url, draft_body(with_rooms(rooms[1]), a_revision, a_version))
-    assert stale.status_code == 409 and "someone else" in stale.json["message"], stale.json
+    assert stale.status_code == 409, stale.json
+    assert stale.json["message"].startswith("The draft was published as version 1 by")
     published = console.api(
         "POST", f"/admin/floors/{floor}/draft/publish", {"revision": a_revision}
     )
-    assert published.status_code == 409 and "someone else" in published.json["message"]
+    assert published.status_code == 409 and published.json["cause"] == "saved"
+    assert "Someone else saved the draft" in published.json["message"]
     doc = console.get(f"/admin/floors/{floor}/layout.json").json
     assert doc["version"] == 1 and doc["draft"]["revision"] == b["revision"]
     assert set(doc["layout"]["rooms"]) == set(rooms[:2])  # B's draft, untouched
@@ -555,6 +558,56 @@ def test_points_snap_to_rooms_and_edges_unless_s_turns_it_off_and_names_avoid_co
         expect(page.locator("#canvas g.room-shape")).to_have_count(1)
         assert LayoutHistory(server.svc.store).draft(floor) is None
         assert server.svc.store.get_layout(floor).version == 1
+        assert not problems, problems
+    finally:
+        ctx.close()
+
+
+@pytest.mark.browser
+def test_doors_snap_onto_walls_and_corridor_points_onto_walls_and_edges_unless_s_is_off(
+    server, floor, rooms, browser
+):
+    plans.store_plan(server.svc.store, server.svc.config, floor, PLAN_SVG, "test")
+    layout = with_rooms()
+    layout["rooms"] = {rooms[0]: {"outline": square(100, 100, 80), "door": None}}
+    server.svc.store.put_layout(floor, layout, "earlier")
+    make_admin(server.svc)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = ctx.new_page()
+        problems = _watch(page)
+        _open_editor(page, server, floor)
+        tools = page.get_by_role("toolbar", name="Drawing tools")
+        tools.get_by_role("button", name="Door").click()
+        # Two units inside the room's right wall, near its top corner too: on the wall, not
+        # the corner (a door in a corner has no side to walk through).
+        page.mouse.move(*_to_client(page, 178, 140))
+        expect(page.locator("#canvas .snap-mark")).to_have_attribute("data-kind", "wall")
+        page.mouse.click(*_to_client(page, 178, 140))
+        page.mouse.click(*_to_client(page, 178.5, 103))
+        tools.get_by_role("button", name="Corridor").click()
+        # Off the room's wall, then off the plan's top edge, then (S off) exactly as clicked.
+        page.mouse.click(*_to_client(page, 182, 150))
+        page.mouse.click(*_to_client(page, 262, 2))
+        page.keyboard.press("Escape")
+        page.keyboard.press("s")
+        expect(page.locator("#snap")).not_to_be_checked()
+        page.mouse.click(*_to_client(page, 182.5, 230))
+        expect(page.locator("#draft-state")).to_contain_text(
+            "Draft, not published", timeout=SERVER_MS
+        )
+
+        def saved():
+            draft = LayoutHistory(server.svc.store).draft(floor)
+            return draft if draft and len(draft.data["nodes"]) == 3 else None
+
+        draft = wait_until(saved, timeout=SERVER_MS / 1000, message="the draft with 3 points")
+        door = draft.data["rooms"][rooms[0]]["door"]
+        assert door[0] == 180.0 and abs(door[1] - 103) < 1.5 and door[1] != 100.0, door
+        nodes = [(n["x"], n["y"]) for n in draft.data["nodes"]]
+        assert nodes[0][0] == 180.0 and abs(nodes[0][1] - 150) < 1.5, nodes  # the wall
+        assert nodes[1][1] == 0.0 and abs(nodes[1][0] - 262) < 1.5, nodes  # the plan's edge
+        assert abs(nodes[2][0] - 182.5) < 1.2 and nodes[2][0] != 180.0, nodes  # as clicked
         assert not problems, problems
     finally:
         ctx.close()

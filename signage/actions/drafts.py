@@ -11,7 +11,9 @@ draft, not the live layout: the admin sees it, previews it and publishes it, as 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from signage.actions import audit
 from signage.actions.plans import (
@@ -62,9 +64,21 @@ def _version_info(v: LayoutVersion, live: int) -> dict[str, Any]:
     }
 
 
-def draft_info(draft: Draft, published: dict[str, Any] | None, live: int) -> dict[str, Any]:
-    """A draft as the editor and the plans page show it."""
+def gone_rooms(data: dict[str, Any], known: set[str] | None) -> list[str]:
+    """The layout's rooms that are not rooms of the floor in the last list Density gave (none
+    when that list was never had: nothing to tell them by)."""
+    if known is None:
+        return []
+    return sorted(str(r) for r in set(data.get("rooms", {})) - known)
+
+
+def draft_info(
+    draft: Draft, published: dict[str, Any] | None, live: int, known: set[str] | None = None
+) -> dict[str, Any]:
+    """A draft as the editor and the plans page show it; `known`: the floor's rooms, to name
+    the draft's rooms that left the floor (publishing refuses them)."""
     return {
+        "gone": gone_rooms(draft.data, known),
         "revision": draft.revision,
         "base_version": draft.base_version,
         "updated_at": draft.updated_at,
@@ -96,8 +110,11 @@ def editor_document(svc: Services, floor_id: str, plan_url: str) -> dict[str, An
         for d in displays
         if d.settings.get("orientation") in (None, "", "landscape", "portrait")
     }
+    known = floor_context(svc, floor_id).space_ids
     doc["draft"] = (
-        draft_info(draft, stored.data if stored else None, live) if draft is not None else None
+        draft_info(draft, stored.data if stored else None, live, known)
+        if draft is not None
+        else None
     )
     doc["versions"] = [_version_info(v, live) for v in history.versions(floor_id)]
     return doc
@@ -157,76 +174,176 @@ def save_draft(svc: Services, floor_id: str, body: Any, updated_by: str | None) 
     base = version_field(body, "base_version", "the published version, 0 for none")
     clean = checked_layout(svc, floor_id, body.get("layout"))
     here = _checked_here(svc, floor_id, body.get("here"), clean)
+    history = LayoutHistory(svc.store)
     try:
-        draft = LayoutHistory(svc.store).save_draft(
-            floor_id,
-            clean,
-            expected_revision=revision,
-            base_version=base,
-            here=here,
-            updated_by=updated_by,
-        )
+        if revision == 0:
+            # A save at revision 0 succeeds only when the floor has no draft: it starts one.
+            # Recorded once, with the save's transaction; the autosaves after it are not.
+            with audit.change(
+                svc.store,
+                "layout.draft_started",
+                "layout",
+                floor_id,
+                floor_id,
+                after={"base_version": base, "rooms": len(clean.get("rooms", {}))},
+            ):
+                draft = history.save_draft(
+                    floor_id,
+                    clean,
+                    expected_revision=0,
+                    base_version=base,
+                    here=here,
+                    updated_by=updated_by,
+                )
+        else:
+            draft = history.save_draft(
+                floor_id,
+                clean,
+                expected_revision=revision,
+                base_version=base,
+                here=here,
+                updated_by=updated_by,
+            )
     except StoreError as exc:
-        raise LayoutRefused(409, str(exc), "conflict") from exc
+        raise conflict(svc, floor_id, revision, base, str(exc)) from exc
     stored = svc.store.get_layout(floor_id)
     live = stored.version if stored is not None else 0
-    return draft_info(draft, stored.data if stored else None, live)
+    known = floor_context(svc, floor_id).space_ids
+    return draft_info(draft, stored.data if stored else None, live, known)
+
+
+def local_time(svc: Services, floor_id: str, stamp: str | None) -> str:
+    """A stored UTC time as the floor's people read it: "2026-12-06 14:05 (Europe/Berlin)"."""
+    if not stamp:
+        return "an unknown time"
+    zone_name = svc.directory.time_zone(floor_id) or "UTC"
+    try:
+        zone = ZoneInfo(zone_name)
+        when = datetime.fromisoformat(stamp).astimezone(zone)
+    except (ZoneInfoNotFoundError, ValueError):  # a zone this system lacks, an odd stamp
+        return f"{stamp} (UTC)"
+    return f"{when:%Y-%m-%d %H:%M} ({zone_name})"
+
+
+def conflict(
+    svc: Services, floor_id: str, revision: int, base: int | None, fallback: str
+) -> LayoutRefused:
+    """Why an editor's draft request was refused (409), as the admin needs to hear it: the
+    layout was published since the version they loaded (by whom, when, in the floor's time
+    zone), or the draft was saved or discarded by someone else; `cause` and its facts beside
+    the message for a program. `base`: the published version the caller loaded (None: unknown,
+    then the store's own words, `fallback`, are kept unless a publish explains it)."""
+    stored = svc.store.get_layout(floor_id)
+    live = stored.version if stored is not None else 0
+    draft = LayoutHistory(svc.store).draft(floor_id)
+    mine = draft is not None and draft.revision == revision  # the caller's draft stands
+    if base is None and draft is not None and mine:
+        base = draft.base_version
+    if stored is not None and base is not None and live != base:
+        who = stored.updated_by or "someone"
+        when = local_time(svc, floor_id, stored.updated_at)
+        if mine:
+            said = (
+                f"Version {live} was published by {who} at {when}, after this draft was started"
+                f" from version {base}: publishing the draft would undo it unseen. Reload,"
+                " then discard the draft or restore the version you want."
+            )
+        else:
+            what = "The draft was published" if revision else "The layout was published"
+            said = f"{what} as version {live} by {who} at {when}. Reload to go on from it."
+        return LayoutRefused(
+            409,
+            said,
+            "conflict",
+            {
+                "cause": "published",
+                "version": live,
+                "by": stored.updated_by,
+                "at": stored.updated_at,
+            },
+        )
+    if draft is not None and draft.revision != revision:
+        who = draft.updated_by or "someone"
+        when = local_time(svc, floor_id, draft.updated_at)
+        return LayoutRefused(
+            409,
+            f"Someone else saved the draft since ({who} at {when}). Reload to see it.",
+            "conflict",
+            {
+                "cause": "saved",
+                "revision": draft.revision,
+                "by": draft.updated_by,
+                "at": draft.updated_at,
+            },
+        )
+    if draft is None and revision:
+        return LayoutRefused(
+            409,
+            "There is no draft any more: it was published or discarded since. Reload to see"
+            " the floor as it is now.",
+            "conflict",
+            {"cause": "gone"},
+        )
+    return LayoutRefused(409, fallback, "conflict", {"cause": "conflict"})
 
 
 def publish_draft(svc: Services, floor_id: str, body: Any, published_by: str | None) -> int:
-    """Make the floor's draft live: {"revision": r} -> the new published version. The draft's
-    "you are here" changes are applied and the floor's screens reload to show it."""
+    """Make the floor's draft live: {"revision": r, "base_version": v (optional: the published
+    version the editor loaded, to say why a conflict happened)} -> the new published version.
+
+    The layout, its kept version, the audit entry and the draft's "you are here" moves are one
+    transaction: all of them, or (on any error) none. The floor's screens then reload."""
     if not isinstance(body, dict):
         raise LayoutRefused(400, 'the body must be a JSON object {"revision": r}')
     revision = version_field(body, "revision", "the draft's")
+    base = (
+        version_field(body, "base_version", "the published one") if "base_version" in body else None
+    )
     history = LayoutHistory(svc.store)
     draft = history.draft(floor_id)
-    if draft is None:
-        raise LayoutRefused(
-            409, "there is no draft to publish (published or discarded since)", "conflict"
-        )
     # Revisions never repeat on a floor (store/plan_versions.py), so a draft at the caller's
     # revision is the very one they saw; history.publish checks it again under lock.
-    if draft.revision != revision:
-        raise LayoutRefused(
-            409,
-            f"the draft was changed or published by someone else since (revision"
-            f" {draft.revision}, you had {revision}); reload to see it",
-            "conflict",
+    if draft is None or draft.revision != revision:
+        fallback = (
+            "there is no draft to publish (published or discarded since)"
+            if draft is None
+            else f"the draft was changed or published by someone else since (revision"
+            f" {draft.revision}, you had {revision}); reload to see it"
         )
-    clean = checked_layout(svc, floor_id, draft.data)  # the floor's rooms may have changed since
-    saved = publish_layout(
-        svc,
-        history,
-        floor_id,
-        clean,
-        expected_version=draft.base_version,
-        published_by=published_by,
-        draft_revision=revision,
-        restored_from=draft.restored_from,
-    )
-    displays = {d.id: d for d in svc.store.list_displays(floor_id)}
+        raise conflict(svc, floor_id, revision, base, fallback)
+    # The floor's rooms may have changed since the draft was saved (or the draft is a restored
+    # version): checked again against the last rooms Density listed.
+    clean = checked_layout(svc, floor_id, draft.data, publishing=True)
+    here: dict[int, list[float] | None] = {}
     for display_id, point in draft.here.items():
-        display = displays.get(display_id)
-        if display is None:
-            continue
-        settings = dict(display.settings)
-        if point is None:
-            settings.pop("here", None)
-        else:
+        if point is not None:
             try:
-                settings["here"] = check_point(point, clean, "you are here")
-            except LayoutError:
-                continue  # checked when drafted; the layout cannot have shrunk since
-        try:
-            svc.store.update_display_settings(display_id, settings)
-        except StoreError:
-            continue  # removed meanwhile
+                point = check_point(point, clean, f"you are here of display {display_id}")
+            except LayoutError as exc:
+                raise LayoutRefused(400, str(exc)) from exc
+        here[display_id] = point
+    try:
+        saved = publish_layout(
+            svc,
+            history,
+            floor_id,
+            clean,
+            expected_version=draft.base_version,
+            published_by=published_by,
+            draft_revision=revision,
+            restored_from=draft.restored_from,
+            here=here,
+        )
+    except LayoutRefused as exc:
+        if exc.status != 409:
+            raise
+        raise conflict(svc, floor_id, revision, base, exc.message) from exc
     closed = reload_pages(svc.store, svc.hub, floor_id)
     logger.info(
-        "floor %s draft published (version %d); %d kiosk socket(s) reloading",
+        "floor %s draft published (version %d, %d display(s) placed); %d screen(s) reloading",
         floor_id,
         saved.version,
+        len(here),
         closed,
     )
     return saved.version
@@ -241,7 +358,7 @@ def discard_draft(svc: Services, floor_id: str, body: Any) -> None:
         with audit.change(svc.store, "layout.discard_draft", "layout", floor_id, floor_id):
             gone = LayoutHistory(svc.store).discard_draft(floor_id, revision)
     except StoreError as exc:
-        raise LayoutRefused(409, str(exc), "conflict") from exc
+        raise conflict(svc, floor_id, revision, None, str(exc)) from exc
     if not gone:
         raise LayoutRefused(404, "there is no draft to discard", "not_found")
     logger.info("floor %s draft discarded", floor_id)
@@ -255,17 +372,21 @@ def restore_version(
     if not isinstance(body, dict):
         raise LayoutRefused(400, 'the body must be a JSON object {"revision": r}')
     revision = version_field(body, "revision", "the draft's, 0 when there is none")
-    floor_context(svc, floor_id)  # 404 for a floor Density does not know
+    # 404 for a floor Density does not know; its rooms as Density last listed them.
+    known = floor_context(svc, floor_id).space_ids
     history = LayoutHistory(svc.store)
     kept = history.version(floor_id, version)
     if kept is None:
         raise LayoutRefused(404, f"version {version} is not kept for this floor", "not_found")
     try:
-        data = validate_layout(kept.data)  # shape only: rooms that left are shown to the admin
+        # The shape only: rooms that left the floor since are kept in the draft, named in its
+        # "gone" (and the editor's warnings) for the admin to remove; publishing refuses them.
+        data = validate_layout(kept.data)
     except LayoutError as exc:
         raise LayoutRefused(400, f"version {version} cannot be read any more: {exc}") from exc
     stored = svc.store.get_layout(floor_id)
     live = stored.version if stored is not None else 0
+    gone = gone_rooms(data, known)
     try:
         with audit.change(
             svc.store,
@@ -273,7 +394,7 @@ def restore_version(
             "layout",
             floor_id,
             floor_id,
-            after={"restored_version": version, "live": False},
+            after={"restored_version": version, "live": False, **({"gone": gone} if gone else {})},
         ):
             draft = history.save_draft(
                 floor_id,
@@ -284,9 +405,48 @@ def restore_version(
                 restored_from=version,
             )
     except StoreError as exc:
-        raise LayoutRefused(409, str(exc), "conflict") from exc
+        raise conflict(svc, floor_id, revision, live, str(exc)) from exc
     logger.info("floor %s version %d restored as the draft", floor_id, version)
-    return draft_info(draft, stored.data if stored else None, live)
+    return draft_info(draft, stored.data if stored else None, live, known)
+
+
+def draft_document(svc: Services, floor_id: str) -> dict[str, Any]:
+    """The floor's draft as the JSON API answers it: what the editor shows of it, its layout
+    and its "you are here" moves; LayoutRefused 404 when the floor has no draft."""
+    known = floor_context(svc, floor_id).space_ids
+    draft = LayoutHistory(svc.store).draft(floor_id)
+    if draft is None:
+        raise LayoutRefused(404, "this floor has no draft", "not_found")
+    stored = svc.store.get_layout(floor_id)
+    live = stored.version if stored is not None else 0
+    return {
+        **draft_info(draft, stored.data if stored else None, live, known),
+        "version": live,
+        "layout": draft.data,
+        "here": {str(k): v for k, v in draft.here.items()},
+    }
+
+
+def versions_document(svc: Services, floor_id: str) -> dict[str, Any]:
+    """The floor's kept published versions, newest first, and which one is live."""
+    floor_context(svc, floor_id)  # 404 for a floor Density does not know
+    stored = svc.store.get_layout(floor_id)
+    live = stored.version if stored is not None else 0
+    return {
+        "live": live,
+        "versions": [_version_info(v, live) for v in LayoutHistory(svc.store).versions(floor_id)],
+    }
+
+
+def version_document(svc: Services, floor_id: str, version: int) -> dict[str, Any]:
+    """One kept version with its layout; LayoutRefused 404 when it is not kept."""
+    floor_context(svc, floor_id)
+    kept = LayoutHistory(svc.store).version(floor_id, version)
+    if kept is None:
+        raise LayoutRefused(404, f"version {version} is not kept for this floor", "not_found")
+    stored = svc.store.get_layout(floor_id)
+    live = stored.version if stored is not None else 0
+    return {**_version_info(kept, live), "layout": kept.data}
 
 
 def draft_or_published(svc: Services, floor_id: str) -> tuple[dict[str, Any] | None, dict]:

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from signage.actions import audit
-from signage.actions import names as display_names
 from signage.core.errors import FeedUnavailable
 from signage.core.hub import Hub
 from signage.core.layout import LayoutError, check_point, empty_layout, validate_layout
 from signage.core.protocol import CLOSE_RELOAD, dumps
-from signage.store import Display, Plan, Store, StoreError, plans
-from signage.store.plan_versions import Draft, LayoutHistory, LayoutVersion
+from signage.store import Display, Layout, Plan, Store, StoreError, plans
+from signage.store.plan_versions import Draft, HereMove, LayoutHistory
 
 if TYPE_CHECKING:
     from signage.services import Services
@@ -36,9 +35,21 @@ MAX_VERSION = 2**62
 class LayoutRefused(Exception):
     """A layout request refused: an HTTP status, a message for the admin and an error code."""
 
-    def __init__(self, status: int, message: str, error: str = "invalid") -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        error: str = "invalid",
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.error = status, message, error
+        # More for a program than the message says (a conflict's cause, version, who, when).
+        self.details = details or {}
+
+    def answer(self) -> dict[str, Any]:
+        """The refusal as a JSON answer's body."""
+        return {**self.details, "error": self.error, "message": self.message}
 
 
 # -- plans -------------------------------------------------------------------------------------
@@ -130,13 +141,7 @@ def floor_context(svc: Services, floor_id: str) -> FloorContext:
     return FloorContext(
         {"id": floor.id, "name": floor.name, "building": parent.name if parent else ""},
         [
-            {
-                "id": r.id,
-                "name": r.name,  # Density's; the editor shows display_names (actions/names.py)
-                "display_names": display_names.shown(svc, r.id, r.name, False),
-                "function": r.function,
-                "capacity": r.capacity,
-            }
+            {"id": r.id, "name": r.name, "function": r.function, "capacity": r.capacity}
             for r in rooms
         ],
     )
@@ -235,15 +240,32 @@ def version_field(body: dict[str, Any], key: str, what: str) -> int:
     return value
 
 
-def checked_layout(svc: Services, floor_id: str, data: Any) -> dict[str, Any]:
+ROOMS_NEVER_KNOWN = (
+    "The floor's rooms have not been loaded from Density yet (it has not answered since this"
+    " server was set up), so the layout's rooms cannot be checked: nothing is published until"
+    " they are, or a room that left the floor could go on the screens. Try again once Density"
+    " answers."
+)
+
+
+def checked_layout(
+    svc: Services, floor_id: str, data: Any, *, publishing: bool = False
+) -> dict[str, Any]:
     """A layout checked against the floor's rooms, as it will be stored; LayoutRefused 400,
-    404 or 503 (new rooms while Density cannot be reached)."""
+    404 or 503 (new rooms while Density cannot be reached).
+
+    The rooms are the last ones Density listed for the floor (the directory's cached tree, kept
+    in the store across restarts: never a call to Density). `publishing`: the layout goes live,
+    so when the floor's rooms were never known it is refused (503) rather than trusting the
+    rooms it names; a draft may still keep rooms it or the published layout already had."""
     if not isinstance(data, dict):
         raise LayoutRefused(400, "layout must be a JSON object")
     ctx = floor_context(svc, floor_id)
     rooms = data.get("rooms")
     named = set(rooms) if isinstance(rooms, dict) else set()
     known = ctx.space_ids
+    if known is None and publishing:
+        raise LayoutRefused(503, ROOMS_NEVER_KNOWN, "density_unavailable")
     if known is None:
         # Density is away: rooms already stored (published or drafted) were checked then.
         stored = svc.store.get_layout(floor_id)
@@ -288,7 +310,7 @@ def save_layout(svc: Services, floor_id: str, body: Any, updated_by: str | None)
     if not isinstance(body, dict):
         raise LayoutRefused(400, 'the body must be a JSON object {"version": n, "layout": {...}}')
     version = version_field(body, "version", "0 for none")
-    clean = checked_layout(svc, floor_id, body.get("layout"))
+    clean = checked_layout(svc, floor_id, body.get("layout"), publishing=True)
     saved = publish_layout(
         svc,
         LayoutHistory(svc.store),
@@ -309,9 +331,10 @@ def save_layout(svc: Services, floor_id: str, body: Any, updated_by: str | None)
 
 def publish_layout(
     svc: Services, history: LayoutHistory, floor_id: str, clean: dict[str, Any], **publish: Any
-) -> LayoutVersion:
-    """Publish a checked layout (`history.publish` with `publish`), recorded in the audit trail
-    in the same transaction; a version or revision conflict is LayoutRefused 409."""
+) -> Layout:
+    """Publish a checked layout (`history.publish` with `publish`, "you are here" moves
+    included), recorded in the audit trail in the same transaction, the moves with it (each
+    display's point before and after); a version or revision conflict is LayoutRefused 409."""
     try:
         stored = svc.store.get_layout(floor_id)
         with audit.change(
@@ -324,10 +347,22 @@ def publish_layout(
             after=audited_layout(clean, None),
             after_from="layout",
             only_changes=False,
-        ):
-            return history.publish(floor_id, clean, **publish)
+        ) as entry:
+
+            def moved(moves: list[HereMove]) -> None:
+                # Called inside the publish's transaction, before the entry is written.
+                entry.before = {**(entry.before or {}), "here": _audited_here(moves, "before")}
+                entry.after = {**(entry.after or {}), "here": _audited_here(moves, "after")}
+
+            return history.publish(floor_id, clean, moved=moved, **publish)
     except StoreError as exc:
         raise LayoutRefused(409, str(exc), "conflict") from exc
+
+
+def _audited_here(moves: list[HereMove], side: str) -> dict[str, Any]:
+    """Display id -> its name and "you are here" point on one side of the publish (ids as keys:
+    a display's name may hold any word, and the trail drops keys that look like secrets)."""
+    return {str(m.display_id): {"display": m.name, "here": getattr(m, side)} for m in moves}
 
 
 def audited_layout(data: dict[str, Any] | None, stored: Any) -> dict[str, Any] | None:

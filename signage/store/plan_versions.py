@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from signage.store.db import StoreError
-from signage.store.rows import Layout, check_text, has_nul, timestamp
+from signage.store.rows import Layout, check_text, has_nul, precise_timestamp, timestamp
 
 if TYPE_CHECKING:
     from signage.store.store import Store
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KEEP_VERSIONS", "Draft", "LayoutHistory", "LayoutVersion"]
+__all__ = ["KEEP_VERSIONS", "Draft", "HereMove", "LayoutHistory", "LayoutVersion"]
 
 KEEP_VERSIONS = 10  # published versions kept per floor: enough to undo a bad week of edits
 
@@ -54,6 +55,21 @@ class LayoutVersion:
     published_at: str = ""
     published_by: str | None = None
     restored_from: int | None = None
+
+
+@dataclass(frozen=True)
+class HereMove:
+    """A display's "you are here" as a publish moved it (None: not placed)."""
+
+    display_id: int
+    name: str
+    before: list[float] | None
+    after: list[float] | None
+
+
+def _here(settings: dict[str, Any]) -> list[float] | None:
+    here = settings.get("here")
+    return here if isinstance(here, list) and len(here) == 2 else None
 
 
 def _draft(row: Any) -> Draft:
@@ -239,12 +255,20 @@ class LayoutHistory:
         published_by: str | None = None,
         draft_revision: int | None = None,
         restored_from: int | None = None,
+        here: Mapping[int, list[float] | None] | None = None,
+        moved: Callable[[list[HereMove]], None] | None = None,
     ) -> Layout:
         """Make `data` the floor's live layout and record it as a version, in one transaction.
 
         `expected_version`: the published version the caller started from (0: none; None skips
         the check). With `draft_revision`, the floor's draft must be at that revision, and it
         is dropped. StoreError on either conflict; nothing changes then.
+
+        `here` (display id -> point, None to unplace; already checked against `data`) moves
+        the floor's displays in the same transaction: only the `here` key of each display's
+        settings as they are now, so an edit of its language or theme made meanwhile stays.
+        `moved` is called with what moved before the transaction commits (the caller's audit
+        entry records it with the publish); an error there, or in any move, publishes nothing.
         """
         check_text(floor_id, published_by)
         document = json.dumps(data, separators=(",", ":"))
@@ -302,6 +326,9 @@ class LayoutHistory:
             )
             if draft_revision is not None:
                 conn.execute("DELETE FROM layout_drafts WHERE floor_id = ?", (floor_id,))
+            moves = self._move_here(conn, floor_id, here or {})
+            if moved is not None and moves:
+                moved(moves)
             saved = conn.execute("SELECT * FROM layouts WHERE floor_id = ?", (floor_id,)).fetchone()
         return Layout(
             floor_id=saved["floor_id"],
@@ -310,6 +337,37 @@ class LayoutHistory:
             updated_at=saved["updated_at"],
             updated_by=saved["updated_by"],
         )
+
+    def _move_here(
+        self, conn: Any, floor_id: str, here: Mapping[int, list[float] | None]
+    ) -> list[HereMove]:
+        """Set each display's "you are here" inside the publish's transaction: its settings
+        read (and on PostgreSQL locked) here, only their `here` key changed. A display removed
+        or moved to another floor since the draft was saved is left alone."""
+        moves: list[HereMove] = []
+        for display_id in sorted(here):  # one order for every publisher: no lock cycles
+            point = here[display_id]
+            row = conn.execute(
+                "SELECT id, name, settings FROM displays WHERE id = ? AND floor_id = ?"
+                + self._for_update,
+                (display_id, floor_id),
+            ).fetchone()
+            if row is None:
+                continue
+            settings = json.loads(row["settings"] or "{}")
+            before = _here(settings)
+            if before == point:
+                continue
+            if point is None:
+                settings.pop("here", None)
+            else:
+                settings["here"] = point
+            conn.execute(
+                "UPDATE displays SET settings = ?, updated_at = ? WHERE id = ?",
+                (json.dumps(settings), precise_timestamp(), display_id),
+            )
+            moves.append(HereMove(display_id, row["name"], before, point))
+        return moves
 
     # -- versions ------------------------------------------------------------------------------
     def versions(self, floor_id: str) -> list[LayoutVersion]:

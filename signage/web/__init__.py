@@ -20,6 +20,7 @@ from signage.store.db import StoreUnavailable
 from signage.web import (
     admin,
     api,
+    api_drafts,
     auth,
     branding,
     calendars,
@@ -65,6 +66,7 @@ def init_app(app: Flask, svc: Services) -> None:
     auth.init_app(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api_drafts.bp)  # a floor's draft and versions (API)
     app.register_blueprint(calendars.bp)
     app.register_blueprint(admin.audit.api_bp)  # GET /api/admin/audit (the page is on admin.bp)
     app.register_blueprint(names.bp)  # display names of floors and rooms (API)

@@ -29,9 +29,11 @@
       "Corners snap to the plan's edges and other rooms (S turns snapping on and off). Escape " +
       "discards the outline.",
     door: "Select a room (here, in the list or with Select), then click where its door is. " +
-      "Routes on the kiosks end at the door.",
+      "Routes on the kiosks end at the door. A door snaps onto a nearby wall (S turns snapping " +
+      "on and off).",
     corridor: "Click to add corridor points; each click joins the previous one. Click an " +
-      "existing point to join it. Escape ends the chain. Select a point to mark it as stairs or lift.",
+      "existing point to join it. Escape ends the chain. Select a point to mark it as stairs or " +
+      "lift. Points snap to nearby corners, walls and plan edges (S turns snapping on and off).",
     here: "Choose a display, then click where its screen stands. Kiosks draw routes from there."
   };
 
@@ -93,10 +95,32 @@
     box.setAttribute("role", kind === "error" ? "alert" : "status");
   }
 
+  // A refusal in the status line. A conflict (409: the draft was published, saved or discarded
+  // elsewhere; the server's message says which, by whom and when) offers Reload, which loads
+  // the floor as it is now: this tab's drawing cannot be saved over it.
+  function refused(prefix, res) {
+    status(prefix + res.message, "error");
+    if (res.status !== 409) return;
+    var again = html("button", "Reload");
+    again.type = "button";
+    again.id = "status-reload";
+    again.className = "status-reload";
+    again.addEventListener("click", function () {
+      status("Loading the floor as it is now…");
+      load().then(function (ok) {
+        if (ok) status("Reloaded: this is the floor's draft (or published layout) as it is now.", "ok");
+        refreshPreview();
+      });
+    });
+    var box = $("editor-status");
+    box.appendChild(document.createTextNode(" "));
+    box.appendChild(again);
+  }
+
   // -- the model ---------------------------------------------------------------------------------
   function spaceName(id) {
     for (var i = 0; i < state.spaces.length; i++) {
-      if (state.spaces[i].id === id) return shownName(state.spaces[i]);
+      if (state.spaces[i].id === id) return state.spaces[i].name || id;
     }
     return id;
   }
@@ -117,14 +141,6 @@
   function nudgeStep() {
     var side = Math.max(state.layout.width, state.layout.height);
     return Math.max(0.1, Math.pow(10, Math.floor(Math.log10(side / 200))));
-  }
-  // A room as the admin reads it: its display name in the browser's language (en/de/fr, as the
-  // server picks for the console), else Density's name (kept in the room's title).
-  var NAME_LANG = (navigator.languages || [navigator.language || "en"]).map(function (l) {
-    return String(l).slice(0, 2).toLowerCase();
-  }).filter(function (l) { return l === "en" || l === "de" || l === "fr"; })[0] || "en";
-  function shownName(s) {
-    return (s.display_names && s.display_names[NAME_LANG]) || s.name || s.id;
   }
 
   // One coordinate moved by d and kept on the plan (0..max); a point already off the plan (a
@@ -256,14 +272,16 @@
 
   // Where a point drawn at p lands: on another room's corner, else on another room's wall, else
   // (each axis apart) on the plan's edge, when one is within SNAP_PX screen pixels. Rooms drawn
-  // side by side then share their walls exactly, and no sliver is left between them.
-  function snapped(p, skipRoom) {
+  // side by side then share their walls exactly, and no sliver is left between them. A door
+  // (`wallsOnly`) lands on a wall, its own room's included, never on a corner: a door is in a
+  // wall, and a corner would leave no side of it to walk through.
+  function snapped(p, skipRoom, wallsOnly) {
     if (!state.snap || !state.layout) return { p: p, kind: null };
     var L = state.layout;
     var tol = SNAP_PX * unitsPerPixel();
     var best = null, bestD = tol;
     var ids = Object.keys(L.rooms).filter(function (sid) { return sid !== skipRoom; });
-    ids.forEach(function (sid) {
+    if (!wallsOnly) ids.forEach(function (sid) {
       L.rooms[sid].outline.forEach(function (q) {
         var d = Math.hypot(q[0] - p[0], q[1] - p[1]);
         if (d <= bestD) { bestD = d; best = { p: [q[0], q[1]], kind: "corner" }; }
@@ -279,7 +297,7 @@
         if (d <= bestD) { bestD = d; best = { p: [round2(q[0]), round2(q[1])], kind: "wall" }; }
       }
     });
-    if (best) return best;
+    if (best || wallsOnly) return best || { p: p, kind: null };
     var x = p[0], y = p[1], hit = false;
     if (x <= tol) { x = 0; hit = true; } else if (L.width - x <= tol) { x = L.width; hit = true; }
     if (y <= tol) { y = 0; hit = true; } else if (L.height - y <= tol) { y = L.height; hit = true; }
@@ -473,8 +491,7 @@
     state.spaces.forEach(function (s) {
       var li = html("li", null, "room-item" + (drawn[s.id] ? " drawn" : ""));
       li.dataset.spaceId = s.id;
-      var name = html(drawn[s.id] ? "button" : "span", shownName(s), drawn[s.id] ? "link-button" : "");
-      if (s.name && shownName(s) !== s.name) name.title = "Density: " + s.name;
+      var name = html(drawn[s.id] ? "button" : "span", s.name || s.id, drawn[s.id] ? "link-button" : "");
       if (drawn[s.id]) {
         name.type = "button";
         name.addEventListener("click", function () { select({ type: "room", id: s.id }); });
@@ -591,7 +608,7 @@
         choose.appendChild(current);
       }
       choices.forEach(function (s) {
-        var opt = html("option", shownName(s) +
+        var opt = html("option", (s.name || s.id) +
           (s.function ? " · " + s.function.replace(/_/g, " ") : "") +
           (s.id === sel.id ? " (now)" : ""));
         opt.value = s.id;
@@ -719,7 +736,7 @@
     var selectBox = $("assign-space");
     while (selectBox.firstChild) selectBox.removeChild(selectBox.firstChild);
     free.forEach(function (s) {
-      var opt = html("option", shownName(s) + (s.function ? " · " + s.function.replace(/_/g, " ") : ""));
+      var opt = html("option", (s.name || s.id) + (s.function ? " · " + s.function.replace(/_/g, " ") : ""));
       opt.value = s.id;
       selectBox.appendChild(opt);
     });
@@ -862,7 +879,7 @@
         return;
       }
       remember();
-      L.rooms[sid].door = p;
+      L.rooms[sid].door = snapped(p, null, true).p;
       state.selection = { type: "room", id: sid, door: true };
       status("Door of " + spaceName(sid) + " placed.");
       render();
@@ -876,7 +893,8 @@
         id = target.getAttribute("data-node");
       } else {
         id = nextNodeId();
-        L.nodes.push({ id: id, x: p[0], y: p[1], kind: "corridor" });
+        var at = snapped(p).p;
+        L.nodes.push({ id: id, x: at[0], y: at[1], kind: "corridor" });
       }
       if (state.chain) addEdge(state.chain, id);
       state.chain = id;
@@ -911,8 +929,11 @@
       return;
     }
     if (!drag) {
-      if ((state.tool === "room" || state.tool === "rect") && state.layout && !state.pending) {
+      if ((state.tool === "room" || state.tool === "rect" || state.tool === "corridor") &&
+          state.layout && !state.pending) {
         showSnap(snapped(toPoint(evt)));
+      } else if (state.tool === "door" && state.layout) {
+        showSnap(snapped(toPoint(evt), null, true));
       }
       return;
     }
@@ -933,10 +954,15 @@
       state.snapHit = at;
       L.rooms[drag.room].outline[drag.index] = at.p;
     }
-    else if (drag.kind === "door" && L.rooms[drag.room]) L.rooms[drag.room].door = p;
-    else if (drag.kind === "node") {
+    else if (drag.kind === "door" && L.rooms[drag.room]) {
+      var onWall = snapped(p, null, true);
+      state.snapHit = onWall;
+      L.rooms[drag.room].door = onWall.p;
+    } else if (drag.kind === "node") {
       var n = nodeById(drag.id);
-      if (n) { n.x = p[0]; n.y = p[1]; }
+      var to = snapped(p);
+      state.snapHit = to;
+      if (n) { n.x = to.p[0]; n.y = to.p[1]; }
     } else if (drag.kind === "here") displayById(drag.id).here = p;
     render();
   }
@@ -959,7 +985,7 @@
       closeDraft();
       return;
     }
-    if (state.drag && state.drag.kind === "vertex") state.snapHit = null;
+    if (state.drag && /^(vertex|door|node)$/.test(state.drag.kind)) state.snapHit = null;
     if (state.drag && svg.hasPointerCapture(evt.pointerId)) svg.releasePointerCapture(evt.pointerId);
     var moved = state.drag && state.drag.kind === "room" && state.drag.moved ? state.drag.room : null;
     state.drag = null;
@@ -1167,8 +1193,7 @@
       draftInFlight = null;
       if (!res.ok) {
         state.autosaveOff = true;  // the same refusal again every 2 s helps nobody
-        var prefix = res.status === 409 ? "Draft not saved (someone else saved first): " : "Draft not saved: ";
-        status(prefix + res.message, "error");
+        refused("Draft not saved: ", res);
         return false;
       }
       state.autosaveOff = false;
@@ -1207,10 +1232,11 @@
       }
       busy(true);
       status("Publishing…");
-      send("POST", config.publish_url, { revision: state.revision }).then(function (res) {
+      var body = { revision: state.revision, base_version: state.version };
+      send("POST", config.publish_url, body).then(function (res) {
         busy(false);
         if (!res.ok) {
-          status("Not published: " + res.message, "error");
+          refused("Not published: ", res);
           return;
         }
         var done = "Published (version " + res.data.version + "). Screens of this floor reload to show it.";
@@ -1231,7 +1257,7 @@
     }).then(function (res) {
       busy(false);
       if (!res.ok) {
-        status("Draft not discarded: " + res.message, "error");
+        refused("Draft not discarded: ", res);
         return;
       }
       load().then(function (ok) {
@@ -1250,7 +1276,7 @@
     afterDraft(function () { return send("POST", url, { revision: state.revision }); }).then(function (res) {
       busy(false);
       if (!res.ok) {
-        status("Not restored: " + res.message, "error");
+        refused("Not restored: ", res);
         return;
       }
       load().then(function (ok) {

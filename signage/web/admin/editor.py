@@ -40,8 +40,8 @@ logger = logging.getLogger(__name__)
 
 
 def _refused(exc: LayoutRefused) -> Response:
-    """A refusal as JSON: {"error", "message"} with its status."""
-    out = jsonify(error=exc.error, message=exc.message)
+    """A refusal as JSON: {"error", "message"} (and a conflict's cause) with its status."""
+    out = jsonify(exc.answer())
     out.status_code = exc.status
     return out
 

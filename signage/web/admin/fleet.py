@@ -22,12 +22,12 @@ def fleet() -> str:
     show = request.args.get("show", "")
     show = show if show in FILTERS else ""
     floor = request.args.get("floor", "")
-    report = filter_report(fleet_status(svc), show, floor)
+    report = fleet_status(svc)
     choices, _ = floor_choices(svc.directory)
     return render_template(
         "admin/fleet.html",
-        fleet=report,
-        counts=report["counts"],  # of the floor chosen, if one is
+        fleet=filter_report(report, show, floor),
+        counts=report["counts"],
         show=show,
         floor=floor,
         choices=choices,
