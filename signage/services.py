@@ -286,6 +286,7 @@ def build(
         after=config["SIGNAGE_ALERT_AFTER"] * 60,
         interval=config["SIGNAGE_ALERT_INTERVAL"],
         clock=clock.monotonic,  # it ages the feeds' own start times
+        wall=clock.time,  # first and last screens' stamps, which fleet health ages on it
         fleet=cluster.alerts() if cluster is not None else None,
     )
     building = OtherFloors(directory, feeds, hub, emergencies=EmergencyFloors(store))

@@ -7,16 +7,21 @@ import json
 import logging
 import socket
 import threading
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from websockets.sync.client import connect
 
 from signage import config as settings
 from signage.actions.alerts import AlertWatcher
+from signage.store.screens import STAMP_S, ScreenSightings
 from tests.admin_helpers import Console, make_admin
+from tests.clocks import clocked_server
 from tests.helpers import free_port, wait_until
+from tests.test_preview import RunningClock
 
 CANARY = "hook-s3cr3t-7f1c2a9e"  # the webhook's secret path: must never reach a log line
 
@@ -324,3 +329,64 @@ def test_a_never_paired_display_fires_no_alert_and_a_restart_keeps_one_that_had_
         watcher.stop()
     wait_until(lambda: receiver.posts, timeout=10, message="a report")
     assert str(boxed.id) not in {p["id"] for p in receiver.posts if p["kind"] == "display"}
+
+
+def test_after_a_restart_fleet_health_says_how_long_a_display_has_been_down(
+    sim, tmp_path, monkeypatch
+):
+    """The first fleet page after a restart reads "Down for 12 min" from the stored sightings,
+    before the new process's watcher has looked, and still after it counts from its start."""
+    monkeypatch.setenv("SIGNAGE_CONFIG", str(tmp_path / "none.toml"))
+    clock = RunningClock()  # core's fake clock, running along with real time
+    first = clocked_server(sim, tmp_path, clock, SIGNAGE_ALERT_INTERVAL=0.05)
+    try:
+        floor = first.svc.directory.floors()[0].id
+        display, cred = first.add_display(floor, name="Lobby")
+        with connect(first.socket_url(cred), open_timeout=10) as ws:
+            ws.recv(timeout=10)
+            first.svc.alerts.ensure_started()
+            wait_until(
+                lambda: display.id in ScreenSightings(first.svc.store).last_seen(),
+                timeout=10,
+                message="the screen's sighting stored",
+            )
+        seen_at = ScreenSightings(first.svc.store).last_seen()[display.id]
+    finally:
+        first.stop()
+    clock.advance(12 * 60)  # the screen stays dark; the server restarts twelve minutes on
+    # A watcher that has not looked yet (its first look is an hour away).
+    second = clocked_server(sim, tmp_path, clock, SIGNAGE_ALERT_INTERVAL=3600)
+    try:
+        svc = second.svc
+        make_admin(svc)
+        console = Console(second.app)
+        assert console.login().status_code == 302
+
+        def row() -> dict[str, Any]:
+            report = console.api("GET", "/api/admin/fleet").get_json()
+            return next(d for d in report["displays"] if d["id"] == display.id)
+
+        def shown() -> str:
+            page = console.get("/admin/fleet").get_data(as_text=True)
+            start = page.index(f'data-display-id="{display.id}"')
+            return page[start : page.index("</tr>", start)]
+
+        assert svc.alerts.down_for("display", display.id) is None  # the watcher knows nothing
+        down = row()
+        assert down["state"] == "down"
+        assert 12 * 60 <= down["down_s"] <= 12 * 60 + STAMP_S + 30
+        zone = ZoneInfo(svc.directory.time_zone(floor) or "UTC")
+        since = datetime.fromtimestamp(seen_at, zone)
+        assert down["down_since_local"] in (f"{since:%H:%M}", f"{since.day} {since:%b %H:%M}")
+        assert down["zone"] == (svc.directory.time_zone(floor) or "UTC")
+        html = shown()
+        assert ">Down</span>" in html and " for 12 min</span>" in html
+        assert f"since {down['down_since_local']}" in html
+        # Once the watcher looks, it counts from this process's start: the stored time stays.
+        svc.alerts.check()
+        assert svc.alerts.down_for("display", display.id) is not None
+        assert svc.alerts.down_for("display", display.id) < 60
+        assert row()["down_s"] >= 12 * 60
+    finally:
+        second.stop()
+        clock.stop()

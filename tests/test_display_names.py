@@ -19,7 +19,7 @@ from signage.core.hub import Hub, Subscriber
 from signage.core.names import NameBook, ordinal_floor_name
 from signage.store.names import DisplayNames
 from tests import pg_server as pgs
-from tests.admin_helpers import Console, make_admin
+from tests.admin_helpers import PASSWORD, Console, make_admin
 from tests.helpers import wait_until
 
 any_store, pg_server, pg_url = pgs.any_store, pgs.pg_server, pgs.pg_url
@@ -175,6 +175,38 @@ def test_api_round_trip_of_a_room_s_and_a_floor_s_names(sim, server, admin):
     paths = admin.api("GET", "/api/admin/openapi.json").get_json()["paths"]
     assert {"get", "put", "delete"} <= set(paths["/spaces/{space_id}/names"])
     assert "/names" in paths
+
+
+def test_the_api_s_floor_and_room_lists_carry_display_names_beside_density_s(sim, server, admin):
+    ground = floors_of(sim)[0]
+    room = rooms_of(sim, ground)[1]
+    density_room = sim.world.portfolio.spaces[room].name
+    names = {"default": "Fireside", "de": "Kaminzimmer"}
+    assert admin.api("PUT", f"/api/admin/spaces/{room}/names", json=names).status_code == 200
+    lobby = {"en": "Lobby level"}
+    assert admin.api("PUT", f"/api/admin/spaces/{ground}/names", json=lobby).status_code == 200
+
+    floors = admin.api("GET", "/api/admin/floors").get_json()["floors"]
+    floor = next(f for f in floors if f["id"] == ground)
+    assert floor["name"] == "Ground floor"  # Density's, as before
+    assert floor["display_names"] == {
+        "en": "Lobby level",
+        "de": "Erdgeschoss",
+        "fr": "Rez-de-chaussée",
+    }
+    rooms = admin.api("GET", f"/api/admin/floors/{ground}/rooms").get_json()["rooms"]
+    entry = next(r for r in rooms if r["id"] == room)
+    assert entry["name"] == density_room
+    assert entry["display_names"] == {"en": "Fireside", "de": "Kaminzimmer", "fr": "Fireside"}
+    other = next(r for r in rooms if r["id"] != room)
+    assert set(other["display_names"].values()) == {other["name"]}  # no names: Density's
+
+    paths = admin.api("GET", "/api/admin/openapi.json").get_json()["paths"]
+    for path, key in (("/floors", "floors"), ("/floors/{floor_id}/rooms", "rooms")):
+        schema = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        item = schema["properties"][key]["items"]
+        assert {"name", "display_names"} <= set(item["required"])
+        assert set(item["properties"]["display_names"]["properties"]) == {"en", "de", "fr"}
 
 
 def test_console_names_pages_rename_and_name_the_field_in_errors(sim, server, admin):
@@ -370,3 +402,95 @@ def test_screens_opening_read_every_name_once_per_change_in_any_process(
     assert again.status_code == 200
     open_screens("Hall d'accueil", times=2)
     assert reads.count(first.svc.store) == 1
+
+
+def test_the_console_names_floors_and_rooms_as_the_screens_do_with_density_s_beside(
+    sim, server, admin
+):
+    """Displays list, display page, fleet health (floors and sensors), plans, the editor's
+    rooms, the announcement form and the calendars page: the display name in the admin's
+    language (the browser's, else English), Density's name kept in a title or in brackets."""
+    ground = floors_of(sim)[0]
+    room = rooms_of(sim, ground)[1]
+    density_room = sim.world.portfolio.spaces[room].name
+    for space, names in ((ground, {"en": "Lobby level"}), (room, {"default": "Fireside"})):
+        assert admin.api("PUT", f"/api/admin/spaces/{space}/names", json=names).status_code == 200
+    display, cred = server.add_display(ground, name="Foyer")
+
+    def page(path: str, lang: str = "en-GB,en;q=0.8") -> str:
+        answer = admin.get(path, headers={"Accept-Language": lang})
+        assert answer.status_code == 200, path
+        return answer.get_data(as_text=True).replace("&#39;", "'")
+
+    listed = page("/admin/displays")
+    row = listed[listed.index(f'id="name-{display.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert "Lobby level</td>" in row and 'title="Density: ' in row and "Ground floor" in row
+    assert f'name-{display.id}"' in page("/admin/displays?q=lobby+level")  # searched by it
+    assert f'name-{display.id}"' in page("/admin/displays?q=ground")  # and by Density's
+    assert "Erdgeschoss</td>" in page("/admin/displays", "de-DE,de;q=0.9")  # no German name
+
+    edit = page(f"/admin/displays/{display.id}")
+    assert "Lobby level (Ground floor)</option>" in edit
+    assert f"Fireside ({density_room})</label>" in edit
+    assert "1. OG (1st floor)</option>" in page(f"/admin/displays/{display.id}", "de")
+
+    with connect(server.socket_url(cred), open_timeout=10) as ws:  # a screen: the feed runs
+        ws.recv(timeout=10)
+        wait_until(
+            lambda: any(
+                s["space_id"] == room
+                for s in admin.api("GET", "/api/admin/fleet").get_json()["spaces"]
+            ),
+            timeout=15,
+            message="the floor's sensors in fleet health",
+        )
+        fleet = page("/admin/fleet")
+    shown = fleet[fleet.index(f'data-display-id="{display.id}"') :]
+    assert "Lobby level</td>" in shown[: shown.index("</tr>")]
+    sensors = fleet[fleet.index(f'<tr class="" data-space-id="{room}"') :]
+    sensors = sensors[: sensors.index("</tr>")]
+    assert f'title="Density: {density_room}">Fireside</td>' in sensors
+    assert "Lobby level</td>" in sensors
+
+    plans = page("/admin/plans")
+    card = plans[plans.index(f'data-floor-id="{ground}"') :]
+    assert "Lobby level</h2>" in card[: card.index("</section>")]
+    assert 'title="Density: Ground floor"' in card[: card.index("</section>")]
+    assert "Lobby level</option>" in page("/admin/announcements")
+    calendars = page("/admin/calendars")
+    assert "Lobby level <span" in calendars and f"Fireside ({density_room})</strong>" in calendars
+    layout = admin.get(f"/admin/floors/{ground}/layout.json").get_json()
+    space = next(s for s in layout["spaces"] if s["id"] == room)
+    assert space["name"] == density_room  # Density's, as the API gives it
+    assert space["display_names"] == {"en": "Fireside", "de": "Fireside", "fr": "Fireside"}
+
+
+def test_the_floor_editor_lists_rooms_by_their_display_names_in_the_browser_s_language(
+    sim, server, admin, contexts
+):
+    ground = floors_of(sim)[0]
+    room = rooms_of(sim, ground)[1]
+    density_room = sim.world.portfolio.spaces[room].name
+    names = {"default": "Fireside", "de": "Kaminzimmer"}
+    assert admin.api("PUT", f"/api/admin/spaces/{room}/names", json=names).status_code == 200
+    svg = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 300">'
+        b'<rect width="400" height="300" fill="#eee"/></svg>'
+    )
+    plan = admin.api(
+        "PUT", f"/api/admin/floors/{ground}/plan", data=svg, content_type="image/svg+xml"
+    )
+    assert plan.status_code == 200, plan.get_data(as_text=True)
+    for locale, shown in (("de-DE", "Kaminzimmer"), ("en-GB", "Fireside")):
+        page = contexts(1400, 900, locale=locale).new_page()
+        page.goto(f"{server.url}/admin/login")
+        page.fill("#username", "alice")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/admin/displays")
+        page.goto(f"{server.url}/admin/floors/{ground}/layout")
+        expect(page.locator("#editor")).to_have_attribute("data-loading", "false", timeout=15_000)
+        item = page.locator(f'#room-list li[data-space-id="{room}"] span').first
+        expect(item).to_have_text(shown)
+        assert item.get_attribute("title") == f"Density: {density_room}"

@@ -177,7 +177,7 @@ def test_bulk_reload_identify_announce_and_revoke_a_selection(server, console):
         console.post("/admin/displays/bulk", {"action": "reload", "ids": [str(other.id)]})
         assert _next_command(screens[other.id]) == "reload"
         flashed = console.get("/admin/displays").get_data(as_text=True)
-        assert "Sent “reload” to 1 screen(s) of 1 display(s)." in flashed
+        assert "Sent “reload” to 1 screen of 1 display." in flashed
 
         # Nothing selected: nothing sent, a message saying what to do.
         answer = console.post("/admin/displays/bulk", {"action": "reload"})

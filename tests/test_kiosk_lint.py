@@ -302,7 +302,8 @@ def min_text_px(width: int, height: int, phone: bool) -> float:
 
 
 # On the drawn plan: no room's words (name, icon, reason or number) over a point of a route the
-# plan may draw (a corridor point, a door, a room's centre) or over "you are here".
+# plan may draw (a corridor point, a door, a room's centre), over "you are here" or over a stairs
+# or lift sign.
 PLAN_CHECK = r"""
 () => {
   const problems = [];
@@ -314,6 +315,8 @@ PLAN_CHECK = r"""
   Object.values(cfg.routes || {}).concat(cfg.exits || []).forEach((r) => (r.points || [])
     .forEach((p) => points.push([p[0] * ctm.a + ctm.e, p[1] * ctm.d + ctm.f])));
   const here = Array.from(document.querySelectorAll("#you-are-here .here-dot, .here-pill"))
+    .map((e) => e.getBoundingClientRect());
+  const signs = Array.from(document.querySelectorAll(".landmark-sign"))
     .map((e) => e.getBoundingClientRect());
   const meets = (a, b) => a.left < b.right && b.left < a.right &&
     a.top < b.bottom && b.top < a.bottom;
@@ -329,6 +332,7 @@ PLAN_CHECK = r"""
         p[1] > b.top - rad && p[1] < b.bottom + rad);
       if (hit) problems.push(`${what} covers the corridor point ${hit.map(Math.round)}`);
       if (here.some((h) => meets(b, h))) problems.push(`${what} covers "you are here"`);
+      if (signs.some((h) => meets(b, h))) problems.push(`${what} covers a stairs or lift sign`);
     });
   });
   return problems;

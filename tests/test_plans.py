@@ -231,7 +231,7 @@ def test_upload_through_the_console_is_sanitised_stored_and_replaced(server, con
     second = server.svc.store.get_plan(floor)
     assert second.content_type == "image/png" and second.filename != first.filename
     assert sorted(p.name for p in folder.iterdir()) == [second.filename]
-    assert console.post(f"/admin/plans/{floor}/delete").status_code == 302
+    assert console.post(f"/admin/plans/{floor}/delete", {"confirm": "yes"}).status_code == 302
     assert server.svc.store.get_plan(floor) is None and list(folder.iterdir()) == []
 
 

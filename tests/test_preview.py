@@ -10,6 +10,7 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import datetime
 
 import httpx
 import pytest
@@ -17,8 +18,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from signage.actions import preview
+from signage.actions.displays import phone_url as phone_link
 from signage.core.clock import FakeClock
 from signage.core.protocol import CLOSE_EXPIRED
+from signage.web import auth
 from tests.admin_helpers import Console, make_admin
 from tests.clocks import clocked_server
 from tests.helpers import ServerThread
@@ -213,3 +216,58 @@ def test_the_console_issues_previews_to_any_signed_in_account(server):
         assert http.get(f"/api/kiosk/{credential}/state").status_code == 200
     anonymous = server.app.test_client().get(f"/admin/displays/{display.id}/preview")
     assert anonymous.status_code == 302 and "/admin/login" in anonymous.headers["Location"]
+
+
+def test_the_api_issues_a_preview_a_read_only_token_may_ask_for(clocked):
+    """GET /api/admin/displays/{id}/preview over the real server: its URL opens the kiosk page
+    and its phone view, it is never a screen, and both links end with its ten minutes."""
+    server, clock = clocked
+    svc = server.svc
+    floor = svc.directory.floors()[0].id
+    display, real = server.add_display(floor, name="Lobby north")
+    token = auth.new_api_token()
+    svc.store.add_api_token("wall dashboard", auth.token_hash(token), "viewer")
+    with httpx.Client(
+        base_url=server.url, timeout=10, headers={"Authorization": f"Bearer {token}"}
+    ) as http:
+        answer = http.get(f"/api/admin/displays/{display.id}/preview")
+        assert answer.status_code == 200, answer.text
+        issued = answer.json()
+        assert set(issued) == {"display_id", "url", "phone_url", "expires_at"}
+        assert http.post(f"/api/admin/displays/{display.id}/preview").status_code == 405
+        assert http.get("/api/admin/displays/999999/preview").status_code == 404
+    assert issued["display_id"] == display.id
+    url, phone = issued["url"], issued["phone_url"]
+    assert url.startswith(f"{svc.public_url()}/kiosk/p") and real not in url
+    assert phone == f"{svc.public_url()}/phone/{url.rsplit('/', 1)[1]}"
+    credential = url.rsplit("/", 1)[1]
+    assert phone_link(svc, display) != phone  # never the display's revocable phone link
+    ends = datetime.fromisoformat(issued["expires_at"].replace("Z", "+00:00")).timestamp()
+    assert ends == pytest.approx(clock.time() + preview.TTL_S, abs=5)
+    path = url.removeprefix(svc.public_url())
+    phone_path = phone.removeprefix(svc.public_url())
+
+    with httpx.Client(base_url=server.url, timeout=10) as http, ExitStack() as stack:
+        page = http.get(path)
+        assert page.status_code == 200 and "Lobby north" in page.text
+        assert "signage_display" not in page.headers.get("set-cookie", "")
+        phone_page = http.get(phone_path)
+        assert phone_page.status_code == 200 and "Lobby north" in phone_page.text
+        assert http.get(f"/api/phone/{credential}/state").status_code == 200
+        _open(server.socket_url(credential), stack)
+        assert len(svc.hub.subscribers()) == 1 and svc.hub.screens() == []  # never a screen
+        svc.alerts.check()
+        assert display.id not in svc.store.first_screens()
+        clock.advance(preview.TTL_S + 1)  # past its ten minutes: both links end
+        assert http.get(path).status_code == 410
+        assert http.get(phone_path).status_code == 410
+        assert http.get(f"/api/phone/{credential}/state").status_code == 410
+    # With its QR code off, a display has no phone view to preview either.
+    svc.store.update_display_settings(display.id, {**display.settings, "qr": False})
+    make_admin(svc)
+    console = Console(server.app)
+    assert console.login().status_code == 302
+    quiet = console.api("GET", f"/api/admin/displays/{display.id}/preview").get_json()
+    assert quiet["phone_url"] is None
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        assert http.get(f"/phone/{quiet['url'].rsplit('/', 1)[1]}").status_code == 404

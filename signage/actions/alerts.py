@@ -25,6 +25,8 @@ from typing import Any
 
 import httpx
 
+from signage.store.screens import ScreenSightings
+
 logger = logging.getLogger(__name__)
 
 RETRIES = 3
@@ -217,6 +219,8 @@ class AlertWatcher:
         for display_id in connected - installed:
             self.store.mark_first_screen(display_id, self.wall())
             installed.add(display_id)
+        # And when each was last seen with a screen: fleet health's "down for" after a restart.
+        ScreenSightings(self.store).seen(connected, self.wall())
         return installed
 
     def _report(self, event: str, tracked: Tracked, now: float) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from signage.actions import audit
@@ -112,11 +113,14 @@ def iso(seconds: float) -> str:
 def _duration(value: Any, errors: dict[str, str]) -> float | None:
     if value is None or value == "":
         return None
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
+        # Digits past any sensible length still say the range, not "a whole number".
+        value = int(value) if len(value.strip()) <= 12 else MAX_DURATION_MIN + 1
     if isinstance(value, bool) or not isinstance(value, int):
-        errors["duration_minutes"] = "a whole number of minutes"
+        errors["duration_minutes"] = f"a whole number of minutes, from 1 to {MAX_DURATION_MIN}"
         return None
     if not 1 <= value <= MAX_DURATION_MIN:
-        errors["duration_minutes"] = f"between 1 and {MAX_DURATION_MIN} minutes"
+        errors["duration_minutes"] = f"at most {MAX_DURATION_MIN} minutes (31 days), at least 1"
         return None
     return value * 60.0
 
@@ -264,6 +268,19 @@ def _full(
             f"at most {MAX_ACTIVE} announcements may show at once in all, and"
             f" {len(overlapping)} would overlap this one: cancel one first, or choose another time"
         )
+    return ""
+
+
+def room_for_all(store: Store, cleaned: list[dict[str, Any]], now: float) -> str:
+    """Why the checked announcements of one selection would not all fit under the caps, each
+    counting those before it, or "" when they all fit (so a selection is sent to all or none)."""
+    pool: list[Any] = list(store.list_announcements(current_at=now))
+    for fields in cleaned:
+        scope, target = fields["scope"], fields["target"]
+        full = _full(pool, scope, target, fields["starts_at"], fields["ends_at"])
+        if full:
+            return f"not sent to any of the {len(cleaned)}: {full}"
+        pool.append(SimpleNamespace(**fields))
     return ""
 
 

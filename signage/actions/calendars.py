@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from signage.actions.displays import floor_label
+from signage.actions.wording import calendar_problem
 from signage.core.rooms import BOOKED_EMPTY, booking_status
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ def calendar_rows(svc: Services, holders: dict[str, str | None] | None = None) -
                 "age_s": status.age_s if status is not None else None,
                 "fresh": bool(status and status.fresh),
                 "error": status.error if status is not None else None,
+                # The same in plain words for the console (the error above stays for its title).
+                "error_text": calendar_problem(status.error if status is not None else None),
                 "bookings": status.bookings if status is not None else 0,
                 "problems": problems,
                 **({"fetched_by": holder, "elsewhere": elsewhere} if holders is not None else {}),

@@ -165,17 +165,19 @@ def _text(value: Any, field: str, errors: dict[str, str], limit: int) -> str:
 
 
 def _int(value: Any, field: str, errors: dict[str, str], low: int, high: int) -> int:
+    whole = f"must be a whole number from {low} to {high}"
     if isinstance(value, bool):
-        errors[field] = "must be a whole number"
+        errors[field] = whole
         return low
     if isinstance(value, str):
         value = value.strip() or "0"
-        if not re.fullmatch(r"-?\d{1,6}", value):
-            errors[field] = "must be a whole number"
+        if not re.fullmatch(r"-?\d+", value):
+            errors[field] = whole
             return low
-        value = int(value)
+        # However many digits: the range is what was missed (int() of 5,000 digits is slow).
+        value = int(value) if len(value) <= 12 else (high + 1 if value[0] != "-" else low - 1)
     if not isinstance(value, int):
-        errors[field] = "must be a whole number"
+        errors[field] = whole
         return low
     if not low <= value <= high:
         errors[field] = f"must be between {low} and {high}"
@@ -235,12 +237,15 @@ def clean_display(
     data: Mapping[str, Any],
     current: Display | None,
     floor_ids: set[str] | None,
+    room_ids: Callable[[str], set[str] | None] | None = None,
 ) -> dict[str, Any]:
     """Validated fields of a display: name, floor_id, density_display_id and settings.
 
     Fields missing from `data` keep their current value (or the default for a new display).
     `floor_ids` is the set Density offers; None when Density cannot be reached, in which case
-    only the current floor is accepted. Raises Invalid with a message per bad field.
+    only the current floor is accepted. `room_ids(floor_id)` gives the rooms the directory
+    knows on a floor (None: not known now); hidden rooms must be among them, or hidden already.
+    Raises Invalid with a message per bad field.
     """
     errors: dict[str, str] = {}
     unknown = set(data) - {"name", "floor_id", "density_display_id", *SETTING_KEYS}
@@ -320,6 +325,8 @@ def clean_display(
     settings["hidden_rooms"] = _id_list(
         pick("hidden_rooms", base["hidden_rooms"]), "hidden_rooms", errors, SPACE_ID
     )
+    if "hidden_rooms" not in errors and "floor_id" not in errors and room_ids is not None:
+        _hidden_rooms_known(settings, current, floor_id, room_ids(floor_id), errors)
     settings["night"] = _night(pick("night", base["night"]), errors)
     qr = pick("qr", base["qr"])
     if not isinstance(qr, bool):
@@ -334,6 +341,26 @@ def clean_display(
         "density_display_id": ddid or None,
         "settings": settings,
     }
+
+
+def _hidden_rooms_known(
+    settings: dict[str, Any],
+    current: Display | None,
+    floor_id: str,
+    known: set[str] | None,
+    errors: dict[str, str],
+) -> None:
+    """Hidden rooms must be rooms of the floor (a room Density has since dropped may stay hidden
+    on the floor it was hidden on); unchecked while the directory knows no rooms there."""
+    if not known:
+        return
+    kept = set(current.settings.get("hidden_rooms") or []) if current else set()
+    if current is None or current.floor_id != floor_id:
+        kept = set()
+    strange = [r for r in settings["hidden_rooms"] if r not in known and r not in kept]
+    if strange:
+        listed = ", ".join(strange[:3]) + (" …" if len(strange) > 3 else "")
+        errors["hidden_rooms"] = f"not a room of this floor: {listed}"
 
 
 def _booking_settings(

@@ -13,9 +13,12 @@ import logging
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from signage.actions.calendars import booked_empty, calendar_rows
 from signage.actions.displays import floor_label
+from signage.actions.wording import feed_problem
+from signage.store.screens import ScreenSightings
 
 if TYPE_CHECKING:
     from signage.services import Services
@@ -33,6 +36,11 @@ def fleet_status(svc: Services) -> dict[str, Any]:
     for sub in svc.hub.screens():  # a console preview is not a screen
         subs_by_display.setdefault(sub.display_id, []).append(sub)
     installed = set(svc.store.first_screens())
+    # When each display last had a screen, as stored (the alert watcher stamps it each minute):
+    # a display down since before a restart, or never seen by this process, still says for
+    # how long from the first page view.
+    last_seen = ScreenSightings(svc.store).last_seen()
+    wall = svc.alerts.wall() if svc.alerts else time.time()
 
     displays_out = []
     for display in svc.store.list_displays():
@@ -56,6 +64,10 @@ def fleet_status(svc: Services) -> dict[str, Any]:
         problems = []
         # How long no screen has been connected, as the alert watcher saw it (None: up).
         down_s = svc.alerts.down_for("display", display.id) if svc.alerts else None
+        if not screens and display.id in last_seen:
+            # The watcher counts from this process's start: the stored sighting goes further
+            # back (and is there before the watcher's first look).
+            down_s = max(down_s or 0.0, wall - last_seen[display.id])
         if not screens and display.id not in installed:
             state = "not_installed"  # waiting for its first screen: nothing is wrong yet
         elif not screens:
@@ -79,6 +91,7 @@ def fleet_status(svc: Services) -> dict[str, Any]:
                 "state": state,
                 "problems": problems,
                 "down_s": None if down_s is None else round(down_s),
+                **_since(svc, display.floor_id, None if down_s is None else wall - down_s),
                 "alerted": bool(svc.alerts and svc.alerts.reported("display", display.id)),
             }
         )
@@ -108,6 +121,7 @@ def fleet_status(svc: Services) -> dict[str, Any]:
                 "floor": floor_label(svc.directory, floor_id),
                 "mode": status["mode"],
                 "reason": status["reason"],
+                "reason_text": feed_problem(status["reason"]),  # the console's plain words
                 "heard_age_s": None
                 if status["heard_age_s"] is None
                 else round(status["heard_age_s"], 1),
@@ -150,17 +164,23 @@ def fleet_status(svc: Services) -> dict[str, Any]:
     holders = {f["floor_id"]: f.get("holder") for f in feeds_out} if view is not None else None
     calendars_out = calendar_rows(svc, holders)
 
+    # Floors as the building lists them (Density's order, or the one set on the floor-order
+    # page); a floor the directory no longer lists goes last.
+    rank = {f.id: i for i, f in enumerate(svc.directory.floors(building_order=True))}
+
     def order(item: dict[str, Any]) -> tuple:
         # Problems first, the longest down among them first.
         down = -(item.get("down_s") or 0)
         return (not item["problems"], down, str(item.get("name") or item.get("floor") or ""))
 
-    def states(name: str) -> int:
-        return sum(1 for d in displays_out if d["state"] == name)
+    def floor_order(item: dict[str, Any]) -> tuple:
+        # A floor feed: problems first, the longest down first, then the building's order.
+        down = -(item.get("down_s") or 0)
+        return (not item["problems"], down, rank.get(item["floor_id"], len(rank)))
 
     return {
         "displays": sorted(displays_out, key=order),
-        "feeds": sorted(feeds_out, key=order),
+        "feeds": sorted(feeds_out, key=floor_order),
         "spaces": sorted(sensors_out, key=order),
         "calendars": calendars_out,
         "problems": sum(
@@ -170,21 +190,55 @@ def fleet_status(svc: Services) -> dict[str, Any]:
             if i["problems"]
         ),
         # The page's summary line: how many of each, as a status page counts them.
-        "counts": {
-            "displays": len(displays_out),
-            "up": states("up"),
-            "down": states("down") + states("silent"),
-            "not_installed": states("not_installed"),
-            "feeds": len(feeds_out),
-            "feeds_stale": sum(1 for f in feeds_out if f["problems"]),
-            "spaces": len(sensors_out),
-            "sensors_offline": sum(1 for sp in sensors_out if sp["problems"]),
-            "calendars": len(calendars_out),
-            "calendars_failing": sum(1 for c in calendars_out if c["problems"]),
-            "booked_empty": sum(f["booked_empty"] or 0 for f in feeds_out),
-        },
+        "counts": _counts(displays_out, feeds_out, sensors_out, calendars_out),
         # The fleet's processes, and whether this is all of it (Redis answered).
         **({"cluster": view.summary()} if view is not None else {}),
+    }
+
+
+def _counts(
+    displays: list[dict[str, Any]],
+    feeds: list[dict[str, Any]],
+    spaces: list[dict[str, Any]],
+    calendars: list[dict[str, Any]],
+) -> dict[str, int]:
+    """How many of each, and how many with a problem: the summary line of fleet health."""
+
+    def states(name: str) -> int:
+        return sum(1 for d in displays if d["state"] == name)
+
+    return {
+        "displays": len(displays),
+        "up": states("up"),
+        "down": states("down") + states("silent"),
+        "not_installed": states("not_installed"),
+        "feeds": len(feeds),
+        "feeds_stale": sum(1 for f in feeds if f["problems"]),
+        "spaces": len(spaces),
+        "sensors_offline": sum(1 for sp in spaces if sp["problems"]),
+        "calendars": len(calendars),
+        "calendars_failing": sum(1 for c in calendars if c["problems"]),
+        "booked_empty": sum(f["booked_empty"] or 0 for f in feeds),
+    }
+
+
+def _since(svc: Services, floor_id: str, at: float | None) -> dict[str, Any]:
+    """When a display went down: "down_since" in UTC for programs, "down_since_local" as its
+    building reads it ("09:14", or "5 Dec 09:14" on another day) with the zone's name."""
+    if at is None:
+        return {"down_since": None, "down_since_local": None, "zone": None}
+    zone_name = svc.directory.time_zone(floor_id) or "UTC"
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):  # a zone this system lacks
+        zone_name, zone = "UTC", ZoneInfo("UTC")
+    when = datetime.fromtimestamp(at, zone)
+    today = datetime.fromtimestamp(svc.alerts.wall() if svc.alerts else time.time(), zone)
+    local = f"{when:%H:%M}" if when.date() == today.date() else f"{when.day} {when:%b %H:%M}"
+    return {
+        "down_since": datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds"),
+        "down_since_local": local,
+        "zone": zone_name,
     }
 
 
@@ -199,6 +253,16 @@ def filter_report(report: dict[str, Any], show: str = "", floor_id: str = "") ->
 
     def keep(item: dict[str, Any]) -> bool:
         return not floor_id or item.get("floor_id") == floor_id
+
+    # The counts are of the floor chosen (every kind, whatever `show` narrows the tables to),
+    # so its tiles and its filter links agree with the tables under them.
+    if floor_id:
+        out["counts"] = _counts(
+            *(
+                [i for i in report.get(group, []) if keep(i)]
+                for group in ("displays", "feeds", "spaces", "calendars")
+            )
+        )
 
     out["displays"] = [
         d

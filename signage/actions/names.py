@@ -237,6 +237,24 @@ def _entry(names: NameBook, space_id: str, density_name: str, is_floor: bool) ->
     }
 
 
+def shown(svc: Services, space_id: str, density_name: str, is_floor: bool) -> dict[str, str]:
+    """The name each language's screens show for a space: {"en": ..., "de": ..., "fr": ...}."""
+    names = book(svc)
+    return {lang: names.resolve(space_id, lang, density_name, is_floor) for lang in i18n.LANGUAGES}
+
+
+def floor_label(svc: Services, floor_id: str, lang: str = "en") -> str:
+    """ "Building / Floor" with the floor's display name for `lang` (the console's labels), or
+    the id when Density does not list the floor (now)."""
+    tree = svc.directory.tree()  # memory only
+    floor = tree.get(floor_id)
+    if floor is None:
+        return floor_id
+    name = book(svc).resolve(floor_id, lang, floor.name, True)
+    building = tree.building_of(floor_id)
+    return f"{building.name} / {name}" if building else name
+
+
 def localise(svc: Services, message: dict[str, Any], language: str) -> dict[str, Any]:
     """A kiosk message (a display's snapshot) with every space named for its screen."""
     return book(svc).localise_message(message, language) or message
@@ -249,10 +267,12 @@ __all__ = [
     "UnknownSpace",
     "book",
     "clean_names",
+    "floor_label",
     "localise",
     "names_of",
     "overview",
     "refresh",
     "set_names",
+    "shown",
     "space_kind",
 ]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Protocol
 
@@ -44,6 +46,32 @@ class Attempts(Protocol):
 
 # Gives the limiter of a name, made with that limit and window on first use.
 LimiterFactory = Callable[[str, int, float], Attempts]
+
+
+# Displays whose first screen this process has already noted, per store: one INSERT per display
+# and process, however often its screens reconnect.
+_noted: weakref.WeakKeyDictionary[Store, set[int]] = weakref.WeakKeyDictionary()
+_noted_lock = threading.Lock()
+
+
+def note_screen(store: Store, display_id: int, at: float) -> None:
+    """Note that a display has had a screen, as one connects (the first time only).
+
+    The alert watcher notes the screens it finds connected, but only every 15 s or so: a
+    screen that paired, showed its floor and left between two looks would leave its display
+    "not installed" for good, and a dead screen would never be reported down. A failed write is
+    logged and tried again at the next connection (the watcher notes it too)."""
+    with _noted_lock:
+        done = _noted.setdefault(store, set())
+        if display_id in done:
+            return
+    try:
+        store.mark_first_screen(display_id, at)  # INSERT ... ON CONFLICT DO NOTHING
+    except Exception:  # the store is unreachable: the screen is still served
+        logger.warning("could not note the first screen of display %s", display_id, exc_info=True)
+        return
+    with _noted_lock:
+        done.add(display_id)
 
 
 def new_code() -> str:

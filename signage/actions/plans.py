@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from signage.actions import audit
+from signage.actions import names as display_names
 from signage.core.errors import FeedUnavailable
 from signage.core.hub import Hub
 from signage.core.layout import LayoutError, check_point, empty_layout, validate_layout
@@ -141,7 +142,13 @@ def floor_context(svc: Services, floor_id: str) -> FloorContext:
     return FloorContext(
         {"id": floor.id, "name": floor.name, "building": parent.name if parent else ""},
         [
-            {"id": r.id, "name": r.name, "function": r.function, "capacity": r.capacity}
+            {
+                "id": r.id,
+                "name": r.name,  # Density's; the editor shows display_names (actions/names.py)
+                "display_names": display_names.shown(svc, r.id, r.name, False),
+                "function": r.function,
+                "capacity": r.capacity,
+            }
             for r in rooms
         ],
     )

@@ -22,8 +22,13 @@ import hmac
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from signage.store import Display, Store
+
+if TYPE_CHECKING:
+    from signage.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +67,25 @@ def issue(secret: str, display: Display, now: float, ttl: float = TTL_S) -> Prev
     expires = int(now + ttl)
     credential = f"{PREFIX}{display.id}.{expires}.{_mac(secret, display, expires)}"
     return Preview(display.id, credential, float(expires))
+
+
+def for_display(svc: Services, display: Display) -> Preview:
+    """A preview of a display issued now, on the services' clock (a test's fake one)."""
+    return issue(svc.config["SIGNAGE_SECRET_KEY"], display, svc.feeds.clock.time())
+
+
+def links(svc: Services, display: Display, issued: Preview) -> dict[str, Any]:
+    """What the JSON API answers for an issued preview: its kiosk page and phone view (None
+    when the display's QR code is off, as its phone view then is), and when both end (UTC)."""
+    base = svc.public_url()
+    phone = None if display.settings.get("qr") is False else f"{base}/phone/{issued.credential}"
+    ends = datetime.fromtimestamp(issued.expires_at, UTC)
+    return {
+        "display_id": display.id,
+        "url": f"{base}/kiosk/{issued.credential}",
+        "phone_url": phone,
+        "expires_at": ends.isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
 
 
 def display_for(store: Store, secret: str, credential: str, now: float) -> Display | None:

@@ -354,6 +354,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     INSERT INTO generations (name, generation) VALUES ('display_names', 1)
     """,
+    # When a screen of each display was last seen connected (store/screens.py): fleet health
+    # says "Down for 12 min" from it on its first page view after a restart.
+    """
+    CREATE TABLE display_last_seen (
+        display_id INTEGER PRIMARY KEY,
+        seen_at REAL NOT NULL
+    );
+    """,
 )
 
 __all__ = ["MIGRATIONS"]

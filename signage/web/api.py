@@ -13,7 +13,8 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from signage.actions import floor_order
+from signage.actions import floor_order, preview
+from signage.actions import names as display_names
 from signage.actions.announcements import AnnouncementInvalid, public
 from signage.actions.displays import (
     DEFAULT_SETTINGS,
@@ -234,6 +235,18 @@ def display_command(display_id: int, action: str) -> Response:
     return jsonify(sent=sent)
 
 
+@bp.get("/displays/<int:display_id>/preview")
+def display_preview(display_id: int) -> Response:
+    """A preview of what the display's screens show: its kiosk page and phone view through a
+    signed credential that ends after ten minutes and is never counted as a screen."""
+    # A GET, open to read-only tokens as the console's preview is to viewer accounts: issuing
+    # one writes nothing (signed, not stored), and it shows only what the screens show in the
+    # lobby, read-only: it cannot pair, post or become the display's credential, and it ends.
+    svc = services()
+    display = _display_or_404(display_id)
+    return jsonify(preview.links(svc, display, preview.for_display(svc, display)))
+
+
 @bp.post("/pair")
 def pair() -> Any:
     """Claim a code a screen shows for a display: {"code": "ABCD-EFGH", "display_id": 1}."""
@@ -280,7 +293,8 @@ def floors() -> Any:
         floors=[
             {
                 "id": c.id,
-                "name": c.name,
+                "name": c.name,  # Density's; what screens show is in display_names
+                "display_names": display_names.shown(svc, c.id, c.name, True),
                 "building": c.building,
                 "building_id": c.building_id,
                 "has_plan": c.id in plans,
@@ -344,7 +358,13 @@ def floor_rooms(floor_id: str) -> Any:
         abort(404, "no such floor")
     return jsonify(
         rooms=[
-            {"id": r.id, "name": r.name, "function": r.function, "capacity": r.capacity}
+            {
+                "id": r.id,
+                "name": r.name,
+                "display_names": display_names.shown(svc, r.id, r.name, False),
+                "function": r.function,
+                "capacity": r.capacity,
+            }
             for r in rooms
         ]
     )

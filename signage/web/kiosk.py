@@ -76,7 +76,12 @@ def _display_or_404(credential: str) -> Display:
 
 
 def _phone_display_or_404(credential: str) -> Display:
-    display = services().store.display_for_phone_credential(credential)
+    # A preview credential opens the phone view too (the console's and the API's "open phone
+    # view"): signed, read-only, 410 once it has run out, as on the kiosk page.
+    if preview.is_preview(credential):
+        display = _display_or_404(credential)
+    else:
+        display = services().store.display_for_phone_credential(credential)
     if display is None or display.settings.get("qr") is False:
         abort(404)
     return display

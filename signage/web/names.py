@@ -2,7 +2,9 @@
 
 `GET /api/admin/names` lists every floor and its rooms with their display names and what each
 language's screens show; `GET/PUT/DELETE /api/admin/spaces/<id>/names` read, set and remove one
-space's. What a change does is in signage/actions/names.py, shared with the console.
+space's. What a change does is in signage/actions/names.py, shared with the console. The
+console's templates name floors and rooms through the globals below (`space_name`, `floor_name`,
+...): the display name in the admin's language, Density's name beside it where it differs.
 """
 
 from __future__ import annotations
@@ -24,17 +26,60 @@ logger = logging.getLogger(__name__)
 bp = Blueprint("api_names", __name__, url_prefix="/api/admin")
 bp.before_request(auth.admin_api_guard)
 
-# Requests that render names for screens: the names are re-read before them (always when a
-# page or socket opens, else at most every REFRESH_S seconds), so another process's rename
-# reaches this one's screens too.
+# Requests that render names: their generation in the store is looked at first (always when a
+# screen's page or socket opens, else at most every REFRESH_S seconds) and the names re-read
+# when it moved, so another process's rename reaches this one's screens and console too.
 _SCREEN_PATHS = ("/kiosk/", "/phone/", "/api/kiosk/", "/api/phone/", "/ws/")
+_CONSOLE_PATHS = ("/admin/", "/api/admin/")  # they show names too (a rename in another process)
 _SCREEN_OPENINGS = frozenset({"kiosk.kiosk_page", "kiosk.phone_page"})
 
 
 def init_app(app: Flask) -> None:
-    """Read the names once now (and give the hub its localiser), then keep them current."""
+    """Read the names once now (and give the hub its localiser), then keep them current; give
+    the console's templates the names too."""
     actions.refresh(services_of(app), force=True)
     app.before_request(_refresh_for_screens)
+    app.add_template_global(space_name)
+    app.add_template_global(density_note)
+    app.add_template_global(space_option)
+    app.add_template_global(floor_name)
+    app.add_template_global(floor_note)
+
+
+# -- the console: a space as its screens call it, in the admin's language ----------------------
+def console_language() -> str:
+    """The admin's language for names: the browser's first of en/de/fr, else English."""
+    return request.accept_languages.best_match(i18n.LANGUAGES) or "en"
+
+
+def space_name(space_id: str, density_name: str, is_floor: bool = False) -> str:
+    """A floor's or room's display name in the admin's language (Density's without one)."""
+    return actions.book(services()).resolve(space_id, console_language(), density_name, is_floor)
+
+
+def density_note(space_id: str, density_name: str, is_floor: bool = False) -> str:
+    """ "Density: <its name>" when the display name differs (a title attribute), else ""."""
+    if not density_name or space_name(space_id, density_name, is_floor) == density_name:
+        return ""
+    return f"Density: {density_name}"
+
+
+def space_option(space_id: str, density_name: str, is_floor: bool = False) -> str:
+    """A choice's text: the display name, with Density's in brackets when it differs, so an
+    admin who knows either finds it ("Erdgeschoss (Ground floor)")."""
+    shown = space_name(space_id, density_name, is_floor)
+    return shown if not density_name or shown == density_name else f"{shown} ({density_name})"
+
+
+def floor_name(floor_id: str) -> str:
+    """ "Building / Floor" with the floor's display name in the admin's language."""
+    return actions.floor_label(services(), floor_id, console_language())
+
+
+def floor_note(floor_id: str) -> str:
+    """ "Density: <its name>" for a floor shown by its display name (a title attribute)."""
+    floor = services().directory.tree().get(floor_id)  # memory only
+    return density_note(floor_id, floor.name, True) if floor is not None else ""
 
 
 def services_of(app: Flask) -> Any:
@@ -47,7 +92,7 @@ def _refresh_for_screens() -> None:
         # A screen (re)opening, as it does after a rename anywhere in a fleet (the reload goes
         # to every process): its snapshot must carry the names as stored now.
         actions.refresh(services(), force=True)
-    elif request.path.startswith(_SCREEN_PATHS):
+    elif request.path.startswith(_SCREEN_PATHS + _CONSOLE_PATHS):
         actions.refresh(services())
 
 

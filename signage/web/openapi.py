@@ -14,6 +14,7 @@ from signage.actions.plans import MAX_VERSION
 from signage.config import __version__
 from signage.core import layout as doc
 from signage.store import plans
+from signage.web import openapi_fleet as fleet_api
 from signage.web.admin.audit import openapi_paths as audit_paths
 from signage.web.api_drafts import openapi_paths as draft_paths
 from signage.web.branding import openapi_paths as branding_paths
@@ -204,7 +205,7 @@ def openapi_document() -> dict[str, Any]:
                 "post": _op("Flash the display's name on its screens", params=("display_id",))
             },
             "/pair": {"post": _op("Claim a pairing code for a display", body="Pair")},
-            "/floors": {"get": _op("Density's floors, each building's in its order")},
+            "/floors": {"get": fleet_api.floors_op(_op)},
             "/buildings": {"get": _op("Every building with its floors in order")},
             "/buildings/{building_id}/floor-order": {
                 "get": _op("A building's floors in order", params=("building_id",)),
@@ -219,7 +220,8 @@ def openapi_document() -> dict[str, Any]:
             **audit_paths(_op),
             **names_paths(_op),
             **branding_paths(_op),
-            "/floors/{floor_id}/rooms": {"get": _op("A floor's rooms", params=("floor_id",))},
+            "/floors/{floor_id}/rooms": {"get": fleet_api.rooms_op(_op)},
+            **fleet_api.openapi_paths(_op),
             "/floors/{floor_id}/plan": {
                 "get": _op("The floor's plan file", params=("floor_id",)),
                 "put": {

@@ -24,7 +24,7 @@ from wsproto.events import Pong
 from signage import config as settings
 from signage import i18n
 from signage.actions import names as display_names
-from signage.actions import preview
+from signage.actions import pairing, preview
 from signage.config import __version__
 from signage.core.feeds import Feed
 from signage.core.hub import Subscriber
@@ -326,6 +326,8 @@ def _serve_display(
         language=i18n.language(display.settings),  # the names in its frames (core/names.py)
     )
     clock = svc.feeds.clock
+    if ends is None:  # a screen (not a preview): its display is installed from now on
+        pairing.note_screen(svc.store, display.id, clock.time())
     # A preview's own event name: a log reader counting screens must not count it.
     kind = "kiosk" if ends is None else "preview"
     event = {

@@ -120,7 +120,7 @@
   // -- the model ---------------------------------------------------------------------------------
   function spaceName(id) {
     for (var i = 0; i < state.spaces.length; i++) {
-      if (state.spaces[i].id === id) return state.spaces[i].name || id;
+      if (state.spaces[i].id === id) return shownName(state.spaces[i]);
     }
     return id;
   }
@@ -141,6 +141,14 @@
   function nudgeStep() {
     var side = Math.max(state.layout.width, state.layout.height);
     return Math.max(0.1, Math.pow(10, Math.floor(Math.log10(side / 200))));
+  }
+  // A room as the admin reads it: its display name in the browser's language (en/de/fr, as the
+  // server picks for the console), else Density's name (kept in the room's title).
+  var NAME_LANG = (navigator.languages || [navigator.language || "en"]).map(function (l) {
+    return String(l).slice(0, 2).toLowerCase();
+  }).filter(function (l) { return l === "en" || l === "de" || l === "fr"; })[0] || "en";
+  function shownName(s) {
+    return (s.display_names && s.display_names[NAME_LANG]) || s.name || s.id;
   }
 
   // One coordinate moved by d and kept on the plan (0..max); a point already off the plan (a
@@ -491,7 +499,8 @@
     state.spaces.forEach(function (s) {
       var li = html("li", null, "room-item" + (drawn[s.id] ? " drawn" : ""));
       li.dataset.spaceId = s.id;
-      var name = html(drawn[s.id] ? "button" : "span", s.name || s.id, drawn[s.id] ? "link-button" : "");
+      var name = html(drawn[s.id] ? "button" : "span", shownName(s), drawn[s.id] ? "link-button" : "");
+      if (s.name && shownName(s) !== s.name) name.title = "Density: " + s.name;
       if (drawn[s.id]) {
         name.type = "button";
         name.addEventListener("click", function () { select({ type: "room", id: s.id }); });
@@ -608,7 +617,7 @@
         choose.appendChild(current);
       }
       choices.forEach(function (s) {
-        var opt = html("option", (s.name || s.id) +
+        var opt = html("option", shownName(s) +
           (s.function ? " · " + s.function.replace(/_/g, " ") : "") +
           (s.id === sel.id ? " (now)" : ""));
         opt.value = s.id;
@@ -736,7 +745,7 @@
     var selectBox = $("assign-space");
     while (selectBox.firstChild) selectBox.removeChild(selectBox.firstChild);
     free.forEach(function (s) {
-      var opt = html("option", (s.name || s.id) + (s.function ? " · " + s.function.replace(/_/g, " ") : ""));
+      var opt = html("option", shownName(s) + (s.function ? " · " + s.function.replace(/_/g, " ") : ""));
       opt.value = s.id;
       selectBox.appendChild(opt);
     });

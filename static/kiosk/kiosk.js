@@ -1359,7 +1359,8 @@
 
   // What a room's words must not cover, in plan units: every point and leg of a route the plan
   // may draw (to any room, or to the stairs and lifts: the one drawn changes with a tap or the
-  // idle cycle, the words stay), and "you are here" (its dot with the halo, and its pill).
+  // idle cycle, the words stay), "you are here" (its dot and its pill) and the stairs and lift
+  // signs.
   function planObstacles() {
     var out = { dots: [], legs: [], boxes: [] }, seen = {};
     if (!WF) return out;
@@ -1377,6 +1378,10 @@
     });
     // The dot (r 12 and its white ring); its faint halo may pass behind words.
     if (WF.here) out.dots.push({ x: WF.here[0], y: WF.here[1], r: px(18) });
+    // The stairs and lift signs (drawn before the rooms' words are placed).
+    landmarks.forEach(function (m) {
+      out.boxes.push({ x: m.x - m.size / 2, y: m.y - m.size / 2, w: m.size, h: m.size });
+    });
     var pill = doc.querySelector("#you-are-here .here-pill");
     if (pill) {
       var m = px(4);

@@ -82,6 +82,10 @@ def admins() -> Any:
             errors["username"] = "1-64 letters, digits, _ . @ -"
         if role not in account_actions.ROLES:
             errors["role"] = "owner, admin or viewer"
+        try:  # checked with the other fields, so the form names every problem at once
+            auth.check_password_policy(password)
+        except auth.PasswordError as exc:
+            errors["password"] = str(exc)
         if not errors:
             try:
                 account_actions.add_account(svc.store, username, auth.hash_password(password), role)

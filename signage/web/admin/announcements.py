@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
 from signage.actions.announcements import (
+    MAX_ACTIVE,
     MAX_BODY,
     MAX_DURATION_MIN,
     MAX_TITLE,
     AnnouncementInvalid,
     clean_announcement,
     public,
+    room_for_all,
 )
 from signage.actions.displays import floor_choices, floor_label
 from signage.services import Services
@@ -25,6 +27,7 @@ from signage.store import Announcement
 from signage.web import auth
 from signage.web.admin.base import bp
 from signage.web.current import services
+from signage.web.names import floor_name
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +44,10 @@ def audiences(svc: Services) -> tuple[list[tuple[str, str]], set[str] | None, st
     choices, floor_error = floor_choices(svc.directory)
     displays = svc.store.list_displays()
     options = [("all", "All displays")]
-    floors = {c.id: f"{c.building} / {c.name}" if c.building else c.name for c in choices}
+    # Floors by their display names in the admin's language (Density's without one).
+    floors = {c.id: floor_name(c.id) for c in choices}
     for display in displays:
-        floors.setdefault(display.floor_id, floor_label(svc.directory, display.floor_id))
+        floors.setdefault(display.floor_id, floor_name(display.floor_id))
     options += [(f"floor:{fid}", f"Floor: {label}") for fid, label in floors.items()]
     options += [(f"display:{d.id}", f"Display: {d.name}") for d in displays]
     # A tree kept through an outage still names the floors; only with none at all is any
@@ -98,16 +102,36 @@ def local_time(value: str | None, zone: str) -> str:
     return (when.astimezone(tz) if tz else when).strftime("%Y-%m-%d %H:%M")
 
 
+class LocalTimeError(ValueError):
+    """A form's local time that cannot be used; its message is for people."""
+
+
 def _in_zone(value: str, zone: str) -> str:
-    """A form's time: one without an offset is read in `zone` and given its offset."""
+    """A form's time: one without an offset is read in `zone` and given its offset. A time the
+    zone skips (the hour the clocks go forward) or text that is no time raises LocalTimeError
+    saying so in the form's own terms (a local time, the zone named)."""
     value = value.strip()
     tz = _zone(zone)
-    if not _NAIVE.match(value) or tz is None:
-        return value
+    if tz is None or re.search(r"(Z|[+-]\d{2}:?\d{2})$", value):
+        return value  # with its offset (the API's form): the check that follows reads it
+    if not _NAIVE.match(value):
+        raise LocalTimeError(
+            f"a date and time as YYYY-MM-DD HH:MM ({zone} time), e.g. 2026-05-01 17:00"
+        )
     try:
-        return datetime.fromisoformat(value.replace(" ", "T")).replace(tzinfo=tz).isoformat()
+        naive = datetime.fromisoformat(value.replace(" ", "T"))
     except ValueError:
-        return value  # the check that follows names the field
+        raise LocalTimeError(
+            f"not a date and time: use YYYY-MM-DD HH:MM ({zone} time), e.g. 2026-05-01 17:00"
+        ) from None
+    local = naive.replace(tzinfo=tz)
+    # A wall time in the gap does not come back unchanged from UTC: it does not exist there.
+    if local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
+        raise LocalTimeError(
+            f"{naive:%H:%M} does not exist on {naive:%Y-%m-%d} in {zone}: the clocks go"
+            " forward that night; choose a time after the change"
+        )
+    return local.isoformat()
 
 
 def audience_label(svc: Services, announcement: Announcement) -> str:
@@ -146,7 +170,18 @@ def create_each(svc: Services, datas: list[dict[str, Any]], by: str) -> list[Ann
     form sent to a selection is never sent to part of it (and sent again to the rest twice)."""
     _, known, _ = audiences(svc)
     now = svc.announcer.clock()
+    if len(datas) > MAX_ACTIVE:
+        raise AnnouncementInvalid(
+            {
+                "audience": f"{len(datas)} displays selected, but at most {MAX_ACTIVE}"
+                " announcements may show at once: choose their floor or all displays instead,"
+                " or fewer displays"
+            }
+        )
     cleaned = [clean_announcement(data, svc.store, now, known) for data in datas]
+    # The caps over the whole selection, before any is created: each counts the ones before it.
+    if len(cleaned) > 1 and (full := room_for_all(svc.store, cleaned, now)):
+        raise AnnouncementInvalid({"audience": full})
     return [svc.announcer.create(created_by=by, **fields) for fields in cleaned]
 
 
@@ -166,14 +201,21 @@ def _form_data() -> dict[str, Any]:
     return data
 
 
-def _local_times(svc: Services, data: dict[str, Any]) -> dict[str, Any]:
-    """The form's times read in the chosen audience's time zone."""
+def _local_times(
+    svc: Services, data: dict[str, Any], errors: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The form's times read in the chosen audience's time zone; a time that cannot be read
+    there goes to `errors` under its field (and stays as typed, so the check refuses it)."""
     scope, _, target = str(data.get("audience", "all")).partition(":")
     zone = zone_of(svc, scope, target or None)
     out = dict(data)
     for key in ("starts_at", "ends_at"):
         if isinstance(out.get(key), str) and out[key].strip():
-            out[key] = _in_zone(out[key], zone)
+            try:
+                out[key] = _in_zone(out[key], zone)
+            except LocalTimeError as exc:
+                if errors is not None:
+                    errors.setdefault(key, str(exc))
     return out
 
 
@@ -207,12 +249,20 @@ def announcements_page() -> Any:
         targets = picked if len(picked) > 1 else [values["audience"]]
         if len(picked) > 1:
             values["audience"] = picked
+        time_errors: dict[str, str] = {}
         try:
-            announcement = create_each(
-                svc,
-                [_local_times(svc, {**values, "audience": audience}) for audience in targets],
-                principal.label if principal else "?",
-            )[-1]
+            datas = [
+                _local_times(svc, {**values, "audience": audience}, time_errors)
+                for audience in targets
+            ]
+            if time_errors:  # said in the form's terms, with the other fields' checks
+                _, known, _ = audiences(svc)
+                try:
+                    clean_announcement(datas[0], svc.store, svc.announcer.clock(), known)
+                except AnnouncementInvalid as exc:
+                    time_errors = {**exc.errors, **time_errors}
+                raise AnnouncementInvalid(time_errors)
+            announcement = create_each(svc, datas, principal.label if principal else "?")[-1]
         except AnnouncementInvalid as exc:
             errors = exc.errors
         else:

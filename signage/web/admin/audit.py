@@ -120,9 +120,13 @@ def _day(args: Any, key: str, zone: ZoneInfo, errors: dict[str, str], end: bool)
     if day is None:
         errors[key] = "a date as YYYY-MM-DD"
         return None
-    if end:
-        day += timedelta(days=1)
-    return datetime.combine(day, time(0), zone).timestamp()
+    try:  # the day after 9999-12-31, or one before 0001-01-01 in the zone, is no date
+        if end:
+            day += timedelta(days=1)
+        return datetime.combine(day, time(0), zone).timestamp()
+    except (OverflowError, ValueError, OSError):
+        errors[key] = "a date as YYYY-MM-DD"
+        return None
 
 
 def _instant(args: Any, key: str, errors: dict[str, str]) -> float | None:

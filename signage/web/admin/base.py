@@ -11,9 +11,23 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.exceptions import HTTPException
 
 from signage.store import Display
+from signage.store.branding import MAX_LOGO_BYTES
+from signage.store.plans import human_size
 from signage.web import auth
 from signage.web.current import services
 
@@ -29,16 +43,156 @@ PUBLIC_ENDPOINTS = frozenset({"admin.login"})
 @bp.before_request
 def _guard() -> Response | None:
     """Sign-in first, then the CSRF token on every unsafe request."""
-    # Bodies beyond a plan's size are refused before anything reads them (the CSRF check does).
-    request.max_content_length = int(services().config["SIGNAGE_PLAN_MAX_BYTES"]) + 65536
+    # Bodies beyond what the route takes are refused before anything reads them (the CSRF check
+    # does): a logo's limit for the logo form, so its 413 names the logo's limit, not a plan's.
+    request.max_content_length = upload_limit(request.endpoint)[1] + 65536
     if request.endpoint not in PUBLIC_ENDPOINTS:
         if auth.load_principal(allow_token=False) is None:
             if request.method == "GET":
+                if _came_from_console():
+                    flash(SIGNED_OUT_MESSAGE, "warn")
                 return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
-            abort(401)
+            if _wants_json():
+                abort(401)  # a script's request (the editor's fetch): an answer it can read
+            # A form sent from a tab whose session ended (signed out in another tab): back to
+            # sign-in, then to the page the form was on; forms.js kept what was typed there.
+            flash(SIGNED_OUT_MESSAGE, "warn")
+            return redirect(url_for("admin.login", next=_referring_page()), code=303)
     auth.require_csrf()
     auth.require_write()  # a viewer's account reads only
     return None
+
+
+SIGNED_OUT_MESSAGE = "You were signed out; sign in again and your page comes back."
+
+
+def _wants_json() -> bool:
+    """A script's request (JSON body or the CSRF header fetch() sends), not a browser form."""
+    return request.is_json or auth.CSRF_HEADER in request.headers
+
+
+def _came_from_console() -> bool:
+    """Whether the browser came from a page of this site (so its session ended meanwhile).
+    Pages send no Referer (no-referrer: kiosk addresses are credentials); Fetch Metadata says
+    where a navigation came from without the address."""
+    return request.headers.get("Sec-Fetch-Site") == "same-origin"
+
+
+# The page a form was on, added by static/admin/forms.js as it is sent (no Referer is sent).
+PAGE_FIELD = "_page"
+
+
+def _referring_page() -> str:
+    """The console page a form was sent from (its path and query): the page forms.js names,
+    else the form's own address when it is a page (most forms post to their page), else the
+    displays list."""
+    try:
+        named = request.form.get(PAGE_FIELD, "") if request.method in auth.UNSAFE_METHODS else ""
+    except HTTPException:  # a body too large to read: its form is not read either
+        named = ""
+    for target in (named, request.path if request.method != "GET" else ""):
+        if not target.startswith("/admin/") or target.startswith("/admin/login"):
+            continue
+        if any(ord(c) < 32 or ord(c) == 127 for c in target) or "\\" in target:
+            continue
+        path = urlsplit(target).path
+        try:
+            current_app.url_map.bind_to_environ(request.environ).match(path, method="GET")
+        except HTTPException:
+            continue  # not a page (a POST-only action, or nothing)
+        return _safe_next(target)
+    return url_for("admin.displays")
+
+
+def upload_limit(endpoint: str | None) -> tuple[str, int]:
+    """What a console route takes as an upload and its size limit: the logo form takes a logo,
+    every other form at most a plan (the largest file the console accepts)."""
+    if endpoint == "admin.display_logo_upload":
+        return "logo", MAX_LOGO_BYTES
+    limit = int(services().config["SIGNAGE_PLAN_MAX_BYTES"])
+    return ("plan" if endpoint == "admin.plan_upload" else "request"), limit
+
+
+# -- error pages ---------------------------------------------------------------------------------
+# Plain words for each error a console page can meet; the page keeps the menu and links back.
+ERROR_TITLES = {
+    400: "This request could not be used",
+    401: "Signed out",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not possible here",
+    409: "Changed meanwhile",
+    413: "Too large",
+    429: "Too many attempts",
+}
+
+
+def _error_text(exc: HTTPException) -> tuple[str, str]:
+    """The page's heading and its sentence for an error."""
+    code = exc.code or 500
+    title = ERROR_TITLES.get(code, "Something went wrong")
+    own = exc.description if exc.description != type(exc).description else ""
+    if code == 404:
+        text = "There is nothing at this address: it may have been deleted, or mistyped."
+        return title, f"{text} ({own})" if own else text
+    if code == 413:
+        what, limit = upload_limit(request.endpoint)
+        size = human_size(limit)
+        if what == "request":
+            return title, f"Nothing was changed: what was sent is larger than the {size} allowed."
+        noun = {"logo": "logo", "plan": "floor plan"}[what]
+        return title, (
+            f"The {noun} was not stored: the file is larger than the {size} a {what} may have."
+            " Make it smaller and upload it again."
+        )
+    if code == 405:
+        return title, "This address does not take that kind of request."
+    if code == 401:
+        return title, SIGNED_OUT_MESSAGE
+    return title, (own or exc.description or "").rstrip(".") + "."
+
+
+@bp.errorhandler(HTTPException)
+def _error_page(exc: HTTPException) -> Any:
+    """Console errors as console pages (menu, plain words, a way back); a script's request gets
+    the JSON the API answers with. A stale form token says what happened and that the text
+    typed is kept in the tab (forms.js), so going back and sending again loses nothing."""
+    code = exc.code or 500
+    if code < 400:
+        return exc
+    if _wants_json():
+        response = jsonify(
+            error=(exc.name or "error").lower().replace(" ", "_"), message=exc.description
+        )
+        response.status_code = code
+        return response
+    stale_token = code == 403 and request.method in auth.UNSAFE_METHODS and not auth.csrf_ok()
+    title, text = _error_text(exc)
+    if stale_token:
+        title = "This form had expired"
+        text = (
+            "Nothing was changed: the form was opened before its session changed (signed out"
+            " and in again, perhaps in another tab), so its security token no longer matches."
+            " What you typed is kept in this tab: go back to the form, which opens with a fresh"
+            " token and your text, and send it again."
+        )
+    back = _referring_page()
+    if back == request.full_path.rstrip("?") and request.method == "GET":
+        back = url_for("admin.displays")  # a page that failed is no way back
+    body = render_template(
+        "admin/error.html",
+        code=code,
+        title=title,
+        text=text,
+        back=back,
+        stale_token=stale_token,
+        keep_forms=request.method in auth.UNSAFE_METHODS,
+    )
+    response = Response(body, status=code)
+    for header in ("Retry-After", "Allow"):
+        if header in exc.get_response().headers:
+            response.headers[header] = exc.get_response().headers[header]
+    return response
 
 
 @bp.after_request

@@ -30,12 +30,14 @@ from signage.actions.displays import (
 )
 from signage.actions.fleet import fleet_status
 from signage.actions.pairing import PairingRefused, claim
+from signage.actions.wording import counted
 from signage.services import Services
 from signage.store import Display
 from signage.web import auth
 from signage.web.admin.base import bp, display_or_404
 from signage.web.current import services
 
+from signage.web.names import floor_name
 logger = logging.getLogger(__name__)
 
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français"}
@@ -149,7 +151,9 @@ def display_rows(svc: Services) -> list[dict[str, Any]]:
         rows.append(
             {
                 "display": display,
-                "floor": row["floor"],
+                # The floor as the admin reads it (display names), Density's kept for search.
+                "floor": floor_name(display.floor_id),
+                "density_floor": row["floor"],
                 "state": _list_state(row, feed_modes),
                 "down_s": row["down_s"],
                 "language": i18n.language(display.settings),
@@ -172,7 +176,7 @@ def filter_rows(rows: list[dict[str, Any]], query: ListQuery) -> list[dict[str, 
             return False
         if query.language and row["language"] != query.language:
             return False
-        text = f"{row['display'].name} {row['floor']}".casefold()
+        text = f"{row['display'].name} {row['floor']} {row.get('density_floor', '')}".casefold()
         return all(word in text for word in words)
 
     return [r for r in rows if keep(r)]
@@ -186,7 +190,13 @@ def displays() -> str:
     svc = services()
     query = ListQuery.from_args(request.args)
     rows = display_rows(svc)
-    floors = sorted({(r["display"].floor_id, r["floor"]) for r in rows}, key=lambda f: f[1])
+    # The floors with a display, in the building's order (Density's or the floor-order page's);
+    # a floor the directory no longer lists goes last, by name.
+    rank = {f.id: i for i, f in enumerate(svc.directory.floors(building_order=True))}
+    floors = sorted(
+        {(r["display"].floor_id, r["floor"]) for r in rows},
+        key=lambda f: (rank.get(f[0], len(rank)), f[1]),
+    )
     shown = filter_rows(rows, query)
     pages = max(1, -(-len(shown) // query.per_page))
     query = replace(query, page=min(query.page, pages))
@@ -254,7 +264,7 @@ def displays_bulk() -> Response:
         )
         return Response(body)
     sent = send_commands(svc.store, svc.hub, chosen, action)
-    reached = f"{sent} screen(s) of {len(chosen)} display(s)"
+    reached = f"{counted(sent, 'screen')} of {counted(len(chosen), 'display')}"
     flash(
         f"Sent “{action}” to {reached}." if sent else "None of them has a screen connected.",
         "ok" if sent else "warn",
@@ -273,7 +283,8 @@ def displays_bulk_revoke() -> Response:
     for display in chosen:
         revoke_display(svc.store, svc.hub, display)
     names = ", ".join(f"“{d.name}”" for d in chosen[:5]) + (" …" if len(chosen) > 5 else "")
-    flash(f"Revoked {len(chosen)} credential(s): {names}. Their screens show a pairing code.", "ok")
+    revoked = counted(len(chosen), "credential")
+    flash(f"Revoked {revoked}: {names}. Their screens show a pairing code.", "ok")
     return _back_to_list()
 
 
@@ -311,6 +322,11 @@ def _rooms_for(svc: Services, floor_id: str) -> tuple[list[Any], str | None]:
     return rooms, (note.replace("floors", "rooms") if note and not rooms else note)
 
 
+def _room_ids(svc: Services) -> Any:
+    """The rooms the cached tree knows on a floor (None: none known now), for hidden rooms."""
+    return lambda floor_id: {r.id for r in svc.directory.rooms_of(floor_id)} or None
+
+
 @bp.route("/displays/<int:display_id>", methods=["GET", "POST"])
 def display_edit(display_id: int) -> Any:
     """A display's settings; saving reaches its kiosks within seconds."""
@@ -322,7 +338,9 @@ def display_edit(display_id: int) -> Any:
     if request.method == "POST":
         values = _form_data()
         try:
-            cleaned = clean_display(values, display, _floor_ids(choices, floor_error))
+            cleaned = clean_display(
+                values, display, _floor_ids(choices, floor_error), _room_ids(svc)
+            )
         except Invalid as exc:
             errors = exc.errors
         else:
@@ -354,6 +372,8 @@ def display_edit(display_id: int) -> Any:
         rooms=rooms,
         rooms_error=rooms_error,
         functions=sorted({r.function for r in rooms if r.function}),
+        # Night times are the floor's local time (UTC when Density names no zone for it).
+        night_zone=svc.directory.time_zone(display.floor_id) or "UTC",
         errors=errors,
         values=values,
         languages=i18n.LANGUAGES,
@@ -374,10 +394,21 @@ def display_edit(display_id: int) -> Any:
 
 
 @bp.post("/displays/<int:display_id>/delete")
-def display_delete(display_id: int) -> Response:
-    """Delete a display; its screens lose their credential."""
+def display_delete(display_id: int) -> Any:
+    """Delete a display; its screens lose their credential (after a page asking whether to)."""
     svc = services()
     display = display_or_404(display_id)
+    if request.form.get("confirm") != "yes":
+        return render_template(
+            "admin/confirm.html",
+            title="Delete this display?",
+            text="Its screens lose their credential at once, and its settings and phone link"
+            " are gone. This cannot be undone: a new display must be paired again.",
+            subject=display.name,
+            action=url_for("admin.display_delete", display_id=display.id),
+            button="Delete display",
+            cancel=url_for("admin.display_edit", display_id=display.id),
+        )
     remove_display(svc.store, svc.hub, display)
     flash(f"Display “{display.name}” deleted.", "ok")
     return redirect(url_for("admin.displays"))
@@ -410,7 +441,7 @@ def display_command(display_id: int, action: str) -> Response:
     display = display_or_404(display_id)
     sent = send_commands(svc.store, svc.hub, [display], action)
     if sent:
-        flash(f"Sent “{action}” to {sent} screen(s).", "ok")
+        flash(f"Sent “{action}” to {counted(sent, 'screen')}.", "ok")
     else:
         flash("No screen of this display is connected.", "warn")
     if request.form.get("back") == "fleet":

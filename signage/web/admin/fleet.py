@@ -22,12 +22,12 @@ def fleet() -> str:
     show = request.args.get("show", "")
     show = show if show in FILTERS else ""
     floor = request.args.get("floor", "")
-    report = fleet_status(svc)
+    report = filter_report(fleet_status(svc), show, floor)
     choices, _ = floor_choices(svc.directory)
     return render_template(
         "admin/fleet.html",
-        fleet=filter_report(report, show, floor),
-        counts=report["counts"],
+        fleet=report,
+        counts=report["counts"],  # of the floor chosen, if one is
         show=show,
         floor=floor,
         choices=choices,

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Response, abort, flash, redirect, render_template, request, url_for
 
 from signage.actions import floor_order
-from signage.actions.displays import Invalid, floor_choices
+from signage.actions.displays import Invalid, floor_choices, floor_label
 from signage.actions.drafts import drafts_summary
 from signage.actions.plans import remove_plan, replace_plan
 from signage.store import plans
@@ -84,8 +84,22 @@ def plan_upload(floor_id: str) -> Any:
 
 @bp.post("/plans/<floor_id>/delete")
 def plan_delete(floor_id: str) -> Response:
-    """Remove a floor's plan (its screens go back to the automatic schematic)."""
+    """Remove a floor's plan (its screens go back to the automatic schematic), once the page
+    asking whether to was answered (one Enter on the plans page removes nothing)."""
     svc = services()
+    if svc.store.get_plan(floor_id) is None:
+        abort(404)
+    if request.form.get("confirm") != "yes":
+        return render_template(
+            "admin/confirm.html",
+            title="Remove this floor's plan?",
+            text="Its screens go back to the automatic schematic drawn from Density's rooms"
+            " within seconds. A plan can be uploaded again at any time.",
+            subject=floor_label(svc.directory, floor_id),
+            action=url_for("admin.plan_delete", floor_id=floor_id),
+            button="Remove plan",
+            cancel=url_for("admin.plans_page"),
+        )
     if not remove_plan(svc.store, svc.hub, svc.config, floor_id):
         abort(404)
     flash("Plan removed.", "ok")
@@ -138,12 +152,3 @@ def plan_file(floor_id: str) -> Response:
     if plan_record is None:
         abort(404)
     return plan_response(plan_record)
-
-
-@bp.errorhandler(413)
-def _too_large(_exc: Any) -> Response:
-    limit = plans.human_size(int(services().config["SIGNAGE_PLAN_MAX_BYTES"]))
-    body = render_template(
-        "admin/plan_refused.html", message=f"the file is larger than the {limit} a plan may have"
-    )
-    return Response(body, status=413)
