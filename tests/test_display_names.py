@@ -122,6 +122,28 @@ def test_names_are_stored_replaced_and_removed(any_store):
 
 
 # -- the API and the console -------------------------------------------------------------------
+def test_the_names_generation_moves_with_each_write_and_never_repeats_after_a_restore(any_store):
+    names = DisplayNames(any_store)
+    first = names.generation()
+    names.put("spc_1", {"": "Lobby"}, now=1000.0)
+    restored_to = names.generation()
+    assert restored_to != first
+    names.put("spc_1", {"": "Lobby"}, now=1001.0)  # the same names: nothing written
+    assert names.generation() == restored_to
+    names.put("spc_1", {"": "Hall"}, now=1002.0)
+    held = names.generation()  # what a process holds, with "Hall"
+    # A restore brings the table and its generation back as they were after the first write;
+    # the next write must not land on the number held for "Hall".
+    with any_store.transaction() as conn:
+        conn.execute(
+            "UPDATE generations SET generation = ? WHERE name = ?", (restored_to, "display_names")
+        )
+        conn.execute("UPDATE display_names SET name = ? WHERE space_id = ?", ("Lobby", "spc_1"))
+    names.put("spc_1", {"": "Foyer"}, now=1003.0)
+    assert names.generation() not in (held, restored_to)
+    assert names.read() == (names.generation(), {"spc_1": {"": "Foyer"}})
+
+
 def floors_of(sim) -> list[str]:
     return list(sim.world.portfolio.floor_ids)
 

@@ -84,8 +84,12 @@ class DisplayNames:
                     " VALUES (?, ?, ?, ?)",
                     (space_id, language, name, at),
                 )
+            # One more, and at least the write's time in milliseconds: a restored backup brings
+            # back an older number, and the next write must not land on a number a process
+            # still holds from before the restore (with other names).
             conn.execute(
-                "UPDATE generations SET generation = generation + 1 WHERE name = ?",
-                (_GENERATION,),
+                "UPDATE generations SET generation = CASE WHEN generation + 1 > ?"
+                " THEN generation + 1 ELSE ? END WHERE name = ?",
+                (int(at * 1000), int(at * 1000), _GENERATION),
             )
         return before
