@@ -482,6 +482,8 @@ def test_the_console_names_floors_and_rooms_as_the_screens_do_with_density_s_bes
     assert "Lobby level</option>" in page("/admin/announcements")
     calendars = page("/admin/calendars")
     assert "Lobby level <span" in calendars and f"Fireside ({density_room})</strong>" in calendars
+    one = page(f"/admin/calendars/{room}")
+    assert f"<h1>Calendar of Fireside ({density_room})</h1>" in one and "/ Lobby level<" in one
     layout = admin.get(f"/admin/floors/{ground}/layout.json").get_json()
     space = next(s for s in layout["spaces"] if s["id"] == room)
     assert space["name"] == density_room  # Density's, as the API gives it

@@ -28,6 +28,7 @@ from signage.web.calendars import (
     set_source,
 )
 from signage.web.current import services
+from signage.web.names import floor_name, space_option
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +130,9 @@ def calendar_edit(space_id: str) -> Any:
     return render_template(
         "admin/calendars_edit.html",
         space_id=space_id,
-        name=space.name if space is not None else space_id,
-        floor=floor_label(svc.directory, floor_id) if floor_id else None,
+        # By its display name in the admin's language, Density's in brackets when it differs.
+        name=space_option(space_id, space.name) if space is not None else space_id,
+        floor=floor_name(floor_id) if floor_id else None,
         info=info,
         status=status,
         values=values,
