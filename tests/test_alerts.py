@@ -18,11 +18,13 @@ from websockets.sync.client import connect
 from signage import config as settings
 from signage.actions.alerts import AlertWatcher
 from signage.store.screens import STAMP_S, ScreenSightings
+from tests import pg_server as pgs
 from tests.admin_helpers import Console, make_admin
 from tests.clocks import clocked_server
 from tests.helpers import free_port, wait_until
 from tests.test_preview import RunningClock
 
+any_store, pg_server, pg_url = pgs.any_store, pgs.pg_server, pgs.pg_url
 CANARY = "hook-s3cr3t-7f1c2a9e"  # the webhook's secret path: must never reach a log line
 
 
@@ -390,3 +392,14 @@ def test_after_a_restart_fleet_health_says_how_long_a_display_has_been_down(
     finally:
         second.stop()
         clock.stop()
+
+
+def test_sightings_are_stamped_at_most_once_a_minute_on_both_backends(any_store):
+    sightings = ScreenSightings(any_store)
+    assert sightings.last_seen() == {}
+    sightings.seen([3, 5], 1000.0)
+    sightings.seen([3], 1000.0 + STAMP_S - 1)  # within the minute: left as it is
+    assert sightings.last_seen() == {3: 1000.0, 5: 1000.0}
+    sightings.seen([3, 3], 1000.0 + STAMP_S)
+    sightings.seen([], 5000.0)  # nobody connected: nothing written
+    assert sightings.last_seen() == {3: 1000.0 + STAMP_S, 5: 1000.0}
