@@ -276,6 +276,10 @@ def audit_api() -> Any:
     svc = services()
     errors: dict[str, str] = {}
     fields = _common(request.args, errors)
+    if "kind" in request.args and fields["target_kind"] is None:
+        # The console's "any kind" is an empty field; the API documents `kind` as one of a list,
+        # so an empty one is a mistake to name, not "any" (leave the parameter out for that).
+        errors["kind"] = "one of " + ", ".join(TARGET_KINDS)
     since = _instant(request.args, "since", errors)
     until = _instant(request.args, "until", errors)
     limit = offset = 0
