@@ -26,6 +26,26 @@ SVG = (
 )
 
 
+# The words of at most 12 letters in the console's table cells that the layout split over two
+# lines (a Range over a word has one box per line it is on).
+BROKEN_WORDS = """() => {
+  const broken = [];
+  for (const cell of document.querySelectorAll("table.list td, table.list th")) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const match of node.data.matchAll(/(?<!\\p{L})\\p{L}{2,12}(?!\\p{L})/gu)) {
+        const range = document.createRange();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (lines.size > 1) broken.push(match[0]);
+      }
+    }
+  }
+  return broken;
+}"""
+
+
 def _long_names(server, console: Console) -> tuple[int, str]:
     """A display, an announcement, a room and a floor with 80-character names (and so an audit
     trail of them): what every table of the console must wrap."""
@@ -79,6 +99,7 @@ def test_no_console_page_is_wider_than_the_window_with_long_names(server, contex
     page.click("button[type=submit]")
     page.wait_for_url("**/admin/**")
     too_wide: dict[str, int] = {}
+    split_words: dict[str, list[str]] = {}
     for width, height in ((800, 900), (1280, 800)):
         page.set_viewport_size({"width": width, "height": height})
         for url in pages:
@@ -87,10 +108,14 @@ def test_no_console_page_is_wider_than_the_window_with_long_names(server, contex
             wide = page.evaluate("document.documentElement.scrollWidth")
             if wide > width:
                 too_wide[f"{url} @{width}"] = wide
+            if broken := page.evaluate(BROKEN_WORDS):
+                split_words[f"{url} @{width}"] = broken
     # The long names are on the pages measured.
     page.goto(f"{server.url}/admin/displays")
     assert LONG in page.content()
     assert not too_wide, too_wide
+    # ...and wrapping the long names did not break short words ("Organisati-on", "Renam-ed").
+    assert not split_words, split_words
 
 
 def test_one_wording_for_durations(server):
