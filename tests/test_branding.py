@@ -178,11 +178,19 @@ def test_a_malicious_svg_logo_is_sanitised_and_served_from_our_origin(sim, serve
 
 def test_an_oversize_or_wrong_logo_is_refused_with_a_message(sim, server, admin):
     display = server.svc.store.add_display("Lobby", a_floor(sim))
-    big = upload(admin, display.id, png() + b"\0" * 700_000, "big.png")
+    # Just over the limit: read, and refused beside its field.
+    big = upload(admin, display.id, png() + b"\0" * 530_000, "big.png")
     assert big.status_code == 400
     text = big.get_data(as_text=True)
-    assert "the file has 700 kB; a logo may have at most 512 kB" in text
+    assert "the file has 530 kB; a logo may have at most 512 kB" in text
     assert 'id="logo-error"' in text
+    # Far over it: refused before the body is read (413), on a console page naming the logo's
+    # own limit, not a floor plan's.
+    huge = upload(admin, display.id, png() + b"\0" * 700_000, "huge.png")
+    assert huge.status_code == 413
+    text = huge.get_data(as_text=True)
+    assert "The logo was not stored: the file is larger than the 512 kB a logo may have" in text
+    assert "plan" not in text.split("<main", 1)[-1].lower()
     bad = upload(admin, display.id, b"%PDF-1.7 not an image", "logo.pdf")
     assert bad.status_code == 400
     assert "a logo must be a PNG or an SVG file" in bad.get_data(as_text=True)
