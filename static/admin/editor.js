@@ -316,23 +316,64 @@
     return [[a[0], a[1]], [b[0], a[1]], [b[0], b[1]], [a[0], b[1]]];
   }
 
-  // Moves each room's name off corridor points it would cover: tried at the room's centre, then
-  // above and below it, then to the sides; the first place clear of every point wins (else the
-  // centre). The boxes are the rendered text's own, so long names are measured, not guessed.
+  // Makes each room's name fit its room: smaller type down to MIN_LABEL_PX on screen, then the
+  // name cut with "…" (the whole name stays in the room's tooltip and in the room list). A narrow
+  // window shrinks the plan to a few hundred pixels, where 14 px names ran into each other.
+  var MIN_LABEL_PX = 9;
+  function fitLabels(labels) {
+    var k = unitsPerPixel();
+    labels.forEach(function (item) {
+      var xs = item.outline.map(function (p) { return p[0]; });
+      var ys = item.outline.map(function (p) { return p[1]; });
+      var roomW = Math.max.apply(null, xs) - Math.min.apply(null, xs) - 6 * k;
+      var roomH = Math.max.apply(null, ys) - Math.min.apply(null, ys) - 4 * k;
+      var box;
+      try { box = item.label.getBBox(); } catch (e) { return; }
+      if (!box.width || (box.width <= roomW && box.height <= roomH)) return;
+      var size = parseFloat(item.label.getAttribute("font-size"));
+      // 0.95: type does not shrink exactly in proportion (hinting), and a name that only just
+      // misses after scaling would otherwise lose its last letter to "…".
+      var fit = 0.95 * Math.min(roomW / box.width, roomH / box.height);
+      var scale = Math.max(MIN_LABEL_PX * k / size, fit);
+      item.parts.forEach(function (node) {
+        node.setAttribute("font-size", String(parseFloat(node.getAttribute("font-size")) * scale));
+      });
+      var full = item.label.textContent;
+      var title = document.createElementNS(SVGNS, "title");
+      title.textContent = full;
+      var text = full;
+      while (text.length > 1 && item.label.getComputedTextLength() > roomW) {
+        text = text.slice(0, -1);
+        item.label.textContent = text.replace(/\s+$/, "") + "…";
+      }
+      item.label.parentNode.appendChild(title);  // the room's tooltip (its name has none: no pointer)
+      item.label.setAttribute("data-fitted", text === full ? "smaller" : "cut");
+    });
+  }
+
+  // Moves each room's name off corridor points and off names already placed: tried at the
+  // room's centre, then above and below it, then to the sides; the first place clear of them
+  // all wins (else the centre). The boxes are the rendered text's own, so long names are
+  // measured, not guessed.
   function placeLabels(labels) {
     var nodes = state.layout.nodes;
-    if (!nodes.length) return;
     var k = unitsPerPixel();
+    var placed = [];
     labels.forEach(function (item) {
       var box;
       try { box = item.label.getBBox(); } catch (e) { return; }
       if (!box.width) return;
       var pad = 3 * k;
       function clear(dx, dy) {
-        return nodes.every(function (n) {
+        var x0 = box.x + dx, y0 = box.y + dy;
+        var apart = placed.every(function (b) {
+          return x0 + box.width + pad <= b.x || b.x + b.width + pad <= x0 ||
+            y0 + box.height <= b.y || b.y + b.height <= y0;
+        });
+        return apart && nodes.every(function (n) {
           var r = (n.kind === "corridor" ? 5 : 9) * k + pad;
-          var cx = Math.max(box.x + dx, Math.min(n.x, box.x + dx + box.width));
-          var cy = Math.max(box.y + dy, Math.min(n.y, box.y + dy + box.height));
+          var cx = Math.max(x0, Math.min(n.x, x0 + box.width));
+          var cy = Math.max(y0, Math.min(n.y, y0 + box.height));
           return Math.hypot(n.x - cx, n.y - cy) > r;
         });
       }
@@ -343,11 +384,15 @@
         return inside([item.c[0] + t[0], item.c[1] + t[1]], item.outline);
       });
       var pick = inRoom.concat(tries).filter(function (t) { return clear(t[0], t[1]); })[0];
-      if (!pick || (!pick[0] && !pick[1])) return;
+      if (!pick || (!pick[0] && !pick[1])) {
+        placed.push(box);
+        return;
+      }
       item.parts.forEach(function (node) {
         node.setAttribute("x", String(parseFloat(node.getAttribute("x")) + pick[0]));
         node.setAttribute("y", String(parseFloat(node.getAttribute("y")) + pick[1]));
       });
+      placed.push({ x: box.x + pick[0], y: box.y + pick[1], width: box.width, height: box.height });
       item.label.setAttribute("data-moved", "true");
     });
   }
@@ -440,6 +485,7 @@
       }
     });
 
+    fitLabels(labels);
     placeLabels(labels);
 
     var heres = make("g", { "class": "heres" }, svg);
