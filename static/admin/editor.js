@@ -1406,19 +1406,26 @@
   }
 
   // Stored times are UTC ISO strings: shown in the floor's time zone (the admin's browser may be
-  // in another), named; the browser's own zone if it does not know the floor's.
+  // in another) as the plans page and the audit trail write them, "2026-12-06 06:23
+  // Europe/Berlin"; in the browser's own zone, named, if it does not know the floor's.
   function when(iso) {
     var t = Date.parse(iso);
     if (!isFinite(t)) return iso || "";
     var options = {
-      year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
-      timeZoneName: "short"
+      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+      hourCycle: "h23"
     };
+    var zone = config.time_zone, parts;
     try {
-      return new Date(t).toLocaleString([], Object.assign({ timeZone: config.time_zone }, options));
+      parts = new Intl.DateTimeFormat("en-GB", Object.assign({ timeZone: zone }, options))
+        .formatToParts(new Date(t));
     } catch (e) {
-      return new Date(t).toLocaleString([], options);
+      zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      parts = new Intl.DateTimeFormat("en-GB", options).formatToParts(new Date(t));
     }
+    var p = {};
+    parts.forEach(function (part) { p[part.type] = part.value; });
+    return p.year + "-" + p.month + "-" + p.day + " " + p.hour + ":" + p.minute + " " + zone;
   }
 
   // -- the preview: the real kiosk page over the draft, scaled into the editor -------------------
