@@ -123,6 +123,7 @@ def test_fleet_rows_say_which_process_fetches_a_room_in_a_fleet() -> None:
         get=spaces.get,
         building_of=lambda _id: None,
         ancestors=lambda sid: [spaces[floors[sid]]] if sid in floors else [],
+        floors=lambda building_order=False: [spaces["f1"], spaces["f2"]],
     )
     clock = FakeClock(wall=NEW_YEAR)
     failed = CalendarStatus("r1", NEW_YEAR - 30, None, None, False, "unauthorized: no", 0)

@@ -277,3 +277,32 @@ def test_revoking_one_display_says_one_credential(server, console):
     assert done.status_code == 302
     page = console.get("/admin/displays").get_data(as_text=True)
     assert "Revoked 1 credential: “Side door”." in page, re.findall(r"Revoked[^<]*", page)
+
+
+@pytest.mark.one_shape  # calendars and the floor order: the simulator's shape plays no part
+def test_room_calendars_failing_read_in_plain_words_in_the_building_order(server, console):
+    svc = server.svc
+    wanted = _floor_order_reversed(svc)
+    rooms = [svc.directory.rooms_of(floor)[0].id for floor in wanted]
+    for room in reversed(rooms):  # saved in the other order: the table must not follow it
+        saved = console.post(
+            f"/admin/calendars/{room}",
+            data={"kind": "ics", "url": "https://calendar.invalid/room.ics"},
+        )
+        assert saved.status_code == 302, saved.get_data(as_text=True)[:400]
+    svc.bookings.poke()
+
+    def failing() -> list[dict]:
+        rows = console.get("/api/admin/fleet").json["calendars"]
+        return [c for c in rows if c["error"]] if len(rows) == 3 else []
+
+    wait_until(lambda: len(failing()) == 3, timeout=30, message="three calendars failing")
+    page = console.get("/admin/fleet").get_data(as_text=True)
+    table = page.split('id="fleet-calendars"', 1)[1].split("</table>", 1)[0]
+    assert re.findall(r'data-space-id="([^"]+)"', table) == rooms
+    # Plain words first, the fetcher's own words kept in the title.
+    error = failing()[0]["error"]
+    plain = calendar_problem(error)
+    assert plain and plain != "The calendar could not be read", error
+    for html in (table, console.get("/admin/calendars").get_data(as_text=True)):
+        assert f'title="{error}">· {plain}</span>' in html

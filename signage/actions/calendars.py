@@ -105,4 +105,15 @@ def calendar_rows(svc: Services, holders: dict[str, str | None] | None = None) -
                 **({"fetched_by": holder, "elsewhere": elsewhere} if holders is not None else {}),
             }
         )
-    return sorted(rows, key=lambda r: (not r["problems"], r["floor"], r["name"], r["space_id"]))
+    # Problems first; then floors as the building lists them (Density's order, or the one set on
+    # the floor-order page), a room of a floor no longer listed last.
+    rank = {f.id: i for i, f in enumerate(tree.floors(building_order=True))}
+    return sorted(
+        rows,
+        key=lambda r: (
+            not r["problems"],
+            rank.get(r["floor_id"] or "", len(rank)),
+            r["name"],
+            r["space_id"],
+        ),
+    )
