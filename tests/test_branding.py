@@ -312,3 +312,14 @@ def test_a_logo_change_is_audited_with_its_digest_type_size_and_pixels(sim, serv
     page = admin.get("/admin/audit").get_data(as_text=True)
     assert f"logo_sha256: {digest[:12]} → none" not in page  # the SVG came in between
     assert "logo_pixels: 200×80 → 120×40" in page
+
+
+def test_the_accent_table_says_what_each_theme_draws_in_it(sim, server, admin):
+    light = server.svc.store.add_display("Lobby", a_floor(sim), settings={"theme": "light"})
+    black = server.svc.store.add_display("Atrium", a_floor(sim), settings={"theme": "contrast"})
+    page = admin.get(f"/admin/displays/{light.id}/branding").get_data(as_text=True)
+    assert "routes and “you are here” are drawn in it" in page and "Route ➜" in page
+    # The contrast theme draws routes in a fixed yellow: its sample is "you are here".
+    page = admin.get(f"/admin/displays/{black.id}/branding").get_data(as_text=True)
+    assert "routes are yellow on this theme" in page and "● You are here" in page
+    assert "Route ➜" not in page
