@@ -36,8 +36,8 @@ from signage.store import Display
 from signage.web import auth
 from signage.web.admin.base import bp, display_or_404
 from signage.web.current import services
-
 from signage.web.names import floor_name
+
 logger = logging.getLogger(__name__)
 
 LANGUAGE_NAMES = {"en": "English", "de": "Deutsch", "fr": "Français"}
