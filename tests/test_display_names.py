@@ -518,3 +518,22 @@ def test_the_floor_editor_lists_rooms_by_their_display_names_in_the_browser_s_la
         item = page.locator(f'#room-list li[data-space-id="{room}"] span').first
         expect(item).to_have_text(shown)
         assert item.get_attribute("title") == f"Density: {density_room}"
+
+
+def test_with_the_database_away_screen_openings_log_one_line_a_minute(
+    sim, server, monkeypatch, caplog
+):
+    """Every kiosk page looks at the names' generation, even one with a wrong credential (before
+    it is checked): with the database away that is one warning a minute, not one per request."""
+    from signage.store import StoreUnavailable
+
+    def away(self: DisplayNames) -> int:
+        raise StoreUnavailable("the database is not answering")
+
+    monkeypatch.setattr(DisplayNames, "generation", away)
+    with httpx.Client(timeout=10) as client:
+        for n in range(30):
+            client.get(f"{server.url}/kiosk/{n}.{'0' * 32}")
+    lines = [r for r in caplog.records if "display names not refreshed" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert "held as they are" in lines[0].getMessage()

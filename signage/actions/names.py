@@ -92,7 +92,12 @@ def refresh(svc: Services, force: bool = False) -> None:
             return
         generation, stored = stored_names.read()
     except (StoreError, StoreUnavailable) as exc:
-        logger.warning("display names not refreshed: %s", exc)
+        # Every screen opening looks (even one with a wrong credential, before it is checked):
+        # with the database away, one line a minute says so, not one per request.
+        warned = svc.state.get("display_names_warned_at")
+        if warned is None or now - warned >= 60.0:
+            svc.state["display_names_warned_at"] = now
+            logger.warning("display names not refreshed (held as they are): %s", exc)
         return
     # Requests reading at once may finish in any order: the generation and the names held
     # are set together, so an older read landing last leaves an older pair, which the next
