@@ -57,6 +57,24 @@ def test_a_form_sent_from_a_signed_out_tab_goes_to_sign_in_and_back(server, cons
     assert console.login(next_=page).headers["Location"] == page
 
 
+def test_a_signed_out_tab_s_background_requests_get_401_and_stack_no_messages(
+    server, console, floor
+):
+    """The editor polls states.json every 5 s: after a sign-out elsewhere each poll is a 401 it
+    can read, not a sign-in page, and adds no "signed out" line; navigations say it once."""
+    assert console.post("/admin/logout").status_code == 302
+    poll = {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "same-origin"}
+    for _ in range(5):
+        answer = console.get(f"/admin/floors/{floor}/states.json", headers=poll)
+        assert answer.status_code == 401
+    nav = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "same-origin"}
+    for _ in range(3):
+        moved = console.get("/admin/displays", headers=nav)
+        assert moved.status_code == 302 and "/admin/login" in moved.headers["Location"]
+    login = console.get("/admin/login").get_data(as_text=True)
+    assert login.count("You were signed out; sign in again") == 1
+
+
 def test_a_stale_form_token_gets_a_console_page_saying_what_happened(server, console, floor):
     display = server.svc.store.add_display("Lobby", floor)
     where = f"/admin/displays/{display.id}"

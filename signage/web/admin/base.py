@@ -21,6 +21,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from werkzeug.exceptions import HTTPException
@@ -48,15 +49,17 @@ def _guard() -> Response | None:
     request.max_content_length = upload_limit(request.endpoint)[1] + 65536
     if request.endpoint not in PUBLIC_ENDPOINTS:
         if auth.load_principal(allow_token=False) is None:
+            if _wants_json() or not _is_navigation():
+                # A script's request (the editor's fetch, its 5 s poll of states.json): an
+                # answer it can read, and no sign-in page or "signed out" message for each poll.
+                abort(401)
             if request.method == "GET":
                 if _came_from_console():
-                    flash(SIGNED_OUT_MESSAGE, "warn")
+                    _flash_once(SIGNED_OUT_MESSAGE)
                 return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
-            if _wants_json():
-                abort(401)  # a script's request (the editor's fetch): an answer it can read
             # A form sent from a tab whose session ended (signed out in another tab): back to
             # sign-in, then to the page the form was on; forms.js kept what was typed there.
-            flash(SIGNED_OUT_MESSAGE, "warn")
+            _flash_once(SIGNED_OUT_MESSAGE)
             return redirect(url_for("admin.login", next=_referring_page()), code=303)
     auth.require_csrf()
     auth.require_write()  # a viewer's account reads only
@@ -69,6 +72,20 @@ SIGNED_OUT_MESSAGE = "You were signed out; sign in again and your page comes bac
 def _wants_json() -> bool:
     """A script's request (JSON body or the CSRF header fetch() sends), not a browser form."""
     return request.is_json or auth.CSRF_HEADER in request.headers
+
+
+def _is_navigation() -> bool:
+    """A page the browser opens or a form it sends (Fetch Metadata's mode), or a client too old
+    to say; fetch() and XHR say "cors" or "same-origin", which a redirect to sign-in only
+    confuses (the editor read the sign-in page as an empty answer)."""
+    mode = request.headers.get("Sec-Fetch-Mode")
+    return mode in (None, "navigate", "nested-navigate")
+
+
+def _flash_once(message: str) -> None:
+    """Say it once: several requests of a signed-out tab must not stack the same line."""
+    if not any(text == message for _, text in session.get("_flashes", [])):
+        flash(message, "warn")
 
 
 def _came_from_console() -> bool:
