@@ -38,6 +38,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote
 
 import tinycss2
 from defusedxml import DefusedXmlException
@@ -59,8 +60,10 @@ MAX_DEPTH = 64
 MAX_ELEMENTS = 100_000  # a busy 5 MB plan; the sanitiser takes ~0.2 s for this many
 # Copies drawn through <use>: each copies its target, which may hold <use> elements too, so a
 # 2 kB file of 8 levels of 10 draws 10^8 shapes. Chromium took 1.9 s on 10^4 copies and had not
-# finished 10^6 after 150 s; a plan's repeated symbols (chairs, desks) are a few thousand.
-MAX_USE_COPIES = 20_000
+# finished 10^6 after 150 s; a plan's repeated symbols are tens of thousands of elements at
+# most (1,000 desks of 22 paths: 22,000 copies).
+MAX_USE_COPIES = 30_000
+MAX_DRAWN = 150_000  # the document's own elements and every copy, one budget
 # The sanitiser indents by depth, so its output may be larger than the upload, but not by this.
 OUTPUT_FACTOR = 2
 SANITISER_MEMORY = 1 << 30  # bytes of address space for the sanitiser's process
@@ -296,44 +299,96 @@ def _strip_external(root: ET.Element) -> int:
     return removed
 
 
-def _check_use_copies(root: ET.Element) -> None:
-    """Refuse an SVG whose <use> references would draw more than MAX_USE_COPIES extra elements
-    or reference themselves. A walk over the reference graph, counted once per element."""
-    by_id = {e.get("id"): e for e in root.iter() if e.get("id")}
+_COPYING = {"use", "feImage"}  # elements that draw another element of the document again
+_MARKED = {"path", "line", "polyline", "polygon"}  # shapes that draw markers at their vertices
+_MARKER_PROPS = ("marker-start", "marker-mid", "marker-end", "marker")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
-    def used(element: ET.Element) -> ET.Element | None:
-        if element.tag.rsplit("}", 1)[-1] != "use":
-            return None
-        href = element.get("href") or element.get(f"{{{XLINK_NS}}}href") or ""
-        return by_id.get(href.strip()[1:]) if href.strip().startswith("#") else None
 
-    drawn: dict[int, int] = {}  # element -> elements it draws, itself and copies included
-    on_path: set[int] = set()
-    stack: list[tuple[ET.Element, bool]] = [(root, False)]
-    cap = MAX_ELEMENTS + MAX_USE_COPIES + 1  # counts stop growing past any limit
-    while stack:  # iterative: a chain of 100,000 <use> would overflow Python's recursion
-        element, done = stack.pop()
-        target = used(element)
-        parts = [*element, *([target] if target is not None else [])]
-        if done:
-            drawn[id(element)] = min(cap, 1 + sum(drawn[id(p)] for p in parts))
-            on_path.discard(id(element))
-            continue
-        if id(element) in drawn:
-            continue
-        on_path.add(id(element))
-        stack.append((element, True))
-        for part in parts:
-            if id(part) in on_path:
-                raise PlanError("the SVG has a <use> that draws itself; remove the loop")
-            if id(part) not in drawn:
-                stack.append((part, False))
-    copies = drawn[id(root)] - sum(1 for _ in root.iter())
-    if copies > MAX_USE_COPIES:
-        raise PlanError(
-            f"the SVG's <use> references would draw {'over ' if drawn[id(root)] >= cap else ''}"
-            f"{copies:,} copied elements; at most {MAX_USE_COPIES:,} (flatten nested symbols)"
+def _local(element: ET.Element) -> str:
+    return element.tag.rsplit("}", 1)[-1]
+
+
+def _vertices(element: ET.Element) -> int:
+    """An upper bound on the vertices a shape draws markers at: half its numbers."""
+    data = element.get("d") or element.get("points") or ""
+    return 2 if _local(element) == "line" else len(_NUMBER.findall(data)) // 2 + 1
+
+
+def _bound_copies(root: ET.Element) -> int:
+    """Refuse an SVG whose <use> references (and markers, drawn at every vertex of a shape) would
+    draw more than MAX_USE_COPIES copies, or MAX_DRAWN elements in all, or reference themselves;
+    remove a <use> whose target is not in the document (it draws nothing, and a target only a
+    browser would find must not escape the count). Returns how many were removed.
+
+    References are found as Chromium finds them: percent-escapes decoded, the first element of
+    an id (a later duplicate is ignored)."""
+    by_id: dict[str, ET.Element] = {}
+    for element in root.iter():
+        if element.get("id"):
+            by_id.setdefault(element.get("id"), element)
+    parents = {child: parent for parent in root.iter() for child in parent}
+    removed = 0
+
+    def target(element: ET.Element) -> ET.Element | None:
+        href = (element.get("href") or element.get(f"{{{XLINK_NS}}}href") or "").strip()
+        return by_id.get(unquote(href[1:])) if href.startswith("#") else None
+
+    for element in list(root.iter()):
+        if _local(element) in _COPYING and target(element) is None:
+            parents[element].remove(element)
+            removed += 1
+    # A sheet may give any shape markers: every shape then counts as marked.
+    sheet_marks = any(_local(e) == "style" and "marker" in (e.text or "") for e in root.iter())
+
+    def has_markers(element: ET.Element) -> bool:
+        return _local(element) in _MARKED and (
+            sheet_marks
+            or any(element.get(k) for k in _MARKER_PROPS)
+            or "marker" in (element.get("style") or "")
         )
+
+    cap = MAX_DRAWN + 1  # counts stop growing past any limit
+
+    def drawn_by(start: ET.Element, marker_cost: int) -> int:
+        drawn: dict[int, int] = {}  # element -> elements it draws, itself and copies included
+        on_path: set[int] = set()
+        stack: list[tuple[ET.Element, bool]] = [(start, False)]
+        while stack:  # iterative: a chain of 100,000 <use> would overflow Python's recursion
+            element, done = stack.pop()
+            copied = target(element) if _local(element) in _COPYING else None
+            parts = [*element, *([copied] if copied is not None else [])]
+            if done:
+                count = 1 + sum(drawn[id(p)] for p in parts)
+                if marker_cost and has_markers(element):
+                    count += _vertices(element) * marker_cost
+                drawn[id(element)] = min(cap, count)
+                on_path.discard(id(element))
+                continue
+            if id(element) in drawn:
+                continue
+            on_path.add(id(element))
+            stack.append((element, True))
+            for part in parts:
+                if id(part) in on_path:
+                    raise PlanError("the SVG has a <use> that draws itself; remove the loop")
+                if id(part) not in drawn:
+                    stack.append((part, False))
+        return drawn[id(start)]
+
+    markers = [e for e in root.iter() if _local(e) == "marker"]
+    marker_cost = max((drawn_by(m, 0) for m in markers), default=0)
+    total = drawn_by(root, marker_cost)
+    own = sum(1 for _ in root.iter())
+    copies = total - own
+    if copies > MAX_USE_COPIES or total > MAX_DRAWN:
+        over = "over " if total >= cap else ""
+        raise PlanError(
+            f"the SVG's <use> references and markers would draw {over}{copies:,} copies of"
+            f" elements; at most {MAX_USE_COPIES:,}, and {MAX_DRAWN:,} elements in all"
+            " (flatten nested symbols)"
+        )
+    return removed
 
 
 def _flatten_style(element: ET.Element) -> int:
@@ -418,7 +473,7 @@ def sanitise_svg(data: bytes, max_output: int | None = None) -> bytes:
     if root.tag != f"{{{SVG_NS}}}svg":
         raise PlanError("nothing of the SVG survived sanitising")
     removed = _strip_external(root)
-    _check_use_copies(root)
+    removed += _bound_copies(root)
     if removed:
         logger.info("plan sanitising removed %d external reference(s)", removed)
     return _serialise(root)
