@@ -124,7 +124,8 @@ def revoke_token(store: Store, token_id: int) -> bool:
 # -- sign-ins: who came and went, and who tried ------------------------------------------------
 # Failed sign-ins are tallied, not written one by one: one entry per account tried per minute
 # (FAILED_WINDOW_S) counts the attempts and lists up to 10 addresses, and every name that is no
-# account shares one entry a minute, listing up to 10 of the names tried. A password-guessing
+# account shares one entry a minute, with its addresses but not the names (a password typed into
+# the name box would be kept, and viewers read the trail). A password-guessing
 # loop, over one account or over invented names, so adds at most (accounts + 1) rows a minute
 # whatever its rate (the sign-in form's limits slow it besides). A minute keeps a burst visible
 # as one line, while separate mistakes a few minutes apart stay separate lines.
@@ -162,14 +163,18 @@ def signed_out(store: Store, account_id: int, username: str, address: str) -> No
 
 
 def sign_in_failed(store: Store, username: str, address: str) -> None:
-    """Tally a failed sign-in: the account name tried and the address, never the password."""
+    """Tally a failed sign-in: the account tried (when it is one) and the address, never the
+    password nor a name that is no account."""
     tried = username.strip()[:MAX_NAME_TRIED]
     account = store.admin_by_username(tried) if tried else None
     if account is not None:
         target_id, name, lists = account.id, account.username, {"addresses": address}
     else:
+        # A name that is no account is not kept: people type their password into the name box,
+        # and the trail is read by viewers and API tokens. Its count and addresses are enough
+        # to see a guessing loop.
         target_id, name = None, UNKNOWN_ACCOUNT
-        lists = {"names": tried or "(empty)", "addresses": address}
+        lists = {"addresses": address}
     audit.tally(
         store,
         "session.sign_in_failed",

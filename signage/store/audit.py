@@ -260,6 +260,14 @@ class AuditLog:
         loop of attempts adds one row per target and window, whatever its rate."""
         for_update = " FOR UPDATE" if self.backend == "postgresql" else ""
         with self.transaction() as conn:
+            if self.backend == "postgresql":
+                # FOR UPDATE locks the row found, but the first attempts of a window find none
+                # and would each start an entry (four at once made up to three rows): one lock
+                # per action and target orders them. SQLite's write lock already does.
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(?))",
+                    (f"audit tally {entry.action} {entry.target_kind} {entry.target_id or ''}",),
+                )
             row = conn.execute(
                 "SELECT id, after_json FROM audit_log WHERE action = ? AND target_kind = ?"
                 " AND COALESCE(target_id, '') = ? AND at >= ? ORDER BY id DESC LIMIT 1"
