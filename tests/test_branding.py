@@ -305,7 +305,7 @@ def test_a_logo_change_is_audited_with_its_digest_type_size_and_pixels(sim, serv
     assert second.after["logo_bytes"] == len(stored.data)
     # No image bytes in the trail, in any form.
     assert "base64" not in repr(second) and "<svg" not in repr(second)
-    answer = admin.post(f"/admin/displays/{display.id}/branding/logo/remove")
+    answer = admin.post(f"/admin/displays/{display.id}/branding/logo/remove", {"confirm": "yes"})
     assert answer.status_code == 302
     third = store.audit_entries(AuditFilter(action="display.update"))[0]
     assert third.before["logo_type"] == "SVG" and third.after["logo_sha256"] is None

@@ -345,7 +345,7 @@ def test_caldav_through_the_api_console_and_fleet_health(
     assert switched.status_code == 400
     assert "Calendar address: required" in switched.get_data(as_text=True)
 
-    removed = console.post(f"/admin/calendars/{room}/remove")
+    removed = console.post(f"/admin/calendars/{room}/remove", {"confirm": "yes"})
     assert removed.status_code == 302 and not svc.calendars.has(room)
 
     everything = (

@@ -170,7 +170,8 @@ def test_revocation_reaches_an_open_kiosk_socket_within_5_seconds(server, consol
     with connect(server.socket_url(credential), open_timeout=5) as ws:
         assert json.loads(ws.recv(timeout=5))["type"] == "snapshot"
         started = time.monotonic()
-        assert console.post(f"/admin/displays/{display.id}/revoke").status_code == 302
+        revoke = f"/admin/displays/{display.id}/revoke"
+        assert console.post(revoke, {"confirm": "yes"}).status_code == 302
         with pytest.raises(ConnectionClosed) as closed:
             while True:
                 ws.recv(timeout=5)

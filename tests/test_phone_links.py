@@ -52,7 +52,7 @@ def test_console_revokes_the_phone_link_and_screens_reload_with_the_new_code(ser
     assert opens(server, old)
     with connect(server.socket_url(credential), open_timeout=5) as ws:
         ws.recv(timeout=5)  # the snapshot
-        done = console.post(action)
+        done = console.post(action, {"confirm": "yes"})
         assert done.status_code == 302
         with pytest.raises(ConnectionClosed) as closed:  # its screens reload to show the new QR
             while True:

@@ -72,7 +72,8 @@ def test_a_deleted_admins_session_never_opens_the_next_account(any_server):
     try:
         assert mallory.get("/api/admin/me").json()["name"] == "mallory"
         mallory_id = server.svc.store.admin_by_username("mallory").id
-        assert owner.post(f"/admin/admins/{mallory_id}/delete").status_code == 302
+        removed = owner.post(f"/admin/admins/{mallory_id}/delete", {"confirm": "yes"})
+        assert removed.status_code == 302
         form = {"username": "bob", "role": "owner", "password": PASSWORD}
         assert owner.post("/admin/admins", form).status_code == 302
         assert server.svc.store.admin_by_username("bob").id != mallory_id

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from signage.config import asset_dir
@@ -87,7 +88,22 @@ def init_app(app: Flask, svc: Services) -> None:
     names.init_app(app)  # display names: read now, handed to the hub, kept current
     security.init_app(app)
     app.register_error_handler(StoreUnavailable, _database_unavailable)
+    # An address no route matches (or a GET to a POST-only one) reaches no blueprint's handler:
+    # under /admin/ it gets the console's error page, not Werkzeug's bare one.
+    app.register_error_handler(404, _unrouted)
+    app.register_error_handler(405, _unrouted)
     svc.ready = True
+
+
+def _unrouted(exc: HTTPException) -> Any:
+    """A 404/405 raised before any blueprint: the console's page under /admin/, JSON under
+    /api/admin/ (a code's handler outranks api's HTTPException one, so it is asked here), and
+    the usual page elsewhere."""
+    if request.path == "/admin" or request.path.startswith("/admin/"):
+        # The console's guard did not run (no route): who is signed in decides the menu.
+        auth.load_principal(allow_token=False)
+        return admin.base._error_page(exc)
+    return api._json_errors(exc)
 
 
 def _warn_forwarded_without_proxy_count() -> None:

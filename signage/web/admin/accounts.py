@@ -131,13 +131,26 @@ def admin_role(admin_id: int) -> Response:
 
 
 @bp.post("/admins/<int:admin_id>/delete")
-def admin_delete(admin_id: int) -> Response:
-    """Remove an account (never the last owner); its sessions end at once."""
+def admin_delete(admin_id: int) -> Any:
+    """Remove an account (never the last owner); its sessions end at once. A page asks first:
+    one click on the list once removed an owner."""
     svc = services()
     _owner()
     account = svc.store.get_admin(admin_id)
     if account is None:
         abort(404)
+    if request.form.get("confirm") != "yes":
+        return render_template(
+            "admin/confirm.html",
+            title="Remove this account?",
+            text=f"{account.username} ({account.role}) can no longer sign in, and any session"
+            " it has open ends at once. This cannot be undone: the account would have to be"
+            " created again.",
+            subject=account.username,
+            action=url_for("admin.admin_delete", admin_id=account.id),
+            button="Remove account",
+            cancel=url_for("admin.admins"),
+        )
     try:
         removed = account_actions.remove_account(svc.store, account)
     except StoreError as exc:

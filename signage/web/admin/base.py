@@ -204,6 +204,8 @@ def _error_page(exc: HTTPException) -> Any:
         back=back,
         stale_token=stale_token,
         keep_forms=request.method in auth.UNSAFE_METHODS,
+        # Named here too: an address no route matches gets this page outside the blueprint.
+        principal=auth.current_principal(),
     )
     response = Response(body, status=code)
     for header in ("Retry-After", "Allow"):

@@ -69,9 +69,19 @@ def display_logo_upload(display_id: int) -> Any:
 
 
 @bp.post("/displays/<int:display_id>/branding/logo/remove")
-def display_logo_remove(display_id: int) -> Response:
-    """Show no logo on the display's screens."""
+def display_logo_remove(display_id: int) -> Any:
+    """Show no logo on the display's screens (after a page asking)."""
     display = display_or_404(display_id)
+    if request.form.get("confirm") != "yes":
+        return render_template(
+            "admin/confirm.html",
+            title="Remove this display's logo?",
+            text="Its screens reload and show no logo. To show it again, upload the file again.",
+            subject=display.name,
+            action=url_for("admin.display_logo_remove", display_id=display.id),
+            button="Remove logo",
+            cancel=url_for("admin.display_branding", display_id=display.id),
+        )
     branding.remove_logo(services(), display)
     flash("Logo removed.", "ok")
     return redirect(url_for("admin.display_branding", display_id=display.id))

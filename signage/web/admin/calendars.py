@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 
 from signage.actions import audit
 from signage.actions.calendars import KIND_LABELS, calendar_rows, room_floor
@@ -145,8 +145,8 @@ def calendar_edit(space_id: str) -> Any:
 
 
 @bp.post("/calendars/<space_id>/remove")
-def calendar_remove(space_id: str) -> Response:
-    """Remove a room's calendar: its bookings are no longer shown."""
+def calendar_remove(space_id: str) -> Any:
+    """Remove a room's calendar: its bookings are no longer shown (after a page asking)."""
     svc = services()
     _ready(svc)
     assert svc.calendars is not None and svc.bookings is not None
@@ -154,6 +154,17 @@ def calendar_remove(space_id: str) -> Response:
         abort(404, "no such room")
     space = svc.directory.get(space_id)
     name = space.name if space is not None else space_id
+    if request.form.get("confirm") != "yes":
+        return render_template(
+            "admin/confirm.html",
+            title="Remove this room's calendar?",
+            text="Its bookings are no longer shown on the screens, and the stored link and"
+            " password are deleted: to show bookings again, the link must be entered again.",
+            subject=name,
+            action=url_for("admin.calendar_remove", space_id=space_id),
+            button="Remove calendar",
+            cancel=url_for("admin.calendar_edit", space_id=space_id),
+        )
     with audit.change(
         svc.store,
         "calendar.remove",

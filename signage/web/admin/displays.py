@@ -415,20 +415,43 @@ def display_delete(display_id: int) -> Any:
 
 
 @bp.post("/displays/<int:display_id>/revoke")
-def display_revoke(display_id: int) -> Response:
-    """A new credential for a display: its screens return to pairing."""
+def display_revoke(display_id: int) -> Any:
+    """A new credential for a display: its screens return to pairing (after a page asking)."""
     svc = services()
     display = display_or_404(display_id)
+    if request.form.get("confirm") != "yes":
+        return render_template(
+            "admin/confirm.html",
+            title="Revoke this display's credential?",
+            text="Its screens stop at once and show a pairing code: someone must pair each"
+            " screen again at the screen. Its settings and phone link are kept.",
+            subject=display.name,
+            action=url_for("admin.display_revoke", display_id=display.id),
+            button="Revoke credential",
+            cancel=url_for("admin.display_edit", display_id=display.id),
+        )
     revoke_display(svc.store, svc.hub, display)
     flash("Credential revoked: its screens show a pairing code again.", "ok")
     return redirect(url_for("admin.display_edit", display_id=display.id))
 
 
 @bp.post("/displays/<int:display_id>/revoke-phone")
-def display_revoke_phone(display_id: int) -> Response:
-    """A new phone link (QR code) for a display: phones holding the old one lose the view."""
+def display_revoke_phone(display_id: int) -> Any:
+    """A new phone link (QR code) for a display: phones holding the old one lose the view
+    (after a page asking)."""
     svc = services()
     display = display_or_404(display_id)
+    if request.form.get("confirm") != "yes":
+        return render_template(
+            "admin/confirm.html",
+            title="Revoke this display's phone link?",
+            text="Phones that opened the old link or QR code lose the view at once; its screens"
+            " show a new QR code within seconds. The screens themselves keep working.",
+            subject=display.name,
+            action=url_for("admin.display_revoke_phone", display_id=display.id),
+            button="Revoke phone link",
+            cancel=url_for("admin.display_edit", display_id=display.id),
+        )
     revoke_phone_link(svc.store, svc.hub, display)
     flash("Phone link revoked: its screens show a new QR code within seconds.", "ok")
     return redirect(url_for("admin.display_edit", display_id=display.id))

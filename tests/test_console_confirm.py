@@ -1,0 +1,142 @@
+"""The console's second outside-in review: destructive actions ask first, addresses the console
+has no route for get its error page, every audit action reads in words, the trail records only
+what happened, times name their zone, and pages say the same thing the same way.
+
+The real server against the simulator (tests/conftest.py); the console's client keeps cookies
+and sends the form token (tests/admin_helpers.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.admin_helpers import PASSWORD, Console, make_admin
+
+
+@pytest.fixture
+def floor(server) -> str:
+    return server.svc.directory.floors()[0].id
+
+
+SERVER_MS = 20_000  # a shared, loaded machine: a bound, not a wait
+
+
+def _menu(html: str) -> bool:
+    """Whether a page is a console page with its menu (not Werkzeug's bare error page)."""
+    return 'href="/admin/displays"' in html and "Audit trail" in html
+
+
+def _asks(answer, title: str, subject: str, action: str, button: str) -> None:
+    """The answer is the console's page asking first: Cancel first and focused, then the red
+    button, which sends confirm=yes to the same address."""
+    assert answer.status_code == 200, answer.status_code
+    html = answer.get_data(as_text=True)
+    assert _menu(html) and title in html and subject in html, html[:400]
+    assert f'action="{action}"' in html and 'name="confirm" value="yes"' in html
+    cancel = html.index("autofocus>Cancel</a>")
+    assert cancel < html.index(f'class="danger">{button}</button>')
+
+
+# -- 1. destructive actions ask first ----------------------------------------------------------
+def test_removing_an_account_asks_first(server, console):
+    olive = make_admin(server.svc, "olive", role="owner")
+    action = f"/admin/admins/{olive.id}/delete"
+    _asks(console.post(action), "Remove this account?", "olive", action, "Remove account")
+    assert server.svc.store.get_admin(olive.id) is not None  # one click removed nobody
+    assert console.post(action, {"confirm": "yes"}).status_code == 302
+    assert server.svc.store.get_admin(olive.id) is None
+
+
+def test_revoking_a_credential_or_a_phone_link_asks_first(server, console, floor):
+    display = server.svc.store.add_display("Lobby east", floor)
+    token, phone = display.key_generation, display.phone_key_generation
+    action = f"/admin/displays/{display.id}/revoke"
+    asked = console.post(action)
+    _asks(asked, "Revoke this display&#39;s credential?", "Lobby east", action, "Revoke credential")
+    assert server.svc.store.get_display(display.id).key_generation == token
+    assert console.post(action, {"confirm": "yes"}).status_code == 302
+    assert server.svc.store.get_display(display.id).key_generation != token
+
+    action = f"/admin/displays/{display.id}/revoke-phone"
+    asked = console.post(action)
+    _asks(asked, "Revoke this display&#39;s phone link?", "Lobby east", action, "Revoke phone link")
+    assert server.svc.store.get_display(display.id).phone_key_generation == phone
+    assert console.post(action, {"confirm": "yes"}).status_code == 302
+    assert server.svc.store.get_display(display.id).phone_key_generation != phone
+
+
+def test_removing_a_logo_asks_first(server, console, floor):
+    display = server.svc.store.add_display("Lobby east", floor)
+    server.svc.store.update_display_settings(display.id, {"logo_url": "https://x.example/l.png"})
+    action = f"/admin/displays/{display.id}/branding/logo/remove"
+    _asks(
+        console.post(action), "Remove this display&#39;s logo?", "Lobby east", action, "Remove logo"
+    )
+    assert server.svc.store.get_display(display.id).settings.get("logo_url")
+    assert console.post(action, {"confirm": "yes"}).status_code == 302
+    assert not server.svc.store.get_display(display.id).settings.get("logo_url")
+
+
+def test_removing_a_room_calendar_asks_first(server, console, floor):
+    room = server.svc.directory.rooms_of(floor)[0]
+    server.svc.calendars.put(room.id, "https://cal.example/room.ics")
+    action = f"/admin/calendars/{room.id}/remove"
+    asked = console.post(action)
+    _asks(asked, "Remove this room&#39;s calendar?", room.name, action, "Remove calendar")
+    assert server.svc.calendars.has(room.id)
+    assert console.post(action, {"confirm": "yes"}).status_code == 302
+    assert not server.svc.calendars.has(room.id)
+
+
+@pytest.mark.browser
+def test_the_confirmation_page_works_with_the_keyboard(server, console, floor, contexts):
+    """In Chromium: Enter on the asking page cancels (Cancel is focused), Tab then Enter acts."""
+    display = server.svc.store.add_display("Lobby east", floor)
+    page = contexts(800, 900).new_page()
+    page.set_default_timeout(SERVER_MS)
+    page.goto(f"{server.url}/admin/displays/{display.id}")
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    page.wait_for_url(f"**/admin/displays/{display.id}")
+    page.get_by_text("Revoke or delete").click()
+    page.get_by_role("button", name="Revoke credential").click()
+    page.wait_for_selector("text=Revoke this display's credential?")
+    focused = page.evaluate("document.activeElement.textContent")
+    assert focused == "Cancel"
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/admin/displays/{display.id}")
+    assert server.svc.store.get_display(display.id).key_generation == display.key_generation
+    page.get_by_text("Revoke or delete").click()
+    page.get_by_role("button", name="Revoke credential").click()
+    page.wait_for_selector("text=Revoke this display's credential?")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("text=Credential revoked")
+    assert server.svc.store.get_display(display.id).key_generation != display.key_generation
+
+
+# -- 2. addresses the console has no route for -------------------------------------------------
+def test_unrouted_console_addresses_get_the_console_error_page(server, console, floor):
+    for path in ("/admin/nope", "/admin/displays/abc", "/admin/displays/1/x/y"):
+        missing = console.get(path)
+        assert missing.status_code == 404, path
+        html = missing.get_data(as_text=True)
+        assert _menu(html) and "There is nothing at this address" in html, path
+        assert "The requested URL was not found" not in html
+    display = server.svc.store.add_display("Lobby east", floor)
+    wrong = console.get(f"/admin/displays/{display.id}/delete")
+    assert wrong.status_code == 405 and "POST" in wrong.headers["Allow"]
+    html = wrong.get_data(as_text=True)
+    assert _menu(html) and "Not possible here" in html and "Method Not Allowed" not in html
+    assert server.svc.store.get_display(display.id) is not None
+    # Signed out: the same page, no menu of a session it does not have.
+    stranger = Console(server.app).get("/admin/nope")
+    assert stranger.status_code == 404 and "There is nothing at this address" in stranger.text
+    # The JSON API keeps JSON, and other addresses Werkzeug's page.
+    api = console.api("GET", "/api/admin/nope")
+    assert api.status_code == 404 and api.is_json and api.json["error"] == "not_found"
+    api = console.api("GET", f"/api/admin/displays/{display.id}/revoke")
+    assert api.status_code == 405 and api.is_json
+    other = console.get("/nope")
+    assert other.status_code == 404 and "Audit trail" not in other.text
