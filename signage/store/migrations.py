@@ -362,6 +362,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         seen_at REAL NOT NULL
     );
     """,
+    # Each floor's live layout kept as a version (store/plan_versions.py): one written before
+    # drafts existed was never one, so publishing a bad draft over it could not be undone.
+    """
+    INSERT INTO layout_versions (floor_id, version, data, published_at, published_by)
+        SELECT l.floor_id, l.version, l.data, l.updated_at, l.updated_by FROM layouts l
+        WHERE NOT EXISTS (SELECT 1 FROM layout_versions v
+                          WHERE v.floor_id = l.floor_id AND v.version = l.version)
+    """,
 )
 
 __all__ = ["MIGRATIONS"]

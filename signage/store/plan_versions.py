@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KEEP_VERSIONS", "Draft", "HereMove", "LayoutHistory", "LayoutVersion"]
+__all__ = ["KEEP_VERSIONS", "Draft", "HereMove", "LayoutHistory", "LayoutVersion", "keep_live"]
 
 KEEP_VERSIONS = 10  # published versions kept per floor: enough to undo a bad week of edits
 
@@ -94,6 +94,21 @@ def _version(row: Any) -> LayoutVersion:
         published_at=row["published_at"],
         published_by=row["published_by"],
         restored_from=row["restored_from"],
+    )
+
+
+def keep_live(conn: Any, floor_id: str, live: Any) -> None:
+    """Keep the live layout (a row of `layouts`) as a version if it is not kept yet: one written
+    before drafts existed, or by `Store.put_layout`, is then restorable once a publish replaces
+    it (the first layout of a floor was never a version, so a bad first publish had no undo)."""
+    conn.execute(
+        "INSERT INTO layout_versions (floor_id, version, data, published_at, published_by)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (floor_id, version) DO UPDATE SET"
+        " data = excluded.data, published_at = excluded.published_at,"
+        " published_by = excluded.published_by, restored_from = NULL"
+        # A row left at this number by a layout removed and drawn again is replaced.
+        " WHERE layout_versions.data <> excluded.data",
+        (floor_id, live["version"], live["data"], live["updated_at"], live["updated_by"]),
     )
 
 
@@ -284,7 +299,9 @@ class LayoutHistory:
                         "the draft was changed or published by someone else since; reload to see it"
                     )
             row = conn.execute(
-                f"SELECT version FROM layouts WHERE floor_id = ?{self._for_update}", (floor_id,)
+                "SELECT version, data, updated_at, updated_by FROM layouts WHERE floor_id = ?"
+                + self._for_update,
+                (floor_id,),
             ).fetchone()
             current = row["version"] if row is not None else 0
             if expected_version is not None and expected_version != current:
@@ -292,6 +309,8 @@ class LayoutHistory:
                     f"the layout was changed by someone else (version {current}, you had"
                     f" {expected_version}); reload to see it"
                 )
+            if row is not None:
+                keep_live(conn, floor_id, row)
             version = current + 1
             if row is not None:
                 conn.execute(

@@ -24,6 +24,7 @@ from signage.store.audit import AuditLog
 from signage.store.console import ConsoleTables
 from signage.store.db import StoreError, StoreUnavailable, open_backend
 from signage.store.migrations import MIGRATIONS
+from signage.store.plan_versions import keep_live
 from signage.store.rows import (
     Admin,
     Announcement,
@@ -673,6 +674,8 @@ class Store(ConsoleTables, AuditLog, AccountRoles):
                 except self._db.integrity_errors as exc:
                     raise StoreError(conflict.format(1, expected_version or 0)) from exc
             saved = conn.execute("SELECT * FROM layouts WHERE floor_id = ?", (floor_id,)).fetchone()
+            # Every published layout is a version the editor can restore (plan_versions.py).
+            keep_live(conn, floor_id, saved)
         return self._layout(saved)
 
     def remove_layout(self, floor_id: str) -> bool:
