@@ -5,6 +5,7 @@ API over real HTTP."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import httpx
@@ -222,8 +223,8 @@ def test_a_stale_tab_hears_who_published_when_or_that_someone_else_saved(server,
     zone = server.svc.directory.time_zone(floor)
     assert zone and stored.updated_by == "token:robot"
     message = stale.json["message"]
-    assert message.startswith("The draft was published as version 1 by token:robot at 20")
-    assert f"({zone})" in message and "Reload" in message
+    assert message.startswith("The draft was published as version 1 by API token robot at 20")
+    assert re.search(rf" at \d{{4}}-\d\d-\d\d \d\d:\d\d {re.escape(zone)}\. Reload", message)
     assert (stale.json["version"], stale.json["by"]) == (1, "token:robot")
     # Its Publish (with the version it loaded) says the same.
     publish = console.api("POST", f"/admin/floors/{floor}/draft/publish",
@@ -237,7 +238,20 @@ def test_a_stale_tab_hears_who_published_when_or_that_someone_else_saved(server,
     assert other.status_code == 200, other.json
     stale = console.api("PUT", url, draft_body(with_rooms(rooms[1]), first["revision"], 1))
     assert stale.status_code == 409 and stale.json["cause"] == "saved"
-    assert stale.json["message"].startswith("Someone else saved the draft since (token:robot at")
+    said = stale.json["message"]
+    assert said.startswith(
+        "The draft was saved in another tab or by another admin since you opened it"
+        " (API token robot, 20"
+    ), said
+    assert re.search(rf", \d{{4}}-\d\d-\d\d \d\d:\d\d {re.escape(zone)}\)\. Reload", said)
+    assert "token:" not in said and "session:" not in said
+    # The same admin in another tab: their account's name, not its internal label.
+    mine = console.get(f"/admin/floors/{floor}/layout.json").json["draft"]["revision"]
+    assert console.api("PUT", url, draft_body(with_rooms(rooms[0]), mine, 1)).status_code == 200
+    stale = console.api("PUT", url, draft_body(with_rooms(rooms[1]), mine, 1))
+    assert stale.status_code == 409 and stale.json["by"].startswith("session:")
+    account = stale.json["by"].split(":", 1)[1]
+    assert f"since you opened it ({account}, 20" in stale.json["message"], stale.json
 
 
 # -- rooms as Density last listed them ---------------------------------------------------------
@@ -375,10 +389,10 @@ def test_a_stale_editor_says_the_draft_was_published_and_reloads(server, floor, 
         page.click("#save-draft")
         status = page.locator("#editor-status")
         expect(status).to_contain_text(
-            "Draft not saved: The draft was published as version 1 by token:robot at",
+            "Draft not saved: The draft was published as version 1 by API token robot at",
             timeout=SERVER_MS,
         )
-        expect(status).to_contain_text(f"({server.svc.directory.time_zone(floor)})")
+        expect(status).to_contain_text(f" {server.svc.directory.time_zone(floor)}. Reload")
         expect(status).not_to_contain_text("someone else saved first")
         reload = status.get_by_role("button", name="Reload")
         expect(reload).to_be_visible()

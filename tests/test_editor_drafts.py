@@ -205,7 +205,7 @@ def test_a_draft_leaves_the_screens_alone_until_published(server, console, floor
         # A stale revision is refused, as is a room of another floor.
         stale = console.api("PUT", f"/admin/floors/{floor}/draft.json", draft_body(layout))
         assert stale.status_code == 409 and stale.json["cause"] == "published"
-        assert "published as version 1 by session:alice" in stale.json["message"]
+        assert "published as version 1 by alice at " in stale.json["message"]
         bad = dict(layout, rooms={"spc_elsewhere": {"outline": square(0, 0), "door": None}})
         refused = console.api("PUT", f"/admin/floors/{floor}/draft.json", draft_body(bad, 1, 1))
         assert refused.status_code == 400 and "spc_elsewhere" in refused.json["message"]
@@ -279,7 +279,7 @@ def test_a_stale_editor_tab_cannot_overwrite_or_publish_a_later_draft(
         "POST", f"/admin/floors/{floor}/draft/publish", {"revision": a_revision}
     )
     assert published.status_code == 409 and published.json["cause"] == "saved"
-    assert "Someone else saved the draft" in published.json["message"]
+    assert "The draft was saved in another tab or by another admin" in published.json["message"]
     doc = console.get(f"/admin/floors/{floor}/layout.json").json
     assert doc["version"] == 1 and doc["draft"]["revision"] == b["revision"]
     assert set(doc["layout"]["rooms"]) == set(rooms[:2])  # B's draft, untouched

@@ -213,7 +213,8 @@ def save_draft(svc: Services, floor_id: str, body: Any, updated_by: str | None) 
 
 
 def local_time(svc: Services, floor_id: str, stamp: str | None) -> str:
-    """A stored UTC time as the floor's people read it: "2026-12-06 14:05 (Europe/Berlin)"."""
+    """A stored UTC time as the floor's people read it, as the console's pages write it:
+    "2026-12-06 14:05 Europe/Berlin"."""
     if not stamp:
         return "an unknown time"
     zone_name = svc.directory.time_zone(floor_id) or "UTC"
@@ -221,8 +222,21 @@ def local_time(svc: Services, floor_id: str, stamp: str | None) -> str:
         zone = ZoneInfo(zone_name)
         when = datetime.fromisoformat(stamp).astimezone(zone)
     except (ZoneInfoNotFoundError, ValueError):  # a zone this system lacks, an odd stamp
-        return f"{stamp} (UTC)"
-    return f"{when:%Y-%m-%d %H:%M} ({zone_name})"
+        return f"{stamp} UTC"
+    return f"{when:%Y-%m-%d %H:%M} {zone_name}"
+
+
+def who(label: str | None) -> str:
+    """Who changed it, as the console names them: "session:ada" is the account ada,
+    "token:ci" the API token ci (the editor's `who` says the same)."""
+    if not label:
+        return "someone"
+    kind, _, name = label.partition(":")
+    if kind == "session" and name:
+        return name
+    if kind == "token" and name:
+        return f"API token {name}"
+    return label
 
 
 def conflict(
@@ -240,17 +254,17 @@ def conflict(
     if base is None and draft is not None and mine:
         base = draft.base_version
     if stored is not None and base is not None and live != base:
-        who = stored.updated_by or "someone"
+        by = who(stored.updated_by)
         when = local_time(svc, floor_id, stored.updated_at)
         if mine:
             said = (
-                f"Version {live} was published by {who} at {when}, after this draft was started"
+                f"Version {live} was published by {by} at {when}, after this draft was started"
                 f" from version {base}: publishing the draft would undo it unseen. Reload,"
                 " then discard the draft or restore the version you want."
             )
         else:
             what = "The draft was published" if revision else "The layout was published"
-            said = f"{what} as version {live} by {who} at {when}. Reload to go on from it."
+            said = f"{what} as version {live} by {by} at {when}. Reload to go on from it."
         return LayoutRefused(
             409,
             said,
@@ -263,11 +277,12 @@ def conflict(
             },
         )
     if draft is not None and draft.revision != revision:
-        who = draft.updated_by or "someone"
+        # Often the same admin in another tab: said so, not "someone else".
         when = local_time(svc, floor_id, draft.updated_at)
         return LayoutRefused(
             409,
-            f"Someone else saved the draft since ({who} at {when}). Reload to see it.",
+            "The draft was saved in another tab or by another admin since you opened it"
+            f" ({who(draft.updated_by)}, {when}). Reload to see it.",
             "conflict",
             {
                 "cause": "saved",

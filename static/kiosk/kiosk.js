@@ -2248,7 +2248,9 @@
     stats.reloads++;
     var delay = why === "version" ? Math.random() * 2000 : 0;
     setTimeout(function () {
-      fetch(location.href, { cache: "no-store", credentials: "omit" })
+      // A console preview's page is the admin's (their session's cookie asks for it); a
+      // screen's page needs no cookie.
+      fetch(location.href, { cache: "no-store", credentials: config.preview ? "same-origin" : "omit" })
         .then(function (res) {
           if (!res.ok) throw new Error("status " + res.status);
           save();
