@@ -395,15 +395,83 @@
       placed.push({ x: box.x + pick[0], y: box.y + pick[1], width: box.width, height: box.height });
       item.label.setAttribute("data-moved", "true");
     });
+    return placed;
+  }
+
+  // Whether the segment a-b passes through the box (Liang-Barsky clipping).
+  function segmentHitsBox(a, b, box) {
+    var t0 = 0, t1 = 1, dx = b.x - a.x, dy = b.y - a.y;
+    var p = [-dx, dx, -dy, dy];
+    var q = [a.x - box.x, box.x + box.width - a.x, a.y - box.y, box.y + box.height - a.y];
+    for (var i = 0; i < 4; i++) {
+      if (p[i] === 0) {
+        if (q[i] < 0) return false;
+      } else {
+        var r = q[i] / p[i];
+        if (p[i] < 0) { if (r > t1) return false; if (r > t0) t0 = r; }
+        else { if (r < t0) return false; if (r < t1) t1 = r; }
+      }
+    }
+    return true;
+  }
+
+  // Places each "You are here: <display>" label beside its marker where it covers no corridor
+  // point, corridor line, room name or other such label, and stays on the plan: tried to the
+  // right (as before), left, above, below, then the diagonals and further out; the first clear
+  // place wins (else the right). It sat on the corridor line its marker is usually put on.
+  function placeHereLabels(items, taken) {
+    var L = state.layout, k = unitsPerPixel(), pad = 3 * k, gap = 12 * k;
+    var placed = taken.slice();
+    items.forEach(function (item) {
+      var box;
+      try { box = item.label.getBBox(); } catch (e) { return; }
+      if (!box.width) return;
+      var w = box.width, h = box.height, mx = item.at[0], my = item.at[1];
+      var spots = [
+        [mx + gap, my - h / 2], [mx - gap - w, my - h / 2],
+        [mx - w / 2, my - gap - h], [mx - w / 2, my + gap],
+        [mx + gap * 0.7, my - gap * 0.7 - h], [mx + gap * 0.7, my + gap * 0.7],
+        [mx - gap * 0.7 - w, my - gap * 0.7 - h], [mx - gap * 0.7 - w, my + gap * 0.7],
+        [mx - w / 2, my - 2 * gap - 2 * h], [mx - w / 2, my + 2 * gap + h],
+        [mx + gap, my - 2 * gap - h], [mx + gap, my + 2 * gap]
+      ];
+      function clear(x0, y0) {
+        var b = { x: x0 - pad, y: y0 - pad, width: w + 2 * pad, height: h + 2 * pad };
+        if (x0 < 0 || y0 < 0 || x0 + w > L.width || y0 + h > L.height) return false;
+        var apart = placed.every(function (o) {
+          return b.x + b.width <= o.x || o.x + o.width <= b.x ||
+            b.y + b.height <= o.y || o.y + o.height <= b.y;
+        });
+        if (!apart) return false;
+        var nodesClear = L.nodes.every(function (n) {
+          var r = (n.kind === "corridor" ? 5 : 9) * k;
+          var cx = Math.max(b.x, Math.min(n.x, b.x + b.width));
+          var cy = Math.max(b.y, Math.min(n.y, b.y + b.height));
+          return Math.hypot(n.x - cx, n.y - cy) > r;
+        });
+        return nodesClear && L.edges.every(function (e) {
+          var a = nodeById(e[0]), c = nodeById(e[1]);
+          return !a || !c || !segmentHitsBox(a, c, b);
+        });
+      }
+      var pick = spots.filter(function (s) { return clear(s[0], s[1]); })[0] || spots[0];
+      var dx = pick[0] - box.x, dy = pick[1] - box.y;
+      item.label.setAttribute("x", String(parseFloat(item.label.getAttribute("x")) + dx));
+      item.label.setAttribute("y", String(parseFloat(item.label.getAttribute("y")) + dy));
+      placed.push({ x: pick[0], y: pick[1], width: w, height: h });
+      if (pick !== spots[0]) item.label.setAttribute("data-moved", "true");
+    });
   }
 
   // -- drawing -----------------------------------------------------------------------------------
   function render() {
     if (!state.layout) return;
     var L = state.layout;
+    // The viewBox first: the scale is read from it (the page's first drawing read the
+    // template's 1000×700, so type and dots came out 2.5 times too big on a 400-wide plan).
+    svg.setAttribute("viewBox", "0 0 " + L.width + " " + L.height);
     var k = unitsPerPixel();
     while (svg.firstChild) svg.removeChild(svg.firstChild);
-    svg.setAttribute("viewBox", "0 0 " + L.width + " " + L.height);
 
     var defs = make("defs", {}, svg);
     var step = Math.max(10, Math.round(Math.max(L.width, L.height) / 40));
@@ -486,9 +554,10 @@
     });
 
     fitLabels(labels);
-    placeLabels(labels);
+    var roomNames = placeLabels(labels);
 
     var heres = make("g", { "class": "heres" }, svg);
+    var hereLabels = [];
     state.displays.forEach(function (d) {
       if (!d.here) return;
       var sel = state.selection && state.selection.type === "here" && state.selection.id === d.id;
@@ -496,7 +565,9 @@
       make("circle", { cx: d.here[0], cy: d.here[1], r: 8 * k, "data-role": "here", "data-display": d.id }, g);
       var t = make("text", { x: d.here[0] + 12 * k, y: d.here[1], "font-size": 13 * k, "class": "here-label" }, g);
       t.textContent = "You are here: " + d.name;
+      hereLabels.push({ label: t, at: d.here });
     });
+    placeHereLabels(hereLabels, roomNames);
 
     // Handles of the selected room: its corners can be dragged.
     if (state.selection && state.selection.type === "room" && L.rooms[state.selection.id]) {
@@ -703,12 +774,37 @@
     render();
   }
 
+  // The rooms whose outline leaves the plan's drawing: the plan image is fitted into the layout
+  // keeping its shape (as kiosks draw it), so a layout of another shape than its plan, or a plan
+  // replaced by one of another shape, leaves bands where a room lies beside the floor.
+  function offPlan() {
+    var L = state.layout, plan = state.plan;
+    var x0 = 0, y0 = 0, x1 = L.width, y1 = L.height;
+    if (plan && plan.url && plan.width && plan.height) {
+      var s = Math.min(L.width / plan.width, L.height / plan.height);
+      x0 = (L.width - plan.width * s) / 2; x1 = L.width - x0;
+      y0 = (L.height - plan.height * s) / 2; y1 = L.height - y0;
+    }
+    var tol = Math.max(L.width, L.height) / 500;  // rounding, not a room drawn on the edge
+    return Object.keys(L.rooms).filter(function (sid) {
+      return L.rooms[sid].outline.some(function (p) {
+        return p[0] < x0 - tol || p[0] > x1 + tol || p[1] < y0 - tol || p[1] > y1 + tol;
+      });
+    }).map(spaceName).sort();
+  }
+
   // The server's warnings, except its list of orphan outlines: that one follows the drawing, so
   // an outline given to a room of the floor leaves it at once.
   function renderWarnings() {
     var lines = state.warnings.filter(function (w) {
       return !state.loadedGone.some(function (id) { return w.indexOf(id) !== -1; });
     });
+    var off = offPlan();
+    if (off.length) {
+      lines.push("Outside the plan: " + off.join(", ") + ". Screens would show " +
+        (off.length === 1 ? "this room" : "these rooms") + " off the floor's drawing; move " +
+        (off.length === 1 ? "it" : "them") + " onto the plan before publishing.");
+    }
     var gone = goneIds();
     if (gone.length) {
       lines.push("Outlines of spaces that are not rooms of this floor any more: " + gone.join(", ") +
@@ -1558,6 +1654,18 @@
     if (!state.drag) render();
     fitPreview();
   });
+  // The plan's size on screen can change without the window's (the stylesheet arriving after
+  // the first drawing, the column layout): type, dots and label places are set in screen pixels
+  // at each drawing, so it is drawn again at the new size.
+  if (window.ResizeObserver) {
+    var drawnWidth = 0;
+    new ResizeObserver(function () {
+      var width = Math.round(svg.getBoundingClientRect().width);
+      if (width === drawnWidth) return;
+      drawnWidth = width;
+      if (!state.drag) render();
+    }).observe(svg);
+  }
   window.addEventListener("beforeunload", function (evt) {
     if (unsaved()) {
       evt.preventDefault();
