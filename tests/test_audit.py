@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from websockets.sync.client import connect
 
 from signage.actions import accounts, audit, pairing
 from signage.actions.audit import AuditPruner
@@ -619,6 +620,13 @@ def test_reload_and_identify_leave_one_entry_per_action_naming_the_displays(serv
     floor = svc.directory.floors()[0].id
     lobby, hall, desk = (svc.store.add_display(n, floor) for n in ("Lobby", "Hall", "Desk"))
     trail = Trail(svc)
+    # A command that reaches no screen did nothing, so it records nothing.
+    assert console.post(f"/admin/displays/{desk.id}/reload").status_code == 302
+    trail.none()
+    # Lobby and Hall have a screen each (closed with the server at the end).
+    screens = [connect(server.socket_url(svc.store.credential(d))) for d in (lobby, hall)]
+    for screen in screens:
+        screen.recv(timeout=5)  # the snapshot: the screen is connected
     # One display, from its page (and from fleet health, the same route).
     assert console.post(f"/admin/displays/{lobby.id}/reload").status_code == 302
     entry = trail.one("display.reload")
@@ -628,14 +636,14 @@ def test_reload_and_identify_leave_one_entry_per_action_naming_the_displays(serv
         str(lobby.id),
         "Lobby",
     )
-    assert entry.after == {"displays": [f"Lobby (#{lobby.id})"], "count": 1, "screens": 0}
+    assert entry.after == {"displays": [f"Lobby (#{lobby.id})"], "count": 1, "screens": 1}
     # A selection from the list: one entry naming every display and the count.
     ids = [str(d.id) for d in (lobby, hall, desk)]
     answer = console.post("/admin/displays/bulk", {"action": "identify", "ids": ids})
     assert answer.status_code == 302
     entry = trail.one("display.identify")
     assert entry.target_id is None and entry.target_name == "3 displays: Desk, Hall, Lobby"
-    assert entry.after["count"] == 3 and entry.after["screens"] == 0
+    assert entry.after["count"] == 3 and entry.after["screens"] == 2
     assert entry.after["displays"] == [
         f"Desk (#{desk.id})",
         f"Hall (#{hall.id})",

@@ -8,8 +8,16 @@ and sends the form token (tests/admin_helpers.py).
 
 from __future__ import annotations
 
-import pytest
+import ast
+import re
+from pathlib import Path
 
+import pytest
+from websockets.sync.client import connect
+
+import signage
+from signage.actions.audit import AuditFilter
+from signage.web.admin.audit import ACTIONS
 from tests.admin_helpers import PASSWORD, Console, make_admin
 
 
@@ -140,3 +148,72 @@ def test_unrouted_console_addresses_get_the_console_error_page(server, console, 
     assert api.status_code == 405 and api.is_json
     other = console.get("/nope")
     assert other.status_code == 404 and "Audit trail" not in other.text
+
+
+# -- 3. every action the trail records reads in words ------------------------------------------
+def _recorded_actions() -> set[str]:
+    """Every action string passed to the audit's recorders anywhere in signage/ (audit.change,
+    audit.tally, backup's _record): a constant, or display.{reload,identify} from send_commands."""
+    root = Path(signage.__file__).parent
+    found: set[str] = set()
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name not in ("change", "tally", "_record") or len(node.args) < 2:
+                continue
+            arg = node.args[1]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                found.add(arg.value)
+            elif ast.unparse(arg) == "f'display.{action}'":
+                found.update({"display.reload", "display.identify"})
+            elif ast.unparse(arg) != "action":  # backup._record passes its own argument on
+                raise AssertionError(f"{path}:{node.lineno}: an action this test cannot read")
+    return found
+
+
+def test_every_recorded_action_has_words_on_the_audit_page() -> None:
+    found = _recorded_actions()
+    assert {"layout.draft_started", "display.create", "calendar.remove"} <= found
+    assert "backup.restore" in found and "session.sign_in_failed" in found
+    missing = sorted(found - set(ACTIONS))
+    assert not missing, f"actions the audit page would show as raw keys: {missing}"
+
+
+# -- 4. the trail records only what happened; a backwards date range says so ---------------------
+def test_a_bulk_reload_that_reached_no_screen_records_nothing(server, console, floor):
+    a = server.svc.store.add_display("Lobby east", floor)
+    b = server.svc.store.add_display("Lobby west", floor)
+    before = server.svc.store.count_audit(AuditFilter(action="display."))
+    for action in ("reload", "identify"):
+        sent = console.post(
+            "/admin/displays/bulk", {"action": action, "ids": [str(a.id), str(b.id)]}
+        )
+        assert sent.status_code in (302, 303)
+    page = console.get("/admin/displays").get_data(as_text=True)
+    assert "None of them has a screen connected." in page
+    assert server.svc.store.count_audit(AuditFilter(action="display.")) == before
+    # One screen connected: the reload is recorded with the screens it reached.
+    display, credential = server.add_display(floor)
+    with connect(server.socket_url(credential), open_timeout=5) as ws:
+        ws.recv(timeout=5)  # the snapshot: the screen is connected
+        ids = [str(a.id), str(display.id)]
+        assert console.post("/admin/displays/bulk", {"action": "reload", "ids": ids}).status_code
+    entries = server.svc.store.audit_entries(AuditFilter(action="display.reload"))
+    assert len(entries) == 1 and entries[0].after["screens"] == 1
+
+
+def test_an_audit_range_the_wrong_way_round_says_so(server, console):
+    answer = console.get("/admin/audit?from=2026-05-03&to=2026-05-01")
+    assert answer.status_code == 400
+    html = answer.get_data(as_text=True)
+    assert "No change matches" not in html
+    message = re.search(r'id="from-error">([^<]*)<', html)
+    assert message and "wrong way round" in message.group(1) and "From" in message.group(1)
+    assert console.get("/admin/audit?from=2026-05-01&to=2026-05-01").status_code == 200
+    api = console.api(
+        "GET", "/api/admin/audit?since=2026-05-03T00:00:00Z&until=2026-05-01T00:00:00Z"
+    )
+    assert api.status_code == 400 and "since" in api.json["fields"]

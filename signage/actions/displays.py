@@ -514,6 +514,9 @@ def send_commands(store: Store, hub: Hub, displays: list[Display], action: str) 
     ) as entry:
         sent = sum(send_command(hub, d, action) for d in displays)
         entry.after = {**(entry.after or {}), "screens": sent}  # written when the block ends
+        # No screen reached: nothing happened (the page says none has a screen), so the trail
+        # records nothing rather than "Reloaded its screens, screens: 0".
+        entry.unchanged = sent == 0
     return sent
 
 

@@ -66,6 +66,7 @@ ACTIONS = {
     "backup.restore": "Restored",
     "plan.replace": "Uploaded",
     "plan.remove": "Removed",
+    "layout.draft_started": "Started a draft",
     "layout.publish": "Published",
     "layout.restore": "Restored a version as the draft",
     "layout.discard_draft": "Discarded the draft",
@@ -222,6 +223,12 @@ def audit_page() -> Any:
     fields = _common(request.args, errors)
     since = _day(request.args, "from", zone, errors, end=False)
     until = _day(request.args, "to", zone, errors, end=True)
+    if since is not None and until is not None and since >= until:
+        # Not "No change matches": the range is empty because it is backwards.
+        errors["from"] = (
+            f"From ({request.args['from']}) is after To ({request.args['to']}): the dates are"
+            " the wrong way round"
+        )
     try:
         page = max(1, min(int(request.args.get("page", "1") or 1), 10**6))
     except ValueError:
@@ -282,6 +289,8 @@ def audit_api() -> Any:
         errors["kind"] = "one of " + ", ".join(TARGET_KINDS)
     since = _instant(request.args, "since", errors)
     until = _instant(request.args, "until", errors)
+    if since is not None and until is not None and since > until:
+        errors["since"] = "after until: the times are the wrong way round"
     limit = offset = 0
     for key, default, high in (("limit", 100, MAX_LIMIT), ("offset", 0, 10**9)):
         raw = request.args.get(key, str(default))
