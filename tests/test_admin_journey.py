@@ -69,7 +69,7 @@ def test_a_new_admin_walks_from_sign_in_to_the_audit_trail(make_server, sim, con
 
     # -- add a display --------------------------------------------------------------------------
     page.get_by_role("link", name="New display").click()
-    page.get_by_label("Name", exact=True).fill(DISPLAY)
+    page.get_by_label("Name (at most 80 characters)", exact=True).fill(DISPLAY)
     page.get_by_label("Floor").select_option(floor)
     shot(page, "02-new-display")
     page.get_by_role("button", name="Create").click()

@@ -19,6 +19,7 @@ import signage
 from signage.actions.audit import AuditFilter
 from signage.web.admin.audit import ACTIONS
 from tests.admin_helpers import PASSWORD, Console, make_admin
+from tests.helpers import wait_until
 
 
 @pytest.fixture
@@ -217,3 +218,52 @@ def test_an_audit_range_the_wrong_way_round_says_so(server, console):
         "GET", "/api/admin/audit?since=2026-05-03T00:00:00Z&until=2026-05-01T00:00:00Z"
     )
     assert api.status_code == 400 and "since" in api.json["fields"]
+
+
+# -- 5. times name their zone; the display's page says what the list says -----------------------
+def test_a_down_display_reads_the_same_everywhere_with_its_zone(server, console, floor):
+    display, credential = server.add_display(floor, name="Lobby north")
+    with connect(server.socket_url(credential), open_timeout=5) as ws:
+        ws.recv(timeout=5)  # the snapshot: it has had a screen, so it is installed
+
+    def row() -> dict:
+        report = console.api("GET", "/api/admin/fleet").get_json()
+        return next(d for d in report["displays"] if d["id"] == display.id)
+
+    def seen_down() -> bool:
+        server.svc.alerts.check()  # the watcher's look (each minute in service)
+        return row()["down_since_local"] is not None
+
+    wait_until(seen_down, timeout=20, message="the screen counted down, with since when")
+    down = row()
+    zone = server.svc.directory.time_zone(floor) or "UTC"
+    fleet = console.get("/admin/fleet").get_data(as_text=True)
+    start = fleet.index(f'data-display-id="{display.id}"')
+    shown = fleet[start : fleet.index("</tr>", start)]
+    assert f"· since {down['down_since_local']} {zone}</span>" in shown
+    listed = console.get("/admin/displays").get_data(as_text=True)
+    assert 'class="state state-down">Down</span>' in listed
+    page = console.get(f"/admin/displays/{display.id}").get_data(as_text=True)
+    heading = page[page.index('id="display-state"') : page.index("</div>", page.index("<h1>"))]
+    assert 'class="state state-down">Down</span>' in heading and "for " in heading
+    assert "no screen connected" in heading
+    # One never paired is "Not installed" on its page, as in the list.
+    fresh = server.svc.store.add_display("Side door", floor)
+    page = console.get(f"/admin/displays/{fresh.id}").get_data(as_text=True)
+    assert ">Not installed</span>" in page and "No screen connected" not in page
+
+
+# -- 6. the same order and the same limits everywhere -------------------------------------------
+def test_bulk_revoke_puts_cancel_first_and_the_name_says_its_limit(server, console, floor):
+    display = server.svc.store.add_display("Lobby east", floor)
+    asked = console.post("/admin/displays/bulk", {"action": "revoke", "ids": [str(display.id)]})
+    html = asked.get_data(as_text=True)
+    cancel = html.index(">Cancel</a>")
+    assert html.index('class="danger">Revoke 1 credential</button>') > cancel
+    assert "autofocus>Cancel</a>" in html
+    for path in ("/admin/displays/new", f"/admin/displays/{display.id}"):
+        html = console.get(path).get_data(as_text=True)
+        assert re.search(
+            r'<label for="name">Name <span class="hint">\(at most 80 characters\)', html
+        )
+        assert 'id="name" name="name" maxlength="80"' in html

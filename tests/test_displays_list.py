@@ -315,7 +315,7 @@ def test_a_display_page_shows_what_its_screens_show(server, browser, contexts):
     phone = page.locator("#open-phone").get_attribute("href")
     assert phone and f"/phone/{svc.store.phone_credential(display)}" in phone
     # The preview is no screen: the page still counts none.
-    expect(page.locator(".heading")).to_contain_text("No screen connected")
+    expect(page.locator(".heading")).to_contain_text("Not installed · no screen connected")
 
 
 def test_a_viewer_previews_but_acts_on_no_selection(server):

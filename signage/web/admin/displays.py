@@ -384,6 +384,9 @@ def display_edit(display_id: int) -> Any:
         state_url=svc.state_url(display) if writer else "",
         phone_url=phone_url(svc, display) if writer else "",
         connected=len([s for s in svc.hub.screens() if s.display_id == display.id]),
+        # Its state in the list's and fleet health's words ("Down for 7 min", "Not installed").
+        state_row=next((r for r in display_rows(svc) if r["display"].id == display.id), None),
+        states=STATES,
         # What its screens show, through a preview credential (never counted as a screen).
         preview_src=url_for("kiosk.kiosk_page", credential=preview_for(svc, display).credential),
         preview_orientation="portrait"
