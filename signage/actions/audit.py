@@ -103,14 +103,12 @@ def change(
     any is bound). The yielded entry may still be amended before the change commits."""
     if only_changes:
         before, after = diff(before, after)
-    actor = actor or current_actor()
-    entry = PendingAudit(
-        actor_kind=actor.kind,
-        actor=actor.name,
-        action=action,
-        target_kind=kind,
-        target_id=None if target_id is None else str(target_id),
-        target_name=name,
+    entry = _pending(
+        actor,
+        action,
+        kind,
+        target_id,
+        name,
         before=before,
         after=after,
         id_from_insert=created,
@@ -134,16 +132,23 @@ def tally(
     """Record one more attempt of a repeated event (a failed sign-in) in the entry for its
     target of the last `window` seconds, or a new one: a count and the distinct values of
     `lists` (store/audit.py `tally_audit`), so a loop cannot flood the trail."""
+    store.tally_audit(_pending(actor, action, kind, target_id, name), time.time() - window, lists)
+
+
+def _pending(
+    actor: Actor | None, action: str, kind: str, target_id: Any, name: str | None, **more: Any
+) -> PendingAudit:
+    """An entry by `actor` (else the caller bound to this request or command)."""
     who = actor or current_actor()
-    entry = PendingAudit(
+    return PendingAudit(
         actor_kind=who.kind,
         actor=who.name,
         action=action,
         target_kind=kind,
         target_id=None if target_id is None else str(target_id),
         target_name=name,
+        **more,
     )
-    store.tally_audit(entry, time.time() - window, lists)
 
 
 class AuditPruner:

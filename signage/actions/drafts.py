@@ -11,6 +11,7 @@ draft, not the live layout: the admin sees it, previews it and publishes it, as 
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -175,27 +176,22 @@ def save_draft(svc: Services, floor_id: str, body: Any, updated_by: str | None) 
     clean = checked_layout(svc, floor_id, body.get("layout"))
     here = _checked_here(svc, floor_id, body.get("here"), clean)
     history = LayoutHistory(svc.store)
+    # A save at revision 0 succeeds only when the floor has no draft: it starts one. Recorded
+    # once, with the save's transaction; the autosaves after it are not.
+    started = (
+        audit.change(
+            svc.store,
+            "layout.draft_started",
+            "layout",
+            floor_id,
+            floor_id,
+            after={"base_version": base, "rooms": len(clean.get("rooms", {}))},
+        )
+        if revision == 0
+        else nullcontext()
+    )
     try:
-        if revision == 0:
-            # A save at revision 0 succeeds only when the floor has no draft: it starts one.
-            # Recorded once, with the save's transaction; the autosaves after it are not.
-            with audit.change(
-                svc.store,
-                "layout.draft_started",
-                "layout",
-                floor_id,
-                floor_id,
-                after={"base_version": base, "rooms": len(clean.get("rooms", {}))},
-            ):
-                draft = history.save_draft(
-                    floor_id,
-                    clean,
-                    expected_revision=0,
-                    base_version=base,
-                    here=here,
-                    updated_by=updated_by,
-                )
-        else:
+        with started:
             draft = history.save_draft(
                 floor_id,
                 clean,

@@ -15,7 +15,7 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 from signage.actions import accounts as account_actions
 from signage.store import StoreError
 from signage.web import auth
-from signage.web.admin.base import bp
+from signage.web.admin.base import ask_first, bp
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)
@@ -139,18 +139,17 @@ def admin_delete(admin_id: int) -> Any:
     account = svc.store.get_admin(admin_id)
     if account is None:
         abort(404)
-    if request.form.get("confirm") != "yes":
-        return render_template(
-            "admin/confirm.html",
-            title="Remove this account?",
-            text=f"{account.username} ({account.role}) can no longer sign in, and any session"
-            " it has open ends at once. This cannot be undone: the account would have to be"
-            " created again.",
-            subject=account.username,
-            action=url_for("admin.admin_delete", admin_id=account.id),
-            button="Remove account",
-            cancel=url_for("admin.admins"),
-        )
+    asking = ask_first(
+        title="Remove this account?",
+        text=f"{account.username} ({account.role}) can no longer sign in, and any session"
+        " it has open ends at once. This cannot be undone: the account would have to be"
+        " created again.",
+        subject=account.username,
+        button="Remove account",
+        cancel=url_for("admin.admins"),
+    )
+    if asking is not None:
+        return asking
     try:
         removed = account_actions.remove_account(svc.store, account)
     except StoreError as exc:

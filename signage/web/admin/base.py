@@ -329,6 +329,23 @@ def home() -> Response:
     return redirect(url_for("admin.displays"))
 
 
+def ask_first(*, title: str, text: str, subject: str, button: str, cancel: str) -> str | None:
+    """The page asking whether to go ahead with a destructive form (Cancel first and focused;
+    its button sends the same form again with confirm=yes), or None once it was answered: the
+    route then acts."""
+    if request.form.get("confirm") == "yes":
+        return None
+    return render_template(
+        "admin/confirm.html",
+        title=title,
+        text=text,
+        subject=subject,
+        action=request.path,
+        button=button,
+        cancel=cancel,
+    )
+
+
 def display_or_404(display_id: int) -> Display:
     """The display of a console URL, or a 404 page."""
     display = services().store.get_display(display_id)

@@ -11,7 +11,7 @@ from flask import Response, flash, redirect, render_template, request, url_for
 from signage.actions import branding
 from signage.core.branding import MIN_RATIO, THEMES, check_accent, format_ratio
 from signage.store.branding import MAX_LOGO_BYTES
-from signage.web.admin.base import bp, display_or_404
+from signage.web.admin.base import ask_first, bp, display_or_404
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)
@@ -72,16 +72,15 @@ def display_logo_upload(display_id: int) -> Any:
 def display_logo_remove(display_id: int) -> Any:
     """Show no logo on the display's screens (after a page asking)."""
     display = display_or_404(display_id)
-    if request.form.get("confirm") != "yes":
-        return render_template(
-            "admin/confirm.html",
-            title="Remove this display's logo?",
-            text="Its screens reload and show no logo. To show it again, upload the file again.",
-            subject=display.name,
-            action=url_for("admin.display_logo_remove", display_id=display.id),
-            button="Remove logo",
-            cancel=url_for("admin.display_branding", display_id=display.id),
-        )
+    asking = ask_first(
+        title="Remove this display's logo?",
+        text="Its screens reload and show no logo. To show it again, upload the file again.",
+        subject=display.name,
+        button="Remove logo",
+        cancel=url_for("admin.display_branding", display_id=display.id),
+    )
+    if asking is not None:
+        return asking
     branding.remove_logo(services(), display)
     flash("Logo removed.", "ok")
     return redirect(url_for("admin.display_branding", display_id=display.id))

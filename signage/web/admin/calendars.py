@@ -18,7 +18,7 @@ from signage.actions import audit
 from signage.actions.calendars import KIND_LABELS, calendar_rows, room_floor
 from signage.actions.displays import SPACE_ID, floor_label
 from signage.services import Services
-from signage.web.admin.base import bp
+from signage.web.admin.base import ask_first, bp
 from signage.web.calendars import (
     MAX_LINK,
     MAX_PASSWORD,
@@ -154,17 +154,16 @@ def calendar_remove(space_id: str) -> Any:
         abort(404, "no such room")
     space = svc.directory.get(space_id)
     name = space.name if space is not None else space_id
-    if request.form.get("confirm") != "yes":
-        return render_template(
-            "admin/confirm.html",
-            title="Remove this room's calendar?",
-            text="Its bookings are no longer shown on the screens, and the stored link and"
-            " password are deleted: to show bookings again, the link must be entered again.",
-            subject=name,
-            action=url_for("admin.calendar_remove", space_id=space_id),
-            button="Remove calendar",
-            cancel=url_for("admin.calendar_edit", space_id=space_id),
-        )
+    asking = ask_first(
+        title="Remove this room's calendar?",
+        text="Its bookings are no longer shown on the screens, and the stored link and"
+        " password are deleted: to show bookings again, the link must be entered again.",
+        subject=name,
+        button="Remove calendar",
+        cancel=url_for("admin.calendar_edit", space_id=space_id),
+    )
+    if asking is not None:
+        return asking
     with audit.change(
         svc.store,
         "calendar.remove",

@@ -34,7 +34,7 @@ from signage.actions.wording import counted
 from signage.services import Services
 from signage.store import Display
 from signage.web import auth
-from signage.web.admin.base import bp, display_or_404
+from signage.web.admin.base import ask_first, bp, display_or_404
 from signage.web.current import services
 from signage.web.names import floor_name
 
@@ -401,17 +401,16 @@ def display_delete(display_id: int) -> Any:
     """Delete a display; its screens lose their credential (after a page asking whether to)."""
     svc = services()
     display = display_or_404(display_id)
-    if request.form.get("confirm") != "yes":
-        return render_template(
-            "admin/confirm.html",
-            title="Delete this display?",
-            text="Its screens lose their credential at once, and its settings and phone link"
-            " are gone. This cannot be undone: a new display must be paired again.",
-            subject=display.name,
-            action=url_for("admin.display_delete", display_id=display.id),
-            button="Delete display",
-            cancel=url_for("admin.display_edit", display_id=display.id),
-        )
+    asking = ask_first(
+        title="Delete this display?",
+        text="Its screens lose their credential at once, and its settings and phone link"
+        " are gone. This cannot be undone: a new display must be paired again.",
+        subject=display.name,
+        button="Delete display",
+        cancel=url_for("admin.display_edit", display_id=display.id),
+    )
+    if asking is not None:
+        return asking
     remove_display(svc.store, svc.hub, display)
     flash(f"Display “{display.name}” deleted.", "ok")
     return redirect(url_for("admin.displays"))
@@ -422,17 +421,16 @@ def display_revoke(display_id: int) -> Any:
     """A new credential for a display: its screens return to pairing (after a page asking)."""
     svc = services()
     display = display_or_404(display_id)
-    if request.form.get("confirm") != "yes":
-        return render_template(
-            "admin/confirm.html",
-            title="Revoke this display's credential?",
-            text="Its screens stop at once and show a pairing code: someone must pair each"
-            " screen again at the screen. Its settings and phone link are kept.",
-            subject=display.name,
-            action=url_for("admin.display_revoke", display_id=display.id),
-            button="Revoke credential",
-            cancel=url_for("admin.display_edit", display_id=display.id),
-        )
+    asking = ask_first(
+        title="Revoke this display's credential?",
+        text="Its screens stop at once and show a pairing code: someone must pair each"
+        " screen again at the screen. Its settings and phone link are kept.",
+        subject=display.name,
+        button="Revoke credential",
+        cancel=url_for("admin.display_edit", display_id=display.id),
+    )
+    if asking is not None:
+        return asking
     revoke_display(svc.store, svc.hub, display)
     flash("Credential revoked: its screens show a pairing code again.", "ok")
     return redirect(url_for("admin.display_edit", display_id=display.id))
@@ -444,17 +442,16 @@ def display_revoke_phone(display_id: int) -> Any:
     (after a page asking)."""
     svc = services()
     display = display_or_404(display_id)
-    if request.form.get("confirm") != "yes":
-        return render_template(
-            "admin/confirm.html",
-            title="Revoke this display's phone link?",
-            text="Phones that opened the old link or QR code lose the view at once; its screens"
-            " show a new QR code within seconds. The screens themselves keep working.",
-            subject=display.name,
-            action=url_for("admin.display_revoke_phone", display_id=display.id),
-            button="Revoke phone link",
-            cancel=url_for("admin.display_edit", display_id=display.id),
-        )
+    asking = ask_first(
+        title="Revoke this display's phone link?",
+        text="Phones that opened the old link or QR code lose the view at once; its screens"
+        " show a new QR code within seconds. The screens themselves keep working.",
+        subject=display.name,
+        button="Revoke phone link",
+        cancel=url_for("admin.display_edit", display_id=display.id),
+    )
+    if asking is not None:
+        return asking
     revoke_phone_link(svc.store, svc.hub, display)
     flash("Phone link revoked: its screens show a new QR code within seconds.", "ok")
     return redirect(url_for("admin.display_edit", display_id=display.id))

@@ -13,12 +13,11 @@ from flask import Response, abort, flash, redirect, render_template, request, ur
 
 from signage.actions import floor_order
 from signage.actions.displays import Invalid, floor_choices, floor_label
-from signage.actions.drafts import drafts_summary
+from signage.actions.drafts import drafts_summary, local_time
 from signage.actions.plans import remove_plan, replace_plan
 from signage.store import plans
 from signage.web import auth
-from signage.web.admin.announcements import local_time
-from signage.web.admin.base import bp
+from signage.web.admin.base import ask_first, bp
 from signage.web.current import services
 
 logger = logging.getLogger(__name__)
@@ -47,9 +46,9 @@ def plans_page() -> str:
     recorded = {p.floor_id: p for p in svc.store.list_plans()}
 
     def floor_time(value: str | None, floor_id: str) -> str:
-        # Upload and draft times in the floor's own zone, named (UTC when Density gives none).
-        zone = svc.directory.time_zone(floor_id) or "UTC"
-        return f"{local_time(value, zone)} {zone}" if value else ""
+        # Upload and draft times in the floor's own zone, named (UTC when Density gives none),
+        # as the editor's messages write them.
+        return local_time(svc, floor_id, value) if value else ""
 
     return render_template(
         "admin/plans.html",
@@ -89,17 +88,16 @@ def plan_delete(floor_id: str) -> Response:
     svc = services()
     if svc.store.get_plan(floor_id) is None:
         abort(404)
-    if request.form.get("confirm") != "yes":
-        return render_template(
-            "admin/confirm.html",
-            title="Remove this floor's plan?",
-            text="Its screens go back to the automatic schematic drawn from Density's rooms"
-            " within seconds. A plan can be uploaded again at any time.",
-            subject=floor_label(svc.directory, floor_id),
-            action=url_for("admin.plan_delete", floor_id=floor_id),
-            button="Remove plan",
-            cancel=url_for("admin.plans_page"),
-        )
+    asking = ask_first(
+        title="Remove this floor's plan?",
+        text="Its screens go back to the automatic schematic drawn from Density's rooms"
+        " within seconds. A plan can be uploaded again at any time.",
+        subject=floor_label(svc.directory, floor_id),
+        button="Remove plan",
+        cancel=url_for("admin.plans_page"),
+    )
+    if asking is not None:
+        return asking
     if not remove_plan(svc.store, svc.hub, svc.config, floor_id):
         abort(404)
     flash("Plan removed.", "ok")
