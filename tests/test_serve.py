@@ -63,13 +63,15 @@ def test_server_restart_kiosks_come_back_with_a_new_snapshot(serve_env, sim, fle
     proc.start(tmp_path / "serve.log")
     try:
         kiosks = fleet.add(displays[0]["socket_url"], 10, reconnect=True)
-        fleet.wait(lambda k: k.snapshots == 1 and k.feed == "live", timeout=20)
+        # Bounds, not speeds: a fresh server process and ten kiosks on a loaded 2-core machine
+        # (20 s failed once in a full run), as the thousand-kiosk test below allows 90 s.
+        fleet.wait(lambda k: k.snapshots == 1 and k.feed == "live", timeout=60)
         first_epoch = kiosks[0].epoch
         assert proc.stop(signal.SIGTERM) == 0
         fleet.wait(lambda k: 1012 in k.close_codes, timeout=10, message="told to come back")
         proc.start(tmp_path / "serve.log")
-        fleet.wait(lambda k: k.snapshots == 2 and k.epoch != first_epoch, timeout=20)
-        fleet.wait(lambda k: k.feed == "live", timeout=20)
+        fleet.wait(lambda k: k.snapshots == 2 and k.epoch != first_epoch, timeout=60)
+        fleet.wait(lambda k: k.feed == "live", timeout=60)
     finally:
         proc.stop()
     assert "serve-test-key" not in (tmp_path / "serve.log").read_text()
